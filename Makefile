@@ -1,0 +1,61 @@
+# Two commands on a fresh clone: `make run` and `make test`. Everything lives in .venv.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := .tools/bin/uv
+BIN := .venv/bin
+PREFECT_PORT ?= 4200
+
+# One local Prefect home and server for this checkout; nothing phones home.
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export RAY_USAGE_STATS_ENABLED := 0
+export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
+
+.PHONY: help install run stop test lint format clean
+
+help:
+	@echo "make run     start a local Prefect server + worker, deploy, run pipeline/default"
+	@echo "make stop    stop the server and worker that make run started"
+	@echo "make test    install and run the test suite"
+	@echo "make lint    ruff check and ruff format --check"
+
+# uv itself, pinned, in a private venv: nothing needs to be installed beforehand.
+$(UV):
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+.venv/.installed: pyproject.toml uv.lock | $(UV)
+	$(UV) sync --locked --python $(PYTHON)
+	@touch $@
+
+install: .venv/.installed
+
+run: install
+	@deployments/local.sh server
+	@deployments/local.sh pool
+	$(BIN)/prefect --no-prompt deploy --all
+	@deployments/local.sh worker
+	$(BIN)/prefect deployment run pipeline/default --watch
+	@$(BIN)/python deployments/report.py pipeline/default
+	@echo "Prefect UI: $(PREFECT_API_URL:/api=)"
+
+stop:
+	@deployments/local.sh stop
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+clean: stop
+	rm -rf .venv .tools .prefect .run data

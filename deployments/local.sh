@@ -1,0 +1,78 @@
+#!/usr/bin/env bash
+# The local Prefect server and worker behind `make run`; `stop` ends only what we started.
+#   deployments/local.sh server|pool|worker|stop
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUN_DIR=.run
+BIN=.venv/bin
+POOL=${PREFECT_WORK_POOL:-local-process}
+: "${PREFECT_API_URL:?PREFECT_API_URL must be set (the Makefile sets it)}"
+mkdir -p "$RUN_DIR"
+
+api_up() {
+  "$BIN/python" - "$PREFECT_API_URL/health" <<'PY' 2>/dev/null
+import sys, urllib.request
+urllib.request.urlopen(sys.argv[1], timeout=2).read()
+PY
+}
+
+alive() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
+start_bg() {  # name command...: its own session, so stop can end its children too
+  local name=$1
+  shift
+  setsid "$@" >"$RUN_DIR/$name.log" 2>&1 </dev/null &
+  echo $! >"$RUN_DIR/$name.pid"
+}
+
+stop_one() {
+  local name=$1 pid
+  alive "$name" || { rm -f "$RUN_DIR/$name.pid"; return 0; }
+  pid=$(cat "$RUN_DIR/$name.pid")
+  echo "stopping $name (process group $pid)"
+  kill -TERM -- "-$pid" 2>/dev/null || true
+  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  kill -KILL -- "-$pid" 2>/dev/null || true
+  rm -f "$RUN_DIR/$name.pid"
+}
+
+case "${1:-}" in
+  server)
+    if api_up; then
+      echo "Prefect server already answers at $PREFECT_API_URL"
+      exit 0
+    fi
+    port=${PREFECT_API_URL##*:}
+    port=${port%%/*}
+    echo "starting Prefect server on 127.0.0.1:$port (log: $RUN_DIR/server.log)"
+    start_bg server "$BIN/prefect" server start --host 127.0.0.1 --port "$port"
+    for _ in $(seq 120); do
+      api_up && exit 0
+      alive server || { tail -20 "$RUN_DIR/server.log"; exit 1; }
+      sleep 1
+    done
+    echo "Prefect server did not answer within 120 s; see $RUN_DIR/server.log" >&2
+    exit 1
+    ;;
+  pool)
+    "$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1 ||
+      "$BIN/prefect" work-pool create "$POOL" --type process
+    ;;
+  worker)
+    if alive worker; then
+      echo "worker already running (pid $(cat "$RUN_DIR/worker.pid"))"
+      exit 0
+    fi
+    echo "starting a worker on pool $POOL (log: $RUN_DIR/worker.log)"
+    start_bg worker "$BIN/prefect" worker start --pool "$POOL"
+    ;;
+  stop)
+    stop_one worker
+    stop_one server
+    ;;
+  *)
+    echo "usage: $0 server|pool|worker|stop" >&2
+    exit 2
+    ;;
+esac

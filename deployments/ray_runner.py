@@ -1,0 +1,45 @@
+"""Where the flows run: prefect-ray's task runner, wired for this project."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, TypeVar
+
+from prefect import Task
+from prefect_ray import RayTaskRunner
+from prefect_ray.context import remote_options
+
+R = TypeVar("R")
+
+_PACKAGES = [str(Path(__file__).resolve().parents[1] / name) for name in ("tasks", "flows")]
+
+
+class PipelineRayTaskRunner(RayTaskRunner):
+    """``RayTaskRunner`` that joins the cluster in ``RAY_ADDRESS`` or starts its own.
+
+    The address is read when a flow run starts, not at import. Without ``RAY_ADDRESS``
+    it starts a fresh local Ray ("local"), where a bare ``ray.init()`` would attach to
+    whichever cluster last ran on this host. A Ray instance already running in this
+    process (a parent flow's, or the test suite's) is reused as is.
+    """
+
+    def __enter__(self):
+        if self.address is None:
+            self.address = os.environ.get("RAY_ADDRESS") or "local"
+            if self.address != "local":
+                # A remote cluster has no copy of this project: ship our packages.
+                runtime_env = dict(self.init_kwargs.get("runtime_env") or {})
+                runtime_env.setdefault("py_modules", _PACKAGES)
+                self.init_kwargs["runtime_env"] = runtime_env
+        return super().__enter__()
+
+
+def run_stage(stage: Task[..., R], **parameters: Any) -> R:
+    """Run a stage task on Ray and return its result.
+
+    The task only drives a Ray Data job, so it reserves no CPU: holding one while the
+    job waits for CPUs deadlocks a small machine.
+    """
+    with remote_options(num_cpus=0):
+        return stage.submit(**parameters).result()

@@ -1,0 +1,45 @@
+"""Step 3: clean the text for LLM training into a new Parquet dataset."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from prefect import flow, get_run_logger
+
+from deployments.ray_runner import PipelineRayTaskRunner, run_stage
+from tasks.stages import preprocess_task
+from tasks.storage import canonical_uri
+
+
+@flow(name="preprocess", task_runner=PipelineRayTaskRunner())
+def preprocess(
+    input_uri: str,
+    output_uri: str,
+    input_format: str = "auto",
+    batch_size: int = 1024,
+    num_files: int | None = None,
+    ray_remote_args: dict[str, Any] | None = None,
+) -> str:
+    """Add ``cleaned_text`` (the seed's regex, lower-cased) to every row of the input.
+
+    The input is a committed dataset, a directory or a file of Parquet or JSON Lines
+    (``input_format``: parquet, json or auto). ``num_files`` sets the number of output
+    files; by default there is one per input file.
+    """
+    output = canonical_uri(output_uri)
+    manifest = run_stage(
+        preprocess_task,
+        input_uri=canonical_uri(input_uri),
+        output_uri=output,
+        input_format=input_format,
+        batch_size=batch_size,
+        num_files=num_files,
+        ray_remote_args=ray_remote_args,
+    )
+    get_run_logger().info(
+        "committed %d cleaned rows in %d files at %s",
+        manifest["num_rows"],
+        len(manifest["files"]),
+        output,
+    )
+    return output

@@ -1,0 +1,158 @@
+"""Datasets on storage: part files plus ``_manifest.json``, the commit point.
+
+A dataset is committed when its manifest exists; the manifest lists every data file
+with its row count and size, and only listed files belong to the dataset. Parts have
+deterministic names, so a retried write overwrites instead of duplicating.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks import storage
+from tasks.errors import InputError, OutputConflictError
+from tasks.storage import Location
+
+MANIFEST_NAME = "_manifest.json"
+MANIFEST_VERSION = 1
+_PART_RE = re.compile(r"^part-\d{5,}\.parquet$")
+# What a crashed local atomic write of ours can leave behind.
+_TEMP_RE = re.compile(r"^(_manifest\.json|part-\d{5,}\.parquet)\.tmp-[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One data file of a dataset, relative to the dataset root."""
+
+    path: str
+    num_rows: int
+    size_bytes: int
+
+
+def part_name(index: int) -> str:
+    return f"part-{index:05d}.parquet"
+
+
+def is_own_file(relative: str) -> bool:
+    """True for names this project writes at a dataset root (parts, manifest, temps)."""
+    return relative == MANIFEST_NAME or bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
+
+
+def build_manifest(
+    files: Iterable[FileEntry], schema: pa.Schema, **extra: object
+) -> dict[str, object]:
+    """The manifest document: counts, files, schema, plus whatever ``extra`` records."""
+    entries = sorted(files, key=lambda f: f.path)
+    return {
+        "manifest_version": MANIFEST_VERSION,
+        "num_rows": sum(f.num_rows for f in entries),
+        "size_bytes": sum(f.size_bytes for f in entries),
+        "files": [asdict(f) for f in entries],
+        "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
+        "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        **extra,
+    }
+
+
+def read_manifest(root: Location) -> dict | None:
+    """The committed manifest of the dataset at ``root``, or None if uncommitted."""
+    loc = root.child(MANIFEST_NAME)
+    try:
+        raw = storage.read_bytes(loc)
+    except FileNotFoundError:
+        return None
+    try:
+        manifest = json.loads(raw)
+        files = [FileEntry(**f) for f in manifest["files"]]
+        int(manifest["num_rows"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InputError(f"{loc.uri}: not a valid manifest ({exc})") from exc
+    if sum(f.num_rows for f in files) != manifest["num_rows"]:
+        raise InputError(f"{loc.uri}: num_rows does not match the sum over its files")
+    return manifest
+
+
+def manifest_fingerprint(root: Location) -> str | None:
+    """sha256 of the dataset's manifest bytes: identifies one committed version."""
+    try:
+        return hashlib.sha256(storage.read_bytes(root.child(MANIFEST_NAME))).hexdigest()
+    except FileNotFoundError:
+        return None
+
+
+def check_disjoint(input_root: Location, output_root: Location) -> None:
+    """Refuse an output equal to, inside, or containing the input."""
+    if input_root.contains(output_root):
+        raise InputError(
+            f"output_uri {output_root.uri} is equal to or inside input_uri {input_root.uri}"
+        )
+    if output_root.contains(input_root):
+        raise InputError(f"input_uri {input_root.uri} is inside output_uri {output_root.uri}")
+
+
+def prepare_output(root: Location) -> list[str]:
+    """Check ``root`` may be written and uncommit any dataset already there.
+
+    Returns the relative names of our own files found there (old parts, temps). Raises
+    :class:`OutputConflictError` if anything else is there: we never delete what we did
+    not write.
+    """
+    found = [f.path for f in storage.list_files(root)]
+    relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
+    foreign = [r for r in relative if not is_own_file(r)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise OutputConflictError(
+            f"output location {root.uri} holds {len(foreign)} file(s) this pipeline did not "
+            f"write ({shown}); choose an empty location or remove them"
+        )
+    storage.make_dirs(root)
+    # Uncommit first: from here until the new manifest lands, readers see no dataset
+    # rather than a manifest that disagrees with the files.
+    storage.delete_file(root.child(MANIFEST_NAME))
+    return [r for r in relative if r != MANIFEST_NAME]
+
+
+def commit(root: Location, manifest: dict, leftovers: Iterable[str]) -> None:
+    """Delete our files the manifest does not list, then write the manifest last."""
+    listed = {f["path"] for f in manifest["files"]}  # type: ignore[index]
+    for relative in leftovers:
+        if relative not in listed and is_own_file(relative):
+            storage.delete_file(root.child(relative))
+    body = json.dumps(manifest, indent=2, sort_keys=False).encode()
+    storage.write_bytes_atomic(root.child(MANIFEST_NAME), body)
+
+
+def describe_files(root: Location, names: Iterable[str]) -> list[FileEntry]:
+    """Row counts (from Parquet footers) and sizes of written part files."""
+    entries = []
+    for name in names:
+        loc = root.child(name)
+        with loc.fs.open_input_file(loc.path) as handle:
+            rows = pq.ParquetFile(handle).metadata.num_rows
+        entries.append(FileEntry(name, rows, storage.info(loc).size))
+    return entries
+
+
+def read_dataset(uri: str, columns: list[str] | None = None) -> pa.Table:
+    """Read a committed dataset through its manifest (never by listing)."""
+    root = storage.resolve(uri)
+    manifest = read_manifest(root)
+    if manifest is None:
+        raise InputError(f"{root.uri} has no {MANIFEST_NAME}: not a committed dataset")
+    tables = []
+    for entry in manifest["files"]:
+        loc = root.child(entry["path"])
+        with loc.fs.open_input_file(loc.path) as handle:
+            tables.append(pq.read_table(handle, columns=columns))
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables)

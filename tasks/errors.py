@@ -1,0 +1,14 @@
+"""Errors the pipeline raises on purpose, split by whether a retry can help."""
+
+from __future__ import annotations
+
+
+class InputError(ValueError):
+    """Bad input or parameters: deterministic, so retrying cannot help.
+
+    The message names what is wrong (file, column, parameter) so it can be fixed.
+    """
+
+
+class OutputConflictError(InputError):
+    """The output location holds something this project did not write."""

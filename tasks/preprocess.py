@@ -1,0 +1,201 @@
+"""Step 3 of the seed: clean the ``text`` column for LLM training, Parquet in and out.
+
+Each output part reads its slice of the input, cleans it batch by batch and streams it
+to Parquet in the same task, so memory stays flat and nothing is shuffled.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pyarrow as pa
+
+from tasks import dataset, inputs, storage
+from tasks.clean import CLEANED_COLUMN, clean_batch
+from tasks.errors import InputError
+from tasks.parts import write_part
+from tasks.raydata import map_items
+
+Slice = tuple[int, int, int]  # (input file index, first row, stop row)
+
+
+def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]]:
+    """Which input rows go to which output part.
+
+    ``num_files=None`` keeps one part per non-empty input file. Otherwise the rows, in
+    input order, are cut into ``num_files`` contiguous runs whose sizes differ by at
+    most one (fewer parts if there are fewer rows than that).
+    """
+    if num_files is None:
+        return [[(i, 0, n)] for i, n in enumerate(row_counts) if n > 0]
+    if num_files < 1:
+        raise InputError(f"num_files must be at least 1 or None, got {num_files}")
+    total = sum(row_counts)
+    parts = min(num_files, total)
+    bounds = [p * total // parts for p in range(parts + 1)]
+    starts = [sum(row_counts[:i]) for i in range(len(row_counts))]
+    plan: list[list[Slice]] = []
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
+        slices: list[Slice] = []
+        for i, (first, n) in enumerate(zip(starts, row_counts, strict=True)):
+            a, b = max(lo, first), min(hi, first + n)
+            if b > a:
+                slices.append((i, a - first, b - first))
+        plan.append(slices)
+    return plan
+
+
+def output_schema(input_schema: pa.Schema, where: str) -> pa.Schema:
+    """The input's columns (``text`` as string) plus ``cleaned_text``."""
+    if "text" not in input_schema.names:
+        names = ", ".join(input_schema.names) or "none"
+        raise InputError(f"{where}: no 'text' column (columns: {names})")
+    if CLEANED_COLUMN in input_schema.names:
+        raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
+    kind = input_schema.field("text").type
+    textual = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
+    textual = textual or pa.types.is_string_view(kind)
+    textual = textual or (pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type))
+    if not textual:
+        raise InputError(f"{where}: column 'text' has type {kind}, expected a string type")
+    schema = input_schema.remove_metadata()
+    schema = schema.set(schema.get_field_index("text"), pa.field("text", pa.string()))
+    return schema.append(pa.field(CLEANED_COLUMN, pa.string()))
+
+
+def _encode_schema(schema: pa.Schema) -> str:
+    return base64.b64encode(schema.serialize().to_pybytes()).decode()
+
+
+def _decode_schema(text: str) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(base64.b64decode(text)))
+
+
+def inspect_input(spec: dict[str, Any]) -> dict[str, Any]:
+    """Row count and schema of one input file; fails naming the file if unreadable."""
+    if spec["format"] == "parquet":
+        rows, schema = inputs.parquet_metadata(spec["uri"])
+    else:
+        rows, schema = inputs.count_json_rows(spec["uri"])
+    return {"uri": spec["uri"], "num_rows": rows, "schema": _encode_schema(schema)}
+
+
+def _iter_slice(fmt: str, uri: str, start: int, stop: int, batch_size: int) -> Iterator[pa.Table]:
+    if fmt == "parquet":
+        yield from inputs.iter_parquet(uri, batch_size, start, stop)
+        return
+    position = 0  # JSON cannot seek by row: skip to the slice.
+    for table in inputs.iter_json(uri, batch_size):
+        lo, hi = max(start - position, 0), min(stop - position, table.num_rows)
+        if hi > lo:
+            yield table.slice(lo, hi - lo)
+        position += table.num_rows
+        if position >= stop:
+            return
+
+
+def write_cleaned_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """Read one part's input slices, clean them batch by batch, write the part."""
+    root = storage.resolve(spec["output_uri"])
+    schema = _decode_schema(spec["schema"])
+
+    def cleaned() -> Iterator[pa.Table]:
+        for uri, start, stop in spec["slices"]:
+            for table in _iter_slice(spec["format"], uri, start, stop, spec["batch_size"]):
+                out = clean_batch(table, where=uri)
+                try:
+                    yield out.select(schema.names).cast(schema)
+                except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                    raise InputError(
+                        f"{uri}: columns {out.schema.names} do not match the dataset's "
+                        f"{schema.names} ({exc})"
+                    ) from exc
+
+    entry = write_part(root, spec["index"], cleaned(), schema)
+    return {"path": entry.path, "num_rows": entry.num_rows, "size_bytes": entry.size_bytes}
+
+
+def _check_same_schema(inspected: list[dict[str, Any]]) -> pa.Schema:
+    schemas = [_decode_schema(i["schema"]) for i in inspected]
+    first = output_schema(schemas[0], inspected[0]["uri"])
+    for info, schema in zip(inspected[1:], schemas[1:], strict=True):
+        other = output_schema(schema, info["uri"])
+        if other.names != first.names or not other.equals(first):
+            raise InputError(
+                f"{info['uri']}: schema {other.names} differs from {inspected[0]['uri']}'s "
+                f"{first.names} ({other} vs {first})"
+            )
+    return first
+
+
+def preprocess_dataset(
+    input_uri: str,
+    output_uri: str,
+    input_format: str = "auto",
+    batch_size: int = 1024,
+    num_files: int | None = None,
+    ray_remote_args: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Clean every row of the input into a committed dataset; return its manifest.
+
+    Inputs are validated before the output is touched: a bad input leaves an earlier
+    committed output as it was.
+    """
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
+    if num_files is not None and num_files < 1:
+        raise InputError(f"num_files must be at least 1 or None, got {num_files}")
+    started = time.monotonic()
+    found = inputs.discover(input_uri, input_format)
+    root = storage.resolve(output_uri)
+    dataset.check_disjoint(found.root, root)
+
+    specs = [{"uri": f.uri, "format": found.format} for f in found.files]
+    inspected = map_items(inspect_input, specs, ray_remote_args=ray_remote_args)
+    by_uri = {i["uri"]: i for i in inspected}
+    inspected = [by_uri[f.uri] for f in found.files]
+    schema = _check_same_schema(inspected)
+    counts = [i["num_rows"] for i in inspected]
+    if sum(counts) == 0:
+        raise InputError(f"input {found.root.uri} has no rows")
+    inspect_seconds = time.monotonic() - started
+
+    leftovers = dataset.prepare_output(root)
+    uris = [f.uri for f in found.files]
+    part_specs = [
+        {
+            "index": index,
+            "slices": [(uris[i], a, b) for i, a, b in slices],
+            "format": found.format,
+            "schema": _encode_schema(schema),
+            "batch_size": batch_size,
+            "output_uri": root.uri,
+        }
+        for index, slices in enumerate(plan_parts(counts, num_files))
+    ]
+    written = map_items(write_cleaned_part, part_specs, ray_remote_args=ray_remote_args)
+    entries = [dataset.FileEntry(**w) for w in written]
+    rows_out = sum(e.num_rows for e in entries)
+    if rows_out != sum(counts):
+        raise RuntimeError(f"wrote {rows_out} rows from {sum(counts)} input rows")
+    manifest = dataset.build_manifest(
+        entries,
+        schema,
+        stage="preprocess",
+        parameters={
+            "input_uri": found.root.uri,
+            "input_format": found.format,
+            "batch_size": batch_size,
+            "num_files": num_files,
+        },
+        inputs={"num_files": len(found.files), "num_rows": sum(counts), **found.fingerprint},
+        timings={
+            "inspect_seconds": round(inspect_seconds, 3),
+            "total_seconds": round(time.monotonic() - started, 3),
+        },
+    )
+    dataset.commit(root, manifest, leftovers)
+    return manifest

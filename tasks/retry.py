@@ -1,0 +1,55 @@
+"""Which failures a retry can fix. Everything else fails at once with its cause."""
+
+from __future__ import annotations
+
+import re
+
+from tasks.errors import InputError
+
+# Messages of transient storage errors as pyarrow and boto surface them (S3 throttling,
+# 5xx, dropped connections); pyarrow raises them all as plain OSError.
+_TRANSIENT_MESSAGE = re.compile(
+    r"SlowDown|Throttl|RequestTimeout|InternalError|ServiceUnavailable|"
+    r"HTTP status (?:500|502|503|504)|Connection reset|connection was closed|"
+    r"timed out|Timeout|Broken pipe",
+    re.IGNORECASE,
+)
+
+
+def _ray_transient_types() -> tuple[type[BaseException], ...]:
+    from ray import exceptions as rex
+
+    names = (
+        "WorkerCrashedError",
+        "NodeDiedError",
+        "ObjectLostError",
+        "OwnerDiedError",
+        "ObjectReconstructionFailedError",
+        "ActorDiedError",
+        "ActorUnavailableError",
+        "RaySystemError",
+        "LocalRayletDiedError",
+        "OutOfMemoryError",
+        "GetTimeoutError",
+    )
+    return tuple(getattr(rex, n) for n in names if hasattr(rex, n))
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True if ``exc`` may not happen again: lost workers, nodes or objects; throttling."""
+    if isinstance(exc, (InputError, PermissionError, FileNotFoundError, NotADirectoryError)):
+        return False
+    if isinstance(exc, _ray_transient_types()):
+        return True
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    if isinstance(exc, OSError) and _TRANSIENT_MESSAGE.search(str(exc)):
+        return True
+    cause = exc.__cause__
+    return cause is not None and cause is not exc and is_transient(cause)
+
+
+def retry_if_transient(task, task_run, state) -> bool:
+    """Prefect ``retry_condition_fn``: retry transient failures only."""
+    exc = state.data
+    return isinstance(exc, BaseException) and is_transient(exc)

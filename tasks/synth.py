@@ -1,0 +1,73 @@
+"""Synthetic text rows, as in the seed: ``id``, ~1 KB ``text``, ``label``.
+
+Rows are generated straight into Arrow buffers with NumPy, in fixed-size chunks whose
+random stream depends only on ``(seed, chunk index)``: the same seed gives the same
+rows however the dataset is split into files.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterator
+
+import numpy as np
+import pyarrow as pa
+
+from tasks.errors import InputError
+
+ALPHABET = string.ascii_letters + " "
+LABELS = ("news", "blog", "forum", "wiki")
+SCHEMA = pa.schema([("id", pa.int64()), ("text", pa.string()), ("label", pa.string())])
+
+# Rows per random chunk. Part of the data's identity: changing it changes the data.
+CHUNK_ROWS = 4096
+
+_ALPHABET_BYTES = np.frombuffer(ALPHABET.encode("ascii"), dtype=np.uint8)
+_LABELS_ARRAY = pa.array(LABELS, pa.string())
+# Offsets of a pa.string() array are int32, so one chunk must stay under 2 GiB.
+_MAX_CHUNK_BYTES = 2**31 - 1
+
+
+def check_parameters(num_rows: int, num_files: int, text_length: int, seed: int) -> None:
+    """Reject parameters that cannot describe a dataset, naming the parameter."""
+    if num_rows < 1:
+        raise InputError(f"num_rows must be at least 1, got {num_rows}")
+    if num_files < 1:
+        raise InputError(f"num_files must be at least 1, got {num_files}")
+    if num_files > num_rows:
+        raise InputError(f"num_files ({num_files}) must not exceed num_rows ({num_rows})")
+    if text_length < 0:
+        raise InputError(f"text_length must be >= 0, got {text_length}")
+    if CHUNK_ROWS * text_length > _MAX_CHUNK_BYTES:
+        raise InputError(
+            f"text_length {text_length} is too large (max {_MAX_CHUNK_BYTES // CHUNK_ROWS})"
+        )
+    if seed < 0:
+        raise InputError(f"seed must be >= 0, got {seed}")
+
+
+def split_rows(num_rows: int, num_files: int) -> list[tuple[int, int]]:
+    """Contiguous ``[start, stop)`` row ranges, one per file, sizes differing by <= 1."""
+    return [(i * num_rows // num_files, (i + 1) * num_rows // num_files) for i in range(num_files)]
+
+
+def generate_chunk(seed: int, chunk: int, text_length: int) -> pa.Table:
+    """All rows of chunk number ``chunk``: ids ``chunk*CHUNK_ROWS`` onwards."""
+    rng = np.random.default_rng([seed, chunk])
+    codes = rng.integers(0, len(_ALPHABET_BYTES), size=CHUNK_ROWS * text_length, dtype=np.uint8)
+    labels = rng.integers(0, len(LABELS), size=CHUNK_ROWS, dtype=np.int8)
+    data = _ALPHABET_BYTES[codes]
+    offsets = np.arange(0, (CHUNK_ROWS + 1) * text_length, text_length, dtype=np.int32)
+    text = pa.StringArray.from_buffers(CHUNK_ROWS, pa.py_buffer(offsets), pa.py_buffer(data))
+    first = chunk * CHUNK_ROWS
+    ids = pa.array(np.arange(first, first + CHUNK_ROWS, dtype=np.int64))
+    return pa.Table.from_arrays([ids, text, _LABELS_ARRAY.take(pa.array(labels))], schema=SCHEMA)
+
+
+def generate_rows(seed: int, start: int, stop: int, text_length: int) -> Iterator[pa.Table]:
+    """Rows with ids ``start`` to ``stop - 1``, one table per chunk they touch."""
+    for chunk in range(start // CHUNK_ROWS, (stop - 1) // CHUNK_ROWS + 1 if stop > start else 0):
+        table = generate_chunk(seed, chunk, text_length)
+        first = chunk * CHUNK_ROWS
+        lo, hi = max(start, first) - first, min(stop, first + CHUNK_ROWS) - first
+        yield table.slice(lo, hi - lo)

@@ -1,0 +1,48 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.clean import clean_text
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under ``root``: proves an input was left byte for byte."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def assert_committed(root: Path) -> dict:
+    """The manifest lists exactly the data files present, with true counts and sizes."""
+    manifest = json.loads((root / "_manifest.json").read_text())
+    present = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
+    listed = sorted(f["path"] for f in manifest["files"])
+    assert present == sorted([*listed, "_manifest.json"])
+    for entry in manifest["files"]:
+        path = root / entry["path"]
+        assert os.path.getsize(path) == entry["size_bytes"]
+        assert pq.ParquetFile(path).metadata.num_rows == entry["num_rows"]
+    assert manifest["num_rows"] == sum(f["num_rows"] for f in manifest["files"])
+    return manifest
+
+
+def assert_cleaned_exactly(table: pa.Table) -> None:
+    texts = table["text"].to_pylist()
+    cleaned = table["cleaned_text"].to_pylist()
+    expected = [None if t is None else clean_text(t) for t in texts]
+    assert cleaned == expected
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

@@ -1,0 +1,97 @@
+"""The vectorised cleaning equals the seed's Python function, character for character."""
+
+import random
+import sys
+
+import pyarrow as pa
+import pytest
+
+from tasks.clean import PYTHON_WHITESPACE, clean_array, clean_batch, clean_text
+from tasks.errors import InputError
+
+# Arrow strings are UTF-8, which cannot hold lone surrogates; every other code point of
+# planes 0 and 1 is checked.
+CODE_POINTS = [c for c in range(0x20000) if not 0xD800 <= c <= 0xDFFF]
+
+
+def test_seed_docstring_example():
+    assert clean_array(pa.array(["Hello, World!!! 2026 @Ray_Data#"])).to_pylist() == [
+        "hello world 2026 raydata"
+    ]
+
+
+def test_every_code_point_of_planes_0_and_1_matches_python_re():
+    chars = [chr(c) for c in CODE_POINTS]
+    # Each code point alone, and between an upper-case letter and a digit.
+    texts = chars + [f"A{c}9" for c in chars]
+    got = clean_array(pa.array(texts, pa.string())).to_pylist()
+    expected = [clean_text(t) for t in texts]
+    mismatches = [
+        (hex(ord(t[0] if len(t) == 1 else t[1])), g, e)
+        for t, g, e in zip(texts, got, expected, strict=True)
+        if g != e
+    ]
+    assert mismatches == []
+
+
+def test_random_strings_match_python_re():
+    rng = random.Random(1234)
+    pools = [
+        [chr(c) for c in CODE_POINTS],
+        list("가나다라힣각ㄱㅏ"),  # syllables kept, jamo removed
+        list(PYTHON_WHITESPACE),
+        [chr(c) for c in range(0x20, 0x7F)],
+        list("ÄÖÜßİıΣσς\u0130\u1e9e"),  # case mappings outside ASCII
+    ]
+    texts = []
+    for _ in range(3000):
+        n = rng.randrange(0, 80)
+        texts.append("".join(rng.choice(rng.choice(pools)) for _ in range(n)))
+    got = clean_array(pa.array(texts)).to_pylist()
+    assert got == [clean_text(t) for t in texts]
+
+
+def test_python_whitespace_is_what_re_calls_whitespace():
+    import re
+
+    assert {chr(c) for c in CODE_POINTS if re.fullmatch(r"\s", chr(c))} == set(PYTHON_WHITESPACE)
+    assert "\u3000" in PYTHON_WHITESPACE and "\x1c" in PYTHON_WHITESPACE
+    assert sys.maxunicode == 0x10FFFF
+
+
+def test_nulls_stay_null_and_empty_stays_empty():
+    assert clean_array(pa.array([None, "", "!!", "A b"])).to_pylist() == [None, "", "", "a b"]
+
+
+@pytest.mark.parametrize(
+    "array",
+    [
+        pa.array(["Ab!", None], pa.large_string()),
+        pa.array(["Ab!", None]).dictionary_encode(),
+        pa.array(["Ab!", None], pa.string_view()),
+        pa.chunked_array([["Ab!"], [None]]),
+    ],
+)
+def test_clean_batch_accepts_every_string_layout(array):
+    table = clean_batch(pa.table({"id": [1, 2], "text": array}))
+    assert table.column_names == ["id", "text", "cleaned_text"]
+    assert table["cleaned_text"].to_pylist() == ["ab", None]
+
+
+def test_clean_batch_keeps_every_column():
+    batch = pa.record_batch({"id": [7], "text": ["X-Y"], "label": ["wiki"], "extra": [1.5]})
+    assert clean_batch(batch).to_pylist() == [
+        {"id": 7, "text": "X-Y", "label": "wiki", "extra": 1.5, "cleaned_text": "xy"}
+    ]
+
+
+def test_missing_text_column_is_named():
+    with pytest.raises(
+        InputError, match=r"part-1\.parquet: no 'text' column \(columns: id, body\)"
+    ):
+        clean_batch(pa.table({"id": [1], "body": ["x"]}), where="part-1.parquet")
+
+
+def test_non_string_text_is_named():
+    with pytest.raises(InputError, match="column 'text' has type int64"):
+        clean_batch(pa.table({"text": [1, 2]}), where="f.parquet")

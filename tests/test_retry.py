@@ -1,0 +1,46 @@
+"""Only failures that can go away are retried."""
+
+import pytest
+from ray import exceptions as rex
+
+from tasks.errors import InputError
+from tasks.retry import is_transient
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        rex.WorkerCrashedError(),
+        rex.ObjectLostError("0" * 56, "", ""),
+        ConnectionResetError("peer reset"),
+        TimeoutError("read"),
+        OSError("AWS Error SLOW_DOWN during PutObject operation: SlowDown"),
+        OSError("When reading: HTTP status 503 ServiceUnavailable"),
+    ],
+)
+def test_transient(exc):
+    assert is_transient(exc)
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        InputError("bad file"),
+        PermissionError("AccessDenied"),
+        FileNotFoundError("gone"),
+        ValueError("bug"),
+        OSError("AWS Error ACCESS_DENIED during HeadObject operation"),
+    ],
+)
+def test_deterministic(exc):
+    assert not is_transient(exc)
+
+
+def test_cause_chain_is_followed():
+    try:
+        try:
+            raise ConnectionResetError("reset")
+        except ConnectionResetError as inner:
+            raise RuntimeError("write failed") from inner
+    except RuntimeError as outer:
+        assert is_transient(outer)
