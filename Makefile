@@ -18,8 +18,8 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 .PHONY: help install run stop test lint format clean
 
 help:
-	@echo "make run     start a local Prefect server + worker, deploy, run pipeline/default"
-	@echo "make stop    stop the server and worker that make run started"
+	@echo "make run     start a local Prefect server, Ray and worker; deploy; run pipeline/default"
+	@echo "make stop    stop the server, Ray and worker that make run started"
 	@echo "make test    install and run the test suite"
 	@echo "make lint    ruff check and ruff format --check"
 
@@ -36,12 +36,14 @@ install: .venv/.installed
 
 run: install
 	@deployments/local.sh server
+	@deployments/local.sh ray
 	@deployments/local.sh pool
 	$(BIN)/prefect --no-prompt deploy --all
 	@deployments/local.sh worker
 	$(BIN)/prefect deployment run pipeline/default --watch
 	@$(BIN)/python deployments/report.py pipeline/default
 	@echo "Prefect UI: $(PREFECT_API_URL:/api=)"
+	@[[ -n "$$RAY_ADDRESS" ]] || echo "Ray dashboard: http://127.0.0.1:$${RAY_DASHBOARD_PORT:-8265}"
 
 stop:
 	@deployments/local.sh stop

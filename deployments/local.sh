@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The local Prefect server and worker behind `make run`; `stop` ends only what we started.
-#   deployments/local.sh server|pool|worker|stop
+# The local Prefect server, Ray head and worker behind `make run`.
+#   deployments/local.sh server|ray|pool|worker|stop
+# `stop` ends only what this script started, by the process groups it recorded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 RUN_DIR=.run
 BIN=.venv/bin
 POOL=${PREFECT_WORK_POOL:-local-process}
+RAY_PORT=${RAY_PORT:-6390}
+RAY_DASHBOARD_PORT=${RAY_DASHBOARD_PORT:-8265}
 : "${PREFECT_API_URL:?PREFECT_API_URL must be set (the Makefile sets it)}"
 mkdir -p "$RUN_DIR"
 
@@ -55,6 +58,29 @@ case "${1:-}" in
     echo "Prefect server did not answer within 120 s; see $RUN_DIR/server.log" >&2
     exit 1
     ;;
+  ray)
+    # A standing local Ray, as the seed has a standing cluster: flow runs join it through
+    # RAY_ADDRESS instead of each starting (and paying for) a Ray of its own.
+    if [[ -n "${RAY_ADDRESS:-}" ]]; then
+      echo "using the Ray cluster in RAY_ADDRESS=$RAY_ADDRESS"
+      exit 0
+    fi
+    if alive ray; then
+      echo "local Ray already running (pid $(cat "$RUN_DIR/ray.pid"))"
+      exit 0
+    fi
+    echo "starting a local Ray head on 127.0.0.1:$RAY_PORT (log: $RUN_DIR/ray.log)"
+    start_bg ray "$BIN/ray" start --head --block --disable-usage-stats \
+      --node-ip-address 127.0.0.1 --port "$RAY_PORT" \
+      --dashboard-host 127.0.0.1 --dashboard-port "$RAY_DASHBOARD_PORT"
+    for _ in $(seq 120); do
+      grep -q "Ray runtime started" "$RUN_DIR/ray.log" && exit 0
+      alive ray || { tail -20 "$RUN_DIR/ray.log"; exit 1; }
+      sleep 1
+    done
+    echo "Ray did not start within 120 s; see $RUN_DIR/ray.log" >&2
+    exit 1
+    ;;
   pool)
     "$BIN/prefect" work-pool inspect "$POOL" >/dev/null 2>&1 ||
       "$BIN/prefect" work-pool create "$POOL" --type process
@@ -65,14 +91,19 @@ case "${1:-}" in
       exit 0
     fi
     echo "starting a worker on pool $POOL (log: $RUN_DIR/worker.log)"
+    if [[ -z "${RAY_ADDRESS:-}" ]] && alive ray; then
+      # Our head has Ray's token authentication on; the token is in ~/.ray/auth_token.
+      export RAY_ADDRESS="127.0.0.1:$RAY_PORT" RAY_AUTH_MODE=token
+    fi
     start_bg worker "$BIN/prefect" worker start --pool "$POOL"
     ;;
   stop)
     stop_one worker
+    stop_one ray
     stop_one server
     ;;
   *)
-    echo "usage: $0 server|pool|worker|stop" >&2
+    echo "usage: $0 server|ray|pool|worker|stop" >&2
     exit 2
     ;;
 esac

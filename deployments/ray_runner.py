@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any, TypeVar
 
 from prefect import Task
@@ -11,9 +10,6 @@ from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
 R = TypeVar("R")
-
-_PACKAGES = [str(Path(__file__).resolve().parents[1] / name) for name in ("tasks", "flows")]
-
 
 class PipelineRayTaskRunner(RayTaskRunner):
     """``RayTaskRunner`` that joins the cluster in ``RAY_ADDRESS`` or starts its own.
@@ -27,11 +23,6 @@ class PipelineRayTaskRunner(RayTaskRunner):
     def __enter__(self):
         if self.address is None:
             self.address = os.environ.get("RAY_ADDRESS") or "local"
-            if self.address != "local":
-                # A remote cluster has no copy of this project: ship our packages.
-                runtime_env = dict(self.init_kwargs.get("runtime_env") or {})
-                runtime_env.setdefault("py_modules", _PACKAGES)
-                self.init_kwargs["runtime_env"] = runtime_env
         return super().__enter__()
 
 

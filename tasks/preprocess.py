@@ -7,6 +7,7 @@ to Parquet in the same task, so memory stays flat and nothing is shuffled.
 from __future__ import annotations
 
 import base64
+import itertools
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -36,7 +37,7 @@ def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]
     total = sum(row_counts)
     parts = min(num_files, total)
     bounds = [p * total // parts for p in range(parts + 1)]
-    starts = [sum(row_counts[:i]) for i in range(len(row_counts))]
+    starts = [0, *itertools.accumulate(row_counts)][:-1]
     plan: list[list[Slice]] = []
     for lo, hi in zip(bounds, bounds[1:], strict=False):
         slices: list[Slice] = []
