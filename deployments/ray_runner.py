@@ -11,6 +11,7 @@ from prefect_ray.context import remote_options
 
 R = TypeVar("R")
 
+
 class PipelineRayTaskRunner(RayTaskRunner):
     """``RayTaskRunner`` that joins the cluster in ``RAY_ADDRESS`` or starts its own.
 

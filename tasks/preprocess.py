@@ -39,7 +39,7 @@ def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]
     bounds = [p * total // parts for p in range(parts + 1)]
     starts = [0, *itertools.accumulate(row_counts)][:-1]
     plan: list[list[Slice]] = []
-    for lo, hi in zip(bounds, bounds[1:], strict=False):
+    for lo, hi in itertools.pairwise(bounds):
         slices: list[Slice] = []
         for i, (first, n) in enumerate(zip(starts, row_counts, strict=True)):
             a, b = max(lo, first), min(hi, first + n)

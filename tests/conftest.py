@@ -23,6 +23,7 @@ def ray_cluster():
         include_dashboard=False,
         object_store_memory=512 * 1024 * 1024,
         namespace="prefect",
+        _node_ip_address="127.0.0.1",
     )
     yield context
     ray.shutdown()

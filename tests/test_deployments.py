@@ -1,0 +1,188 @@
+"""prefect.yaml: what it declares, and every default deployment run through a real worker."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+import yaml
+from prefect.flows import load_flow_from_entrypoint
+
+from tests.helpers import assert_cleaned_exactly, assert_committed
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+DEPLOYMENTS = {
+    f"{load_flow_from_entrypoint(str(ROOT / d['entrypoint'])).name}/{d['name']}": d
+    for d in SPEC["deployments"]
+}
+
+
+def test_the_promised_deployments_exist():
+    assert set(DEPLOYMENTS) == {
+        "create-bucket/default",
+        "generate/default",
+        "preprocess/default",
+        "pipeline/default",
+        "pipeline/nightly",
+    }
+
+
+@pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
+def test_parameters_fit_the_flow_signature(name):
+    spec = DEPLOYMENTS[name]
+    flow = load_flow_from_entrypoint(str(ROOT / spec["entrypoint"]))
+    flow.validate_parameters(spec["parameters"])
+    assert spec["work_pool"]["name"] == "local-process"
+
+
+def test_nightly_runs_at_two_with_an_explicit_timezone():
+    (schedule,) = DEPLOYMENTS["pipeline/nightly"]["schedules"]
+    assert schedule["cron"] == "0 2 * * *"
+    assert schedule["timezone"] == "Asia/Seoul"
+
+
+def test_defaults_chain_through_one_local_bucket():
+    bucket = DEPLOYMENTS["create-bucket/default"]["parameters"]["bucket_uri"]
+    assert bucket.startswith("data/")
+    assert DEPLOYMENTS["pipeline/default"]["parameters"]["bucket_uri"] == bucket
+    generated = DEPLOYMENTS["generate/default"]["parameters"]["output_uri"]
+    assert generated == f"{bucket}/raw"
+    assert DEPLOYMENTS["preprocess/default"]["parameters"]["input_uri"] == generated
+    assert DEPLOYMENTS["preprocess/default"]["parameters"]["output_uri"] == f"{bucket}/preprocessed"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(args: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:
+    # A session of its own, so the whole process tree can be ended by its group id.
+    return subprocess.Popen(
+        args,
+        env=env,
+        cwd=cwd,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+@pytest.fixture
+def project(tmp_path, ray_cluster):
+    """A copy of the project's prefect.yaml and flows/, served by a server and a worker
+    of its own; flow runs join the test session's Ray through RAY_ADDRESS."""
+    work = tmp_path / "project"
+    work.mkdir()
+    shutil.copy(ROOT / "prefect.yaml", work)
+    shutil.copytree(ROOT / "flows", work / "flows", ignore=shutil.ignore_patterns("__pycache__"))
+    port = _free_port()
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(tmp_path / "prefect-home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "RAY_ADDRESS": ray_cluster.address_info["gcs_address"],
+        "RAY_AUTH_MODE": "token",
+        "PREFECT_WORKER_QUERY_SECONDS": "2",
+    }
+    procs = []
+    try:
+        server = _start(
+            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            work,
+            tmp_path / "server.log",
+        )
+        procs.append(server)
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{env['PREFECT_API_URL']}/health", timeout=2).read()
+                break
+            except OSError:
+                assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "Prefect server did not start"
+                time.sleep(1)
+        prefect = [str(BIN / "prefect")]
+        for args in (
+            ["work-pool", "create", "local-process", "--type", "process"],
+            ["--no-prompt", "deploy", "--all"],
+        ):
+            done = subprocess.run(prefect + args, env=env, cwd=work, capture_output=True, text=True)
+            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        procs.append(
+            _start(
+                [*prefect, "worker", "start", "--pool", "local-process"],
+                env,
+                work,
+                tmp_path / "worker.log",
+            )
+        )
+        yield work, env
+    finally:
+        for proc in reversed(procs):
+            _stop(proc)
+
+
+@pytest.mark.e2e
+def test_every_default_deployment_completes_through_a_worker(project):
+    work, env = project
+    bucket = work / "data" / "local-bucket"
+    for name in ("create-bucket/default", "generate/default", "preprocess/default"):
+        _run_deployment(name, env, work)
+    assert bucket.is_dir()
+    assert assert_committed(bucket / "raw")["num_rows"] == 20000
+    first = assert_committed(bucket / "preprocessed")
+    assert first["parameters"]["input_uri"] == f"file://{bucket}/raw"
+
+    shutil.rmtree(bucket)
+    _run_deployment("pipeline/default", env, work)
+    assert assert_committed(bucket / "raw")["num_rows"] == 20000
+    assert assert_committed(bucket / "preprocessed")["num_rows"] == 20000
+    from tasks.dataset import read_dataset
+
+    assert_cleaned_exactly(read_dataset(str(bucket / "preprocessed")))
+    report = subprocess.run(
+        [str(BIN / "python"), str(ROOT / "deployments" / "report.py"), "pipeline/default"],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert report.stdout.strip() == f"output: file://{bucket}/preprocessed"
+
+
+def _run_deployment(name: str, env: dict, cwd: Path) -> None:
+    done = subprocess.run(
+        [str(BIN / "prefect"), "deployment", "run", name, "--watch"],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    assert "Completed" in done.stdout
