@@ -20,12 +20,13 @@ def ensure_local_bucket(loc: Location) -> bool:
 
 def ensure_s3_bucket(loc: Location, region: str | None) -> bool:
     """Create the S3 bucket in ``region`` unless we already own it; True if created."""
-    import boto3
     from botocore.exceptions import ClientError
+    from prefect_aws import AwsCredentials
 
     bucket = loc.path.split("/", 1)[0]
     region = region or os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-    client = boto3.client("s3", region_name=region)
+    # Empty credentials fall back to boto3's standard chain (environment, profile, role).
+    client = AwsCredentials(region_name=region).get_s3_client()
     kwargs: dict = {"Bucket": bucket}
     # us-east-1 is the one region that refuses an explicit LocationConstraint.
     if region and region != "us-east-1":
