@@ -9,6 +9,8 @@ from prefect import Task
 from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
+from tasks.storage import S3Settings
+
 R = TypeVar("R")
 
 
@@ -27,11 +29,11 @@ class PipelineRayTaskRunner(RayTaskRunner):
         return super().__enter__()
 
 
-def run_stage(stage: Task[..., R], **parameters: Any) -> R:
-    """Run a stage task on Ray and return its result.
+def run_stage(stage: Task[..., R], s3: S3Settings | None = None, **parameters: Any) -> R:
+    """Run a stage task on Ray with the flow's S3 settings and return its result.
 
     The task only drives a Ray Data job, so it reserves no CPU: holding one while the
     job waits for CPUs deadlocks a small machine.
     """
     with remote_options(num_cpus=0):
-        return stage.submit(**parameters).result()
+        return stage.submit(params=parameters, s3=s3).result()

@@ -6,13 +6,25 @@ from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
 from tasks.stages import create_bucket_task
-from tasks.storage import canonical_uri
+from tasks.storage import canonical_uri, settings_for
 
 
 @flow(name="create-bucket", task_runner=PipelineRayTaskRunner())
-def create_bucket(bucket_uri: str, region: str | None = None) -> str:
-    """Create the bucket at ``bucket_uri`` if it does not exist; return its URI."""
-    result = run_stage(create_bucket_task, bucket_uri=canonical_uri(bucket_uri), region=region)
-    state = "created" if result["created"] else "already there"
+def create_bucket(
+    bucket_uri: str,
+    region: str | None = None,
+    tags: dict[str, str] | None = None,
+    aws_credentials_block: str | None = None,
+) -> str:
+    """Create the bucket at ``bucket_uri`` if it does not exist; return its URI.
+
+    ``s3://name`` creates a private, encrypted S3 bucket in ``region`` (else the
+    configured one); a bare ``s3://`` picks the seed's ``ray-on-aws-<epoch>`` name. A
+    path or ``file://`` URI creates a local directory.
+    """
+    s3 = settings_for([bucket_uri], aws_credentials_block, region)
+    uri = bucket_uri.strip() if bucket_uri.strip().startswith("s3:") else canonical_uri(bucket_uri)
+    result = run_stage(create_bucket_task, s3=s3, bucket_uri=uri, region=region, tags=tags)
+    state = "created" if result["created"] else "already there, left unchanged"
     get_run_logger().info("bucket %s: %s", result["bucket_uri"], state)
     return str(result["bucket_uri"])

@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
 from tasks.stages import generate_task
-from tasks.storage import canonical_uri
+from tasks.storage import canonical_uri, settings_for
 
 
 @flow(name="generate", task_runner=PipelineRayTaskRunner())
@@ -19,15 +19,19 @@ def generate(
     text_length: int = 1000,
     seed: int = 0,
     ray_remote_args: dict[str, Any] | None = None,
+    aws_credentials_block: str | None = None,
 ) -> str:
     """Write ``num_rows`` rows in ``num_files`` Parquet files to ``output_uri``.
 
     The same ``seed`` gives the same rows. ``ray_remote_args`` goes to every Ray Data
     task (e.g. ``{"resources": {"Intel": 1}}`` to pin the work to one node type).
+    S3 is reached with the standard AWS settings, or those of the prefect-aws
+    ``AwsCredentials`` block named by ``aws_credentials_block``.
     """
     output = canonical_uri(output_uri)
     manifest = run_stage(
         generate_task,
+        s3=settings_for([output], aws_credentials_block),
         output_uri=output,
         num_rows=num_rows,
         num_files=num_files,

@@ -24,12 +24,14 @@ def pipeline(
     preprocessed_num_files: int | None = None,
     region: str | None = None,
     ray_remote_args: dict[str, Any] | None = None,
+    aws_credentials_block: str | None = None,
 ) -> str:
     """Generate into ``{bucket_uri}/raw/``, clean into ``{bucket_uri}/preprocessed/``.
 
+    A bare ``s3://`` creates a bucket with the seed's ``ray-on-aws-<epoch>`` name.
     Returns the URI of the preprocessed dataset.
     """
-    bucket = create_bucket(bucket_uri, region=region)
+    bucket = create_bucket(bucket_uri, region=region, aws_credentials_block=aws_credentials_block)
     raw = generate(
         f"{bucket}/raw",
         num_rows=num_rows,
@@ -37,6 +39,7 @@ def pipeline(
         text_length=text_length,
         seed=seed,
         ray_remote_args=ray_remote_args,
+        aws_credentials_block=aws_credentials_block,
     )
     output = preprocess(
         raw,
@@ -45,6 +48,7 @@ def pipeline(
         batch_size=batch_size,
         num_files=preprocessed_num_files,
         ray_remote_args=ray_remote_args,
+        aws_credentials_block=aws_credentials_block,
     )
     create_link_artifact(
         key="pipeline-output",

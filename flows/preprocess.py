@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
 from tasks.stages import preprocess_task
-from tasks.storage import canonical_uri
+from tasks.storage import canonical_uri, settings_for
 
 
 @flow(name="preprocess", task_runner=PipelineRayTaskRunner())
@@ -19,17 +19,19 @@ def preprocess(
     batch_size: int = 1024,
     num_files: int | None = None,
     ray_remote_args: dict[str, Any] | None = None,
+    aws_credentials_block: str | None = None,
 ) -> str:
     """Add ``cleaned_text`` (the seed's regex, lower-cased) to every row of the input.
 
     The input is a committed dataset, a directory or a file of Parquet or JSON Lines
     (``input_format``: parquet, json or auto). ``num_files`` sets the number of output
-    files; by default there is one per input file.
+    files; by default there is one per input file. S3 is reached as in ``generate``.
     """
-    output = canonical_uri(output_uri)
+    source, output = canonical_uri(input_uri), canonical_uri(output_uri)
     manifest = run_stage(
         preprocess_task,
-        input_uri=canonical_uri(input_uri),
+        s3=settings_for([source, output], aws_credentials_block),
+        input_uri=source,
         output_uri=output,
         input_format=input_format,
         batch_size=batch_size,

@@ -37,6 +37,14 @@ class Inputs:
     fingerprint: dict
 
 
+def _storage_error(loc: Location, exc: Exception) -> bool:
+    """True for an I/O error of the store itself (S3 throttling, permissions), which is
+    not a defect of the file and must keep its type for the retry policy."""
+    return (
+        loc.scheme != "file" and isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid)
+    )
+
+
 def _format_of(name: str) -> str | None:
     lower = name.lower()
     for fmt, extensions in EXTENSIONS.items():
@@ -57,6 +65,8 @@ def discover(uri: str, input_format: str = "auto") -> Inputs:
     root = storage.resolve(uri)
     kind = storage.info(root)
     if kind.type == storage.pafs.FileType.NotFound:
+        if root.scheme == "s3" and not storage.exists(Location("s3", root.bucket, root.s3)):
+            raise InputError(f"input {root.uri} does not exist: no bucket {root.bucket}")
         raise InputError(f"input {root.uri} does not exist")
     if kind.type == storage.pafs.FileType.File:
         fmt = input_format if input_format != "auto" else _format_of(root.name)
@@ -113,9 +123,11 @@ def parquet_metadata(uri: str) -> tuple[int, pa.Schema]:
         with loc.fs.open_input_file(loc.path) as handle:
             meta = pq.ParquetFile(handle)
             return meta.metadata.num_rows, meta.schema_arrow
+    except FileNotFoundError as exc:
+        raise InputError(f"{uri}: input file disappeared") from exc
     except (pa.ArrowInvalid, OSError) as exc:
-        if isinstance(exc, FileNotFoundError):
-            raise InputError(f"{uri}: input file disappeared") from exc
+        if _storage_error(loc, exc):
+            raise
         raise InputError(f"{uri}: not a readable Parquet file ({exc})") from exc
 
 
@@ -148,6 +160,8 @@ def iter_parquet(
                 if position >= stop:
                     return
     except (pa.ArrowInvalid, OSError) as exc:
+        if _storage_error(loc, exc):
+            raise
         raise InputError(f"{uri}: cannot read Parquet data ({exc})") from exc
 
 
@@ -177,6 +191,8 @@ def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Ite
     try:
         stream = loc.fs.open_input_stream(loc.path)
     except OSError as exc:
+        if _storage_error(loc, exc):
+            raise
         raise InputError(f"{uri}: cannot open ({exc})") from exc
     with stream:
         while True:

@@ -11,6 +11,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from tasks import storage
 from tasks.errors import InputError
 
 Item = dict[str, Any]
@@ -38,9 +39,13 @@ def map_items(
     context.raise_original_map_exception = True
     rows = [{"item": json.dumps(item)} for item in items]
     dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+    # The settings travel in the closure (pickled with the task, never logged), so every
+    # worker reads and writes S3 the way the flow was configured to.
+    s3 = storage.current_s3()
 
     def run(row: dict[str, str]) -> dict[str, str]:
-        return {"result": json.dumps(fn(json.loads(row["item"])))}
+        with storage.using_s3(s3):
+            return {"result": json.dumps(fn(json.loads(row["item"])))}
 
     options = {"num_cpus": 1, **(ray_remote_args or {})}
     try:

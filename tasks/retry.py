@@ -35,10 +35,44 @@ def _ray_transient_types() -> tuple[type[BaseException], ...]:
     return tuple(getattr(rex, n) for n in names if hasattr(rex, n))
 
 
+# S3 error codes (as boto3 reports them) that a later attempt can get past.
+_TRANSIENT_S3_CODES = {
+    "SlowDown",
+    "Throttling",
+    "ThrottlingException",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "InternalError",
+    "ServiceUnavailable",
+    "500",
+    "502",
+    "503",
+    "504",
+}
+
+
+def _botocore_transient(exc: BaseException) -> bool | None:
+    """Classify a botocore error, or None if ``exc`` is not one."""
+    try:
+        from botocore import exceptions as bex
+    except ImportError:  # pragma: no cover - botocore comes with prefect-aws
+        return None
+    if isinstance(exc, bex.ClientError):
+        return str(exc.response.get("Error", {}).get("Code")) in _TRANSIENT_S3_CODES
+    if isinstance(exc, (bex.ConnectionError, bex.HTTPClientError)):
+        return True
+    if isinstance(exc, bex.BotoCoreError):
+        return False
+    return None
+
+
 def is_transient(exc: BaseException) -> bool:
     """True if ``exc`` may not happen again: lost workers, nodes or objects; throttling."""
     if isinstance(exc, (InputError, PermissionError, FileNotFoundError, NotADirectoryError)):
         return False
+    botocore_verdict = _botocore_transient(exc)
+    if botocore_verdict is not None:
+        return botocore_verdict
     if isinstance(exc, _ray_transient_types()):
         return True
     if isinstance(exc, (ConnectionError, TimeoutError)):

@@ -5,10 +5,14 @@ The work modules never import Prefect, so the Ray Data tasks they run stay light
 
 from __future__ import annotations
 
-from prefect import task
+from collections.abc import Callable
+from typing import Any
+
+from prefect import Task, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from tasks import storage
 from tasks.bucket import ensure_bucket
 from tasks.generate import generate_dataset
 from tasks.preprocess import preprocess_dataset
@@ -25,6 +29,19 @@ _STAGE = {
     "cache_policy": NO_CACHE,
 }
 
-create_bucket_task = task(ensure_bucket, name="create-bucket", **_STAGE)
-generate_task = task(generate_dataset, name="generate-dataset", **_STAGE)
-preprocess_task = task(preprocess_dataset, name="preprocess-dataset", **_STAGE)
+
+def _stage(work: Callable[..., dict[str, Any]], name: str) -> Task[..., dict[str, Any]]:
+    """A Prefect task running ``work(**params)`` with the flow's S3 settings in force."""
+
+    def run(params: dict[str, Any], s3: storage.S3Settings | None = None) -> dict[str, Any]:
+        with storage.using_s3(s3):
+            return work(**params)
+
+    run.__name__ = work.__name__
+    run.__doc__ = work.__doc__
+    return task(run, name=name, **_STAGE)
+
+
+create_bucket_task = _stage(ensure_bucket, "create-bucket")
+generate_task = _stage(generate_dataset, "generate-dataset")
+preprocess_task = _stage(preprocess_dataset, "preprocess-dataset")

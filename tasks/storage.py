@@ -1,24 +1,158 @@
 """Where data lives: the one place that turns a URI into a filesystem and a path.
 
 Everything else passes URIs around (they pickle to Ray workers and print well) and
-asks this module for a :class:`Location` when it needs to touch bytes.
+asks this module for a :class:`Location` when it needs to touch bytes. S3 settings
+(region, endpoint, credentials) are captured once, where the flow runs, and travel with
+the work in :class:`S3Settings`; :func:`using_s3` makes them current for a block of code.
 """
 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import functools
 import os
 import posixpath
+import re
 import uuid
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
 from tasks.errors import InputError
 
-SUPPORTED_SCHEMES = ("file", "s3")
+# How often the AWS SDKs try a request before giving up (throttling, 5xx, resets).
+S3_MAX_ATTEMPTS = 6
+
+
+@dataclass(frozen=True)
+class S3Settings:
+    """How to reach S3: region, endpoint (for S3-compatible stores) and credentials.
+
+    Credentials left empty mean "the standard AWS chain of the process doing the I/O"
+    (environment, profile, instance role). Secrets are kept out of ``repr``.
+    """
+
+    region: str | None = None
+    endpoint_url: str | None = None
+    access_key_id: str | None = field(default=None, repr=False)
+    secret_access_key: str | None = field(default=None, repr=False)
+    session_token: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_environment(cls, region: str | None = None) -> S3Settings:
+        """The standard AWS variables and profile of this process."""
+        env = os.environ
+        settings = cls(
+            region=region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
+            endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
+            access_key_id=env.get("AWS_ACCESS_KEY_ID"),
+            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
+            session_token=env.get("AWS_SESSION_TOKEN"),
+        )
+        if settings.access_key_id is None and env.get("AWS_PROFILE"):
+            return settings._with_session_credentials(_boto3_session(profile=env["AWS_PROFILE"]))
+        return settings
+
+    @classmethod
+    def from_block(cls, name: str, region: str | None = None) -> S3Settings:
+        """The settings of a saved prefect-aws ``AwsCredentials`` block."""
+        from prefect_aws import AwsCredentials
+
+        try:
+            block = AwsCredentials.load(name)
+        except ValueError as exc:
+            raise InputError(f"no AwsCredentials block named {name!r}") from exc
+        params = block.aws_client_parameters
+        settings = cls(
+            region=region or block.region_name,
+            endpoint_url=params.endpoint_url if params else None,
+        )
+        return settings._with_session_credentials(block.get_boto3_session())
+
+    def _with_session_credentials(self, session: Any) -> S3Settings:
+        credentials = session.get_credentials()
+        if credentials is None:
+            return self
+        frozen = credentials.get_frozen_credentials()
+        return S3Settings(
+            region=self.region or session.region_name,
+            endpoint_url=self.endpoint_url,
+            access_key_id=frozen.access_key,
+            secret_access_key=frozen.secret_key,
+            session_token=frozen.token,
+        )
+
+    def filesystem(self) -> pafs.S3FileSystem:
+        """pyarrow's S3 filesystem; pyarrow ignores ``AWS_ENDPOINT_URL``, so pass it."""
+        options: dict[str, Any] = {
+            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS)
+        }
+        if self.region:
+            options["region"] = self.region
+        if self.endpoint_url:
+            parsed = urlparse(self.endpoint_url)
+            options["endpoint_override"] = parsed.netloc or self.endpoint_url
+            options["scheme"] = parsed.scheme or "https"
+        if self.access_key_id and self.secret_access_key:
+            options["access_key"] = self.access_key_id
+            options["secret_key"] = self.secret_access_key
+            if self.session_token:
+                options["session_token"] = self.session_token
+        return pafs.S3FileSystem(**options)
+
+    def client(self) -> Any:
+        """A boto3 S3 client with the same settings (through prefect-aws)."""
+        from prefect_aws import AwsCredentials
+        from prefect_aws.client_parameters import AwsClientParameters
+
+        credentials = AwsCredentials(
+            aws_access_key_id=self.access_key_id,
+            aws_secret_access_key=self.secret_access_key,
+            aws_session_token=self.session_token,
+            region_name=self.region,
+            aws_client_parameters=AwsClientParameters(
+                endpoint_url=self.endpoint_url,
+                config={"retries": {"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}},
+            ),
+        )
+        return credentials.get_s3_client()
+
+    def to_dict(self) -> dict[str, str | None]:
+        return asdict(self)
+
+
+def _boto3_session(profile: str) -> Any:
+    import boto3
+    from botocore.exceptions import ProfileNotFound
+
+    try:
+        return boto3.Session(profile_name=profile)
+    except ProfileNotFound as exc:
+        raise InputError(f"AWS_PROFILE {profile!r} is not configured") from exc
+
+
+_CURRENT_S3: contextvars.ContextVar[S3Settings | None] = contextvars.ContextVar(
+    "current_s3", default=None
+)
+
+
+@contextlib.contextmanager
+def using_s3(settings: S3Settings | None) -> Iterator[None]:
+    """Make ``settings`` the S3 settings of every location resolved inside the block."""
+    token = _CURRENT_S3.set(settings)
+    try:
+        yield
+    finally:
+        _CURRENT_S3.reset(token)
+
+
+def current_s3() -> S3Settings:
+    """The S3 settings in force: the block's, else this process's environment."""
+    return _CURRENT_S3.get() or S3Settings.from_environment()
 
 
 @dataclass(frozen=True)
@@ -27,6 +161,7 @@ class Location:
 
     scheme: str
     path: str  # absolute local path, or "bucket/key" for S3
+    s3: S3Settings | None = field(default=None, compare=False, repr=False)
 
     @property
     def uri(self) -> str:
@@ -36,7 +171,13 @@ class Location:
 
     @property
     def fs(self) -> pafs.FileSystem:
-        return _filesystem(self.scheme)
+        if self.scheme == "s3":
+            return _s3_filesystem(self.s3 or current_s3())
+        return _local_filesystem()
+
+    @property
+    def bucket(self) -> str:
+        return self.path.split("/", 1)[0]
 
     @property
     def name(self) -> str:
@@ -46,7 +187,7 @@ class Location:
         """The location ``relative`` below this one (a POSIX relative path)."""
         if relative.startswith("/") or ".." in relative.split("/"):
             raise InputError(f"{relative!r} is not a relative path inside {self.uri}")
-        return Location(self.scheme, posixpath.join(self.path, relative))
+        return Location(self.scheme, posixpath.join(self.path, relative), self.s3)
 
     def relative_to(self, root: Location) -> str:
         return posixpath.relpath(self.path, root.path)
@@ -80,10 +221,23 @@ def resolve(uri: str) -> Location:
         if not parsed.netloc:
             raise InputError(f"{uri}: an s3:// URI needs a bucket name")
         key = parsed.path.strip("/")
-        return Location("s3", f"{parsed.netloc}/{key}" if key else parsed.netloc)
+        path = f"{parsed.netloc}/{key}" if key else parsed.netloc
+        return Location("s3", path, current_s3())
     raise InputError(
         f"{uri}: unsupported scheme {parsed.scheme!r}; use a local path, file:// or s3://"
     )
+
+
+def settings_for(
+    uris: list[str], aws_credentials_block: str | None = None, region: str | None = None
+) -> S3Settings | None:
+    """The S3 settings a flow's work needs: from the named prefect-aws block if given,
+    else from this process's AWS environment if any URI is on S3, else none."""
+    if aws_credentials_block:
+        return S3Settings.from_block(aws_credentials_block, region)
+    if any(u.strip().startswith("s3:") for u in uris):
+        return S3Settings.from_environment(region)
+    return None
 
 
 def canonical_uri(uri: str) -> str:
@@ -92,23 +246,42 @@ def canonical_uri(uri: str) -> str:
 
 
 @functools.cache
-def _filesystem(scheme: str) -> pafs.FileSystem:
-    if scheme == "file":
-        return pafs.LocalFileSystem()
-    if scheme == "s3":
-        # pyarrow reads credentials and region from the standard AWS chain, but not
-        # the endpoint variables that S3-compatible stores use; pass those through.
-        endpoint = os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-        options: dict[str, object] = {}
-        if endpoint:
-            parsed = urlparse(endpoint)
-            options["endpoint_override"] = parsed.netloc or endpoint
-            options["scheme"] = parsed.scheme or "https"
-        region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION")
-        if region:
-            options["region"] = region
-        return pafs.S3FileSystem(**options)
-    raise InputError(f"unsupported scheme {scheme!r}")
+def _local_filesystem() -> pafs.FileSystem:
+    return pafs.LocalFileSystem()
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_filesystem(settings: S3Settings) -> pafs.FileSystem:
+    return settings.filesystem()
+
+
+_S3_DENIED = re.compile(
+    r"ACCESS_DENIED|AccessDenied|HTTP status 403|InvalidAccessKeyId|SignatureDoesNotMatch"
+)
+_S3_NO_BUCKET = re.compile(r"NoSuchBucket|NO_SUCH_BUCKET|Bucket '[^']*' not found")
+
+
+@contextlib.contextmanager
+def explained(loc: Location, action: str) -> Iterator[None]:
+    """Turn S3's terse permission and missing-bucket errors into ones that say what is
+    missing; they are deterministic, so they also stop Prefect from retrying."""
+    try:
+        yield
+    except OSError as exc:
+        if isinstance(exc, (PermissionError, FileNotFoundError)) or loc.scheme != "s3":
+            raise
+        message = str(exc)
+        if _S3_DENIED.search(message):
+            raise PermissionError(
+                f"access denied while trying to {action} {loc.uri}: the AWS credentials in "
+                f"use need permission for it ({message.splitlines()[0]})"
+            ) from exc
+        if _S3_NO_BUCKET.search(message):
+            raise FileNotFoundError(
+                f"bucket {loc.bucket} does not exist (while trying to {action} {loc.uri}); "
+                "create it with the create-bucket flow"
+            ) from exc
+        raise
 
 
 def info(loc: Location) -> pafs.FileInfo:
@@ -136,11 +309,11 @@ def write_bytes_atomic(loc: Location, data: bytes) -> None:
 
     An S3 PUT is atomic by itself; locally we write a temporary sibling and rename.
     """
-    loc.fs.create_dir(posixpath.dirname(loc.path), recursive=True)
     if loc.scheme != "file":
         with loc.fs.open_output_stream(loc.path) as out:
             out.write(data)
         return
+    os.makedirs(posixpath.dirname(loc.path), exist_ok=True)
     tmp = f"{loc.path}.tmp-{uuid.uuid4().hex}"
     try:
         with open(tmp, "wb") as out:
@@ -159,4 +332,6 @@ def delete_file(loc: Location) -> None:
 
 
 def make_dirs(loc: Location) -> None:
-    loc.fs.create_dir(loc.path, recursive=True)
+    """Create a local directory; S3 has no directories, so nothing to do there."""
+    if loc.scheme == "file":
+        os.makedirs(loc.path, exist_ok=True)

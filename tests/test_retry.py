@@ -36,6 +36,33 @@ def test_deterministic(exc):
     assert not is_transient(exc)
 
 
+def _client_error(code):
+    from botocore.exceptions import ClientError
+
+    return ClientError({"Error": {"Code": code, "Message": "x"}}, "PutObject")
+
+
+@pytest.mark.parametrize(
+    ("code", "transient"),
+    [
+        ("SlowDown", True),
+        ("503", True),
+        ("InternalError", True),
+        ("AccessDenied", False),
+        ("NoSuchBucket", False),
+    ],
+)
+def test_s3_error_codes(code, transient):
+    assert is_transient(_client_error(code)) is transient
+
+
+def test_s3_connection_errors_are_transient():
+    from botocore.exceptions import EndpointConnectionError, NoCredentialsError
+
+    assert is_transient(EndpointConnectionError(endpoint_url="http://127.0.0.1:1"))
+    assert not is_transient(NoCredentialsError())
+
+
 def test_cause_chain_is_followed():
     try:
         try:

@@ -1,0 +1,223 @@
+"""S3 for real: every flow against moto's S3 server on loopback, started by the tests."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+
+import pytest
+
+from flows.create_bucket import create_bucket
+from flows.generate import generate
+from flows.pipeline import pipeline
+from flows.preprocess import preprocess
+from tasks import storage, synth
+from tasks.bucket import check_bucket_name, seed_bucket_name
+from tasks.dataset import read_dataset
+from tasks.errors import InputError
+from tests.helpers import assert_cleaned_exactly
+
+SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"
+KEY_ID = "AKIATESTPIPELINE0001"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint():
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def aws_env(monkeypatch, moto_endpoint, tmp_path):
+    """Only the standard AWS variables, pointing at the loopback endpoint."""
+    for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    return moto_endpoint
+
+
+def client(region="eu-west-2"):
+    return storage.S3Settings.from_environment(region).client()
+
+
+def unique(prefix: str = "ray-on-aws") -> str:
+    return f"{prefix}-{time.time_ns()}"
+
+
+@pytest.mark.parametrize(
+    ("name", "rule"),
+    [
+        ("Bad_Bucket..name", "may contain only lowercase letters"),
+        ("ab", "3 to 63 characters"),
+        ("-leading", "begin and end with a letter or digit"),
+        ("two..dots", "two adjacent dots"),
+        ("192.168.10.4", "IP address"),
+        ("xn--punycode", "must not start with xn--"),
+        ("name-s3alias", "must not end with -s3alias"),
+    ],
+)
+def test_bucket_name_rules(name, rule):
+    with pytest.raises(InputError, match=rule):
+        check_bucket_name(name)
+
+
+def test_seed_bucket_name():
+    assert seed_bucket_name(1768888873) == "ray-on-aws-1768888873"
+    check_bucket_name(seed_bucket_name())
+
+
+@pytest.mark.usefixtures("flows_env")
+class TestCreateBucket:
+    def test_configured_region_private_encrypted_tagged(self, aws_env):
+        name = unique()
+        assert create_bucket(f"s3://{name}", tags={"team": "data"}) == f"s3://{name}"
+        s3 = client()
+        assert s3.get_bucket_location(Bucket=name)["LocationConstraint"] == "eu-west-2"
+        block = s3.get_public_access_block(Bucket=name)["PublicAccessBlockConfiguration"]
+        assert all(block.values()) and len(block) == 4
+        rules = s3.get_bucket_encryption(Bucket=name)["ServerSideEncryptionConfiguration"]["Rules"]
+        assert rules[0]["ApplyServerSideEncryptionByDefault"]["SSEAlgorithm"] == "AES256"
+        assert s3.get_bucket_tagging(Bucket=name)["TagSet"] == [{"Key": "team", "Value": "data"}]
+
+    def test_us_east_1_takes_no_location_constraint(self, aws_env):
+        name = unique()
+        create_bucket(f"s3://{name}", region="us-east-1")
+        assert client("us-east-1").get_bucket_location(Bucket=name)["LocationConstraint"] is None
+
+    def test_second_creation_succeeds_and_changes_nothing(self, aws_env):
+        name = unique()
+        create_bucket(f"s3://{name}", tags={"v": "1"})
+        assert create_bucket(f"s3://{name}", tags={"v": "2"}) == f"s3://{name}"
+        assert client().get_bucket_tagging(Bucket=name)["TagSet"] == [{"Key": "v", "Value": "1"}]
+
+    def test_someone_elses_bucket_is_refused(self, aws_env):
+        name = unique()
+        other = client()
+        other.meta.events.register(
+            "before-sign.s3.*",
+            lambda request, **_: request.headers.__setitem__("x-moto-account-id", "111122223333"),
+        )
+        other.create_bucket(
+            Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+        )
+        with pytest.raises(InputError, match="belongs to another account"):
+            create_bucket(f"s3://{name}")
+
+    def test_bad_name_is_refused_before_any_request(self, aws_env, monkeypatch):
+        # Nothing listens on port 9: any request would fail with a connection error.
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", "http://127.0.0.1:9")
+        with pytest.raises(InputError, match=r"invalid S3 bucket name 'Bad_Bucket\.\.name'"):
+            create_bucket("s3://Bad_Bucket..name")
+
+    def test_bare_s3_uri_gets_the_seed_name(self, aws_env):
+        uri = create_bucket("s3://")
+        assert uri.startswith("s3://ray-on-aws-") and uri[len("s3://ray-on-aws-") :].isdigit()
+        client().head_bucket(Bucket=uri[len("s3://") :])
+
+
+def assert_manifest_matches_objects(bucket: str, prefix: str) -> dict:
+    s3 = client()
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/")["Contents"]
+    objects = {o["Key"][len(prefix) + 1 :]: o["Size"] for o in listed}
+    manifest = json.loads(
+        s3.get_object(Bucket=bucket, Key=f"{prefix}/_manifest.json")["Body"].read()
+    )
+    files = {f["path"]: f["size_bytes"] for f in manifest["files"]}
+    assert objects == {**files, "_manifest.json": objects["_manifest.json"]}
+    return manifest
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_pipeline_on_s3_with_only_aws_environment(aws_env, capsys):
+    bucket = seed_bucket_name() + f"-{time.time_ns() % 10**6}"
+    out = pipeline(f"s3://{bucket}", num_rows=3000, num_files=3, text_length=120, seed=9)
+    assert out == f"s3://{bucket}/preprocessed"
+    assert client().get_bucket_location(Bucket=bucket)["LocationConstraint"] == "eu-west-2"
+    raw = assert_manifest_matches_objects(bucket, "raw")
+    cleaned = assert_manifest_matches_objects(bucket, "preprocessed")
+    assert raw["num_rows"] == cleaned["num_rows"] == 3000
+    expected = list(synth.generate_rows(9, 0, 3000, 120))
+    assert read_dataset(f"s3://{bucket}/raw")["text"].to_pylist() == [
+        t for table in expected for t in table["text"].to_pylist()
+    ]
+    table = read_dataset(out)
+    assert sorted(table["id"].to_pylist()) == list(range(3000))
+    assert_cleaned_exactly(table)
+    captured = capsys.readouterr()
+    assert SECRET not in captured.out + captured.err
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_aws_credentials_block_instead_of_environment(aws_env, monkeypatch):
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    bucket = unique()
+    client().create_bucket(
+        Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+    )
+    AwsCredentials(
+        aws_access_key_id=KEY_ID,
+        aws_secret_access_key=SECRET,
+        region_name="eu-west-2",
+        aws_client_parameters=AwsClientParameters(endpoint_url=aws_env),
+    ).save("pipeline-test-s3", overwrite=True)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name)
+    generate(
+        f"s3://{bucket}/raw", num_rows=500, num_files=2, aws_credentials_block="pipeline-test-s3"
+    )
+    out = preprocess(
+        f"s3://{bucket}/raw", f"s3://{bucket}/clean", aws_credentials_block="pipeline-test-s3"
+    )
+    with storage.using_s3(storage.S3Settings.from_block("pipeline-test-s3")):
+        table = read_dataset(out)
+    assert table.num_rows == 500
+    assert_cleaned_exactly(table)
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_missing_bucket_says_so_without_leaking_secrets(aws_env):
+    with pytest.raises(InputError, match="does not exist: no bucket absent-") as failure:
+        preprocess(f"s3://{unique('absent')}/raw", f"s3://{unique('absent')}/out")
+    assert SECRET not in str(failure.value)
+    assert SECRET not in repr(storage.S3Settings.from_environment())
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_secrets_never_reach_the_prefect_api(aws_env):
+    """Runs above (and this one) logged, named and recorded nothing secret."""
+    create_bucket(f"s3://{unique()}")
+    assert asyncio.run(_everything_prefect_recorded()).count(SECRET) == 0
+
+
+async def _everything_prefect_recorded() -> str:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as api:
+        logs = await api.read_logs(limit=200)
+        runs = await api.read_flow_runs(limit=200)
+        task_runs = await api.read_task_runs(limit=200)
+        artifacts = await api.read_artifacts(limit=200)
+    parts = [log.message for log in logs]
+    parts += [json.dumps(r.model_dump(mode="json")) for r in [*runs, *task_runs, *artifacts]]
+    assert len(parts) > 3
+    return "\n".join(parts)
