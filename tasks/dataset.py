@@ -105,7 +105,8 @@ def prepare_output(root: Location) -> list[str]:
     :class:`OutputConflictError` if anything else is there: we never delete what we did
     not write.
     """
-    found = [f.path for f in storage.list_files(root)]
+    with storage.explained(root, "list"):
+        found = [f.path for f in storage.list_files(root)]
     relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
     foreign = [r for r in relative if not is_own_file(r)]
     if foreign:
@@ -128,7 +129,8 @@ def commit(root: Location, manifest: dict, leftovers: Iterable[str]) -> None:
         if relative not in listed and is_own_file(relative):
             storage.delete_file(root.child(relative))
     body = json.dumps(manifest, indent=2, sort_keys=False).encode()
-    storage.write_bytes_atomic(root.child(MANIFEST_NAME), body)
+    with storage.explained(root, "commit"):
+        storage.write_bytes_atomic(root.child(MANIFEST_NAME), body)
 
 
 def describe_files(root: Location, names: Iterable[str]) -> list[FileEntry]:

@@ -45,6 +45,13 @@ def _storage_error(loc: Location, exc: Exception) -> bool:
     )
 
 
+def _reraise_explained(loc: Location, exc: OSError) -> None:
+    better = storage.explain(exc, loc, "read")
+    if better is exc:
+        raise exc
+    raise better from exc
+
+
 def _format_of(name: str) -> str | None:
     lower = name.lower()
     for fmt, extensions in EXTENSIONS.items():
@@ -63,6 +70,11 @@ def discover(uri: str, input_format: str = "auto") -> Inputs:
     if input_format not in (*FORMATS, "auto"):
         raise InputError(f"input_format must be one of parquet, json, auto; got {input_format!r}")
     root = storage.resolve(uri)
+    with storage.explained(root, "read"):
+        return _discover(root, input_format)
+
+
+def _discover(root: Location, input_format: str) -> Inputs:
     kind = storage.info(root)
     if kind.type == storage.pafs.FileType.NotFound:
         if root.scheme == "s3" and not storage.exists(Location("s3", root.bucket, root.s3)):
@@ -127,7 +139,7 @@ def parquet_metadata(uri: str) -> tuple[int, pa.Schema]:
         raise InputError(f"{uri}: input file disappeared") from exc
     except (pa.ArrowInvalid, OSError) as exc:
         if _storage_error(loc, exc):
-            raise
+            _reraise_explained(loc, exc)
         raise InputError(f"{uri}: not a readable Parquet file ({exc})") from exc
 
 
@@ -161,7 +173,7 @@ def iter_parquet(
                     return
     except (pa.ArrowInvalid, OSError) as exc:
         if _storage_error(loc, exc):
-            raise
+            _reraise_explained(loc, exc)
         raise InputError(f"{uri}: cannot read Parquet data ({exc})") from exc
 
 
@@ -192,7 +204,7 @@ def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Ite
         stream = loc.fs.open_input_stream(loc.path)
     except OSError as exc:
         if _storage_error(loc, exc):
-            raise
+            _reraise_explained(loc, exc)
         raise InputError(f"{uri}: cannot open ({exc})") from exc
     with stream:
         while True:

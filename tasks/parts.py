@@ -34,6 +34,7 @@ def write_part(
     pending: list[pa.Table] = []
     pending_bytes = 0
     with (
+        storage.explained(loc, "write"),
         loc.fs.open_output_stream(loc.path) as sink,
         pq.ParquetWriter(sink, schema, compression=compression) as writer,
     ):

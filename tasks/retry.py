@@ -8,9 +8,10 @@ from tasks.errors import InputError
 
 # Messages of transient storage errors as pyarrow and boto surface them (S3 throttling,
 # 5xx, dropped connections); pyarrow raises them all as plain OSError.
+# pyarrow spells AWS error names in capitals with underscores (SLOW_DOWN).
 _TRANSIENT_MESSAGE = re.compile(
-    r"SlowDown|Throttl|RequestTimeout|InternalError|ServiceUnavailable|"
-    r"HTTP status (?:500|502|503|504)|Connection reset|connection was closed|"
+    r"Slow_?Down|Throttl|Request_?Timeout|Internal_?(?:Error|Failure)|Service_?Unavailable|"
+    r"NETWORK_CONNECTION|HTTP status 5\d\d|Connection reset|connection was closed|"
     r"timed out|Timeout|Broken pipe",
     re.IGNORECASE,
 )

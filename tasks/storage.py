@@ -261,27 +261,36 @@ _S3_DENIED = re.compile(
 _S3_NO_BUCKET = re.compile(r"NoSuchBucket|NO_SUCH_BUCKET|Bucket '[^']*' not found")
 
 
+def explain(exc: OSError, loc: Location, action: str) -> OSError:
+    """S3's terse permission and missing-bucket errors as ones that say what is missing
+    (and, being PermissionError / FileNotFoundError, are not retried); others as they are."""
+    if isinstance(exc, (PermissionError, FileNotFoundError)) or loc.scheme != "s3":
+        return exc
+    message = str(exc)
+    first_line = message.strip().splitlines()[0] if message.strip() else type(exc).__name__
+    if _S3_DENIED.search(message):
+        return PermissionError(
+            f"access denied while trying to {action} {loc.uri}: the AWS credentials in use "
+            f"need permission for it ({first_line})"
+        )
+    if _S3_NO_BUCKET.search(message):
+        return FileNotFoundError(
+            f"bucket {loc.bucket} does not exist (while trying to {action} {loc.uri}); "
+            "create it with the create-bucket flow"
+        )
+    return exc
+
+
 @contextlib.contextmanager
 def explained(loc: Location, action: str) -> Iterator[None]:
-    """Turn S3's terse permission and missing-bucket errors into ones that say what is
-    missing; they are deterministic, so they also stop Prefect from retrying."""
+    """Raise :func:`explain`'s version of any OSError from the block."""
     try:
         yield
     except OSError as exc:
-        if isinstance(exc, (PermissionError, FileNotFoundError)) or loc.scheme != "s3":
+        better = explain(exc, loc, action)
+        if better is exc:
             raise
-        message = str(exc)
-        if _S3_DENIED.search(message):
-            raise PermissionError(
-                f"access denied while trying to {action} {loc.uri}: the AWS credentials in "
-                f"use need permission for it ({message.splitlines()[0]})"
-            ) from exc
-        if _S3_NO_BUCKET.search(message):
-            raise FileNotFoundError(
-                f"bucket {loc.bucket} does not exist (while trying to {action} {loc.uri}); "
-                "create it with the create-bucket flow"
-            ) from exc
-        raise
+        raise better from exc
 
 
 def info(loc: Location) -> pafs.FileInfo:

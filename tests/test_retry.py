@@ -14,7 +14,11 @@ from tasks.retry import is_transient
         rex.ObjectLostError("0" * 56, "", ""),
         ConnectionResetError("peer reset"),
         TimeoutError("read"),
-        OSError("AWS Error SLOW_DOWN during PutObject operation: SlowDown"),
+        OSError(
+            "AWS Error SLOW_DOWN during UploadPart operation: Please reduce your request rate."
+        ),
+        OSError("AWS Error SERVICE_UNAVAILABLE during PutObject operation: busy"),
+        OSError("AWS Error NETWORK_CONNECTION during UploadPart operation: curlCode: 28"),
         OSError("When reading: HTTP status 503 ServiceUnavailable"),
     ],
 )

@@ -221,3 +221,64 @@ async def _everything_prefect_recorded() -> str:
     parts += [json.dumps(r.model_dump(mode="json")) for r in [*runs, *task_runs, *artifacts]]
     assert len(parts) > 3
     return "\n".join(parts)
+
+
+@pytest.fixture
+def faulty_s3(aws_env, monkeypatch):
+    """The S3 endpoint behind a proxy that fails the requests a test asks it to."""
+    from tests.s3_faults import FaultyS3Proxy
+
+    with FaultyS3Proxy(aws_env) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL_S3", proxy.url)
+        yield proxy
+
+
+def _run_counts(state) -> list[int]:
+    from tests.test_flows import _task_runs
+
+    return [r.run_count for r in asyncio.run(_task_runs(state.state_details.flow_run_id))]
+
+
+def _new_bucket() -> str:
+    name = unique()
+    client().create_bucket(
+        Bucket=name, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
+    )
+    return name
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_throttled_writes_are_retried_by_the_sdk(faulty_s3):
+    bucket = _new_bucket()
+    faulty_s3.fail("PUT", "/raw/part-00001.parquet", "SlowDown", failures=2)
+    state = generate(f"s3://{bucket}/raw", num_rows=400, num_files=2, return_state=True)
+    assert state.is_completed() and faulty_s3.injected == 2
+    assert _run_counts(state) == [1]
+    assert assert_manifest_matches_objects(bucket, "raw")["num_rows"] == 400
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_throttling_beyond_the_sdk_retries_is_retried_by_prefect(faulty_s3):
+    bucket = _new_bucket()
+    # More failures than the SDK's attempts: the first task run fails as transient.
+    faulty_s3.fail(
+        "PUT", "/raw/part-00000.parquet", "SlowDown", failures=storage.S3_MAX_ATTEMPTS + 2
+    )
+    state = generate(f"s3://{bucket}/raw", num_rows=400, num_files=2, return_state=True)
+    assert state.is_completed()
+    assert _run_counts(state) == [2]
+    assert read_dataset(f"s3://{bucket}/raw")["id"].to_pylist() == list(range(400))
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_access_denied_fails_at_once_and_says_so(faulty_s3):
+    bucket = _new_bucket()
+    faulty_s3.fail("PUT", "/raw/part-", "AccessDenied", failures=10**6)
+    state = generate(f"s3://{bucket}/raw", num_rows=400, num_files=2, return_state=True)
+    assert state.is_failed()
+    with pytest.raises(
+        PermissionError, match=f"access denied while trying to write s3://{bucket}/raw/part-"
+    ):
+        state.result()
+    assert _run_counts(state) == [1]
+    assert "Contents" not in client().list_objects_v2(Bucket=bucket, Prefix="raw/_manifest.json")
