@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
+from tasks.exclusive import exclusive_output
 from tasks.stages import generate_task
 from tasks.storage import canonical_uri, settings_for
 
@@ -29,16 +30,17 @@ def generate(
     ``AwsCredentials`` block named by ``aws_credentials_block``.
     """
     output = canonical_uri(output_uri)
-    manifest = run_stage(
-        generate_task,
-        s3=settings_for([output], aws_credentials_block),
-        output_uri=output,
-        num_rows=num_rows,
-        num_files=num_files,
-        text_length=text_length,
-        seed=seed,
-        ray_remote_args=ray_remote_args,
-    )
+    with exclusive_output(output):
+        manifest = run_stage(
+            generate_task,
+            s3=settings_for([output], aws_credentials_block),
+            output_uri=output,
+            num_rows=num_rows,
+            num_files=num_files,
+            text_length=text_length,
+            seed=seed,
+            ray_remote_args=ray_remote_args,
+        )
     get_run_logger().info(
         "committed %d rows in %d files (%.1f MB) at %s",
         manifest["num_rows"],

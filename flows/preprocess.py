@@ -7,6 +7,7 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
+from tasks.exclusive import exclusive_output
 from tasks.stages import preprocess_task
 from tasks.storage import canonical_uri, settings_for
 
@@ -28,16 +29,17 @@ def preprocess(
     files; by default there is one per input file. S3 is reached as in ``generate``.
     """
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
-    manifest = run_stage(
-        preprocess_task,
-        s3=settings_for([source, output], aws_credentials_block),
-        input_uri=source,
-        output_uri=output,
-        input_format=input_format,
-        batch_size=batch_size,
-        num_files=num_files,
-        ray_remote_args=ray_remote_args,
-    )
+    with exclusive_output(output):
+        manifest = run_stage(
+            preprocess_task,
+            s3=settings_for([source, output], aws_credentials_block),
+            input_uri=source,
+            output_uri=output,
+            input_format=input_format,
+            batch_size=batch_size,
+            num_files=num_files,
+            ray_remote_args=ray_remote_args,
+        )
     get_run_logger().info(
         "committed %d cleaned rows in %d files at %s",
         manifest["num_rows"],

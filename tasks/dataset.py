@@ -22,10 +22,14 @@ from tasks.errors import InputError, OutputConflictError
 from tasks.storage import Location
 
 MANIFEST_NAME = "_manifest.json"
+# Written before the first part and removed after the manifest: marks the files of an
+# unfinished (or crashed) write as ours, so a rerun may replace them.
+WRITING_NAME = "_writing.json"
 MANIFEST_VERSION = 1
+WRITER = "ray-text-pipeline"
 _PART_RE = re.compile(r"^part-\d{5,}\.parquet$")
 # What a crashed local atomic write of ours can leave behind.
-_TEMP_RE = re.compile(r"^(_manifest\.json|part-\d{5,}\.parquet)\.tmp-[0-9a-f]{32}$")
+_TEMP_RE = re.compile(r"^(_manifest\.json|_writing\.json|part-\d{5,}\.parquet)\.tmp-[0-9a-f]{32}$")
 
 
 @dataclass(frozen=True)
@@ -43,7 +47,9 @@ def part_name(index: int) -> str:
 
 def is_own_file(relative: str) -> bool:
     """True for names this project writes at a dataset root (parts, manifest, temps)."""
-    return relative == MANIFEST_NAME or bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
+    if relative in (MANIFEST_NAME, WRITING_NAME):
+        return True
+    return bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
 
 
 def build_manifest(
@@ -58,6 +64,7 @@ def build_manifest(
         "files": [asdict(f) for f in entries],
         "schema": [{"name": f.name, "type": str(f.type)} for f in schema],
         "committed_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "writer": WRITER,
         **extra,
     }
 
@@ -108,7 +115,10 @@ def prepare_output(root: Location) -> list[str]:
     with storage.explained(root, "list"):
         found = [f.path for f in storage.list_files(root)]
     relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
-    foreign = [r for r in relative if not is_own_file(r)]
+    # Files with our names count as ours only where we left our mark: a manifest we
+    # committed, or the marker of a write of ours that did not finish.
+    ours = WRITING_NAME in relative or _is_our_manifest(root, relative)
+    foreign = [r for r in relative if not (ours and is_own_file(r))]
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise OutputConflictError(
@@ -116,10 +126,23 @@ def prepare_output(root: Location) -> list[str]:
             f"write ({shown}); choose an empty location or remove them"
         )
     storage.make_dirs(root)
-    # Uncommit first: from here until the new manifest lands, readers see no dataset
-    # rather than a manifest that disagrees with the files.
-    storage.delete_file(root.child(MANIFEST_NAME))
-    return [r for r in relative if r != MANIFEST_NAME]
+    with storage.explained(root, "write"):
+        marker = {"writer": WRITER, "started_at": dt.datetime.now(dt.UTC).isoformat()}
+        storage.write_bytes_atomic(root.child(WRITING_NAME), json.dumps(marker).encode())
+        # Uncommit: from here until the new manifest lands, readers see no dataset rather
+        # than a manifest that disagrees with the files.
+        storage.delete_file(root.child(MANIFEST_NAME))
+    return [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME)]
+
+
+def _is_our_manifest(root: Location, relative: list[str]) -> bool:
+    if MANIFEST_NAME not in relative:
+        return False
+    try:
+        manifest = read_manifest(root)
+    except InputError:
+        return False
+    return manifest is not None and manifest.get("manifest_version") == MANIFEST_VERSION
 
 
 def commit(root: Location, manifest: dict, leftovers: Iterable[str]) -> None:
@@ -131,6 +154,7 @@ def commit(root: Location, manifest: dict, leftovers: Iterable[str]) -> None:
     body = json.dumps(manifest, indent=2, sort_keys=False).encode()
     with storage.explained(root, "commit"):
         storage.write_bytes_atomic(root.child(MANIFEST_NAME), body)
+        storage.delete_file(root.child(WRITING_NAME))
 
 
 def describe_files(root: Location, names: Iterable[str]) -> list[FileEntry]:

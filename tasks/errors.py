@@ -12,3 +12,7 @@ class InputError(ValueError):
 
 class OutputConflictError(InputError):
     """The output location holds something this project did not write."""
+
+
+class OutputBusyError(RuntimeError):
+    """Another run holds the output; retrying at once would not help."""

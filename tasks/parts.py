@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -15,6 +16,22 @@ from tasks.storage import Location
 # Spark/Athena/pyarrow, small enough that a writer holds little in memory.
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 COMPRESSION = "snappy"
+
+# Fault injection for tests, inert unless set: a file named like a part (part-00001.parquet)
+# in this directory makes the next write of that part fail once, half written.
+FAULTS_ENV = "RAY_TEXT_PIPELINE_FAULTS"
+
+
+def _injected_fault(name: str) -> None:
+    directory = os.environ.get(FAULTS_ENV)
+    if not directory:
+        return
+    request = os.path.join(directory, name)
+    try:
+        os.rename(request, f"{request}.fired")  # atomic, so it fires exactly once
+    except FileNotFoundError:
+        return
+    raise ConnectionResetError(f"injected fault while writing {name} ({FAULTS_ENV})")
 
 
 def write_part(
@@ -44,6 +61,10 @@ def write_part(
             pending.append(table.cast(schema) if table.schema != schema else table)
             pending_bytes += table.nbytes
             rows += table.num_rows
+            if rows == table.num_rows and os.environ.get(FAULTS_ENV):
+                writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
+                pending, pending_bytes = [], 0
+                _injected_fault(name)
             if pending_bytes >= ROW_GROUP_BYTES:
                 writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
                 pending, pending_bytes = [], 0

@@ -102,11 +102,14 @@ def write_cleaned_part(spec: dict[str, Any]) -> dict[str, Any]:
     """Read one part's input slices, clean them batch by batch, write the part."""
     root = storage.resolve(spec["output_uri"])
     schema = _decode_schema(spec["schema"])
+    null_texts = 0
 
     def cleaned() -> Iterator[pa.Table]:
+        nonlocal null_texts
         for uri, start, stop in spec["slices"]:
             for table in _iter_slice(spec["format"], uri, start, stop, spec["batch_size"]):
                 out = clean_batch(table, where=uri)
+                null_texts += out.column("text").null_count
                 try:
                     yield out.select(schema.names).cast(schema)
                 except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -116,7 +119,12 @@ def write_cleaned_part(spec: dict[str, Any]) -> dict[str, Any]:
                     ) from exc
 
     entry = write_part(root, spec["index"], cleaned(), schema)
-    return {"path": entry.path, "num_rows": entry.num_rows, "size_bytes": entry.size_bytes}
+    return {
+        "path": entry.path,
+        "num_rows": entry.num_rows,
+        "size_bytes": entry.size_bytes,
+        "null_texts": null_texts,
+    }
 
 
 def _check_same_schema(inspected: list[dict[str, Any]]) -> pa.Schema:
@@ -178,6 +186,7 @@ def preprocess_dataset(
         for index, slices in enumerate(plan_parts(counts, num_files))
     ]
     written = map_items(write_cleaned_part, part_specs, ray_remote_args=ray_remote_args)
+    null_texts = sum(w.pop("null_texts") for w in written)
     entries = [dataset.FileEntry(**w) for w in written]
     rows_out = sum(e.num_rows for e in entries)
     if rows_out != sum(counts):
@@ -193,6 +202,7 @@ def preprocess_dataset(
             "num_files": num_files,
         },
         inputs={"num_files": len(found.files), "num_rows": sum(counts), **found.fingerprint},
+        stats={"null_texts": null_texts},
         timings={
             "inspect_seconds": round(inspect_seconds, 3),
             "total_seconds": round(time.monotonic() - started, 3),

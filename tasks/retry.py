@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.errors import InputError
+from tasks.errors import InputError, OutputBusyError
 
 # Messages of transient storage errors as pyarrow and boto surface them (S3 throttling,
 # 5xx, dropped connections); pyarrow raises them all as plain OSError.
@@ -69,7 +69,8 @@ def _botocore_transient(exc: BaseException) -> bool | None:
 
 def is_transient(exc: BaseException) -> bool:
     """True if ``exc`` may not happen again: lost workers, nodes or objects; throttling."""
-    if isinstance(exc, (InputError, PermissionError, FileNotFoundError, NotADirectoryError)):
+    deterministic = (InputError, OutputBusyError, PermissionError, FileNotFoundError)
+    if isinstance(exc, (*deterministic, NotADirectoryError)):
         return False
     botocore_verdict = _botocore_transient(exc)
     if botocore_verdict is not None:

@@ -3,13 +3,35 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from pathlib import Path
 
-# Before Ray or Prefect are imported anywhere: nothing we start phones home.
+import pytest
+
+# Before Ray or Prefect start: nothing we start phones home.
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 
-import pytest
+# Where tests ask for injected write faults (tasks.parts); set before Ray starts so every
+# Ray worker inherits it.
+FAULTS_DIR = Path(tempfile.mkdtemp(prefix="pipeline-faults-"))
+os.environ["RAY_TEXT_PIPELINE_FAULTS"] = str(FAULTS_DIR)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _remove_faults_dir():
+    yield
+    shutil.rmtree(FAULTS_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def faults():
+    """The fault-request directory, emptied after each test."""
+    yield FAULTS_DIR
+    for leftover in FAULTS_DIR.iterdir():
+        leftover.unlink()
 
 
 @pytest.fixture(scope="session")

@@ -57,13 +57,32 @@ def test_rerun_removes_stale_parts_and_uncommits_first(tmp_path):
 
 def test_foreign_files_are_refused_and_kept(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
-    (tmp_path / "part-00000.parquet").write_bytes(b"not ours? it has our name")
     root = storage.resolve(str(tmp_path))
     with pytest.raises(
         OutputConflictError, match=r"holds 1 file\(s\) this pipeline did not write \(notes.txt\)"
     ):
         dataset.prepare_output(root)
     assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_our_file_names_without_our_mark_are_foreign(tmp_path):
+    (tmp_path / "part-00000.parquet").write_bytes(b"someone else's file with our kind of name")
+    with pytest.raises(OutputConflictError, match=r"part-00000\.parquet"):
+        dataset.prepare_output(storage.resolve(str(tmp_path)))
+    assert (tmp_path / "part-00000.parquet").read_bytes().startswith(b"someone else")
+
+
+def test_leftovers_of_an_unfinished_write_of_ours_are_replaced(tmp_path):
+    root = storage.resolve(str(tmp_path))
+    dataset.prepare_output(root)  # leaves the marker, as a crashed run would
+    write_part(root, 0, [table(3)], SCHEMA)
+    write_part(root, 1, [table(3)], SCHEMA)
+    leftovers = dataset.prepare_output(root)
+    assert sorted(leftovers) == ["part-00000.parquet", "part-00001.parquet"]
+    entries = [write_part(root, 0, [table(5)], SCHEMA)]
+    dataset.commit(root, dataset.build_manifest(entries, SCHEMA), leftovers)
+    assert [f["path"] for f in assert_committed(tmp_path)["files"]] == ["part-00000.parquet"]
+    assert not (tmp_path / "_writing.json").exists()
 
 
 def test_commit_never_deletes_unlisted_foreign_names(tmp_path):
