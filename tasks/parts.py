@@ -22,11 +22,13 @@ COMPRESSION = "snappy"
 FAULTS_ENV = "RAY_TEXT_PIPELINE_FAULTS"
 
 
-def _injected_fault(name: str) -> None:
+def _fault_request(name: str) -> str | None:
     directory = os.environ.get(FAULTS_ENV)
-    if not directory:
-        return
-    request = os.path.join(directory, name)
+    request = os.path.join(directory, name) if directory else None
+    return request if request and os.path.exists(request) else None
+
+
+def _fire_fault(request: str, name: str) -> None:
     try:
         os.rename(request, f"{request}.fired")  # atomic, so it fires exactly once
     except FileNotFoundError:
@@ -61,10 +63,10 @@ def write_part(
             pending.append(table.cast(schema) if table.schema != schema else table)
             pending_bytes += table.nbytes
             rows += table.num_rows
-            if rows == table.num_rows and os.environ.get(FAULTS_ENV):
+            if rows == table.num_rows and (request := _fault_request(name)):
                 writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
                 pending, pending_bytes = [], 0
-                _injected_fault(name)
+                _fire_fault(request, name)
             if pending_bytes >= ROW_GROUP_BYTES:
                 writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
                 pending, pending_bytes = [], 0

@@ -255,6 +255,11 @@ def _s3_filesystem(settings: S3Settings) -> pafs.FileSystem:
     return settings.filesystem()
 
 
+@functools.lru_cache(maxsize=8)
+def _s3_client(settings: S3Settings) -> Any:
+    return settings.client()
+
+
 _S3_DENIED = re.compile(
     r"ACCESS_DENIED|AccessDenied|HTTP status 403|InvalidAccessKeyId|SignatureDoesNotMatch"
 )
@@ -336,6 +341,13 @@ def write_bytes_atomic(loc: Location, data: bytes) -> None:
 
 
 def delete_file(loc: Location) -> None:
+    """Delete one file if it exists."""
+    if loc.scheme == "s3":
+        # Not through pyarrow: after a delete it recreates the parent "directory" as an
+        # empty marker object, which would be a stray object beside the dataset.
+        bucket, _, key = loc.path.partition("/")
+        _s3_client(loc.s3 or current_s3()).delete_object(Bucket=bucket, Key=key)
+        return
     with contextlib.suppress(FileNotFoundError):
         loc.fs.delete_file(loc.path)
 

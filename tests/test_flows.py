@@ -138,6 +138,11 @@ def _bad_json(root):
     (root / "a.jsonl").write_text('{"text": "fine"}\n{"text": \n')
 
 
+def _latin1_json(root):
+    root.mkdir()
+    (root / "a.jsonl").write_bytes(b'{"text": "fine"}\n{"text": "caf\xe9"}\n')
+
+
 def _empty(root):
     root.mkdir()
     pq.write_table(pa.table({"text": pa.array([], pa.string())}), root / "a.parquet")
@@ -151,6 +156,7 @@ BAD_INPUTS = {
     "corrupt file": (_corrupt_among_good, "out", "input-9.parquet: not a readable Parquet file"),
     "malformed json": (_bad_json, "out", "a.jsonl: malformed JSON Lines at line 2"),
     "empty input": (_empty, "out", "has no rows"),
+    "non-utf8 json": (_latin1_json, "out", "a.jsonl: line 2 is not valid UTF-8"),
     "output equals input": (
         lambda r: write_parquet_inputs(r, 1, 5),
         "in",
@@ -196,3 +202,13 @@ async def _task_runs(flow_run_id):
         return await client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
         )
+
+
+def test_foreign_files_in_the_output_are_refused_and_kept(tmp_path):
+    write_parquet_inputs(tmp_path / "in", files=1, rows=10)
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "report.csv").write_text("someone's work")
+    before = tree_digest(tmp_path)
+    with pytest.raises(InputError, match=r"did not write \(report\.csv\)"):
+        preprocess(str(tmp_path / "in"), str(tmp_path / "out"))
+    assert tree_digest(tmp_path) == before

@@ -282,3 +282,63 @@ def test_access_denied_fails_at_once_and_says_so(faulty_s3):
         state.result()
     assert _run_counts(state) == [1]
     assert "Contents" not in client().list_objects_v2(Bucket=bucket, Prefix="raw/_manifest.json")
+
+
+def _etags(bucket: str, prefix: str) -> dict[str, str]:
+    listed = client().list_objects_v2(Bucket=bucket, Prefix=prefix).get("Contents", [])
+    return {o["Key"]: o["ETag"] for o in listed}
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_rerun_on_s3_replaces_the_dataset_without_stale_parts(aws_env):
+    bucket = _new_bucket()
+    generate(f"s3://{bucket}/raw", num_rows=900, num_files=3, text_length=40)
+    preprocess(f"s3://{bucket}/raw", f"s3://{bucket}/clean")
+    assert len(assert_manifest_matches_objects(bucket, "clean")["files"]) == 3
+    preprocess(f"s3://{bucket}/raw", f"s3://{bucket}/clean", num_files=1)
+    manifest = assert_manifest_matches_objects(bucket, "clean")
+    assert [f["path"] for f in manifest["files"]] == ["part-00000.parquet"]
+    table = read_dataset(f"s3://{bucket}/clean")
+    assert sorted(table["id"].to_pylist()) == list(range(900))
+    assert_cleaned_exactly(table)
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_foreign_objects_in_an_s3_output_are_refused_and_kept(aws_env):
+    bucket = _new_bucket()
+    generate(f"s3://{bucket}/raw", num_rows=100, num_files=1, text_length=10)
+    client().put_object(Bucket=bucket, Key="clean/part-00000.parquet", Body=b"not ours")
+    before = _etags(bucket, "")
+    with pytest.raises(InputError, match=r"did not write \(part-00000\.parquet\)"):
+        preprocess(f"s3://{bucket}/raw", f"s3://{bucket}/clean")
+    assert _etags(bucket, "") == before
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_corrupt_input_on_s3_is_named_and_costs_nothing(aws_env):
+    bucket = _new_bucket()
+    generate(f"s3://{bucket}/raw", num_rows=100, num_files=2, text_length=10)
+    s3 = client()
+    s3.copy_object(
+        Bucket=bucket, Key="loose/good.parquet", CopySource=f"{bucket}/raw/part-00000.parquet"
+    )
+    s3.put_object(Bucket=bucket, Key="loose/a.parquet", Body=b"PAR1 broken")
+    before = _etags(bucket, "")
+    with pytest.raises(InputError, match=f"s3://{bucket}/loose/a.parquet: not a readable Parquet"):
+        preprocess(f"s3://{bucket}/loose", f"s3://{bucket}/clean")
+    assert _etags(bucket, "") == before
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_a_write_failing_once_on_s3_is_retried_to_an_exact_result(aws_env, faults):
+    bucket = _new_bucket()
+    (faults / "part-00001.parquet").write_text("")
+    state = generate(
+        f"s3://{bucket}/raw", num_rows=3000, num_files=3, text_length=50, return_state=True
+    )
+    assert state.is_completed() and (faults / "part-00001.parquet.fired").exists()
+    assert _run_counts(state) == [2]
+    assert assert_manifest_matches_objects(bucket, "raw")["num_rows"] == 3000
+    table = read_dataset(f"s3://{bucket}/raw")
+    expected = [t for tb in synth.generate_rows(0, 0, 3000, 50) for t in tb["text"].to_pylist()]
+    assert table["text"].to_pylist() == expected
