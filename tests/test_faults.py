@@ -106,7 +106,7 @@ def test_a_flow_killed_mid_write_is_finished_by_the_next_run(tmp_path, ray_clust
     out = tmp_path / "raw"
     script = (
         "from flows.generate import generate\n"
-        f"generate({str(out)!r}, num_rows=200000, num_files=8, text_length=1000, seed=6)\n"
+        f"generate({str(out)!r}, num_rows=120000, num_files=8, text_length=1000, seed=6)\n"
     )
     env = {
         **os.environ,

@@ -342,3 +342,64 @@ def test_a_write_failing_once_on_s3_is_retried_to_an_exact_result(aws_env, fault
     table = read_dataset(f"s3://{bucket}/raw")
     expected = [t for tb in synth.generate_rows(0, 0, 3000, 50) for t in tb["text"].to_pylist()]
     assert table["text"].to_pylist() == expected
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_a_flow_killed_mid_write_on_s3_is_finished_by_the_next_run(aws_env, ray_cluster):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks import exclusive
+
+    bucket = _new_bucket()
+    out = f"s3://{bucket}/raw"
+    script = (
+        f"from flows.generate import generate\ngenerate({out!r}, 24000, 12, text_length=1000)\n"
+    )
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "RAY_ADDRESS": ray_cluster.address_info["gcs_address"],
+        "RAY_AUTH_MODE": "token",
+    }
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not any(k.endswith(".parquet") for k in _etags(bucket, "raw/")):
+            assert proc.poll() is None, "the flow ended before it wrote anything"
+            assert time.monotonic() < deadline
+            time.sleep(0.2)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(2)
+    keys = _etags(bucket, "raw/")
+    assert "raw/_manifest.json" not in keys and "raw/_writing.json" in keys
+    with get_client(sync_client=True) as api:  # free the dead run's write slot at once
+        api.delete_global_concurrency_limit_by_name(exclusive.limit_name(out))
+
+    generate(out, num_rows=2000, num_files=2, text_length=100, seed=3)
+    manifest = assert_manifest_matches_objects(bucket, "raw")
+    assert [f["path"] for f in manifest["files"]] == ["part-00000.parquet", "part-00001.parquet"]
+    table = read_dataset(out)
+    expected = [t for tb in synth.generate_rows(3, 0, 2000, 100) for t in tb["text"].to_pylist()]
+    assert table["text"].to_pylist() == expected
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_a_second_writer_of_an_s3_output_fails_clearly(aws_env, monkeypatch):
+    from tasks import exclusive
+    from tasks.errors import OutputBusyError
+
+    monkeypatch.setattr(exclusive, "WAIT_SECONDS", 2.0)
+    bucket = _new_bucket()
+    out = f"s3://{bucket}/raw"
+    busy = pytest.raises(OutputBusyError, match=f"another run is writing {out}")
+    with exclusive.exclusive_output(out), busy:
+        generate(out, num_rows=10, num_files=1)
+    assert _etags(bucket, "raw/") == {}
