@@ -46,26 +46,38 @@ def clean_array(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.ascii_lower(removed)
 
 
-def text_as_string(column: pa.Array | pa.ChunkedArray, where: str) -> pa.Array | pa.ChunkedArray:
-    """The ``text`` column as an Arrow string array, or an error naming ``where``."""
+def _is_text_type(kind: pa.DataType) -> bool:
+    if pa.types.is_dictionary(kind):
+        return kind.value_type in STRING_TYPES
+    return kind in STRING_TYPES or pa.types.is_string_view(kind) or pa.types.is_null(kind)
+
+
+def check_input_schema(schema: pa.Schema, where: str) -> None:
+    """Raise naming ``where`` unless ``schema`` has a string ``text`` and no ``cleaned_text``."""
+    if "text" not in schema.names:
+        raise InputError(
+            f"{where}: no 'text' column (columns: {', '.join(schema.names) or 'none'})"
+        )
+    if CLEANED_COLUMN in schema.names:
+        raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
+    kind = schema.field("text").type
+    if not _is_text_type(kind):
+        raise InputError(f"{where}: column 'text' has type {kind}, expected a string type")
+
+
+def text_as_string(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """A checked ``text`` column in a layout the cleaning kernels take."""
     kind = column.type
-    if pa.types.is_dictionary(kind) and kind.value_type in STRING_TYPES:
+    if pa.types.is_dictionary(kind):
         return column.cast(kind.value_type)
-    if pa.types.is_string_view(kind):
+    if pa.types.is_string_view(kind) or pa.types.is_null(kind):
         return column.cast(pa.string())
-    if kind in STRING_TYPES or pa.types.is_null(kind):
-        return column.cast(pa.string()) if pa.types.is_null(kind) else column
-    raise InputError(f"{where}: column 'text' has type {kind}, expected a string type")
+    return column
 
 
 def clean_batch(batch: pa.RecordBatch | pa.Table, where: str = "input") -> pa.Table:
     """Every column of ``batch`` plus ``cleaned_text``, computed from ``text``."""
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-    if "text" not in table.column_names:
-        raise InputError(
-            f"{where}: no 'text' column (columns: {', '.join(table.column_names) or 'none'})"
-        )
-    if CLEANED_COLUMN in table.column_names:
-        raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
-    text = text_as_string(table.column("text"), where)
+    check_input_schema(table.schema, where)
+    text = text_as_string(table.column("text"))
     return table.append_column(CLEANED_COLUMN, clean_array(text))

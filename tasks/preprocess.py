@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 
 from tasks import dataset, inputs, storage
-from tasks.clean import CLEANED_COLUMN, clean_batch
+from tasks.clean import CLEANED_COLUMN, check_input_schema, clean_batch
 from tasks.errors import InputError
 from tasks.parts import write_part
 from tasks.raydata import map_items
@@ -51,17 +51,7 @@ def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]
 
 def output_schema(input_schema: pa.Schema, where: str) -> pa.Schema:
     """The input's columns (``text`` as string) plus ``cleaned_text``."""
-    if "text" not in input_schema.names:
-        names = ", ".join(input_schema.names) or "none"
-        raise InputError(f"{where}: no 'text' column (columns: {names})")
-    if CLEANED_COLUMN in input_schema.names:
-        raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
-    kind = input_schema.field("text").type
-    textual = pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)
-    textual = textual or pa.types.is_string_view(kind)
-    textual = textual or (pa.types.is_dictionary(kind) and pa.types.is_string(kind.value_type))
-    if not textual:
-        raise InputError(f"{where}: column 'text' has type {kind}, expected a string type")
+    check_input_schema(input_schema, where)
     schema = input_schema.remove_metadata()
     schema = schema.set(schema.get_field_index("text"), pa.field("text", pa.string()))
     return schema.append(pa.field(CLEANED_COLUMN, pa.string()))

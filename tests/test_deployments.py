@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,7 +15,7 @@ import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from tests.helpers import assert_cleaned_exactly, assert_committed
+from tests.helpers import assert_cleaned_exactly, assert_committed, free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -61,12 +60,6 @@ def test_defaults_chain_through_one_local_bucket():
     assert DEPLOYMENTS["preprocess/default"]["parameters"]["output_uri"] == f"{bucket}/preprocessed"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start(args: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:
     # A session of its own, so the whole process tree can be ended by its group id.
     return subprocess.Popen(
@@ -97,7 +90,7 @@ def project(tmp_path, ray_cluster):
     work.mkdir()
     shutil.copy(ROOT / "prefect.yaml", work)
     shutil.copytree(ROOT / "flows", work / "flows", ignore=shutil.ignore_patterns("__pycache__"))
-    port = _free_port()
+    port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-home"),

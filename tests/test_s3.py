@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import time
 
 import pytest
@@ -17,23 +16,17 @@ from tasks import storage, synth
 from tasks.bucket import check_bucket_name, seed_bucket_name
 from tasks.dataset import read_dataset
 from tasks.errors import InputError
-from tests.helpers import assert_cleaned_exactly
+from tests.helpers import assert_cleaned_exactly, free_port
 
 SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"
 KEY_ID = "AKIATESTPIPELINE0001"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
 def moto_endpoint():
     from moto.server import ThreadedMotoServer
 
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     yield f"http://127.0.0.1:{port}"
