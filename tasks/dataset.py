@@ -157,17 +157,6 @@ def commit(root: Location, manifest: dict, leftovers: Iterable[str]) -> None:
         storage.delete_file(root.child(WRITING_NAME))
 
 
-def describe_files(root: Location, names: Iterable[str]) -> list[FileEntry]:
-    """Row counts (from Parquet footers) and sizes of written part files."""
-    entries = []
-    for name in names:
-        loc = root.child(name)
-        with loc.fs.open_input_file(loc.path) as handle:
-            rows = pq.ParquetFile(handle).metadata.num_rows
-        entries.append(FileEntry(name, rows, storage.info(loc).size))
-    return entries
-
-
 def read_dataset(uri: str, columns: list[str] | None = None) -> pa.Table:
     """Read a committed dataset through its manifest (never by listing)."""
     root = storage.resolve(uri)

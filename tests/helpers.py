@@ -5,7 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pyarrow as pa
@@ -54,3 +59,38 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def kill_generate_mid_write(
+    output_uri: str, gcs_address: str, num_rows: int, num_files: int, wrote: Callable[[], bool]
+) -> None:
+    """Run the generate flow in a process of its own, SIGKILL it once ``wrote()`` sees a
+    part, and free the write slot its lease would hold for minutes (as an operator would)."""
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from tasks import exclusive
+
+    script = (
+        "from flows.generate import generate\n"
+        f"generate({output_uri!r}, num_rows={num_rows}, num_files={num_files}, text_length=1000)\n"
+    )
+    env = {
+        **os.environ,
+        "PREFECT_API_URL": PREFECT_API_URL.value(),
+        "RAY_ADDRESS": gcs_address,
+        "RAY_AUTH_MODE": "token",
+    }
+    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 240
+        while not wrote():
+            assert proc.poll() is None, "the flow ended before it wrote anything"
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+    time.sleep(2)  # Ray ends the dead driver's tasks
+    with get_client(sync_client=True) as client:
+        client.delete_global_concurrency_limit_by_name(exclusive.limit_name(output_uri))

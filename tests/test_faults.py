@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -19,7 +17,7 @@ from flows.preprocess import preprocess
 from tasks import exclusive, synth
 from tasks.dataset import read_dataset
 from tasks.errors import OutputBusyError
-from tests.helpers import assert_cleaned_exactly, assert_committed
+from tests.helpers import assert_cleaned_exactly, assert_committed, kill_generate_mid_write
 from tests.test_flows import _task_runs, write_parquet_inputs
 
 pytestmark = pytest.mark.usefixtures("flows_env")
@@ -100,37 +98,16 @@ def test_a_ray_worker_killed_during_a_run_costs_nothing(tmp_path):
 
 
 def test_a_flow_killed_mid_write_is_finished_by_the_next_run(tmp_path, ray_cluster):
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
-
     out = tmp_path / "raw"
-    script = (
-        "from flows.generate import generate\n"
-        f"generate({str(out)!r}, num_rows=120000, num_files=8, text_length=1000, seed=6)\n"
+    kill_generate_mid_write(
+        f"file://{out}",
+        ray_cluster.address_info["gcs_address"],
+        num_rows=120000,
+        num_files=8,
+        wrote=lambda: bool(list(out.glob("part-*.parquet"))),
     )
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": PREFECT_API_URL.value(),
-        "RAY_ADDRESS": ray_cluster.address_info["gcs_address"],
-        "RAY_AUTH_MODE": "token",
-    }
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not list(out.glob("part-*.parquet")):
-            assert proc.poll() is None, "the flow ended before it wrote anything"
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    time.sleep(2)  # Ray ends the dead driver's tasks
     assert not (out / "_manifest.json").exists()
     assert (out / "_writing.json").exists()
-    # The dead run's write slot would expire with its lease (5 minutes); do what an
-    # operator in a hurry does instead: delete the limit (the next run recreates it).
-    with get_client(sync_client=True) as client:
-        client.delete_global_concurrency_limit_by_name(exclusive.limit_name(f"file://{out}"))
 
     generate(str(out), num_rows=20000, num_files=3, text_length=100, seed=6)
     assert_exactly_generated(out, 20000, seed=6, text_length=100)

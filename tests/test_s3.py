@@ -16,7 +16,7 @@ from tasks import storage, synth
 from tasks.bucket import check_bucket_name, seed_bucket_name
 from tasks.dataset import read_dataset
 from tasks.errors import InputError
-from tests.helpers import assert_cleaned_exactly, free_port
+from tests.helpers import assert_cleaned_exactly, free_port, kill_generate_mid_write
 
 SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"
 KEY_ID = "AKIATESTPIPELINE0001"
@@ -339,42 +339,17 @@ def test_a_write_failing_once_on_s3_is_retried_to_an_exact_result(aws_env, fault
 
 @pytest.mark.usefixtures("flows_env")
 def test_a_flow_killed_mid_write_on_s3_is_finished_by_the_next_run(aws_env, ray_cluster):
-    import os
-    import signal
-    import subprocess
-    import sys
-
-    from prefect.client.orchestration import get_client
-    from prefect.settings import PREFECT_API_URL
-
-    from tasks import exclusive
-
     bucket = _new_bucket()
     out = f"s3://{bucket}/raw"
-    script = (
-        f"from flows.generate import generate\ngenerate({out!r}, 24000, 12, text_length=1000)\n"
+    kill_generate_mid_write(
+        out,
+        ray_cluster.address_info["gcs_address"],
+        num_rows=24000,
+        num_files=12,
+        wrote=lambda: any(k.endswith(".parquet") for k in _etags(bucket, "raw/")),
     )
-    env = {
-        **os.environ,
-        "PREFECT_API_URL": PREFECT_API_URL.value(),
-        "RAY_ADDRESS": ray_cluster.address_info["gcs_address"],
-        "RAY_AUTH_MODE": "token",
-    }
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while not any(k.endswith(".parquet") for k in _etags(bucket, "raw/")):
-            assert proc.poll() is None, "the flow ended before it wrote anything"
-            assert time.monotonic() < deadline
-            time.sleep(0.2)
-    finally:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
-    time.sleep(2)
     keys = _etags(bucket, "raw/")
     assert "raw/_manifest.json" not in keys and "raw/_writing.json" in keys
-    with get_client(sync_client=True) as api:  # free the dead run's write slot at once
-        api.delete_global_concurrency_limit_by_name(exclusive.limit_name(out))
 
     generate(out, num_rows=2000, num_files=2, text_length=100, seed=3)
     manifest = assert_manifest_matches_objects(bucket, "raw")
