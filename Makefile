@@ -17,12 +17,13 @@ export RAY_USAGE_STATS_ENABLED := 0
 export PREFECT_WORKER_QUERY_SECONDS ?= 2
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
-.PHONY: help install run stop test lint format clean
+.PHONY: help install run stop test bench lint format clean
 
 help:
 	@echo "make run     start a local Prefect server, Ray and worker; deploy; run pipeline/default"
 	@echo "make stop    stop the server, Ray and worker that make run started"
 	@echo "make test    install and run the test suite"
+	@echo "make bench   the seed's method, Polars and our flows side by side (BENCH_ARGS=...)"
 	@echo "make lint    ruff check and ruff format --check"
 
 # uv itself, pinned, in a private venv: nothing needs to be installed beforehand.
@@ -52,6 +53,11 @@ stop:
 
 test: install
 	$(BIN)/pytest
+
+# Starts its own Prefect server and Ray heads on loopback and stops them; see benchmarks/.
+bench: install
+	$(UV) sync --locked --group bench --python $(PYTHON)
+	$(BIN)/python -m benchmarks.bench $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

@@ -70,7 +70,10 @@ case "${1:-}" in
       exit 0
     fi
     echo "starting a local Ray head on 127.0.0.1:$RAY_PORT (log: $RUN_DIR/ray.log)"
-    start_bg ray "$BIN/ray" start --head --block --disable-usage-stats \
+    # Ray starts new worker processes for every job (every flow run); have them import
+    # Ray Data and our work modules as they start, before any task waits on them.
+    RAY_preload_python_modules=ray.data,tasks.generate,tasks.preprocess \
+      start_bg ray "$BIN/ray" start --head --block --disable-usage-stats \
       --node-ip-address 127.0.0.1 --port "$RAY_PORT" \
       --dashboard-host 127.0.0.1 --dashboard-port "$RAY_DASHBOARD_PORT"
     for _ in $(seq 120); do

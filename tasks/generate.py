@@ -57,6 +57,7 @@ def generate_dataset(
             "text_length": text_length,
             "seed": seed,
             "chunk_rows": synth.CHUNK_ROWS,
+            "generator_version": synth.GENERATOR_VERSION,
         },
         timings={"write_seconds": round(time.monotonic() - started, 3)},
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
+import functools
 import os
 from collections.abc import Iterable
 
@@ -20,6 +22,27 @@ COMPRESSION = "snappy"
 # Fault injection for tests, inert unless set: a file named like a part (part-00001.parquet)
 # in this directory makes the next write of that part fail once, half written.
 FAULTS_ENV = "RAY_TEXT_PIPELINE_FAULTS"
+
+
+@functools.cache
+def keep_freed_memory() -> None:
+    """Have glibc keep freed memory for reuse instead of unmapping it at once.
+
+    A part streams through many same-sized multi-megabyte buffers. By default glibc
+    returns each to the OS when freed, and the next one page-faults its way in again:
+    measured on a 2-core VM, that cost a third of the generation throughput. Up to
+    ``FREED_MEMORY_BYTES`` stay with the process instead. Not glibc: nothing to do.
+    """
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return
+    m_trim_threshold, m_mmap_threshold = -1, -3
+    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's maximum on 64-bit
+    libc.mallopt(m_trim_threshold, FREED_MEMORY_BYTES)
+
+
+FREED_MEMORY_BYTES = 256 * 1024 * 1024
 
 
 def _fault_request(name: str) -> str | None:
@@ -47,6 +70,7 @@ def write_part(
 
     The name depends only on ``index``, so a retry overwrites the same file.
     """
+    keep_freed_memory()
     name = part_name(index)
     loc = root.child(name)
     rows = 0

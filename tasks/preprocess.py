@@ -7,9 +7,11 @@ to Parquet in the same task, so memory stays flat and nothing is shuffled.
 from __future__ import annotations
 
 import base64
+import contextvars
 import itertools
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -72,6 +74,26 @@ def inspect_input(spec: dict[str, Any]) -> dict[str, Any]:
     else:
         rows, schema = inputs.count_json_rows(spec["uri"])
     return {"uri": spec["uri"], "num_rows": rows, "schema": _encode_schema(schema)}
+
+
+# Parquet footers are small reads: threads in the stage's own process fetch them faster
+# than a Ray Data job could start. JSON Lines must be parsed in full, so it goes to Ray.
+FOOTER_THREADS = 16
+
+
+def inspect_inputs(
+    uris: list[str], fmt: str, ray_remote_args: dict[str, Any] | None
+) -> list[dict[str, Any]]:
+    """``inspect_input`` for every input file, in input order."""
+    specs = [{"uri": uri, "format": fmt} for uri in uris]
+    if fmt == "parquet":
+        with ThreadPoolExecutor(min(FOOTER_THREADS, len(specs))) as pool:
+            # Each call runs in a copy of this context, so the flow's S3 settings hold.
+            contexts = [contextvars.copy_context() for _ in specs]
+            return list(pool.map(lambda c, spec: c.run(inspect_input, spec), contexts, specs))
+    inspected = map_items(inspect_input, specs, ray_remote_args=ray_remote_args)
+    by_uri = {i["uri"]: i for i in inspected}
+    return [by_uri[uri] for uri in uris]
 
 
 def _iter_slice(fmt: str, uri: str, start: int, stop: int, batch_size: int) -> Iterator[pa.Table]:
@@ -152,10 +174,8 @@ def preprocess_dataset(
     root = storage.resolve(output_uri)
     dataset.check_disjoint(found.root, root)
 
-    specs = [{"uri": f.uri, "format": found.format} for f in found.files]
-    inspected = map_items(inspect_input, specs, ray_remote_args=ray_remote_args)
-    by_uri = {i["uri"]: i for i in inspected}
-    inspected = [by_uri[f.uri] for f in found.files]
+    uris = [f.uri for f in found.files]
+    inspected = inspect_inputs(uris, found.format, ray_remote_args)
     schema = _check_same_schema(inspected)
     counts = [i["num_rows"] for i in inspected]
     if sum(counts) == 0:
@@ -163,7 +183,6 @@ def preprocess_dataset(
     inspect_seconds = time.monotonic() - started
 
     leftovers = dataset.prepare_output(root)
-    uris = [f.uri for f in found.files]
     part_specs = [
         {
             "index": index,

@@ -6,7 +6,7 @@ import sys
 import pyarrow as pa
 import pytest
 
-from tasks.clean import PYTHON_WHITESPACE, clean_array, clean_batch, clean_text
+from tasks.clean import PYTHON_WHITESPACE, clean_array, clean_ascii, clean_batch, clean_text
 from tasks.errors import InputError
 
 # Arrow strings are UTF-8, which cannot hold lone surrogates; every other code point of
@@ -49,6 +49,42 @@ def test_random_strings_match_python_re():
         texts.append("".join(rng.choice(rng.choice(pools)) for _ in range(n)))
     got = clean_array(pa.array(texts)).to_pylist()
     assert got == [clean_text(t) for t in texts]
+
+
+ASCII = [chr(c) for c in range(128)]
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_ascii_fast_path_matches_python_re_for_every_ascii_character(kind):
+    texts = ASCII + [f"A{c}9" for c in ASCII] + ["".join(ASCII)]
+    array = pa.array(texts, kind)
+    fast = clean_ascii(array)
+    assert fast is not None and fast.type == kind
+    assert fast.to_pylist() == [clean_text(t) for t in texts]
+
+
+@pytest.mark.parametrize("removable", [False, True])
+def test_ascii_fast_path_on_random_slices_with_nulls(removable):
+    rng = random.Random(99)
+    pool = ASCII if removable else list("abcXYZ019 \t\n\x1c")
+    texts = [
+        None if rng.random() < 0.1 else "".join(rng.choices(pool, k=rng.randrange(0, 40)))
+        for _ in range(2000)
+    ]
+    array = pa.array(texts)
+    for lo, hi in [(0, 2000), (3, 1999), (17, 18), (1000, 1000)]:
+        part = array.slice(lo, hi - lo)
+        fast = clean_ascii(part)
+        expected = [None if t is None else clean_text(t) for t in texts[lo:hi]]
+        assert fast is None if hi == lo else fast.to_pylist() == expected
+        assert clean_array(part).to_pylist() == expected
+
+
+def test_non_ascii_arrays_leave_the_fast_path_with_the_same_results():
+    array = pa.array(["Abc!", "한글 ok?", None])
+    assert clean_ascii(array) is None
+    chunked = pa.chunked_array([["Hello, World!"], ["가나다 ABC!"], [None, "x_y"]])
+    assert clean_array(chunked).to_pylist() == ["hello world", "가나다 abc", None, "xy"]
 
 
 def test_python_whitespace_is_what_re_calls_whitespace():

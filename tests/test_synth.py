@@ -43,6 +43,14 @@ def test_character_and_label_frequencies_are_uniform():
     assert all(abs(v["counts"] - 10_000) < 500 for v in labels)
 
 
+def test_random_text_has_exactly_the_size_asked_for():
+    rng = np.random.default_rng(5)
+    for size in [0, 1, 7, 64, 1000, 4096 * 3 + 1]:
+        text = synth.random_text(rng, size)
+        assert len(text) == size
+        assert set(text.decode("ascii")) <= set(synth.ALPHABET)
+
+
 def test_split_rows_covers_everything_once():
     ranges = synth.split_rows(10, 3)
     assert ranges == [(0, 3), (3, 6), (6, 10)]

@@ -1,0 +1,266 @@
+"""``make bench``: the seed's method, Polars and this project's flows, side by side.
+
+One run, one machine, one freshly generated input. Every Ray side uses the Ray head this
+script started (``RAY_ADDRESS``), so cluster start-up is excluded as in the seed's own
+figures; Prefect's per-run overhead is inside the flow times. Then, with the object
+store capped, the flows run at two sizes to show that memory stays flat; and the fixed
+cost of one flow run is measured with and without a running Ray.
+
+    python -m benchmarks.bench [--size-gb 2] [--memory-gb 1 4] [--out benchmarks/results]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import pyarrow.compute as pc
+import pyarrow.dataset as ds
+
+from benchmarks import report
+from benchmarks.services import QUIET, PeakMemory, RayHead, prefect_server, ray_head
+
+ROOT = Path(__file__).resolve().parent.parent
+TEXT_LENGTH = 1000  # the seed's ~1 KB texts
+FILE_MB = 100  # the seed writes 10 GB as 100 files
+GIB = 2**30
+
+
+def run_side(
+    side: str, args: dict[str, Any], env: dict[str, str], work: Path, ray: RayHead | None
+) -> dict[str, Any]:
+    """Run one side in its own driver process; its seconds, wall time and peak memory."""
+    log = work / f"{side}-{len(list(work.glob(f'{side}*.log')))}.log"
+    print(f"  {side} {json.dumps(args)}", flush=True)
+    started = time.perf_counter()
+    with log.open("w") as err:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.drivers", side, json.dumps(args)],
+            cwd=ROOT,
+            env={**os.environ, **QUIET, **env},
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+        roots = [process.pid] + ([ray.process.pid] if ray else [])
+        with PeakMemory(roots) as memory:
+            out, _ = process.communicate()
+    wall = time.perf_counter() - started
+    if process.returncode != 0:
+        raise RuntimeError(f"{side} failed ({process.returncode}); see {log}")
+    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
+    print(f"    {seconds:.1f} s, peak memory {memory.peak / GIB:.2f} GiB", flush=True)
+    return {"seconds": seconds, "wall_seconds": wall, "peak_memory_bytes": memory.peak}
+
+
+def output_summary(path: Path) -> dict[str, int]:
+    """Rows and total cleaned characters of a preprocessed output, read from its files."""
+    files = [str(p) for p in sorted(path.rglob("*.parquet"))] if path.is_dir() else [str(path)]
+    rows = chars = 0
+    for batch in ds.dataset(files, format="parquet").to_batches(columns=["cleaned_text"]):
+        rows += batch.num_rows
+        chars += pc.sum(pc.utf8_length(batch.column(0))).as_py() or 0
+    return {"rows": rows, "cleaned_chars": chars}
+
+
+def manifest_rows(path: Path) -> int:
+    return json.loads((path / "_manifest.json").read_text())["num_rows"]
+
+
+def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    """Generate and preprocess ``size_gb`` of text by each method on a warm Ray."""
+    num_rows = int(args.size_gb * 1e9) // TEXT_LENGTH
+    num_files = max(1, round(args.size_gb * 1000 / FILE_MB))
+    text_bytes = num_rows * TEXT_LENGTH
+    rows: list[dict[str, Any]] = []
+    with ray_head(work, "compare") as ray:
+        env = {**env, **ray.env}
+        print(f"generate {args.size_gb:g} GB ({num_rows} rows, {num_files} files)")
+        raw = work / "raw"
+        flow = run_side(
+            "flow-generate",
+            {"output_uri": str(raw), "num_rows": num_rows, "num_files": num_files},
+            env,
+            work,
+            ray,
+        )
+        rows.append({"stage": "generate", "method": "this project (flow)", **flow})
+        if manifest_rows(raw) != num_rows:
+            raise RuntimeError(f"generate committed {manifest_rows(raw)} rows, not {num_rows}")
+        if not args.skip_seed:
+            seed_raw = work / "seed-raw"
+            batches = num_rows // 1000  # the seed's batches hold 1000 rows each
+            seed = run_side(
+                "seed-generate",
+                {"output": str(seed_raw), "num_batches": batches, "num_files": num_files},
+                env,
+                work,
+                ray,
+            )
+            rows.append({"stage": "generate", "method": "seed method (Ray Data)", **seed})
+            shutil.rmtree(seed_raw)
+
+        print(f"preprocess the same {args.size_gb:g} GB")
+        sides = [("flow-preprocess", "this project (flow)"), ("polars-preprocess", "Polars")]
+        if not args.skip_seed:
+            sides.append(("seed-preprocess", "seed method (Ray Data)"))
+        outputs: dict[str, dict[str, int]] = {}
+        for side, method in sides:
+            out = work / f"{side}-out"
+            side_args = (
+                {"input_uri": str(raw), "output_uri": str(out)}
+                if side.startswith("flow")
+                else {"input": str(raw), "output": str(out)}
+            )
+            result = run_side(
+                side,
+                side_args,
+                env if side != "polars-preprocess" else {},
+                work,
+                ray if side != "polars-preprocess" else None,
+            )
+            target = out if out.exists() else out.with_suffix(".parquet")
+            outputs[method] = output_summary(target)
+            rows.append({"stage": "preprocess", "method": method, **result})
+            shutil.rmtree(target) if target.is_dir() else target.unlink()
+        if len({json.dumps(o) for o in outputs.values()}) != 1:
+            raise RuntimeError(f"preprocess outputs differ: {outputs}")
+        shutil.rmtree(raw)
+    for row in rows:
+        row["text_bytes"] = text_bytes
+    return rows
+
+
+def memory_scaling(
+    args: argparse.Namespace, work: Path, env: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The flows at each size with the object store capped: peak memory, spilling, rows."""
+    results = []
+    with ray_head(work, "capped", object_store_bytes=int(args.object_store_gib * GIB)) as ray:
+        env = {**env, **ray.env}
+        for size in args.memory_gb:
+            num_rows = int(size * 1e9) // TEXT_LENGTH
+            num_files = max(1, round(size * 1000 / FILE_MB))
+            raw, out = work / f"mem-{size:g}-raw", work / f"mem-{size:g}-out"
+            print(f"memory: {size:g} GB, object store {args.object_store_gib:g} GiB")
+            gen = run_side(
+                "flow-generate",
+                {"output_uri": str(raw), "num_rows": num_rows, "num_files": num_files},
+                env,
+                work,
+                ray,
+            )
+            pre = run_side(
+                "flow-preprocess", {"input_uri": str(raw), "output_uri": str(out)}, env, work, ray
+            )
+            committed = manifest_rows(out)
+            read = output_summary(out)["rows"]
+            if not committed == read == num_rows:
+                raise RuntimeError(f"{size} GB: {num_rows} rows in, {committed}/{read} out")
+            results.append(
+                {
+                    "size_gb": size,
+                    "rows": num_rows,
+                    "rows_out": read,
+                    "generate": gen,
+                    "preprocess": pre,
+                    "peak_memory_bytes": max(gen["peak_memory_bytes"], pre["peak_memory_bytes"]),
+                    "spilled_bytes_total": ray.spilled_bytes(),
+                }
+            )
+            shutil.rmtree(raw)
+            shutil.rmtree(out)
+    return results
+
+
+def fixed_costs(work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """One flow run of one row: on a running Ray, and starting its own local Ray."""
+    tiny = {"num_rows": 1, "num_files": 1}
+    print("fixed cost of a flow run")
+    with ray_head(work, "fixed") as ray:
+        warm = [
+            run_side(
+                "flow-generate",
+                {"output_uri": str(work / f"tiny-warm-{i}"), **tiny},
+                {**env, **ray.env},
+                work,
+                ray,
+            )
+            for i in range(2)
+        ]
+    cold = run_side(
+        "flow-generate", {"output_uri": str(work / "tiny-cold"), **tiny}, env, work, None
+    )
+    return {
+        "warm_ray_seconds": [w["seconds"] for w in warm],
+        "own_local_ray_seconds": cold["seconds"],
+        "own_local_ray_wall_seconds": cold["wall_seconds"],
+    }
+
+
+def machine() -> dict[str, Any]:
+    model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    versions = {p: metadata.version(p) for p in ("ray", "prefect", "pyarrow", "polars", "pandas")}
+    return {
+        "cpus": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(memory / GIB, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        **versions,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--size-gb", type=float, default=2.0, help="text to generate (GB)")
+    parser.add_argument("--memory-gb", type=float, nargs="*", default=[1.0, 4.0])
+    parser.add_argument("--object-store-gib", type=float, default=1.0)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
+    parser.add_argument("--skip-seed", action="store_true", help="leave out the slow baseline")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    args = parser.parse_args(argv)
+
+    work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.work_dir))
+    started = time.perf_counter()
+    try:
+        with prefect_server(work) as env:
+            results = {
+                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "machine": machine(),
+                "size_gb": args.size_gb,
+                "comparison": compare(args, work, env),
+                "memory": memory_scaling(args, work, env) if args.memory_gb else [],
+                "fixed_cost": fixed_costs(work, env),
+            }
+    finally:
+        if args.keep:
+            print(f"kept {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    results["bench_seconds"] = round(time.perf_counter() - started, 1)
+    report.finish(results, args.out)
+
+
+if __name__ == "__main__":
+    main()
