@@ -17,6 +17,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -64,6 +65,12 @@ def run_side(
     return {"seconds": seconds, "wall_seconds": wall, "peak_memory_bytes": memory.peak}
 
 
+def warm_up(ray: RayHead, env: dict[str, str], work: Path) -> None:
+    """Run one untimed Ray Data job on a fresh head (see ``drivers.ray_data_warmup``)."""
+    print("  (warm-up: one trivial Ray Data job, not counted)")
+    run_side("ray-data-warmup", {}, {**env, **ray.env}, work, ray)
+
+
 def output_summary(path: Path) -> dict[str, int]:
     """Rows and total cleaned characters of a preprocessed output, read from its files."""
     files = [str(p) for p in sorted(path.rglob("*.parquet"))] if path.is_dir() else [str(path)]
@@ -85,6 +92,7 @@ def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[d
     text_bytes = num_rows * TEXT_LENGTH
     rows: list[dict[str, Any]] = []
     with ray_head(work, "compare") as ray:
+        warm_up(ray, env, work)
         env = {**env, **ray.env}
         print(f"generate {args.size_gb:g} GB ({num_rows} rows, {num_files} files)")
         raw = work / "raw"
@@ -148,6 +156,7 @@ def memory_scaling(
     """The flows at each size with the object store capped: peak memory, spilling, rows."""
     results = []
     with ray_head(work, "capped", object_store_bytes=int(args.object_store_gib * GIB)) as ray:
+        warm_up(ray, env, work)
         env = {**env, **ray.env}
         for size in args.memory_gb:
             num_rows = int(size * 1e9) // TEXT_LENGTH
@@ -189,6 +198,7 @@ def fixed_costs(work: Path, env: dict[str, str]) -> dict[str, Any]:
     tiny = {"num_rows": 1, "num_files": 1}
     print("fixed cost of a flow run")
     with ray_head(work, "fixed") as ray:
+        warm_up(ray, env, work)
         warm = [
             run_side(
                 "flow-generate",
@@ -240,6 +250,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--skip-seed", action="store_true", help="leave out the slow baseline")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
     args = parser.parse_args(argv)
+    # A SIGTERM unwinds like Ctrl-C, so the server and Ray heads started here are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     work = Path(tempfile.mkdtemp(prefix="bench-", dir=args.work_dir))
     started = time.perf_counter()
