@@ -65,10 +65,25 @@ def run_side(
     return {"seconds": seconds, "wall_seconds": wall, "peak_memory_bytes": memory.peak}
 
 
-def warm_up(ray: RayHead, env: dict[str, str], work: Path) -> None:
-    """Run one untimed Ray Data job on a fresh head (see ``drivers.ray_data_warmup``)."""
+def join(ray: RayHead, env: dict[str, str], work: Path) -> dict[str, str]:
+    """``env`` pointed at a fresh head, after one untimed Ray Data job on it.
+
+    See ``drivers.ray_data_warmup`` for why the first job is not counted.
+    """
+    env = {**env, **ray.env}
     print("  (warm-up: one trivial Ray Data job, not counted)")
-    run_side("ray-data-warmup", {}, {**env, **ray.env}, work, ray)
+    run_side("ray-data-warmup", {}, env, work, ray)
+    return env
+
+
+def sized(size_gb: float) -> tuple[int, int]:
+    """Rows and files for ``size_gb`` of text: ~1 KB rows, ~100 MB files as the seed."""
+    return int(size_gb * 1e9) // TEXT_LENGTH, max(1, round(size_gb * 1000 / FILE_MB))
+
+
+def generate_args(output: Path, size_gb: float) -> dict[str, Any]:
+    num_rows, num_files = sized(size_gb)
+    return {"output_uri": str(output), "num_rows": num_rows, "num_files": num_files}
 
 
 def output_summary(path: Path) -> dict[str, int]:
@@ -87,22 +102,14 @@ def manifest_rows(path: Path) -> int:
 
 def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[dict[str, Any]]:
     """Generate and preprocess ``size_gb`` of text by each method on a warm Ray."""
-    num_rows = int(args.size_gb * 1e9) // TEXT_LENGTH
-    num_files = max(1, round(args.size_gb * 1000 / FILE_MB))
+    num_rows, num_files = sized(args.size_gb)
     text_bytes = num_rows * TEXT_LENGTH
     rows: list[dict[str, Any]] = []
     with ray_head(work, "compare") as ray:
-        warm_up(ray, env, work)
-        env = {**env, **ray.env}
+        ray_env = join(ray, env, work)
         print(f"generate {args.size_gb:g} GB ({num_rows} rows, {num_files} files)")
         raw = work / "raw"
-        flow = run_side(
-            "flow-generate",
-            {"output_uri": str(raw), "num_rows": num_rows, "num_files": num_files},
-            env,
-            work,
-            ray,
-        )
+        flow = run_side("flow-generate", generate_args(raw, args.size_gb), ray_env, work, ray)
         rows.append({"stage": "generate", "method": "this project (flow)", **flow})
         if manifest_rows(raw) != num_rows:
             raise RuntimeError(f"generate committed {manifest_rows(raw)} rows, not {num_rows}")
@@ -112,7 +119,7 @@ def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[d
             seed = run_side(
                 "seed-generate",
                 {"output": str(seed_raw), "num_batches": batches, "num_files": num_files},
-                env,
+                ray_env,
                 work,
                 ray,
             )
@@ -120,23 +127,19 @@ def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[d
             shutil.rmtree(seed_raw)
 
         print(f"preprocess the same {args.size_gb:g} GB")
-        sides = [("flow-preprocess", "this project (flow)"), ("polars-preprocess", "Polars")]
+        # (side, method, its arguments' names, whether it runs on Ray)
+        sides = [
+            ("flow-preprocess", "this project (flow)", ("input_uri", "output_uri"), True),
+            ("polars-preprocess", "Polars", ("input", "output"), False),
+        ]
         if not args.skip_seed:
-            sides.append(("seed-preprocess", "seed method (Ray Data)"))
+            sides.append(("seed-preprocess", "seed method (Ray Data)", ("input", "output"), True))
         outputs: dict[str, dict[str, int]] = {}
-        for side, method in sides:
+        for side, method, (input_name, output_name), on_ray in sides:
             out = work / f"{side}-out"
-            side_args = (
-                {"input_uri": str(raw), "output_uri": str(out)}
-                if side.startswith("flow")
-                else {"input": str(raw), "output": str(out)}
-            )
+            side_args = {input_name: str(raw), output_name: str(out)}
             result = run_side(
-                side,
-                side_args,
-                env if side != "polars-preprocess" else {},
-                work,
-                ray if side != "polars-preprocess" else None,
+                side, side_args, ray_env if on_ray else env, work, ray if on_ray else None
             )
             target = out if out.exists() else out.with_suffix(".parquet")
             outputs[method] = output_summary(target)
@@ -156,20 +159,12 @@ def memory_scaling(
     """The flows at each size with the object store capped: peak memory, spilling, rows."""
     results = []
     with ray_head(work, "capped", object_store_bytes=int(args.object_store_gib * GIB)) as ray:
-        warm_up(ray, env, work)
-        env = {**env, **ray.env}
+        env = join(ray, env, work)
         for size in args.memory_gb:
-            num_rows = int(size * 1e9) // TEXT_LENGTH
-            num_files = max(1, round(size * 1000 / FILE_MB))
+            num_rows, _ = sized(size)
             raw, out = work / f"mem-{size:g}-raw", work / f"mem-{size:g}-out"
             print(f"memory: {size:g} GB, object store {args.object_store_gib:g} GiB")
-            gen = run_side(
-                "flow-generate",
-                {"output_uri": str(raw), "num_rows": num_rows, "num_files": num_files},
-                env,
-                work,
-                ray,
-            )
+            gen = run_side("flow-generate", generate_args(raw, size), env, work, ray)
             pre = run_side(
                 "flow-preprocess", {"input_uri": str(raw), "output_uri": str(out)}, env, work, ray
             )
@@ -198,12 +193,12 @@ def fixed_costs(work: Path, env: dict[str, str]) -> dict[str, Any]:
     tiny = {"num_rows": 1, "num_files": 1}
     print("fixed cost of a flow run")
     with ray_head(work, "fixed") as ray:
-        warm_up(ray, env, work)
+        ray_env = join(ray, env, work)
         warm = [
             run_side(
                 "flow-generate",
                 {"output_uri": str(work / f"tiny-warm-{i}"), **tiny},
-                {**env, **ray.env},
+                ray_env,
                 work,
                 ray,
             )
