@@ -17,11 +17,13 @@ export RAY_USAGE_STATS_ENABLED := 0
 export PREFECT_WORKER_QUERY_SECONDS ?= 2
 export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 
-.PHONY: help install run stop test bench lint format clean
+.PHONY: help install run stop backfill test bench lint format clean
 
 help:
 	@echo "make run     start a local Prefect server, Ray and worker; deploy; run pipeline/default"
 	@echo "make stop    stop the server, Ray and worker that make run started"
+	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [FORCE=1] [DEPLOYMENT=pipeline/nightly]"
+	@echo "             one run per date not yet committed, through the worker make run started"
 	@echo "make test    install and run the test suite"
 	@echo "make bench   the seed's method, Polars and our flows side by side (BENCH_ARGS=...)"
 	@echo "make lint    ruff check and ruff format --check"
@@ -50,6 +52,14 @@ run: install
 
 stop:
 	@deployments/local.sh stop
+
+# One run of the nightly deployment per date from START to END (both included), waited
+# for one by one; dates already committed are skipped unless FORCE=1. Needs `make run`'s
+# server and worker (or any worker serving the deployment's pool).
+DEPLOYMENT ?= pipeline/nightly
+backfill: install
+	@[[ -n "$(START)" && -n "$(END)" ]] || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD [FORCE=1]"; exit 2; }
+	$(BIN)/python -m flows.backfill $(START) $(END) --deployment $(DEPLOYMENT) $(if $(FORCE),--force,)
 
 test: install
 	$(BIN)/pytest

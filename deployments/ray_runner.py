@@ -9,6 +9,7 @@ from prefect import Task
 from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
+from deployments import runs
 from tasks.storage import S3Settings
 
 R = TypeVar("R")
@@ -29,11 +30,14 @@ class PipelineRayTaskRunner(RayTaskRunner):
         return super().__enter__()
 
 
-def run_stage(stage: Task[..., R], s3: S3Settings | None = None, **parameters: Any) -> R:
+def run_stage(stage: Task[..., R], name: str, s3: S3Settings | None = None, **parameters: Any) -> R:
     """Run a stage task on Ray with the flow's S3 settings and return its result.
 
-    The task only drives a Ray Data job, so it reserves no CPU: holding one while the
-    job waits for CPUs deadlocks a small machine.
+    The flow run and the task run are tagged with the stage ``name`` and the kind of
+    storage written. The task only drives a Ray Data job, so it reserves no CPU: holding
+    one while the job waits for CPUs deadlocks a small machine.
     """
-    with remote_options(num_cpus=0):
+    where = str(parameters.get("output_uri") or parameters.get("bucket_uri") or "")
+    runs.tag_flow_run(name, where)
+    with remote_options(num_cpus=0), runs.tagged(name, where):
         return stage.submit(params=parameters, s3=s3).result()

@@ -5,11 +5,16 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
+from deployments.runs import flow_run_name
 from tasks.stages import create_bucket_task
 from tasks.storage import canonical_uri, settings_for
 
 
-@flow(name="create-bucket", task_runner=PipelineRayTaskRunner())
+@flow(
+    name="create-bucket",
+    flow_run_name=flow_run_name("create-bucket", "bucket_uri"),
+    task_runner=PipelineRayTaskRunner(),
+)
 def create_bucket(
     bucket_uri: str,
     region: str | None = None,
@@ -24,7 +29,9 @@ def create_bucket(
     """
     s3 = settings_for([bucket_uri], aws_credentials_block, region)
     uri = bucket_uri.strip() if bucket_uri.strip().startswith("s3:") else canonical_uri(bucket_uri)
-    result = run_stage(create_bucket_task, s3=s3, bucket_uri=uri, region=region, tags=tags)
+    result = run_stage(
+        create_bucket_task, "create-bucket", s3=s3, bucket_uri=uri, region=region, tags=tags
+    )
     state = "created" if result["created"] else "already there, left unchanged"
     get_run_logger().info("bucket %s: %s", result["bucket_uri"], state)
     return str(result["bucket_uri"])

@@ -7,12 +7,17 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
+from deployments.runs import flow_run_name
 from tasks.exclusive import exclusive_output
 from tasks.stages import generate_task
 from tasks.storage import canonical_uri, settings_for
 
 
-@flow(name="generate", task_runner=PipelineRayTaskRunner())
+@flow(
+    name="generate",
+    flow_run_name=flow_run_name("generate", "output_uri"),
+    task_runner=PipelineRayTaskRunner(),
+)
 def generate(
     output_uri: str,
     num_rows: int,
@@ -33,6 +38,7 @@ def generate(
     with exclusive_output(output):
         manifest = run_stage(
             generate_task,
+            "generate",
             s3=settings_for([output], aws_credentials_block),
             output_uri=output,
             num_rows=num_rows,

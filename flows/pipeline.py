@@ -4,16 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from prefect import flow
+from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact
+from prefect.runtime import flow_run
 
+from deployments import runs
 from deployments.ray_runner import PipelineRayTaskRunner
 from flows.create_bucket import create_bucket
 from flows.generate import generate
 from flows.preprocess import preprocess
+from tasks import partitions
 
 
-@flow(name="pipeline", task_runner=PipelineRayTaskRunner())
+@flow(
+    name="pipeline",
+    flow_run_name=runs.flow_run_name("pipeline", "bucket_uri"),
+    task_runner=PipelineRayTaskRunner(),
+)
 def pipeline(
     bucket_uri: str,
     num_rows: int,
@@ -25,15 +32,34 @@ def pipeline(
     region: str | None = None,
     ray_remote_args: dict[str, Any] | None = None,
     aws_credentials_block: str | None = None,
+    daily: bool = False,
+    run_date: str | None = None,
+    timezone: str = "UTC",
 ) -> str:
     """Generate into ``{bucket_uri}/raw/``, clean into ``{bucket_uri}/preprocessed/``.
 
     A bare ``s3://`` creates a bucket with the seed's ``ray-on-aws-<epoch>`` name.
-    Returns the URI of the preprocessed dataset.
+    With ``daily`` (the nightly deployment) or a ``run_date``, the run writes one date's
+    partitions, ``raw/dt=YYYY-MM-DD/`` and ``preprocessed/dt=YYYY-MM-DD/``: the date
+    it was scheduled for in ``timezone``, unless ``run_date`` names another. Each date
+    is generated with its own seed (``seed`` plus the date's day number), so rerunning
+    a date rewrites the same rows. Returns the URI of the preprocessed dataset.
     """
+    day = None
+    if daily or run_date:  # checked before anything is written
+        day = partitions.run_date(run_date, flow_run.scheduled_start_time, timezone)
+    runs.tag_flow_run("pipeline", bucket_uri, *([f"dt:{day}"] if day else []))
     bucket = create_bucket(bucket_uri, region=region, aws_credentials_block=aws_credentials_block)
+    raw_uri, output_uri = f"{bucket}/raw", f"{bucket}/preprocessed"
+    if day:
+        raw_uri, output_uri = (
+            partitions.partition(raw_uri, day),
+            partitions.partition(output_uri, day),
+        )
+        seed = partitions.daily_seed(seed, day)
+        get_run_logger().info("processing the partition of %s (seed %d)", day, seed)
     raw = generate(
-        f"{bucket}/raw",
+        raw_uri,
         num_rows=num_rows,
         num_files=num_files,
         text_length=text_length,
@@ -43,7 +69,7 @@ def pipeline(
     )
     output = preprocess(
         raw,
-        f"{bucket}/preprocessed",
+        output_uri,
         input_format="parquet",
         batch_size=batch_size,
         num_files=preprocessed_num_files,

@@ -7,12 +7,17 @@ from typing import Any
 from prefect import flow, get_run_logger
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
+from deployments.runs import flow_run_name
 from tasks.exclusive import exclusive_output
 from tasks.stages import preprocess_task
 from tasks.storage import canonical_uri, settings_for
 
 
-@flow(name="preprocess", task_runner=PipelineRayTaskRunner())
+@flow(
+    name="preprocess",
+    flow_run_name=flow_run_name("preprocess", "output_uri"),
+    task_runner=PipelineRayTaskRunner(),
+)
 def preprocess(
     input_uri: str,
     output_uri: str,
@@ -32,6 +37,7 @@ def preprocess(
     with exclusive_output(output):
         manifest = run_stage(
             preprocess_task,
+            "preprocess",
             s3=settings_for([source, output], aws_credentials_block),
             input_uri=source,
             output_uri=output,

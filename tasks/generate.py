@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Any
 
 from tasks import dataset, storage, synth
 from tasks.parts import write_part
-from tasks.raydata import map_items
+from tasks.raydata import Done, execution_summary, map_items
 
 
 def plan_parts(num_rows: int, num_files: int) -> list[dict[str, int]]:
@@ -33,8 +34,12 @@ def generate_dataset(
     text_length: int = 1000,
     seed: int = 0,
     ray_remote_args: dict[str, Any] | None = None,
+    on_done: Callable[[int, int, Done], None] | None = None,
 ) -> dict[str, Any]:
-    """Generate and commit the dataset; return its manifest."""
+    """Generate and commit the dataset; return its manifest.
+
+    ``on_done(done, total, part)`` hears of each part as it is written.
+    """
     synth.check_parameters(num_rows, num_files, text_length, seed)
     root = storage.resolve(output_uri)
     started = time.monotonic()
@@ -43,8 +48,8 @@ def generate_dataset(
         {**part, "output_uri": root.uri, "seed": seed, "text_length": text_length}
         for part in plan_parts(num_rows, num_files)
     ]
-    written = map_items(write_generated_part, specs, ray_remote_args=ray_remote_args)
-    entries = [dataset.FileEntry(**w) for w in written]
+    parts = map_items(write_generated_part, specs, ray_remote_args=ray_remote_args, on_done=on_done)
+    entries = [dataset.FileEntry(**part.result) for part in parts]
     if sum(e.num_rows for e in entries) != num_rows:
         raise RuntimeError(f"wrote {sum(e.num_rows for e in entries)} rows, expected {num_rows}")
     manifest = dataset.build_manifest(
@@ -59,7 +64,11 @@ def generate_dataset(
             "chunk_rows": synth.CHUNK_ROWS,
             "generator_version": synth.GENERATOR_VERSION,
         },
+        stats={"text_bytes": num_rows * text_length},  # ASCII: one byte per character
         timings={"write_seconds": round(time.monotonic() - started, 3)},
+        execution=execution_summary(
+            parts, [(e.num_rows, e.num_rows * text_length) for e in entries]
+        ),
     )
     dataset.commit(root, manifest, leftovers)
     return manifest

@@ -10,17 +10,17 @@ import base64
 import contextvars
 import itertools
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
 
-from tasks import dataset, inputs, storage
+from tasks import dataset, inputs, quality, storage
 from tasks.clean import CLEANED_COLUMN, check_input_schema, clean_batch
 from tasks.errors import InputError
 from tasks.parts import write_part
-from tasks.raydata import map_items
+from tasks.raydata import Done, execution_summary, map_items
 
 Slice = tuple[int, int, int]  # (input file index, first row, stop row)
 
@@ -91,9 +91,9 @@ def inspect_inputs(
             # Each call runs in a copy of this context, so the flow's S3 settings hold.
             contexts = [contextvars.copy_context() for _ in specs]
             return list(pool.map(lambda c, spec: c.run(inspect_input, spec), contexts, specs))
-    inspected = map_items(inspect_input, specs, ray_remote_args=ray_remote_args)
-    by_uri = {i["uri"]: i for i in inspected}
-    return [by_uri[uri] for uri in uris]
+    return [
+        part.result for part in map_items(inspect_input, specs, ray_remote_args=ray_remote_args)
+    ]
 
 
 def _iter_slice(fmt: str, uri: str, start: int, stop: int, batch_size: int) -> Iterator[pa.Table]:
@@ -114,28 +114,28 @@ def write_cleaned_part(spec: dict[str, Any]) -> dict[str, Any]:
     """Read one part's input slices, clean them batch by batch, write the part."""
     root = storage.resolve(spec["output_uri"])
     schema = _decode_schema(spec["schema"])
-    null_texts = 0
+    counts: list[dict[str, Any]] = []
 
     def cleaned() -> Iterator[pa.Table]:
-        nonlocal null_texts
         for uri, start, stop in spec["slices"]:
             for table in _iter_slice(spec["format"], uri, start, stop, spec["batch_size"]):
                 out = clean_batch(table, where=uri)
-                null_texts += out.column("text").null_count
                 try:
-                    yield out.select(schema.names).cast(schema)
+                    out = out.select(schema.names).cast(schema)
                 except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
                     raise InputError(
                         f"{uri}: columns {out.schema.names} do not match the dataset's "
                         f"{schema.names} ({exc})"
                     ) from exc
+                counts.append(quality.part_quality(out))
+                yield out
 
     entry = write_part(root, spec["index"], cleaned(), schema)
     return {
         "path": entry.path,
         "num_rows": entry.num_rows,
         "size_bytes": entry.size_bytes,
-        "null_texts": null_texts,
+        "quality": quality.merge(counts),
     }
 
 
@@ -159,11 +159,13 @@ def preprocess_dataset(
     batch_size: int = 1024,
     num_files: int | None = None,
     ray_remote_args: dict[str, Any] | None = None,
+    on_done: Callable[[int, int, Done], None] | None = None,
 ) -> dict[str, Any]:
     """Clean every row of the input into a committed dataset; return its manifest.
 
     Inputs are validated before the output is touched: a bad input leaves an earlier
-    committed output as it was.
+    committed output as it was. ``on_done(done, total, part)`` hears of each part as
+    it is written.
     """
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
@@ -194,9 +196,14 @@ def preprocess_dataset(
         }
         for index, slices in enumerate(plan_parts(counts, num_files))
     ]
-    written = map_items(write_cleaned_part, part_specs, ray_remote_args=ray_remote_args)
-    null_texts = sum(w.pop("null_texts") for w in written)
-    entries = [dataset.FileEntry(**w) for w in written]
+    parts = map_items(
+        write_cleaned_part, part_specs, ray_remote_args=ray_remote_args, on_done=on_done
+    )
+    stats = quality.merge([part.result["quality"] for part in parts])
+    entries = [
+        dataset.FileEntry(**{k: v for k, v in part.result.items() if k != "quality"})
+        for part in parts
+    ]
     rows_out = sum(e.num_rows for e in entries)
     if rows_out != sum(counts):
         raise RuntimeError(f"wrote {rows_out} rows from {sum(counts)} input rows")
@@ -210,12 +217,20 @@ def preprocess_dataset(
             "batch_size": batch_size,
             "num_files": num_files,
         },
-        inputs={"num_files": len(found.files), "num_rows": sum(counts), **found.fingerprint},
-        stats={"null_texts": null_texts},
+        inputs={
+            "num_files": len(found.files),
+            "num_rows": sum(counts),
+            "size_bytes": sum(f.size_bytes for f in found.files),
+            **found.fingerprint,
+        },
+        stats=stats,
         timings={
             "inspect_seconds": round(inspect_seconds, 3),
             "total_seconds": round(time.monotonic() - started, 3),
         },
+        execution=execution_summary(
+            parts, [(p.result["num_rows"], p.result["quality"]["text_bytes"]) for p in parts]
+        ),
     )
     dataset.commit(root, manifest, leftovers)
     return manifest

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -48,6 +49,13 @@ def test_nightly_runs_at_two_with_an_explicit_timezone():
     (schedule,) = DEPLOYMENTS["pipeline/nightly"]["schedules"]
     assert schedule["cron"] == "0 2 * * *"
     assert schedule["timezone"] == "Asia/Seoul"
+
+
+def test_nightly_partitions_by_the_date_in_its_schedules_timezone():
+    nightly = DEPLOYMENTS["pipeline/nightly"]
+    (schedule,) = nightly["schedules"]
+    assert nightly["parameters"]["daily"] is True
+    assert nightly["parameters"]["timezone"] == schedule["timezone"]
 
 
 def test_defaults_chain_through_one_local_bucket():
@@ -166,6 +174,58 @@ def test_every_default_deployment_completes_through_a_worker(project):
         check=True,
     )
     assert report.stdout.strip() == f"output: file://{bucket}/preprocessed"
+
+    # pipeline/nightly as its schedule would start it: 02:00 Seoul time on 2 March, which
+    # is 1 March in UTC. Small data in a bucket of the test's own.
+    nightly = work / "nightly-bucket"
+    small = {"bucket_uri": str(nightly), "num_rows": 2000, "num_files": 2}
+    scheduled = subprocess.run(
+        [str(BIN / "python"), "-c", SCHEDULE_NIGHTLY, json.dumps(small), "2026-03-01T17:00:00Z"],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert scheduled.stdout.strip().endswith("Completed"), scheduled.stdout + scheduled.stderr
+    assert [p.name for p in (nightly / "preprocessed").iterdir()] == ["dt=2026-03-02"]
+    assert assert_committed(nightly / "preprocessed" / "dt=2026-03-02")["num_rows"] == 2000
+
+    # A backfill through the deployment: one worker run per missing date, then nothing.
+    # (tests/test_observe.py backfills three dates in-process; here the deployment path.)
+    first = _backfill(["2026-03-02", "2026-03-03", "--parameters", json.dumps(small)], env, work)
+    assert first == ["2026-03-02: skipped", "2026-03-03: Completed"]
+    days = sorted(p.name for p in (nightly / "preprocessed").iterdir())
+    assert days == ["dt=2026-03-02", "dt=2026-03-03"]
+    assert assert_committed(nightly / "preprocessed" / "dt=2026-03-03")["num_rows"] == 2000
+    again = _backfill(["2026-03-02", "2026-03-03", "--parameters", json.dumps(small)], env, work)
+    assert again == ["2026-03-02: skipped", "2026-03-03: skipped"]
+
+
+# Create a run of pipeline/nightly scheduled at a given time, wait for the worker to run
+# it, print its final state.
+SCHEDULE_NIGHTLY = """
+import sys, json, datetime as dt
+from prefect import get_client
+from prefect.deployments import run_deployment
+from prefect.states import Scheduled
+when = dt.datetime.fromisoformat(sys.argv[2].replace("Z", "+00:00"))
+run = run_deployment("pipeline/nightly", parameters=json.loads(sys.argv[1]), scheduled_time=when)
+print(run.state.name)
+"""
+
+
+def _backfill(args: list[str], env: dict, cwd: Path) -> list[str]:
+    done = subprocess.run(
+        [str(BIN / "python"), "-m", "flows.backfill", *args],
+        env=env,
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return [line for line in done.stdout.splitlines() if line.startswith("2026-")]
 
 
 def _run_deployment(name: str, env: dict, cwd: Path) -> None:

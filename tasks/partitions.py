@@ -1,0 +1,67 @@
+"""Daily partitions: which date a run is for, and where that date's data lives.
+
+A nightly run processes the date it was scheduled for, in the schedule's timezone
+(02:00 in Seoul on 2 March is still 1 March in UTC); ``run_date`` overrides it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from tasks.errors import InputError
+
+# A backfill beyond this many dates is more likely a typo than a plan.
+MAX_BACKFILL_DAYS = 366
+
+
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def parse_date(value: str, parameter: str) -> dt.date:
+    """``YYYY-MM-DD`` as a date, or an InputError naming the parameter."""
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InputError(f"{parameter} must be a date as YYYY-MM-DD, got {value!r}")
+
+
+def zone(timezone: str) -> ZoneInfo:
+    """The IANA timezone named ``timezone``, or an InputError naming it."""
+    try:
+        return ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InputError(f"timezone {timezone!r} is not an IANA timezone name") from None
+
+
+def run_date(override: str | None, scheduled: dt.datetime, timezone: str) -> dt.date:
+    """``override`` if given, else the calendar date of ``scheduled`` in ``timezone``."""
+    if override:
+        return parse_date(override, "run_date")
+    if scheduled.tzinfo is None:
+        raise ValueError("scheduled time must be timezone-aware")
+    return scheduled.astimezone(zone(timezone)).date()
+
+
+def partition(base_uri: str, day: dt.date) -> str:
+    """The Hive-style partition of ``day`` under ``base_uri``: ``{base}/dt=YYYY-MM-DD``."""
+    return f"{base_uri.rstrip('/')}/dt={day.isoformat()}"
+
+
+def date_range(start: str, end: str) -> list[dt.date]:
+    """Every date from ``start`` to ``end``, both included."""
+    first, last = parse_date(start, "start_date"), parse_date(end, "end_date")
+    if last < first:
+        raise InputError(f"end_date {end} is before start_date {start}")
+    days = (last - first).days + 1
+    if days > MAX_BACKFILL_DAYS:
+        raise InputError(f"{days} dates from {start} to {end}: at most {MAX_BACKFILL_DAYS}")
+    return [first + dt.timedelta(days=i) for i in range(days)]
+
+
+def daily_seed(seed: int, day: dt.date) -> int:
+    """The generator seed for ``day``: each date's rows differ, a rerun's do not."""
+    return seed + day.toordinal()

@@ -1,0 +1,107 @@
+"""What a stage run did, as the rows of the tables people read in the Prefect UI.
+
+Pure functions of a stage's manifest and a few facts about the run; publishing them as
+Prefect artifacts is ``tasks.stages``' job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tasks import quality
+
+MB = 1e6
+
+
+def _rate(size: int, seconds: float) -> float | None:
+    return round(size / MB / seconds, 1) if seconds > 0 else None
+
+
+def stage_summary(
+    stage: str,
+    manifest: dict[str, Any],
+    *,
+    output_uri: str,
+    seconds: float,
+    retries: int,
+    spilled_bytes: int | None,
+) -> list[dict[str, Any]]:
+    """Metric/value rows: rows, bytes and files in and out, time, speed, retries, Ray."""
+    inputs = manifest.get("inputs") or {}
+    stats = manifest.get("stats") or {}
+    nodes = (manifest.get("execution") or {}).get("nodes", [])
+    text_bytes = stats.get("text_bytes", 0)
+    rows: list[tuple[str, Any]] = [
+        ("stage", stage),
+        ("output", output_uri),
+        ("rows in", inputs.get("num_rows")),
+        ("rows out", manifest["num_rows"]),
+        ("bytes in", inputs.get("size_bytes")),
+        ("bytes out", manifest["size_bytes"]),
+        ("files in", inputs.get("num_files")),
+        ("files out", len(manifest["files"])),
+        ("seconds", round(seconds, 2)),
+        ("text MB/s", _rate(text_bytes, seconds)),
+        ("retries", retries),
+        ("Ray nodes", len(nodes)),
+        ("Ray CPUs", sum(n["cpus"] for n in nodes)),
+    ]
+    if spilled_bytes:
+        rows.append(("object store spilled bytes", spilled_bytes))
+    return [{"metric": name, "value": "-" if value is None else value} for name, value in rows]
+
+
+def quality_table(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Data-quality rows for a preprocess run: labels, null texts, lengths, removed share."""
+    described = quality.describe(stats)
+
+    def fixed(value: float | None, digits: int) -> Any:
+        return "-" if value is None else round(value, digits)
+
+    rows: list[dict[str, Any]] = [
+        {"metric": "rows", "value": stats["rows"]},
+        {"metric": "null texts", "value": stats["null_texts"]},
+        {
+            "metric": "mean text length before (chars)",
+            "value": fixed(described["mean_chars_before"], 1),
+        },
+        {
+            "metric": "mean text length after (chars)",
+            "value": fixed(described["mean_chars_after"], 1),
+        },
+        {"metric": "share of characters removed", "value": fixed(described["removed_share"], 4)},
+    ]
+    rows += [
+        {"metric": f"rows with label {label}", "value": n} for label, n in stats["labels"].items()
+    ]
+    return rows
+
+
+def node_table(manifest: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per node type: nodes, parts, rows, text MB and MB per task-second (the seed's comparison)."""
+    by_type: dict[str, dict[str, Any]] = {}
+    for node in (manifest.get("execution") or {}).get("nodes", []):
+        row = by_type.setdefault(
+            node["type"],
+            {
+                "node type": node["type"],
+                "nodes": 0,
+                "CPUs": 0,
+                "parts": 0,
+                "rows": 0,
+                "text MB": 0.0,
+            },
+        )
+        row["nodes"] += 1
+        row["CPUs"] += node["cpus"]
+        row["parts"] += node["parts"]
+        row["rows"] += node["rows"]
+        row["text MB"] += node["bytes"] / MB
+        row["_seconds"] = row.get("_seconds", 0.0) + node["task_seconds"]
+    table = []
+    for row in by_type.values():
+        seconds = row.pop("_seconds")
+        row["MB/s per task"] = round(row["text MB"] / seconds, 1) if seconds > 0 else "-"
+        row["text MB"] = round(row["text MB"], 1)
+        table.append(row)
+    return table
