@@ -48,7 +48,8 @@ def stage_summary(
     ]
     if spilled_bytes:
         rows.append(("object store spilled bytes", spilled_bytes))
-    return [{"metric": name, "value": "-" if value is None else value} for name, value in rows]
+    # Rows that do not apply (no input for generate) are left out, not shown as blanks.
+    return [{"metric": name, "value": value} for name, value in rows if value is not None]
 
 
 def quality_table(stats: dict[str, Any]) -> list[dict[str, Any]]:
@@ -56,7 +57,7 @@ def quality_table(stats: dict[str, Any]) -> list[dict[str, Any]]:
     described = quality.describe(stats)
 
     def fixed(value: float | None, digits: int) -> Any:
-        return "-" if value is None else round(value, digits)
+        return "n/a" if value is None else round(value, digits)
 
     rows: list[dict[str, Any]] = [
         {"metric": "rows", "value": stats["rows"]},
@@ -101,7 +102,7 @@ def node_table(manifest: dict[str, Any]) -> list[dict[str, Any]]:
     table = []
     for row in by_type.values():
         seconds = row.pop("_seconds")
-        row["MB/s per task"] = round(row["text MB"] / seconds, 1) if seconds > 0 else "-"
+        row["MB/s per task"] = round(row["text MB"] / seconds, 1) if seconds > 0 else "n/a"
         row["text MB"] = round(row["text MB"], 1)
         table.append(row)
     return table

@@ -90,10 +90,12 @@ def _stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-@pytest.fixture
-def project(tmp_path, ray_cluster):
-    """A copy of the project's prefect.yaml and flows/, served by a server and a worker
-    of its own; flow runs join the test session's Ray through RAY_ADDRESS."""
+@pytest.fixture(scope="module")
+def project(tmp_path_factory, ray_cluster):
+    """A copy of the project's prefect.yaml and flows/, served by a server (with its UI)
+    and a worker of its own; flow runs join the test session's Ray through RAY_ADDRESS.
+    Shared by this module's end-to-end tests, which each write a bucket of their own."""
+    tmp_path = tmp_path_factory.mktemp("deployments")
     work = tmp_path / "project"
     work.mkdir()
     shutil.copy(ROOT / "prefect.yaml", work)
@@ -175,6 +177,55 @@ def test_every_default_deployment_completes_through_a_worker(project):
     )
     assert report.stdout.strip() == f"output: file://{bucket}/preprocessed"
 
+    # Each stage of the pipeline/default run published its artifacts ...
+    api = env["PREFECT_API_URL"]
+    (run,) = _post(
+        api,
+        "/flow_runs/filter",
+        {
+            "deployments": {"name": {"any_": ["default"]}},
+            "flows": {"name": {"any_": ["pipeline"]}},
+            "sort": "END_TIME_DESC",
+            "limit": 1,
+        },
+    )
+    stages = {
+        _post(api, "/flows/filter", {"flows": {"id": {"any_": [child["flow_id"]]}}})[0][
+            "name"
+        ]: child
+        for child in _post(
+            api, "/flow_runs/filter", {"flow_runs": {"parent_flow_run_id": {"any_": [run["id"]]}}}
+        )
+    }
+    expected = {
+        "create-bucket": {"create-bucket-summary"},
+        "generate": {"generate-summary", "generate-nodes", "generate-progress", "generate-links"},
+        "preprocess": {
+            "preprocess-summary",
+            "preprocess-quality",
+            "preprocess-nodes",
+            "preprocess-progress",
+            "preprocess-links",
+        },
+    }
+    for stage, keys in expected.items():
+        found = _post(
+            api,
+            "/artifacts/filter",
+            {"artifacts": {"flow_run_id": {"any_": [stages[stage]["id"]]}}},
+        )
+        assert {a["key"] for a in found} == keys, stage
+
+    # ... and the UI renders them: the generate run's page, its Artifacts tab, the summary.
+    shot = work / "ui-generate-summary.png"
+    rows_out = _ui_summary_rows_out(api.removesuffix("/api"), stages["generate"]["id"], shot)
+    assert rows_out == "20000"
+    assert shot.stat().st_size > 10_000
+
+
+@pytest.mark.e2e
+def test_nightly_schedule_and_backfill_through_a_worker(project):
+    work, env = project
     # pipeline/nightly as its schedule would start it: 02:00 Seoul time on 2 March, which
     # is 1 March in UTC. Small data in a bucket of the test's own.
     nightly = work / "nightly-bucket"
@@ -213,6 +264,45 @@ when = dt.datetime.fromisoformat(sys.argv[2].replace("Z", "+00:00"))
 run = run_deployment("pipeline/nightly", parameters=json.loads(sys.argv[1]), scheduled_time=when)
 print(run.state.name)
 """
+
+
+def _post(api: str, path: str, body: dict) -> list[dict]:
+    request = urllib.request.Request(
+        api + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.load(response)
+
+
+def chromium() -> str:
+    """Debian's Chromium (packages chromium and chromium-driver; .ci/run installs them)."""
+    for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/lib/chromium/chromium"):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    found = shutil.which("chromium")
+    if not found:
+        pytest.fail("Chromium not found: apt-get install chromium chromium-driver")
+    return found
+
+
+def _ui_summary_rows_out(ui: str, flow_run_id: str, screenshot: Path) -> str:
+    """Open the flow run's page in headless Chromium, go to its summary artifact through
+    the Artifacts tab, and return the "rows out" cell as rendered; save a screenshot."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1000})
+            page.goto(f"{ui}/runs/flow-run/{flow_run_id}")
+            page.get_by_text("Artifacts", exact=True).click()
+            page.get_by_text("generate-summary", exact=True).first.click()
+            row = page.get_by_role("row").filter(has_text="rows out")
+            row.wait_for(timeout=60_000)
+            page.screenshot(path=str(screenshot), full_page=True)
+            return row.get_by_role("cell").last.inner_text().strip()
+        finally:
+            browser.close()
 
 
 def _backfill(args: list[str], env: dict, cwd: Path) -> list[str]:

@@ -120,4 +120,4 @@ def test_node_table_sums_per_node_type():
         "text MB": 30.0,
         "MB/s per task": 6.0,
     }
-    assert rows["Graviton"]["MB/s per task"] == "-"
+    assert rows["Graviton"]["MB/s per task"] == "n/a"
