@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import os
 from typing import Any, TypeVar
 
-from prefect import Task
+import ray
+from prefect import Task, get_run_logger
+from prefect.context import FlowRunContext
+from prefect.task_runners import TaskRunner
 from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
 from deployments import runs
+from tasks.errors import InputError
 from tasks.storage import S3Settings
 
 R = TypeVar("R")
@@ -18,16 +23,73 @@ R = TypeVar("R")
 class PipelineRayTaskRunner(RayTaskRunner):
     """``RayTaskRunner`` that joins the cluster in ``RAY_ADDRESS`` or starts its own.
 
-    The address is read when a flow run starts, not at import. Without ``RAY_ADDRESS``
-    it starts a fresh local Ray ("local"), where a bare ``ray.init()`` would attach to
-    whichever cluster last ran on this host. A Ray instance already running in this
-    process (a parent flow's, or the test suite's) is reused as is.
+    The address is read when a flow run starts, not at import; ``RAY_ADDRESS=auto``
+    joins the cluster of the node the flow runs on. Without ``RAY_ADDRESS`` a fresh local
+    Ray is started ("local"), where a bare ``ray.init()`` would attach to whichever
+    cluster last ran on this host; it starts when the flow first needs it, so that the
+    flow's ``ray_init`` parameter can size it (see :func:`start_ray`). A Ray instance
+    already running in this process (a parent flow's, or the test suite's) is reused.
     """
 
     def __enter__(self):
         if self.address is None:
             self.address = os.environ.get("RAY_ADDRESS") or "local"
+        if self.address == "local" and not ray.is_initialized():
+            TaskRunner.__enter__(self)  # Prefect's bookkeeping; Ray starts in start_ray
+            return self
         return super().__enter__()
+
+    def start_local(self, options: dict[str, Any]) -> None:
+        """Start this run's local Ray with ``options``; it is shut down with the runner."""
+        self.logger.info("Creating a local Ray instance (%s)", options or "defaults")
+        self._ray_context = ray.init("local", **self.init_kwargs, **options)
+        self._owns_ray = True
+
+    def submit(self, *args: Any, **kwargs: Any):
+        if not ray.is_initialized():
+            self.start_local({})
+        return super().submit(*args, **kwargs)
+
+
+RAY_INIT_KEYS = {"object_store_memory", "spill_dir", "num_cpus"}
+
+
+def ray_init_options(ray_init: dict[str, Any] | None) -> dict[str, Any]:
+    """``ray.init`` keyword arguments for a local Ray from a flow's ``ray_init``.
+
+    ``object_store_memory`` (bytes), ``spill_dir`` (where a full object store spills),
+    ``num_cpus``; anything else is refused by name.
+    """
+    options = dict(ray_init or {})
+    unknown = sorted(set(options) - RAY_INIT_KEYS)
+    if unknown:
+        raise InputError(f"ray_init does not take {unknown}; it takes {sorted(RAY_INIT_KEYS)}")
+    for key in ("object_store_memory", "num_cpus"):
+        if key in options and not (isinstance(options[key], int | float) and options[key] > 0):
+            raise InputError(f"ray_init {key} must be a number > 0, got {options[key]!r}")
+    spill_dir = options.pop("spill_dir", None)
+    if spill_dir is not None:
+        spilling = {"type": "filesystem", "params": {"directory_path": str(spill_dir)}}
+        options["_system_config"] = {"object_spilling_config": json.dumps(spilling)}
+    if "object_store_memory" in options:
+        options["object_store_memory"] = int(options["object_store_memory"])
+    return options
+
+
+def start_ray(ray_init: dict[str, Any] | None) -> None:
+    """Start the flow run's local Ray with ``ray_init`` if it has not started yet.
+
+    When the run joins a running Ray (``RAY_ADDRESS``, a parent flow's, the tests'),
+    that Ray's own settings hold and ``ray_init`` is ignored, with a warning if given.
+    """
+    options = ray_init_options(ray_init)
+    context = FlowRunContext.get()
+    runner = context.task_runner if context else None
+    if ray.is_initialized() or not isinstance(runner, PipelineRayTaskRunner):
+        if options:
+            get_run_logger().warning("ray_init is ignored: this run uses a Ray already running")
+        return
+    runner.start_local(options)
 
 
 def run_stage(stage: Task[..., R], name: str, s3: S3Settings | None = None, **parameters: Any) -> R:

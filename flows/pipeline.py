@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from prefect import flow, get_run_logger
 from prefect.artifacts import create_link_artifact
 from prefect.runtime import flow_run
 
 from deployments import runs
-from deployments.ray_runner import PipelineRayTaskRunner
+from deployments.ray_runner import PipelineRayTaskRunner, start_ray
 from flows.create_bucket import create_bucket
 from flows.generate import generate
 from flows.preprocess import preprocess
 from tasks import partitions
+from tasks.raydata import Scheduling
 
 
 @flow(
@@ -35,6 +36,12 @@ def pipeline(
     daily: bool = False,
     run_date: str | None = None,
     timezone: str = "UTC",
+    resources: dict[str, float] | None = None,
+    num_cpus: float = 1,
+    compute: Literal["tasks", "actors"] = "tasks",
+    actor_pool: tuple[int, int] | None = None,
+    read_blocks: int | None = None,
+    ray_init: dict[str, Any] | None = None,
 ) -> str:
     """Generate into ``{bucket_uri}/raw/``, clean into ``{bucket_uri}/preprocessed/``.
 
@@ -43,12 +50,23 @@ def pipeline(
     partitions, ``raw/dt=YYYY-MM-DD/`` and ``preprocessed/dt=YYYY-MM-DD/``: the date
     it was scheduled for in ``timezone``, unless ``run_date`` names another. Each date
     is generated with its own seed (``seed`` plus the date's day number), so rerunning
-    a date rewrites the same rows. Returns the URI of the preprocessed dataset.
+    a date rewrites the same rows. The Ray scheduling parameters apply to both stages
+    (see ``generate`` and ``preprocess``); so does ``ray_init``. Returns the URI of
+    the preprocessed dataset.
     """
     day = None
     if daily or run_date:  # checked before anything is written
         day = partitions.run_date(run_date, flow_run.scheduled_start_time, timezone)
     runs.tag_flow_run("pipeline", bucket_uri, *([f"dt:{day}"] if day else []))
+    # Checked before anything is written, like the date.
+    Scheduling(num_cpus, resources, compute, actor_pool, read_blocks, ray_remote_args or {})
+    start_ray(ray_init)
+    scheduling = {
+        "resources": resources,
+        "num_cpus": num_cpus,
+        "compute": compute,
+        "actor_pool": actor_pool,
+    }
     bucket = create_bucket(bucket_uri, region=region, aws_credentials_block=aws_credentials_block)
     raw_uri, output_uri = f"{bucket}/raw", f"{bucket}/preprocessed"
     if day:
@@ -66,6 +84,7 @@ def pipeline(
         seed=seed,
         ray_remote_args=ray_remote_args,
         aws_credentials_block=aws_credentials_block,
+        **scheduling,
     )
     output = preprocess(
         raw,
@@ -75,6 +94,8 @@ def pipeline(
         num_files=preprocessed_num_files,
         ray_remote_args=ray_remote_args,
         aws_credentials_block=aws_credentials_block,
+        read_blocks=read_blocks,
+        **scheduling,
     )
     create_link_artifact(
         key="pipeline-output",

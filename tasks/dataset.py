@@ -52,6 +52,23 @@ def is_own_file(relative: str) -> bool:
     return bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
 
 
+def file_count(num_rows: int, num_files: int | None, rows_per_file: int | None) -> int | None:
+    """How many part files: ``num_files``, or as many as ``rows_per_file`` needs.
+
+    The seed's two ways to set the output file count (``repartition`` and
+    ``min_rows_per_file``); giving both is an error, giving neither returns None.
+    """
+    if num_files is not None and rows_per_file is not None:
+        raise InputError(
+            f"give num_files ({num_files}) or rows_per_file ({rows_per_file}), not both"
+        )
+    if rows_per_file is None:
+        return num_files
+    if rows_per_file < 1:
+        raise InputError(f"rows_per_file must be at least 1, got {rows_per_file}")
+    return max(1, -(-num_rows // rows_per_file))
+
+
 def build_manifest(
     files: Iterable[FileEntry], schema: pa.Schema, **extra: object
 ) -> dict[str, object]:

@@ -7,8 +7,9 @@ from collections.abc import Callable
 from typing import Any
 
 from tasks import dataset, storage, synth
+from tasks.errors import InputError
 from tasks.parts import write_part
-from tasks.raydata import Done, execution_summary, map_items
+from tasks.raydata import Done, Scheduling, execution_summary, map_items
 
 
 def plan_parts(num_rows: int, num_files: int) -> list[dict[str, int]]:
@@ -30,16 +31,21 @@ def write_generated_part(spec: dict[str, Any]) -> dict[str, Any]:
 def generate_dataset(
     output_uri: str,
     num_rows: int,
-    num_files: int,
+    num_files: int | None = None,
     text_length: int = 1000,
     seed: int = 0,
-    ray_remote_args: dict[str, Any] | None = None,
+    scheduling: Scheduling | None = None,
+    rows_per_file: int | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
 ) -> dict[str, Any]:
     """Generate and commit the dataset; return its manifest.
 
-    ``on_done(done, total, part)`` hears of each part as it is written.
+    ``num_files`` or ``rows_per_file`` sets the file count. ``on_done(done, total,
+    part)`` hears of each part as it is written.
     """
+    num_files = dataset.file_count(num_rows, num_files, rows_per_file)
+    if num_files is None:
+        raise InputError("give num_files or rows_per_file")
     synth.check_parameters(num_rows, num_files, text_length, seed)
     root = storage.resolve(output_uri)
     started = time.monotonic()
@@ -48,7 +54,7 @@ def generate_dataset(
         {**part, "output_uri": root.uri, "seed": seed, "text_length": text_length}
         for part in plan_parts(num_rows, num_files)
     ]
-    parts = map_items(write_generated_part, specs, ray_remote_args=ray_remote_args, on_done=on_done)
+    parts = map_items(write_generated_part, specs, scheduling=scheduling, on_done=on_done)
     entries = [dataset.FileEntry(**part.result) for part in parts]
     if sum(e.num_rows for e in entries) != num_rows:
         raise RuntimeError(f"wrote {sum(e.num_rows for e in entries)} rows, expected {num_rows}")
@@ -59,6 +65,7 @@ def generate_dataset(
         parameters={
             "num_rows": num_rows,
             "num_files": num_files,
+            "rows_per_file": rows_per_file,
             "text_length": text_length,
             "seed": seed,
             "chunk_rows": synth.CHUNK_ROWS,

@@ -20,7 +20,7 @@ from tasks import dataset, inputs, quality, storage
 from tasks.clean import CLEANED_COLUMN, check_input_schema, clean_batch
 from tasks.errors import InputError
 from tasks.parts import write_part
-from tasks.raydata import Done, execution_summary, map_items
+from tasks.raydata import Done, Scheduling, execution_summary, map_items
 
 Slice = tuple[int, int, int]  # (input file index, first row, stop row)
 
@@ -82,7 +82,7 @@ FOOTER_THREADS = 16
 
 
 def inspect_inputs(
-    uris: list[str], fmt: str, ray_remote_args: dict[str, Any] | None
+    uris: list[str], fmt: str, scheduling: Scheduling | None
 ) -> list[dict[str, Any]]:
     """``inspect_input`` for every input file, in input order."""
     specs = [{"uri": uri, "format": fmt} for uri in uris]
@@ -91,9 +91,7 @@ def inspect_inputs(
             # Each call runs in a copy of this context, so the flow's S3 settings hold.
             contexts = [contextvars.copy_context() for _ in specs]
             return list(pool.map(lambda c, spec: c.run(inspect_input, spec), contexts, specs))
-    return [
-        part.result for part in map_items(inspect_input, specs, ray_remote_args=ray_remote_args)
-    ]
+    return [part.result for part in map_items(inspect_input, specs, scheduling=scheduling)]
 
 
 def _iter_slice(fmt: str, uri: str, start: int, stop: int, batch_size: int) -> Iterator[pa.Table]:
@@ -158,7 +156,8 @@ def preprocess_dataset(
     input_format: str = "auto",
     batch_size: int = 1024,
     num_files: int | None = None,
-    ray_remote_args: dict[str, Any] | None = None,
+    scheduling: Scheduling | None = None,
+    rows_per_file: int | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
 ) -> dict[str, Any]:
     """Clean every row of the input into a committed dataset; return its manifest.
@@ -171,13 +170,14 @@ def preprocess_dataset(
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if num_files is not None and num_files < 1:
         raise InputError(f"num_files must be at least 1 or None, got {num_files}")
+    dataset.file_count(1, num_files, rows_per_file)  # the pair is checked before any read
     started = time.monotonic()
     found = inputs.discover(input_uri, input_format)
     root = storage.resolve(output_uri)
     dataset.check_disjoint(found.root, root)
 
     uris = [f.uri for f in found.files]
-    inspected = inspect_inputs(uris, found.format, ray_remote_args)
+    inspected = inspect_inputs(uris, found.format, scheduling)
     schema = _check_same_schema(inspected)
     counts = [i["num_rows"] for i in inspected]
     if sum(counts) == 0:
@@ -194,11 +194,11 @@ def preprocess_dataset(
             "batch_size": batch_size,
             "output_uri": root.uri,
         }
-        for index, slices in enumerate(plan_parts(counts, num_files))
+        for index, slices in enumerate(
+            plan_parts(counts, dataset.file_count(sum(counts), num_files, rows_per_file))
+        )
     ]
-    parts = map_items(
-        write_cleaned_part, part_specs, ray_remote_args=ray_remote_args, on_done=on_done
-    )
+    parts = map_items(write_cleaned_part, part_specs, scheduling=scheduling, on_done=on_done)
     stats = quality.merge([part.result["quality"] for part in parts])
     entries = [
         dataset.FileEntry(**{k: v for k, v in part.result.items() if k != "quality"})
@@ -216,6 +216,8 @@ def preprocess_dataset(
             "input_format": found.format,
             "batch_size": batch_size,
             "num_files": num_files,
+            "rows_per_file": rows_per_file,
+            "read_blocks": (scheduling or Scheduling()).blocks,
         },
         inputs={
             "num_files": len(found.files),

@@ -7,9 +7,11 @@ the part function does its own reading and writing under a deterministic name.
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from tasks import storage
@@ -26,50 +28,127 @@ class Done(NamedTuple):
     seconds: float
 
 
+@dataclass(frozen=True)
+class Scheduling:
+    """Where and how a stage's parts run on Ray: the seed's scheduling knobs.
+
+    ``num_cpus`` per part task; custom ``resources`` (``{"Intel": 1}`` pins the work to
+    the nodes advertising that resource); ``compute`` is ``"tasks"`` (a task per block)
+    or ``"actors"`` (a pool of ``actor_pool`` = (min, max) long-lived workers);
+    ``blocks`` is how many Ray Data blocks the parts are split into (one per part by
+    default; fewer means each task does several parts in turn, as the seed's
+    ``read_parquet(parallelism=...)``); ``remote_args`` is anything else Ray Data's
+    ``map`` takes (``memory``, ``scheduling_strategy``, ...).
+    """
+
+    num_cpus: float = 1.0
+    resources: dict[str, float] | None = None
+    compute: str = "tasks"
+    actor_pool: tuple[int, int] | None = None
+    blocks: int | None = None
+    remote_args: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.num_cpus > 0:
+            raise InputError(f"num_cpus must be more than 0, got {self.num_cpus}")
+        for name, amount in (self.resources or {}).items():
+            if not isinstance(name, str) or not name or not float(amount) > 0:
+                raise InputError(
+                    f"resources must map names to amounts > 0, got {name!r}: {amount!r}"
+                )
+        if self.compute not in ("tasks", "actors"):
+            raise InputError(f"compute must be 'tasks' or 'actors', got {self.compute!r}")
+        if self.actor_pool is not None:
+            if self.compute != "actors":
+                raise InputError("actor_pool is only for compute='actors'")
+            low, high = self.actor_pool
+            if not 1 <= low <= high:
+                raise InputError(
+                    f"actor_pool must be (min, max) with 1 <= min <= max, got {self.actor_pool}"
+                )
+        if self.blocks is not None and self.blocks < 1:
+            raise InputError(f"read_blocks must be at least 1 or None, got {self.blocks}")
+        clash = {"num_cpus", "resources", "compute", "concurrency"} & set(self.remote_args)
+        if clash:
+            raise InputError(
+                f"ray_remote_args may not set {sorted(clash)}: use the parameters of that name"
+            )
+
+    def map_options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Dataset.map``."""
+        import ray.data
+
+        options: dict[str, Any] = {"num_cpus": self.num_cpus, **self.remote_args}
+        if self.resources:
+            options["resources"] = dict(self.resources)
+        if self.compute == "actors":
+            low, high = self.actor_pool or (
+                1,
+                max(1, int(ray.cluster_resources().get("CPU", 1) // self.num_cpus)),
+            )
+            options["compute"] = ray.data.ActorPoolStrategy(min_size=low, max_size=high)
+        return options
+
+
+class _PartActor:
+    """The part function as a callable class, for Ray Data's actor pool."""
+
+    def __init__(self, fn: Callable[[Item], Item], s3: Any):
+        self.fn, self.s3 = fn, s3
+
+    def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
+        return _run_part(self.fn, self.s3, row)
+
+
+def _run_part(fn: Callable[[Item], Item], s3: Any, row: dict[str, Any]) -> dict[str, Any]:
+    import ray
+
+    started = time.perf_counter()
+    with storage.using_s3(s3):
+        result = fn(json.loads(row["item"]))
+    return {
+        "index": row["index"],
+        "result": json.dumps(result),
+        "node_id": ray.get_runtime_context().get_node_id(),
+        "seconds": time.perf_counter() - started,
+    }
+
+
 def map_items(
     fn: Callable[[Item], Item],
     items: list[Item],
     *,
-    ray_remote_args: dict[str, Any] | None = None,
+    scheduling: Scheduling | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
 ) -> list[Done]:
-    """``fn(item)`` for every item, run as Ray Data tasks (one CPU each by default).
+    """``fn(item)`` for every item, run by Ray Data as ``scheduling`` says.
 
-    ``ray_remote_args`` passes through to ``map`` (``num_cpus``, ``memory``, custom
-    ``resources`` such as ``{"Intel": 1}`` to pin the work to a node type, as the seed
-    suggests). Results stream back as parts finish; ``on_done(done, total, part)`` is
-    called for each, in the caller's process. Errors from ``fn`` surface with their own
-    type, so a bad input fails the stage as an :class:`InputError` instead of a generic
-    wrapper. Returns the parts in the order of ``items``.
+    Results stream back as parts finish; ``on_done(done, total, part)`` is called for
+    each, in the caller's process. Errors from ``fn`` surface with their own type, so a
+    bad input fails the stage as an :class:`InputError` instead of a generic wrapper.
+    Returns the parts in the order of ``items``.
     """
     import ray
     import ray.data
 
     if not items:
         return []
+    scheduling = scheduling or Scheduling()
     context = ray.data.DataContext.get_current()
     context.raise_original_map_exception = True
     rows = [{"index": i, "item": json.dumps(item)} for i, item in enumerate(items)]
-    dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
-    # The settings travel in the closure (pickled with the task, never logged), so every
-    # worker reads and writes S3 the way the flow was configured to.
+    blocks = min(scheduling.blocks or len(rows), len(rows))
+    dataset = ray.data.from_items(rows, override_num_blocks=blocks)
+    # The settings travel with the function (pickled with the task, never logged), so
+    # every worker reads and writes S3 the way the flow was configured to.
     s3 = storage.current_s3()
-
-    def run(row: dict[str, Any]) -> dict[str, Any]:
-        started = time.perf_counter()
-        with storage.using_s3(s3):
-            result = fn(json.loads(row["item"]))
-        return {
-            "index": row["index"],
-            "result": json.dumps(result),
-            "node_id": ray.get_runtime_context().get_node_id(),
-            "seconds": time.perf_counter() - started,
-        }
-
-    options = {"num_cpus": 1, **(ray_remote_args or {})}
+    if scheduling.compute == "actors":
+        mapped = dataset.map(_PartActor, fn_constructor_args=(fn, s3), **scheduling.map_options())
+    else:
+        mapped = dataset.map(functools.partial(_run_part, fn, s3), **scheduling.map_options())
     done: dict[int, Done] = {}
     try:
-        for row in dataset.map(run, **options).iter_rows():
+        for row in mapped.iter_rows():
             part = Done(json.loads(row["result"]), row["node_id"], row["seconds"])
             done[row["index"]] = part
             if on_done is not None:
@@ -80,6 +159,22 @@ def map_items(
             raise type(cause)(str(cause)) from None
         raise
     return [done[i] for i in range(len(items))]
+
+
+def missing_resources(scheduling: Scheduling | None) -> list[str]:
+    """Custom resources the scheduling asks for that no live node offers right now.
+
+    Parts asking for them wait until a node with them joins (an autoscaler may add
+    one), so the stage says so instead of looking stuck.
+    """
+    import ray
+
+    wanted = (scheduling.resources or {}) if scheduling else {}
+    offered: set[str] = set()
+    for node in ray.nodes():
+        if node.get("Alive"):
+            offered.update(node.get("Resources", {}))
+    return sorted(name for name in wanted if name not in offered)
 
 
 def node_type(resources: dict[str, float]) -> str:
@@ -108,6 +203,7 @@ def execution_summary(parts: list[Done], sizes: list[tuple[int, int]]) -> dict[s
                 "address": info.get("NodeManagerAddress"),
                 "type": node_type(resources),
                 "cpus": resources.get("CPU", 0),
+                "object_store_bytes": int(resources.get("object_store_memory", 0)),
                 "parts": 0,
                 "rows": 0,
                 "bytes": 0,

@@ -62,6 +62,10 @@ def _dataset_stage(stage: str, params: dict[str, Any], work: Callable[..., dict]
     output = params["output_uri"]
     started = time.monotonic()
     spilled_before = raydata.spilled_bytes()
+    for name in raydata.missing_resources(params.get("scheduling")):
+        logger.warning(
+            "no live Ray node offers the resource %r yet: the parts wait until one joins", name
+        )
     progress = create_progress_artifact(
         0.0, key=f"{stage}-progress", description=f"Part files of {output} written so far"
     )

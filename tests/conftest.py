@@ -13,6 +13,9 @@ import pytest
 os.environ["RAY_USAGE_STATS_ENABLED"] = "0"
 os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
 os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
+# Ship log lines to the Prefect API every half second (default 2 s), from this process
+# and from the Ray workers that inherit this environment: tests read them back.
+os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
 
 # Where tests ask for injected write faults (tasks.parts); set before Ray starts so every
 # Ray worker inherits it.
@@ -52,11 +55,27 @@ def ray_cluster():
 
 
 @pytest.fixture(scope="session")
-def prefect_server():
-    from prefect.testing.utilities import prefect_test_harness
+def prefect_server(tmp_path_factory):
+    """One `prefect server start` (API and UI) on loopback for the whole run, with a
+    database of its own; flows in this process and every process a test starts use it.
+    One server instead of a test harness plus a UI server: each start costs ~30-60 s."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    from tests.helpers import start_prefect_server, stop_process
+
+    home = tmp_path_factory.mktemp("prefect-server")
+    server, url = start_prefect_server(home, home / "server.log")
+    previous = os.environ.get("PREFECT_API_URL")
+    os.environ["PREFECT_API_URL"] = url  # for the processes tests start
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: url}):
+            yield url
+    finally:
+        if previous is None:
+            os.environ.pop("PREFECT_API_URL", None)
+        else:
+            os.environ["PREFECT_API_URL"] = previous
+        stop_process(server)
 
 
 @pytest.fixture

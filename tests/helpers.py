@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 
@@ -52,6 +53,61 @@ def assert_cleaned_exactly(table: pa.Table) -> None:
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+
+
+def start_process(args: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:
+    """Start a server process in a session of its own, so its whole tree can be ended
+    by group id; output goes to ``log``."""
+    return subprocess.Popen(
+        args,
+        env=env,
+        cwd=cwd,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM the process group ``start_process`` made, SIGKILL it after ``grace`` s."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+
+
+def start_prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
+    """``prefect server start`` (API and UI) on a free loopback port; its API URL."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}/api"
+    env = {
+        **os.environ,
+        "PREFECT_HOME": str(home),
+        "PREFECT_API_URL": url,
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    }
+    bin_dir = Path(sys.executable).parent
+    server = start_process(
+        [str(bin_dir / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+        env,
+        home,
+        log,
+    )
+    deadline = time.monotonic() + 180
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/health", timeout=2).read()
+            return server, url
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                stop_process(server)
+                raise RuntimeError(
+                    f"Prefect server did not start:\n{log.read_text()[-3000:]}"
+                ) from None
+            time.sleep(1)
 
 
 def free_port() -> int:

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
-from tests.helpers import assert_cleaned_exactly, assert_committed, free_port
+from tests.helpers import assert_cleaned_exactly, assert_committed, start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -68,100 +67,49 @@ def test_defaults_chain_through_one_local_bucket():
     assert DEPLOYMENTS["preprocess/default"]["parameters"]["output_uri"] == f"{bucket}/preprocessed"
 
 
-def _start(args: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:
-    # A session of its own, so the whole process tree can be ended by its group id.
-    return subprocess.Popen(
-        args,
-        env=env,
-        cwd=cwd,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory, ray_cluster):
-    """A copy of the project's prefect.yaml and flows/, served by a server (with its UI)
-    and a worker of its own; flow runs join the test session's Ray through RAY_ADDRESS.
-    Shared by this module's end-to-end tests, which each write a bucket of their own."""
+def project(tmp_path_factory, ray_cluster, prefect_server):
+    """A copy of the project's prefect.yaml and flows/, deployed to the session's Prefect
+    server (which serves the UI too) and served by a worker of its own; flow runs join
+    the test session's Ray through RAY_ADDRESS. Shared by this module's end-to-end
+    tests, which each write a bucket of their own."""
     tmp_path = tmp_path_factory.mktemp("deployments")
     work = tmp_path / "project"
     work.mkdir()
     shutil.copy(ROOT / "prefect.yaml", work)
     shutil.copytree(ROOT / "flows", work / "flows", ignore=shutil.ignore_patterns("__pycache__"))
-    port = free_port()
     env = {
         **os.environ,
         "PREFECT_HOME": str(tmp_path / "prefect-home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_API_URL": prefect_server,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "RAY_USAGE_STATS_ENABLED": "0",
         "RAY_ADDRESS": ray_cluster.address_info["gcs_address"],
         "RAY_AUTH_MODE": "token",
         "PREFECT_WORKER_QUERY_SECONDS": "2",
     }
-    procs = []
+    prefect = [str(BIN / "prefect")]
+    for args in (
+        ["work-pool", "create", "local-process", "--type", "process"],
+        ["--no-prompt", "deploy", "--all"],
+    ):
+        done = subprocess.run(prefect + args, env=env, cwd=work, capture_output=True, text=True)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    worker = start_process(
+        [*prefect, "worker", "start", "--pool", "local-process"], env, work, tmp_path / "worker.log"
+    )
     try:
-        server = _start(
-            [str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            env,
-            work,
-            tmp_path / "server.log",
-        )
-        procs.append(server)
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                urllib.request.urlopen(f"{env['PREFECT_API_URL']}/health", timeout=2).read()
-                break
-            except OSError:
-                assert server.poll() is None, (tmp_path / "server.log").read_text()[-3000:]
-                assert time.monotonic() < deadline, "Prefect server did not start"
-                time.sleep(1)
-        prefect = [str(BIN / "prefect")]
-        for args in (
-            ["work-pool", "create", "local-process", "--type", "process"],
-            ["--no-prompt", "deploy", "--all"],
-        ):
-            done = subprocess.run(prefect + args, env=env, cwd=work, capture_output=True, text=True)
-            assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-        procs.append(
-            _start(
-                [*prefect, "worker", "start", "--pool", "local-process"],
-                env,
-                work,
-                tmp_path / "worker.log",
-            )
-        )
         yield work, env
     finally:
-        for proc in reversed(procs):
-            _stop(proc)
+        stop_process(worker)
 
 
 @pytest.mark.e2e
-def test_every_default_deployment_completes_through_a_worker(project):
+def test_pipeline_default_runs_through_a_worker_and_shows_in_the_ui(project):
+    """What `make run` does. (Every deployment's entrypoint and parameters are loaded by
+    `prefect deploy --all` and checked above; the stages' flows run in test_flows.py.)"""
     work, env = project
     bucket = work / "data" / "local-bucket"
-    for name in ("create-bucket/default", "generate/default", "preprocess/default"):
-        _run_deployment(name, env, work)
-    assert bucket.is_dir()
-    assert assert_committed(bucket / "raw")["num_rows"] == 20000
-    first = assert_committed(bucket / "preprocessed")
-    assert first["parameters"]["input_uri"] == f"file://{bucket}/raw"
-
-    shutil.rmtree(bucket)
     _run_deployment("pipeline/default", env, work)
     assert assert_committed(bucket / "raw")["num_rows"] == 20000
     assert assert_committed(bucket / "preprocessed")["num_rows"] == 20000
@@ -224,46 +172,35 @@ def test_every_default_deployment_completes_through_a_worker(project):
 
 
 @pytest.mark.e2e
-def test_nightly_schedule_and_backfill_through_a_worker(project):
-    work, env = project
+def test_nightly_schedule_and_backfill_through_a_worker(project, capsys):
+    from prefect.deployments import run_deployment
+
+    from flows.backfill import main as backfill_cli
+
+    work, _ = project
     # pipeline/nightly as its schedule would start it: 02:00 Seoul time on 2 March, which
     # is 1 March in UTC. Small data in a bucket of the test's own.
     nightly = work / "nightly-bucket"
     small = {"bucket_uri": str(nightly), "num_rows": 2000, "num_files": 2}
-    scheduled = subprocess.run(
-        [str(BIN / "python"), "-c", SCHEDULE_NIGHTLY, json.dumps(small), "2026-03-01T17:00:00Z"],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    when = dt.datetime(2026, 3, 1, 17, 0, tzinfo=dt.UTC)
+    run = run_deployment(
+        "pipeline/nightly", parameters=small, scheduled_time=when, timeout=300, poll_interval=1
     )
-    assert scheduled.stdout.strip().endswith("Completed"), scheduled.stdout + scheduled.stderr
+    assert run.state.is_completed(), run.state
     assert [p.name for p in (nightly / "preprocessed").iterdir()] == ["dt=2026-03-02"]
     assert assert_committed(nightly / "preprocessed" / "dt=2026-03-02")["num_rows"] == 2000
 
-    # A backfill through the deployment: one worker run per missing date, then nothing.
-    # (tests/test_observe.py backfills three dates in-process; here the deployment path.)
-    first = _backfill(["2026-03-02", "2026-03-03", "--parameters", json.dumps(small)], env, work)
-    assert first == ["2026-03-02: skipped", "2026-03-03: Completed"]
+    # A backfill through the deployment (what `make backfill` runs): one worker run per
+    # missing date, then nothing. tests/test_observe.py backfills three dates in-process.
+    def backfill(*args: str) -> list[str]:
+        backfill_cli([*args, "--parameters", json.dumps(small)])
+        return [line for line in capsys.readouterr().out.splitlines() if line.startswith("2026-")]
+
+    assert backfill("2026-03-02", "2026-03-03") == ["2026-03-02: skipped", "2026-03-03: Completed"]
     days = sorted(p.name for p in (nightly / "preprocessed").iterdir())
     assert days == ["dt=2026-03-02", "dt=2026-03-03"]
     assert assert_committed(nightly / "preprocessed" / "dt=2026-03-03")["num_rows"] == 2000
-    again = _backfill(["2026-03-02", "2026-03-03", "--parameters", json.dumps(small)], env, work)
-    assert again == ["2026-03-02: skipped", "2026-03-03: skipped"]
-
-
-# Create a run of pipeline/nightly scheduled at a given time, wait for the worker to run
-# it, print its final state.
-SCHEDULE_NIGHTLY = """
-import sys, json, datetime as dt
-from prefect import get_client
-from prefect.deployments import run_deployment
-from prefect.states import Scheduled
-when = dt.datetime.fromisoformat(sys.argv[2].replace("Z", "+00:00"))
-run = run_deployment("pipeline/nightly", parameters=json.loads(sys.argv[1]), scheduled_time=when)
-print(run.state.name)
-"""
+    assert backfill("2026-03-02", "2026-03-03") == ["2026-03-02: skipped", "2026-03-03: skipped"]
 
 
 def _post(api: str, path: str, body: dict) -> list[dict]:
@@ -303,19 +240,6 @@ def _ui_summary_rows_out(ui: str, flow_run_id: str, screenshot: Path) -> str:
             return row.get_by_role("cell").last.inner_text().strip()
         finally:
             browser.close()
-
-
-def _backfill(args: list[str], env: dict, cwd: Path) -> list[str]:
-    done = subprocess.run(
-        [str(BIN / "python"), "-m", "flows.backfill", *args],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return [line for line in done.stdout.splitlines() if line.startswith("2026-")]
 
 
 def _run_deployment(name: str, env: dict, cwd: Path) -> None:
