@@ -109,7 +109,9 @@ generate(sys.argv[1], num_rows=500, num_files=2, ray_init={
 def test_a_run_without_a_cluster_starts_its_own_ray_as_ray_init_says(tmp_path):
     from prefect.settings import PREFECT_API_URL
 
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # No cluster to join; and Ray Data's progress bars on, as outside the tests.
+    hidden = ("RAY_ADDRESS", "RAY_DATA_DISABLE_PROGRESS_BARS")
+    env = {k: v for k, v in os.environ.items() if k not in hidden}
     done = subprocess.run(
         [sys.executable, "-c", OWN_RAY, str(tmp_path / "out"), str(tmp_path / "spill")],
         env={**env, "PREFECT_API_URL": PREFECT_API_URL.value()},
@@ -119,6 +121,8 @@ def test_a_run_without_a_cluster_starts_its_own_ray_as_ray_init_says(tmp_path):
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "Creating a local Ray instance" in done.stderr
+    # Ray Data's progress bars (tqdm, in the stage's Ray worker) reach the run's console.
+    assert "Map(_run_part)" in done.stderr and "tqdm is not installed" not in done.stderr
     (node,) = assert_committed(tmp_path / "out")["execution"]["nodes"]
     assert node["cpus"] == 1
     assert node["object_store_bytes"] == pytest.approx(150_000_000, rel=0.01)
