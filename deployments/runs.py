@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from prefect import get_client, tags
+from prefect import get_client, get_run_logger, tags
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 
@@ -54,8 +54,12 @@ def tag_flow_run(stage: str, uri: str, *extra: str) -> None:
     if context is None:
         return
     wanted = set(context.flow_run.tags) | set(stage_tags(stage, uri)) | set(extra)
-    with get_client(sync_client=True) as client:
-        client.update_flow_run(context.flow_run.id, tags=sorted(wanted))
+    try:
+        with get_client(sync_client=True) as client:
+            client.update_flow_run(context.flow_run.id, tags=sorted(wanted))
+    except Exception as exc:  # tags help people find runs; they never fail one
+        get_run_logger().warning("could not tag the flow run: %s", exc)
+        return
     context.flow_run.tags = sorted(wanted)
 
 

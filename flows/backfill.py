@@ -11,6 +11,7 @@ from typing import Any
 
 from prefect import flow, get_client, get_run_logger
 from prefect.deployments import run_deployment
+from prefect.exceptions import ObjectNotFound
 
 from deployments import runs
 from flows.pipeline import pipeline
@@ -20,7 +21,12 @@ from tasks.errors import InputError
 
 def _deployment_parameters(name: str) -> dict[str, Any]:
     with get_client(sync_client=True) as client:
-        return dict(client.read_deployment_by_name(name).parameters)
+        try:
+            return dict(client.read_deployment_by_name(name).parameters)
+        except ObjectNotFound:
+            raise InputError(
+                f"deployment {name!r} not found on the Prefect server (prefect deploy --all?)"
+            ) from None
 
 
 def committed(bucket_uri: str, day: Any, aws_credentials_block: str | None) -> bool:
@@ -49,7 +55,7 @@ def backfill(
     days = partitions.date_range(start_date, end_date)
     params = {**(_deployment_parameters(deployment) if deployment else {}), **(parameters or {})}
     bucket = str(params.get("bucket_uri") or "").strip()
-    if not bucket or bucket.rstrip("/") == "s3:/":
+    if bucket.lower().rstrip("/") in ("", "s3:"):  # a bare s3:// names a new bucket per run
         raise InputError(
             f"backfill needs the pipeline's bucket_uri to name a bucket, got {bucket!r} "
             f"({'deployment ' + deployment if deployment else 'parameters'})"

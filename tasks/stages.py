@@ -9,8 +9,9 @@ the Artifacts page shows across runs.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prefect import Task, get_run_logger, task
@@ -56,6 +57,15 @@ def _task_run_name(stage: str) -> Callable[[], str]:
     return name
 
 
+@contextlib.contextmanager
+def _best_effort(what: str) -> Iterator[None]:
+    """Reporting never fails the work: a report that cannot be made is a warning."""
+    try:
+        yield
+    except Exception as exc:  # the committed data matters; a missing report does not
+        get_run_logger().warning("could not %s: %s", what, exc)
+
+
 def _dataset_stage(stage: str, params: dict[str, Any], work: Callable[..., dict]) -> dict:
     """Run a dataset-writing stage with progress, per-part logs and summary artifacts."""
     logger = get_run_logger()
@@ -66,12 +76,16 @@ def _dataset_stage(stage: str, params: dict[str, Any], work: Callable[..., dict]
         logger.warning(
             "no live Ray node offers the resource %r yet: the parts wait until one joins", name
         )
-    progress = create_progress_artifact(
-        0.0, key=f"{stage}-progress", description=f"Part files of {output} written so far"
-    )
+    progress = None
+    with _best_effort("create the progress artifact"):
+        progress = create_progress_artifact(
+            0.0, key=f"{stage}-progress", description=f"Part files of {output} written so far"
+        )
 
     def on_done(done: int, total: int, part: raydata.Done) -> None:
-        update_progress_artifact(progress, 100.0 * done / total)
+        if progress is not None:
+            with _best_effort("update the progress artifact"):
+                update_progress_artifact(progress, 100.0 * done / total)
         logger.info(
             "part %d/%d: %s, %d rows, %.1f s on node %s",
             done,
@@ -84,6 +98,15 @@ def _dataset_stage(stage: str, params: dict[str, Any], work: Callable[..., dict]
 
     manifest = work(**params, on_done=on_done)
     seconds = time.monotonic() - started
+    with _best_effort("publish the run summary"):
+        _publish(stage, manifest, output, seconds, spilled_before)
+    return manifest
+
+
+def _publish(
+    stage: str, manifest: dict, output: str, seconds: float, spilled_before: int | None
+) -> None:
+    """The keyed summary artifacts of a committed stage run."""
     spilled_after = raydata.spilled_bytes()
     spilled = (
         spilled_after - spilled_before
@@ -117,7 +140,6 @@ def _dataset_stage(stage: str, params: dict[str, Any], work: Callable[..., dict]
     if dashboard := raydata.dashboard_url():
         links.append(f"- Ray dashboard: [{dashboard}]({dashboard})")
     create_markdown_artifact("\n".join(links), key=f"{stage}-links", description="Where to look")
-    return manifest
 
 
 def _stage(work: Callable[..., dict[str, Any]], name: str, stage: str) -> Task[..., dict[str, Any]]:
@@ -128,11 +150,12 @@ def _stage(work: Callable[..., dict[str, Any]], name: str, stage: str) -> Task[.
             if "output_uri" in params:
                 return _dataset_stage(stage, params, work)
             result = work(**params)
-        create_table_artifact(
-            [{"metric": key.replace("_", " "), "value": value} for key, value in result.items()],
-            key=f"{stage}-summary",
-            description=f"What this {stage} run did",
-        )
+        with _best_effort("publish the run summary"):
+            create_table_artifact(
+                [{"metric": k.replace("_", " "), "value": v} for k, v in result.items()],
+                key=f"{stage}-summary",
+                description=f"What this {stage} run did",
+            )
         return result
 
     run.__name__ = work.__name__

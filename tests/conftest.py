@@ -70,6 +70,10 @@ def prefect_server(tmp_path_factory):
     try:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
+            # Send the last log lines while the server is still there to take them.
+            from prefect.logging.handlers import APILogWorker
+
+            APILogWorker.drain_all(timeout=10)
     finally:
         if previous is None:
             os.environ.pop("PREFECT_API_URL", None)

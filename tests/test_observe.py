@@ -196,3 +196,14 @@ def test_backfill_commits_each_date_once(tmp_path):
     rewritten = bucket / "preprocessed" / "dt=2026-01-31" / "_manifest.json"
     assert rewritten.read_bytes() != manifests["dt=2026-01-31"]
     assert assert_committed(bucket / "preprocessed" / "dt=2026-01-31")["num_rows"] == 600
+
+
+def test_backfill_names_a_missing_deployment_and_a_bad_range(tmp_path):
+    with pytest.raises(InputError, match="deployment 'pipeline/nope' not found"):
+        backfill("2026-01-01", "2026-01-02", deployment="pipeline/nope")
+    with pytest.raises(InputError, match="end_date 2026-01-01 is before start_date 2026-01-02"):
+        backfill(
+            "2026-01-02", "2026-01-01", deployment=None, parameters={"bucket_uri": str(tmp_path)}
+        )
+    with pytest.raises(InputError, match="needs the pipeline's bucket_uri"):
+        backfill("2026-01-01", "2026-01-01", deployment=None, parameters={"bucket_uri": "s3://"})
