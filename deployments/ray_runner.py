@@ -99,7 +99,7 @@ def run_stage(stage: Task[..., R], name: str, s3: S3Settings | None = None, **pa
     storage written. The task only drives a Ray Data job, so it reserves no CPU: holding
     one while the job waits for CPUs deadlocks a small machine.
     """
-    where = str(parameters.get("output_uri") or parameters.get("bucket_uri") or "")
+    where = runs.stage_location(parameters)
     runs.tag_flow_run(name, where)
     with remote_options(num_cpus=0), runs.tagged(name, where):
         return stage.submit(params=parameters, s3=s3).result()

@@ -16,6 +16,11 @@ def storage_kind(uri: str) -> str:
     return "s3" if uri.strip().lower().startswith("s3:") else "local"
 
 
+def stage_location(params: dict) -> str:
+    """Where a stage task writes: its ``output_uri``, or the bucket it creates."""
+    return str(params.get("output_uri") or params.get("bucket_uri") or "")
+
+
 def dataset_name(uri: str) -> str:
     """The last two segments of a location, e.g. ``local-bucket/raw``."""
     return "/".join(uri.strip().rstrip("/").split("/")[-2:]) or uri

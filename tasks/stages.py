@@ -25,6 +25,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
+from deployments import runs
 from tasks import raydata, storage, summary
 from tasks.bucket import ensure_bucket
 from tasks.generate import generate_dataset
@@ -43,16 +44,10 @@ _STAGE = {
 }
 
 
-def _dataset_name(uri: str) -> str:
-    """The last two path segments of a URI, e.g. ``local-bucket/raw``."""
-    return "/".join(uri.rstrip("/").split("/")[-2:])
-
-
 def _task_run_name(stage: str) -> Callable[[], str]:
     def name() -> str:
-        params = task_run.parameters.get("params", {})
-        uri = params.get("output_uri") or params.get("bucket_uri") or ""
-        return f"{stage} {_dataset_name(uri)}" if uri else stage
+        uri = runs.stage_location(task_run.parameters.get("params", {}))
+        return f"{stage} {runs.dataset_name(uri)}" if uri else stage
 
     return name
 

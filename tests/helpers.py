@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -69,14 +70,16 @@ def start_process(args: list[str], env: dict, cwd: Path, log: Path) -> subproces
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 30) -> None:
-    """SIGTERM the process group ``start_process`` made, SIGKILL it after ``grace`` s."""
-    if proc.poll() is None:
+    """SIGTERM the process group ``start_process`` made, then SIGKILL whatever is left of
+    it after ``grace`` s: the leader can exit before its children (Ray's GCS outlives
+    ``ray start``)."""
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=grace)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
 
 
 def start_prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:

@@ -7,11 +7,9 @@ group; it never runs `ray stop`, which would end every Ray on the host.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +20,13 @@ from pathlib import Path
 import pytest
 
 from tasks.dataset import read_dataset
-from tests.helpers import assert_cleaned_exactly, assert_committed, free_port
+from tests.helpers import (
+    assert_cleaned_exactly,
+    assert_committed,
+    free_port,
+    start_process,
+    stop_process,
+)
 
 BIN = Path(sys.executable).parent
 QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -30,24 +34,8 @@ TOKEN = {"RAY_AUTH_MODE": "token"}
 
 
 def _ray_start(args: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(
-        [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args],
-        env={**os.environ, **QUIET, **TOKEN},
-        stdout=log.open("w"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-
-
-def _stop(process: subprocess.Popen) -> None:
-    """SIGTERM the node's process group, then SIGKILL what is left of it."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        process.wait(3)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGKILL)
-    process.wait()
+    command = [str(BIN / "ray"), "start", "--block", "--disable-usage-stats", *args]
+    return start_process(command, {**os.environ, **QUIET, **TOKEN}, log.parent, log)
 
 
 def _wait_for(log: Path, text: str, process: subprocess.Popen, timeout: float = 120) -> None:
@@ -95,7 +83,7 @@ def two_nodes(tmp_path) -> Iterator[str]:
         yield f"127.0.0.1:{port}"
     finally:
         for process in reversed(started):
-            _stop(process)
+            stop_process(process, grace=3)
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
