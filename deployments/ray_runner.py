@@ -14,7 +14,7 @@ from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 
 from deployments import runs
-from tasks.errors import InputError
+from tasks.raydata import RayInit
 from tasks.storage import S3Settings
 
 R = TypeVar("R")
@@ -27,7 +27,7 @@ class PipelineRayTaskRunner(RayTaskRunner):
     joins the cluster of the node the flow runs on. Without ``RAY_ADDRESS`` a fresh local
     Ray is started ("local"), where a bare ``ray.init()`` would attach to whichever
     cluster last ran on this host; it starts when the flow first needs it, so that the
-    flow's ``ray_init`` parameter can size it (see :func:`start_ray`). A Ray instance
+    flow's ``ray.init`` parameter can size it (see :func:`start_ray`). A Ray instance
     already running in this process (a parent flow's, or the test suite's) is reused.
     """
 
@@ -51,43 +51,28 @@ class PipelineRayTaskRunner(RayTaskRunner):
         return super().submit(*args, **kwargs)
 
 
-RAY_INIT_KEYS = {"object_store_memory", "spill_dir", "num_cpus"}
-
-
-def ray_init_options(ray_init: dict[str, Any] | None) -> dict[str, Any]:
-    """``ray.init`` keyword arguments for a local Ray from a flow's ``ray_init``.
-
-    ``object_store_memory`` (bytes), ``spill_dir`` (where a full object store spills),
-    ``num_cpus``; anything else is refused by name.
-    """
-    options = dict(ray_init or {})
-    unknown = sorted(set(options) - RAY_INIT_KEYS)
-    if unknown:
-        raise InputError(f"ray_init does not take {unknown}; it takes {sorted(RAY_INIT_KEYS)}")
-    for key in ("object_store_memory", "num_cpus"):
-        if key in options and not (isinstance(options[key], int | float) and options[key] > 0):
-            raise InputError(f"ray_init {key} must be a number > 0, got {options[key]!r}")
+def ray_init_options(init: RayInit | None) -> dict[str, Any]:
+    """``ray.init`` keyword arguments for a flow run's own local Ray."""
+    options: dict[str, Any] = (init or RayInit()).model_dump(exclude_none=True)
     spill_dir = options.pop("spill_dir", None)
     if spill_dir is not None:
         spilling = {"type": "filesystem", "params": {"directory_path": str(spill_dir)}}
         options["_system_config"] = {"object_spilling_config": json.dumps(spilling)}
-    if "object_store_memory" in options:
-        options["object_store_memory"] = int(options["object_store_memory"])
     return options
 
 
-def start_ray(ray_init: dict[str, Any] | None) -> None:
-    """Start the flow run's local Ray with ``ray_init`` if it has not started yet.
+def start_ray(init: RayInit | None) -> None:
+    """Start the flow run's local Ray as ``init`` says if it has not started yet.
 
     When the run joins a running Ray (``RAY_ADDRESS``, a parent flow's, the tests'),
-    that Ray's own settings hold and ``ray_init`` is ignored, with a warning if given.
+    that Ray's own settings hold and ``init`` is ignored, with a warning if given.
     """
-    options = ray_init_options(ray_init)
+    options = ray_init_options(init)
     context = FlowRunContext.get()
     runner = context.task_runner if context else None
     if ray.is_initialized() or not isinstance(runner, PipelineRayTaskRunner):
         if options:
-            get_run_logger().warning("ray_init is ignored: this run uses a Ray already running")
+            get_run_logger().warning("ray.init is ignored: this run uses a Ray already running")
         return
     runner.start_local(options)
 

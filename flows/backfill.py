@@ -6,12 +6,14 @@ python -m flows.backfill 2026-11-01 2026-11-03 [--force] [--deployment pipeline/
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 from typing import Any
 
 from prefect import flow, get_client, get_run_logger
 from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
+from prefect_aws import AwsCredentials
 
 from deployments import runs
 from flows.pipeline import pipeline
@@ -29,28 +31,34 @@ def _deployment_parameters(name: str) -> dict[str, Any]:
             ) from None
 
 
-def committed(bucket_uri: str, day: Any, aws_credentials_block: str | None) -> bool:
+def committed(bucket_uri: str, day: Any, aws_credentials: AwsCredentials | None) -> bool:
     """Whether ``day``'s preprocessed partition under ``bucket_uri`` has a manifest."""
     target = partitions.partition(f"{storage.canonical_uri(bucket_uri)}/preprocessed", day)
-    with storage.using_s3(storage.settings_for([target], aws_credentials_block)):
+    with storage.using_s3(storage.settings_for([target], aws_credentials)):
         return dataset.read_manifest(storage.resolve(target)) is not None
 
 
 @flow(name="backfill", flow_run_name="backfill {start_date}..{end_date}")
 def backfill(
-    start_date: str,
-    end_date: str,
+    start_date: dt.date,
+    end_date: dt.date,
     deployment: str | None = "pipeline/nightly",
     parameters: dict[str, Any] | None = None,
     force: bool = False,
 ) -> dict[str, str]:
-    """Run the pipeline once per date from ``start_date`` to ``end_date`` (both included).
+    """Run the pipeline once per date from start_date to end_date (both included).
 
-    Dates run oldest first, one at a time, each as a run of ``deployment`` (its worker
-    does the work; ``parameters`` override the deployment's) or, with no deployment, as
-    a subflow here (``parameters`` are then the pipeline's). A date whose preprocessed
-    partition is already committed is skipped unless ``force``. Returns each date's
-    outcome; fails, after trying every date, if any run did not complete.
+    Dates run oldest first, one at a time. Returns each date's outcome; fails, after
+    trying every date, if any run did not complete.
+
+    Args:
+        start_date: The first date (YYYY-MM-DD).
+        end_date: The last date (YYYY-MM-DD), at most 366 days after start_date.
+        deployment: The pipeline deployment each date runs as (its worker does the
+            work); empty to run the pipeline here, as a subflow.
+        parameters: Pipeline parameters, over the deployment's.
+        force: Rerun dates whose preprocessed partition is already committed (by
+            default they are skipped).
     """
     days = partitions.date_range(start_date, end_date)
     params = {**(_deployment_parameters(deployment) if deployment else {}), **(parameters or {})}
@@ -62,9 +70,11 @@ def backfill(
         )
     logger = get_run_logger()
     runs.tag_flow_run("backfill", bucket)
+    # Typed as the pipeline takes them: a block reference becomes the block.
+    credentials = pipeline.validate_parameters(params).get("aws_credentials")
     outcomes: dict[str, str] = {}
     for day in days:
-        if not force and committed(bucket, day, params.get("aws_credentials_block")):
+        if not force and committed(bucket, day, credentials):
             logger.info("%s: already committed, skipped (force=True reruns it)", day)
             outcomes[day.isoformat()] = "skipped"
             continue

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from prefect import flow, get_run_logger
+from prefect_aws import AwsCredentials
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage
 from deployments.runs import flow_run_name
@@ -19,15 +20,20 @@ def create_bucket(
     bucket_uri: str,
     region: str | None = None,
     tags: dict[str, str] | None = None,
-    aws_credentials_block: str | None = None,
+    aws_credentials: AwsCredentials | None = None,
 ) -> str:
-    """Create the bucket at ``bucket_uri`` if it does not exist; return its URI.
+    """Create the bucket at bucket_uri if it does not exist; return its URI.
 
-    ``s3://name`` creates a private, encrypted S3 bucket in ``region`` (else the
-    configured one); a bare ``s3://`` picks the seed's ``ray-on-aws-<epoch>`` name. A
-    path or ``file://`` URI creates a local directory.
+    Args:
+        bucket_uri: s3://name creates a private, encrypted S3 bucket; a bare s3:// picks
+            the seed's ray-on-aws-<epoch> name. A path or file:// URI creates a local
+            directory.
+        region: The S3 bucket's region (default: the configured one).
+        tags: Tags of a new S3 bucket.
+        aws_credentials: A prefect-aws AwsCredentials block for S3; without one, the
+            standard AWS environment (variables, profile, instance role) is used.
     """
-    s3 = settings_for([bucket_uri], aws_credentials_block, region)
+    s3 = settings_for([bucket_uri], aws_credentials, region)
     uri = bucket_uri.strip() if bucket_uri.strip().startswith("s3:") else canonical_uri(bucket_uri)
     result = run_stage(
         create_bucket_task, "create-bucket", s3=s3, bucket_uri=uri, region=region, tags=tags

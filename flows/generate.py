@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated
 
 from prefect import flow, get_run_logger
+from prefect_aws import AwsCredentials
+from pydantic import Field
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage, start_ray
 from deployments.runs import flow_run_name
 from tasks.exclusive import exclusive_output
-from tasks.raydata import Scheduling
+from tasks.raydata import RayOptions
 from tasks.stages import generate_task
 from tasks.storage import canonical_uri, settings_for
+from tasks.synth import MAX_TEXT_LENGTH
 
 
 @flow(
@@ -21,45 +24,47 @@ from tasks.storage import canonical_uri, settings_for
 )
 def generate(
     output_uri: str,
-    num_rows: int,
-    num_files: int | None = None,
-    text_length: int = 1000,
-    seed: int = 0,
-    ray_remote_args: dict[str, Any] | None = None,
-    aws_credentials_block: str | None = None,
-    rows_per_file: int | None = None,
-    resources: dict[str, float] | None = None,
-    num_cpus: float = 1,
-    compute: Literal["tasks", "actors"] = "tasks",
-    actor_pool: tuple[int, int] | None = None,
-    ray_init: dict[str, Any] | None = None,
+    num_rows: Annotated[int, Field(ge=1)],
+    num_files: Annotated[int, Field(ge=1)] | None = None,
+    rows_per_file: Annotated[int, Field(ge=1)] | None = None,
+    text_length: Annotated[int, Field(ge=0, le=MAX_TEXT_LENGTH)] = 1000,
+    seed: Annotated[int, Field(ge=0)] = 0,
+    ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
+    aws_credentials: AwsCredentials | None = None,
 ) -> str:
-    """Write ``num_rows`` rows to ``output_uri`` as ``num_files`` Parquet files (or
-    files of at most ``rows_per_file`` rows).
+    """Write num_rows synthetic rows (id, text, label) to output_uri as Parquet files.
 
-    The same ``seed`` gives the same rows. Scheduling on Ray: ``num_cpus`` per part
-    task; custom ``resources`` (``{"Intel": 1}`` runs the parts only on nodes advertising
-    that resource); ``compute`` "tasks" or "actors" (a pool of ``actor_pool`` = (min,
-    max) actors); ``ray_remote_args`` for anything else Ray Data's ``map`` takes.
-    S3 is reached with the standard AWS settings, or those of the prefect-aws
-    ``AwsCredentials`` block named by ``aws_credentials_block``. ``ray_init`` sizes the
-    local Ray a run starts when there is no cluster: ``object_store_memory`` (bytes),
-    ``spill_dir``, ``num_cpus``.
+    The same seed gives the same rows, however they are split into files.
+
+    Args:
+        output_uri: Where the dataset goes: a local path, file:// or s3://bucket/prefix.
+        num_rows: How many rows (ids 0 to num_rows - 1).
+        num_files: How many Parquet part files (the seed's repartition). Give this or
+            rows_per_file.
+        rows_per_file: At most this many rows per file (the seed's min_rows_per_file),
+            instead of num_files.
+        text_length: Characters of text per row (ASCII letters and spaces).
+        seed: Random seed of the text and labels.
+        ray: Where and how the parts run on Ray: CPUs and custom resources per part,
+            tasks or an actor pool, Dataset.map options, the size of a local Ray.
+        aws_credentials: A prefect-aws AwsCredentials block for S3; without one, the
+            standard AWS environment (variables, profile, instance role) is used.
     """
-    scheduling = Scheduling(num_cpus, resources, compute, actor_pool, None, ray_remote_args or {})
     output = canonical_uri(output_uri)
-    start_ray(ray_init)
+    if ray.read_blocks is not None:
+        get_run_logger().warning("ray.read_blocks applies to preprocess only; generate ignores it")
+    start_ray(ray.init)
     with exclusive_output(output):
         manifest = run_stage(
             generate_task,
             "generate",
-            s3=settings_for([output], aws_credentials_block),
+            s3=settings_for([output], aws_credentials),
             output_uri=output,
             num_rows=num_rows,
             num_files=num_files,
             text_length=text_length,
             seed=seed,
-            scheduling=scheduling,
+            scheduling=ray,
             rows_per_file=rows_per_file,
         )
     get_run_logger().info(

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Literal
 
 from prefect import flow, get_run_logger
+from prefect_aws import AwsCredentials
+from pydantic import Field
 
 from deployments.ray_runner import PipelineRayTaskRunner, run_stage, start_ray
 from deployments.runs import flow_run_name
 from tasks.exclusive import exclusive_output
-from tasks.raydata import Scheduling
+from tasks.raydata import RayOptions
 from tasks.stages import preprocess_task
 from tasks.storage import canonical_uri, settings_for
 
@@ -22,44 +24,57 @@ from tasks.storage import canonical_uri, settings_for
 def preprocess(
     input_uri: str,
     output_uri: str,
-    input_format: str = "auto",
-    batch_size: int = 1024,
-    num_files: int | None = None,
-    ray_remote_args: dict[str, Any] | None = None,
-    aws_credentials_block: str | None = None,
-    rows_per_file: int | None = None,
-    read_blocks: int | None = None,
-    resources: dict[str, float] | None = None,
-    num_cpus: float = 1,
-    compute: Literal["tasks", "actors"] = "tasks",
-    actor_pool: tuple[int, int] | None = None,
-    ray_init: dict[str, Any] | None = None,
+    input_format: Literal["auto", "parquet", "json"] = "auto",
+    text_column: Annotated[str, Field(min_length=1)] = "text",
+    keep_text: bool = True,
+    compression: Literal["snappy", "zstd", "none"] = "snappy",
+    batch_size: Annotated[int, Field(ge=1)] = 1024,
+    num_files: Annotated[int, Field(ge=1)] | None = None,
+    rows_per_file: Annotated[int, Field(ge=1)] | None = None,
+    ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
+    aws_credentials: AwsCredentials | None = None,
 ) -> str:
-    """Add ``cleaned_text`` (the seed's regex, lower-cased) to every row of the input.
+    """Clean text_column of every input row (the seed's regex, lower-cased) into cleaned_text.
 
-    The input is a committed dataset, a directory or a file of Parquet or JSON Lines
-    (``input_format``: parquet, json or auto). ``num_files`` sets the number of output
-    files (or ``rows_per_file`` the most rows per file); by default there is one per
-    input file. ``read_blocks`` splits the work into that many Ray Data tasks (default:
-    one per output file; fewer tasks each write several files in turn). The other Ray
-    scheduling parameters, ``ray_init`` and S3 work as in ``generate``.
+    Every other input column reaches the output unchanged. Nothing is written until the
+    input has been read through and found good; the output is committed by its manifest.
+
+    Args:
+        input_uri: What to clean: a committed dataset, a directory (walked recursively,
+            names starting with _ or . skipped), one file, or a glob such as
+            s3://bucket/c4/en/c4-train.*.json.gz. Local paths, file:// or s3://.
+        output_uri: Where the cleaned dataset goes (not inside the input).
+        input_format: parquet, json (JSON Lines, also .gz, .zst or .bz2 compressed), or
+            auto to tell by the file names.
+        text_column: The column to clean.
+        keep_text: Keep the raw text column beside cleaned_text (false halves the output).
+        compression: Parquet codec of the output files.
+        batch_size: Rows cleaned at a time.
+        num_files: How many output files, the rows re-cut in order without a shuffle
+            (default: one per input file).
+        rows_per_file: At most this many rows per output file, instead of num_files.
+        ray: Where and how the parts run on Ray: CPUs and custom resources per part,
+            tasks or an actor pool, read blocks, Dataset.map options, the size of a
+            local Ray.
+        aws_credentials: A prefect-aws AwsCredentials block for S3; without one, the
+            standard AWS environment (variables, profile, instance role) is used.
     """
-    scheduling = Scheduling(
-        num_cpus, resources, compute, actor_pool, read_blocks, ray_remote_args or {}
-    )
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
-    start_ray(ray_init)
+    start_ray(ray.init)
     with exclusive_output(output):
         manifest = run_stage(
             preprocess_task,
             "preprocess",
-            s3=settings_for([source, output], aws_credentials_block),
+            s3=settings_for([source, output], aws_credentials),
             input_uri=source,
             output_uri=output,
             input_format=input_format,
+            text_column=text_column,
+            keep_text=keep_text,
+            compression=compression,
             batch_size=batch_size,
             num_files=num_files,
-            scheduling=scheduling,
+            scheduling=ray,
             rows_per_file=rows_per_file,
         )
     get_run_logger().info(

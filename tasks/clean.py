@@ -101,21 +101,23 @@ def _is_text_type(kind: pa.DataType) -> bool:
     return kind in STRING_TYPES or pa.types.is_string_view(kind) or pa.types.is_null(kind)
 
 
-def check_input_schema(schema: pa.Schema, where: str) -> None:
-    """Raise naming ``where`` unless ``schema`` has a string ``text`` and no ``cleaned_text``."""
-    if "text" not in schema.names:
+def check_input_schema(schema: pa.Schema, where: str, text_column: str = "text") -> None:
+    """Raise naming ``where`` unless ``schema`` has a string ``text_column`` and no
+    ``cleaned_text``."""
+    if text_column not in schema.names:
         raise InputError(
-            f"{where}: no 'text' column (columns: {', '.join(schema.names) or 'none'})"
+            f"{where}: no {text_column!r} column (columns: {', '.join(schema.names) or 'none'});"
+            " set text_column to the column that holds the text"
         )
     if CLEANED_COLUMN in schema.names:
         raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
-    kind = schema.field("text").type
+    kind = schema.field(text_column).type
     if not _is_text_type(kind):
-        raise InputError(f"{where}: column 'text' has type {kind}, expected a string type")
+        raise InputError(f"{where}: column {text_column!r} has type {kind}, expected a string type")
 
 
 def text_as_string(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A checked ``text`` column in a layout the cleaning kernels take."""
+    """A checked text column in a layout the cleaning kernels take."""
     kind = column.type
     if pa.types.is_dictionary(kind):
         return column.cast(kind.value_type)
@@ -124,9 +126,13 @@ def text_as_string(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedA
     return column
 
 
-def clean_batch(batch: pa.RecordBatch | pa.Table, where: str = "input") -> pa.Table:
-    """Every column of ``batch`` plus ``cleaned_text``, computed from ``text``."""
+def clean_batch(
+    batch: pa.RecordBatch | pa.Table, where: str = "input", text_column: str = "text"
+) -> pa.Table:
+    """Every column of ``batch`` plus ``cleaned_text``, computed from ``text_column``
+    (which comes back as a plain string column if it was dictionary-encoded or a view)."""
     table = pa.Table.from_batches([batch]) if isinstance(batch, pa.RecordBatch) else batch
-    check_input_schema(table.schema, where)
-    text = text_as_string(table.column("text"))
+    check_input_schema(table.schema, where, text_column)
+    text = text_as_string(table.column(text_column))
+    table = table.set_column(table.schema.get_field_index(text_column), text_column, text)
     return table.append_column(CLEANED_COLUMN, clean_array(text))

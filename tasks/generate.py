@@ -9,7 +9,7 @@ from typing import Any
 from tasks import dataset, storage, synth
 from tasks.errors import InputError
 from tasks.parts import write_part
-from tasks.raydata import Done, Scheduling, execution_summary, map_items
+from tasks.raydata import Done, RayOptions, execution_summary, map_items
 
 
 def plan_parts(num_rows: int, num_files: int) -> list[dict[str, int]]:
@@ -34,7 +34,7 @@ def generate_dataset(
     num_files: int | None = None,
     text_length: int = 1000,
     seed: int = 0,
-    scheduling: Scheduling | None = None,
+    scheduling: RayOptions | None = None,
     rows_per_file: int | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
 ) -> dict[str, Any]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
+import posixpath
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
@@ -18,8 +20,15 @@ from tasks.storage import Location
 
 FORMATS = ("parquet", "json")
 EXTENSIONS = {"parquet": (".parquet", ".pq"), "json": (".jsonl", ".json", ".ndjson")}
-# JSON is parsed in blocks of about this size, cut at line ends.
+# JSON Lines may be compressed; the codec is told by the last suffix (a.jsonl.gz).
+CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
+# JSON is parsed in blocks of about this size (decompressed), cut at line ends.
 JSON_BLOCK_BYTES = 16 * 1024 * 1024
+# How pyarrow reports a compressed stream it cannot decode (an OSError like any other).
+_CODEC_ERROR = re.compile(
+    r"Truncated compressed stream|inflate failed|decompress failed|gzip|zlib|ZSTD|bz2",
+    re.IGNORECASE,
+)
 
 
 @dataclass(frozen=True)
@@ -31,7 +40,8 @@ class InputFile:
 
 @dataclass(frozen=True)
 class Inputs:
-    root: Location
+    root: Location  # the directory the files are under (a glob's base)
+    uri: str  # what was asked for: the root, a file, or a glob
     format: str
     files: list[InputFile]
     fingerprint: dict
@@ -41,7 +51,10 @@ def _storage_error(loc: Location, exc: Exception) -> bool:
     """True for an I/O error of the store itself (S3 throttling, permissions), which is
     not a defect of the file and must keep its type for the retry policy."""
     return (
-        loc.scheme != "file" and isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid)
+        loc.scheme != "file"
+        and isinstance(exc, OSError)
+        and not isinstance(exc, pa.ArrowInvalid)
+        and not _CODEC_ERROR.search(str(exc))
     )
 
 
@@ -52,8 +65,17 @@ def _reraise_explained(loc: Location, exc: OSError) -> None:
     raise better from exc
 
 
-def _format_of(name: str) -> str | None:
+def codec_of(name: str) -> str | None:
+    """The compression of a file as its last suffix tells (``gzip`` for ``a.jsonl.gz``)."""
+    return CODECS.get(posixpath.splitext(name.lower())[1])
+
+
+def format_of(name: str) -> str | None:
+    """``parquet`` or ``json`` as the name's suffixes tell; compressed JSON Lines count."""
     lower = name.lower()
+    if codec_of(lower):
+        lower = posixpath.splitext(lower)[0]
+        return "json" if lower.endswith(EXTENSIONS["json"]) else None
     for fmt, extensions in EXTENSIONS.items():
         if lower.endswith(extensions):
             return fmt
@@ -65,13 +87,73 @@ def _hidden(relative: str) -> bool:
     return any(part.startswith(("_", ".")) for part in relative.split("/"))
 
 
+def _suffixes(fmt: str) -> str:
+    names = EXTENSIONS[fmt]
+    if fmt == "json":
+        names = (*names, *(f"{names[0]}{c}" for c in CODECS))
+    return ", ".join(names)
+
+
 def discover(uri: str, input_format: str = "auto") -> Inputs:
-    """The input files at ``uri``: a committed dataset, a directory, or one file."""
+    """The input files at ``uri``: a committed dataset, a directory (walked recursively),
+    a glob (``s3://bucket/c4/en/c4-train.*.json.gz``; ``**`` spans directories) or one
+    file. Names starting with ``_`` or ``.`` are skipped, as pyarrow and Spark do."""
     if input_format not in (*FORMATS, "auto"):
         raise InputError(f"input_format must be one of parquet, json, auto; got {input_format!r}")
-    root = storage.resolve(uri)
+    base, pattern = storage.split_glob(uri)
+    root = storage.resolve(base)
     with storage.explained(root, "read"):
+        if pattern is not None:
+            return _discover_glob(root, pattern, input_format)
         return _discover(root, input_format)
+
+
+def _discover_glob(root: Location, pattern: str, input_format: str) -> Inputs:
+    from fsspec.utils import glob_translate
+
+    shown = f"{root.uri.rstrip('/')}/{pattern}"
+    matcher = re.compile(glob_translate(pattern))
+    listed = storage.list_files(root) if storage.info(root).type.name == "Directory" else []
+    matched = []
+    for f in listed:
+        relative = Location(root.scheme, f.path).relative_to(root)
+        if matcher.match(relative) and not _hidden(relative):
+            matched.append((relative, f))
+    if not matched:
+        raise InputError(f"input glob {shown} matches no files")
+    return _choose(root, shown, matched, input_format, named=True)
+
+
+def _choose(
+    root: Location, shown: str, found: list, input_format: str, named: bool = False
+) -> Inputs:
+    """The files of one format among ``found`` ((relative name, FileInfo) pairs).
+
+    Files a glob ``named`` are taken whatever their suffix when ``input_format`` says
+    what they are; in a directory, only names with that format's suffixes count.
+    """
+    explicit = input_format != "auto"
+    by_format: dict[str, list] = {fmt: [] for fmt in FORMATS}
+    unknown = []
+    for relative, f in found:
+        fmt = format_of(relative)
+        (by_format[fmt] if fmt else unknown).append(f)
+    if input_format == "auto":
+        present = [fmt for fmt in FORMATS if by_format[fmt]]
+        if len(present) > 1:
+            raise InputError(f"{shown} holds both Parquet and JSON files; set input_format")
+        input_format = present[0] if present else "parquet"
+    chosen = by_format[input_format] + (unknown if named and explicit else [])
+    chosen.sort(key=lambda f: f.path)
+    if not chosen:
+        seen = ", ".join(r for r, _ in found[:5]) or "nothing"
+        raise InputError(
+            f"no {input_format} input files ({_suffixes(input_format)}) under {shown} "
+            f"(found: {seen})"
+        )
+    files = [InputFile(Location(root.scheme, f.path).uri, f.size) for f in chosen]
+    fingerprint = {"files": [[f.path, f.size, f.mtime_ns] for f in chosen]}
+    return Inputs(root, shown, input_format, files, fingerprint)
 
 
 def _discover(root: Location, input_format: str) -> Inputs:
@@ -81,11 +163,12 @@ def _discover(root: Location, input_format: str) -> Inputs:
             raise InputError(f"input {root.uri} does not exist: no bucket {root.bucket}")
         raise InputError(f"input {root.uri} does not exist")
     if kind.type == storage.pafs.FileType.File:
-        fmt = input_format if input_format != "auto" else _format_of(root.name)
+        fmt = input_format if input_format != "auto" else format_of(root.name)
         if fmt is None:
             raise InputError(f"{root.uri}: cannot tell the format from the name; set input_format")
         return Inputs(
             root,
+            root.uri,
             fmt,
             [InputFile(root.uri, kind.size)],
             {"files": [[root.uri, kind.size, kind.mtime_ns]]},
@@ -99,33 +182,15 @@ def _discover(root: Location, input_format: str) -> Inputs:
             InputFile(root.child(f["path"]).uri, f["size_bytes"], f["num_rows"])
             for f in manifest["files"]
         ]
-        return Inputs(root, "parquet", files, {"manifest_sha256": manifest_fingerprint(root)})
+        fingerprint = {"manifest_sha256": manifest_fingerprint(root)}
+        return Inputs(root, root.uri, "parquet", files, fingerprint)
 
     candidates = []
     for f in storage.list_files(root):
         relative = Location(root.scheme, f.path).relative_to(root)
         if not _hidden(relative):
             candidates.append((relative, f))
-    by_format: dict[str, list] = {fmt: [] for fmt in FORMATS}
-    for relative, f in candidates:
-        fmt = _format_of(relative)
-        if fmt is not None:
-            by_format[fmt].append(f)
-    if input_format == "auto":
-        present = [fmt for fmt in FORMATS if by_format[fmt]]
-        if len(present) > 1:
-            raise InputError(f"{root.uri} holds both Parquet and JSON files; set input_format")
-        input_format = present[0] if present else "parquet"
-    chosen = by_format[input_format]
-    if not chosen:
-        seen = ", ".join(r for r, _ in candidates[:5]) or "nothing"
-        raise InputError(
-            f"no {input_format} input files ({', '.join(EXTENSIONS[input_format])}) under "
-            f"{root.uri} (found: {seen})"
-        )
-    files = [InputFile(Location(root.scheme, f.path).uri, f.size) for f in chosen]
-    fingerprint = {"files": [[f.path, f.size, f.mtime_ns] for f in chosen]}
-    return Inputs(root, input_format, files, fingerprint)
+    return _choose(root, root.uri, candidates, input_format)
 
 
 def parquet_metadata(uri: str) -> tuple[int, pa.Schema]:
@@ -190,25 +255,28 @@ def _json_error_location(data: bytes, first_line: int) -> str:
     return f"lines {first_line}+"
 
 
-def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Iterator[pa.Table]:
-    """A JSON Lines file in batches. Rejects non-UTF-8 bytes and bad lines, naming the line.
-
-    pyarrow's JSON reader would silently replace invalid UTF-8, so each block is decoded
-    strictly first. Blocks after the first are parsed with the first block's schema, so
-    a column changing type is an error rather than a silently different file schema.
-    """
+def _json_blocks(uri: str) -> Iterator[tuple[int, bytes]]:
+    """``(first line number, bytes)`` of a JSON Lines file, decompressed as its name says,
+    in blocks of about ``JSON_BLOCK_BYTES`` cut at line ends; each checked to be UTF-8
+    (pyarrow's JSON reader would silently replace invalid bytes)."""
     loc = storage.resolve(uri)
-    line = 1
-    carry = b""
+    codec = codec_of(loc.name)
     try:
-        stream = loc.fs.open_input_stream(loc.path)
+        stream = loc.fs.open_input_stream(loc.path, compression=codec)
     except OSError as exc:
         if _storage_error(loc, exc):
             _reraise_explained(loc, exc)
         raise InputError(f"{uri}: cannot open ({exc})") from exc
+    line, carry = 1, b""
     with stream:
         while True:
-            chunk = stream.read(JSON_BLOCK_BYTES)
+            try:
+                chunk = stream.read(JSON_BLOCK_BYTES)
+            except OSError as exc:
+                if _storage_error(loc, exc):
+                    _reraise_explained(loc, exc)
+                what = f"a corrupt {codec} stream" if codec else "unreadable"
+                raise InputError(f"{uri}: {what} after line {line - 1} ({exc})") from exc
             data = carry + chunk
             if not chunk:
                 block, carry = data, b""
@@ -223,36 +291,95 @@ def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Ite
                     raise InputError(
                         f"{uri}: line {bad_line} is not valid UTF-8 ({exc.reason})"
                     ) from exc
-                options = pajson.ParseOptions(
-                    explicit_schema=schema, unexpected_field_behavior="error" if schema else "infer"
-                )
-                try:
-                    table = pajson.read_json(io.BytesIO(block), parse_options=options)
-                except pa.ArrowInvalid as exc:
-                    where = _json_error_location(block, line)
-                    raise InputError(f"{uri}: malformed JSON Lines at {where} ({exc})") from exc
-                if schema is None:
-                    schema = _settle_json_schema(table.schema)
-                    table = table.cast(schema)
-                for batch in table.to_batches(max_chunksize=batch_size):
-                    yield pa.Table.from_batches([batch], schema=table.schema)
+                yield line, block
             line += block.count(b"\n")
             if not chunk:
                 return
 
 
-def _settle_json_schema(schema: pa.Schema) -> pa.Schema:
-    """Fix the schema inferred from a first block: a column seen only as null is a string
-    (so later blocks with values still parse; ``text`` in particular)."""
-    return pa.schema([f.with_type(pa.string()) if pa.types.is_null(f.type) else f for f in schema])
+def _parse_json(uri: str, line: int, block: bytes, options: pajson.ParseOptions) -> pa.Table:
+    try:
+        return pajson.read_json(io.BytesIO(block), parse_options=options)
+    except pa.ArrowInvalid as exc:
+        where = _json_error_location(block, line)
+        raise InputError(f"{uri}: malformed JSON Lines at {where} ({exc})") from exc
 
 
-def count_json_rows(uri: str) -> tuple[int, pa.Schema]:
-    """Rows and schema of a JSON Lines file (a full parse: it also validates it)."""
+def _map_type(kind: pa.DataType, leaf: Callable[[pa.DataType], pa.DataType]) -> pa.DataType:
+    """``kind`` with ``leaf`` applied to every type inside structs and lists."""
+    if pa.types.is_struct(kind):
+        return pa.struct(
+            [
+                kind.field(i).with_type(_map_type(kind.field(i).type, leaf))
+                for i in range(kind.num_fields)
+            ]
+        )
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        inner = kind.value_field.with_type(_map_type(kind.value_type, leaf))
+        return pa.large_list(inner) if pa.types.is_large_list(kind) else pa.list_(inner)
+    return leaf(kind)
+
+
+def _timestamps_as_strings(kind: pa.DataType) -> pa.DataType:
+    # JSON has no timestamps: pyarrow infers them from ISO strings, which would change the
+    # column's type and the strings' spelling. They stay the strings they were.
+    return _map_type(kind, lambda t: pa.string() if pa.types.is_timestamp(t) else t)
+
+
+def settle_json_schema(schema: pa.Schema) -> pa.Schema:
+    """A column (or struct field) seen only as null is a string: it has to have a type."""
+    return pa.schema(
+        [
+            f.with_type(_map_type(f.type, lambda t: pa.string() if pa.types.is_null(t) else t))
+            for f in schema
+        ]
+    )
+
+
+def unify_json_schemas(schemas: list[pa.Schema], where: str) -> pa.Schema:
+    """The one schema that holds every JSON block's (or file's) rows: numbers widen to
+    float, nulls take the other type, struct fields are merged. Anything else (a number
+    here, a string there) is an error naming ``where`` and the column."""
+    try:
+        return pa.unify_schemas(schemas, promote_options="permissive")
+    except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
+        raise InputError(f"{where}: a column has values of incompatible types ({exc})") from exc
+
+
+def scan_json(uri: str) -> tuple[int, pa.Schema]:
+    """Rows and schema of a JSON Lines file: a full parse, so it also validates it."""
     rows, schema = 0, None
-    for table in iter_json(uri, batch_size=1 << 20):
+    pinned: dict[str, pa.DataType] = {}  # columns held to the type JSON gave them
+    for line, block in _json_blocks(uri):
+        order = None
+        while True:
+            options = pajson.ParseOptions(
+                explicit_schema=pa.schema(pinned) if pinned else None,
+                unexpected_field_behavior="infer",
+            )
+            table = _parse_json(uri, line, block, options)
+            order = order or table.column_names
+            strings = {f.name: _timestamps_as_strings(f.type) for f in table.schema}
+            changed = {n: t for n, t in strings.items() if t != table.schema.field(n).type}
+            if not changed:
+                break
+            pinned.update(changed)  # parse the block again with them as strings
+        # Pinned columns come first in a parse: keep the order the lines give.
+        table = table.select(order + [n for n in table.column_names if n not in order])
         rows += table.num_rows
-        schema = schema or table.schema
+        last = line + block.count(b"\n") - 1
+        where = f"{uri} (lines {line}-{last})"
+        schema = unify_json_schemas([schema, table.schema] if schema else [table.schema], where)
+    return rows, schema if schema is not None else pa.schema([])
+
+
+def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Iterator[pa.Table]:
+    """A JSON Lines file in batches of ``schema`` (by default, what :func:`scan_json`
+    finds, settled). Rejects non-UTF-8 bytes and bad lines, naming the line."""
     if schema is None:
-        return 0, pa.schema([])
-    return rows, schema
+        schema = settle_json_schema(scan_json(uri)[1])
+    options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
+    for line, block in _json_blocks(uri):
+        table = _parse_json(uri, line, block, options)
+        for batch in table.to_batches(max_chunksize=batch_size):
+            yield pa.Table.from_batches([batch], schema=table.schema)

@@ -37,8 +37,10 @@ def zone(timezone: str) -> ZoneInfo:
         raise InputError(f"timezone {timezone!r} is not an IANA timezone name") from None
 
 
-def run_date(override: str | None, scheduled: dt.datetime, timezone: str) -> dt.date:
+def run_date(override: dt.date | str | None, scheduled: dt.datetime, timezone: str) -> dt.date:
     """``override`` if given, else the calendar date of ``scheduled`` in ``timezone``."""
+    if isinstance(override, dt.date):
+        return override
     if override:
         return parse_date(override, "run_date")
     if scheduled.tzinfo is None:
@@ -51,9 +53,10 @@ def partition(base_uri: str, day: dt.date) -> str:
     return f"{base_uri.rstrip('/')}/dt={day.isoformat()}"
 
 
-def date_range(start: str, end: str) -> list[dt.date]:
+def date_range(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
     """Every date from ``start`` to ``end``, both included."""
-    first, last = parse_date(start, "start_date"), parse_date(end, "end_date")
+    first = start if isinstance(start, dt.date) else parse_date(start, "start_date")
+    last = end if isinstance(end, dt.date) else parse_date(end, "end_date")
     if last < first:
         raise InputError(f"end_date {end} is before start_date {start}")
     days = (last - first).days + 1

@@ -20,9 +20,11 @@ from tasks import dataset, inputs, quality, storage
 from tasks.clean import CLEANED_COLUMN, check_input_schema, clean_batch
 from tasks.errors import InputError
 from tasks.parts import write_part
-from tasks.raydata import Done, Scheduling, execution_summary, map_items
+from tasks.raydata import Done, RayOptions, execution_summary, map_items
 
-Slice = tuple[int, int, int]  # (input file index, first row, stop row)
+Slice = tuple[int, int, int]
+# Parquet codecs of the output: Spark's default, the smaller one, or none.
+COMPRESSIONS = ("snappy", "zstd", "none")  # (input file index, first row, stop row)
 
 
 def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]]:
@@ -51,11 +53,17 @@ def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]
     return plan
 
 
-def output_schema(input_schema: pa.Schema, where: str) -> pa.Schema:
-    """The input's columns (``text`` as string) plus ``cleaned_text``."""
-    check_input_schema(input_schema, where)
+def output_schema(
+    input_schema: pa.Schema, where: str, text_column: str = "text", keep_text: bool = True
+) -> pa.Schema:
+    """The input's columns as they are (the text column as string, or left out without
+    ``keep_text``) plus ``cleaned_text``."""
+    check_input_schema(input_schema, where, text_column)
     schema = input_schema.remove_metadata()
-    schema = schema.set(schema.get_field_index("text"), pa.field("text", pa.string()))
+    at = schema.get_field_index(text_column)
+    schema = (
+        schema.remove(at) if not keep_text else schema.set(at, pa.field(text_column, pa.string()))
+    )
     return schema.append(pa.field(CLEANED_COLUMN, pa.string()))
 
 
@@ -72,7 +80,7 @@ def inspect_input(spec: dict[str, Any]) -> dict[str, Any]:
     if spec["format"] == "parquet":
         rows, schema = inputs.parquet_metadata(spec["uri"])
     else:
-        rows, schema = inputs.count_json_rows(spec["uri"])
+        rows, schema = inputs.scan_json(spec["uri"])
     return {"uri": spec["uri"], "num_rows": rows, "schema": _encode_schema(schema)}
 
 
@@ -82,7 +90,7 @@ FOOTER_THREADS = 16
 
 
 def inspect_inputs(
-    uris: list[str], fmt: str, scheduling: Scheduling | None
+    uris: list[str], fmt: str, scheduling: RayOptions | None
 ) -> list[dict[str, Any]]:
     """``inspect_input`` for every input file, in input order."""
     specs = [{"uri": uri, "format": fmt} for uri in uris]
@@ -94,12 +102,15 @@ def inspect_inputs(
     return [part.result for part in map_items(inspect_input, specs, scheduling=scheduling)]
 
 
-def _iter_slice(fmt: str, uri: str, start: int, stop: int, batch_size: int) -> Iterator[pa.Table]:
-    if fmt == "parquet":
+def _iter_slice(
+    spec: dict[str, Any], uri: str, start: int, stop: int, schema: pa.Schema
+) -> Iterator[pa.Table]:
+    batch_size = spec["batch_size"]
+    if spec["format"] == "parquet":
         yield from inputs.iter_parquet(uri, batch_size, start, stop)
         return
     position = 0  # JSON cannot seek by row: skip to the slice.
-    for table in inputs.iter_json(uri, batch_size):
+    for table in inputs.iter_json(uri, batch_size, schema):
         lo, hi = max(start - position, 0), min(stop - position, table.num_rows)
         if hi > lo:
             yield table.slice(lo, hi - lo)
@@ -112,12 +123,15 @@ def write_cleaned_part(spec: dict[str, Any]) -> dict[str, Any]:
     """Read one part's input slices, clean them batch by batch, write the part."""
     root = storage.resolve(spec["output_uri"])
     schema = _decode_schema(spec["schema"])
+    input_schema = _decode_schema(spec["input_schema"])
+    text_column = spec["text_column"]
     counts: list[dict[str, Any]] = []
 
     def cleaned() -> Iterator[pa.Table]:
         for uri, start, stop in spec["slices"]:
-            for table in _iter_slice(spec["format"], uri, start, stop, spec["batch_size"]):
-                out = clean_batch(table, where=uri)
+            for table in _iter_slice(spec, uri, start, stop, input_schema):
+                out = clean_batch(table, where=uri, text_column=text_column)
+                counts.append(quality.part_quality(out, text_column))
                 try:
                     out = out.select(schema.names).cast(schema)
                 except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
@@ -125,10 +139,9 @@ def write_cleaned_part(spec: dict[str, Any]) -> dict[str, Any]:
                         f"{uri}: columns {out.schema.names} do not match the dataset's "
                         f"{schema.names} ({exc})"
                     ) from exc
-                counts.append(quality.part_quality(out))
                 yield out
 
-    entry = write_part(root, spec["index"], cleaned(), schema)
+    entry = write_part(root, spec["index"], cleaned(), schema, spec["compression"])
     return {
         "path": entry.path,
         "num_rows": entry.num_rows,
@@ -137,17 +150,24 @@ def write_cleaned_part(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _check_same_schema(inspected: list[dict[str, Any]]) -> pa.Schema:
+def input_schema(inspected: list[dict[str, Any]], fmt: str, text_column: str) -> pa.Schema:
+    """The one schema of every input file. JSON files' schemas are unified as their
+    blocks' are (see :func:`inputs.unify_json_schemas`); Parquet files must agree."""
     schemas = [_decode_schema(i["schema"]) for i in inspected]
-    first = output_schema(schemas[0], inspected[0]["uri"])
+    for info, schema in zip(inspected, schemas, strict=True):
+        check_input_schema(schema, info["uri"], text_column)
+    if fmt == "json":
+        where = f"{inspected[0]['uri']} and the other input files"
+        return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
+    first = schemas[0].remove_metadata()
     for info, schema in zip(inspected[1:], schemas[1:], strict=True):
-        other = output_schema(schema, info["uri"])
-        if other.names != first.names or not other.equals(first):
+        other = schema.remove_metadata()
+        if not other.equals(first):
             raise InputError(
                 f"{info['uri']}: schema {other.names} differs from {inspected[0]['uri']}'s "
                 f"{first.names} ({other} vs {first})"
             )
-    return first
+    return schemas[0]
 
 
 def preprocess_dataset(
@@ -156,16 +176,24 @@ def preprocess_dataset(
     input_format: str = "auto",
     batch_size: int = 1024,
     num_files: int | None = None,
-    scheduling: Scheduling | None = None,
+    scheduling: RayOptions | None = None,
     rows_per_file: int | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
+    text_column: str = "text",
+    keep_text: bool = True,
+    compression: str = "snappy",
 ) -> dict[str, Any]:
     """Clean every row of the input into a committed dataset; return its manifest.
 
-    Inputs are validated before the output is touched: a bad input leaves an earlier
-    committed output as it was. ``on_done(done, total, part)`` hears of each part as
-    it is written.
+    ``text_column`` is cleaned into ``cleaned_text``; every other column is kept as it
+    is, and the text column too unless ``keep_text`` is false. Inputs are validated
+    before the output is touched: a bad input leaves an earlier committed output as it
+    was. ``on_done(done, total, part)`` hears of each part as it is written.
     """
+    if compression not in COMPRESSIONS:
+        raise InputError(
+            f"compression must be one of {', '.join(COMPRESSIONS)}; got {compression!r}"
+        )
     if batch_size < 1:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
     if num_files is not None and num_files < 1:
@@ -178,7 +206,8 @@ def preprocess_dataset(
 
     uris = [f.uri for f in found.files]
     inspected = inspect_inputs(uris, found.format, scheduling)
-    schema = _check_same_schema(inspected)
+    source_schema = input_schema(inspected, found.format, text_column)
+    schema = output_schema(source_schema, found.uri, text_column, keep_text)
     counts = [i["num_rows"] for i in inspected]
     if sum(counts) == 0:
         raise InputError(f"input {found.root.uri} has no rows")
@@ -191,6 +220,9 @@ def preprocess_dataset(
             "slices": [(uris[i], a, b) for i, a, b in slices],
             "format": found.format,
             "schema": _encode_schema(schema),
+            "input_schema": _encode_schema(source_schema),
+            "text_column": text_column,
+            "compression": compression,
             "batch_size": batch_size,
             "output_uri": root.uri,
         }
@@ -212,12 +244,15 @@ def preprocess_dataset(
         schema,
         stage="preprocess",
         parameters={
-            "input_uri": found.root.uri,
+            "input_uri": found.uri,
             "input_format": found.format,
+            "text_column": text_column,
+            "keep_text": keep_text,
+            "compression": compression,
             "batch_size": batch_size,
             "num_files": num_files,
             "rows_per_file": rows_per_file,
-            "read_blocks": (scheduling or Scheduling()).blocks,
+            "read_blocks": (scheduling or RayOptions()).read_blocks,
         },
         inputs={
             "num_files": len(found.files),

@@ -41,9 +41,9 @@ def _is_ascii(chunk: pa.Array) -> bool:
     return data.size == 0 or int(data.max()) < 128
 
 
-def part_quality(table: pa.Table) -> dict[str, Any]:
+def part_quality(table: pa.Table, text_column: str = "text") -> dict[str, Any]:
     """Counts for one cleaned table (input columns plus ``cleaned_text``)."""
-    text_bytes, text_chars = _size(table.column("text"))
+    text_bytes, text_chars = _size(table.column(text_column))
     _, cleaned_chars = _size(table.column(CLEANED_COLUMN))
     labels: dict[str, int] = {}
     if "label" in table.column_names:
@@ -55,7 +55,7 @@ def part_quality(table: pa.Table) -> dict[str, Any]:
             labels[key] = labels.get(key, 0) + count
     return {
         "rows": table.num_rows,
-        "null_texts": table.column("text").null_count,
+        "null_texts": table.column(text_column).null_count,
         "text_bytes": text_bytes,
         "text_chars": text_chars,
         "cleaned_chars": cleaned_chars,

@@ -11,8 +11,9 @@ import functools
 import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Annotated, Any, Literal, NamedTuple
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from tasks import storage
 from tasks.errors import InputError
@@ -28,51 +29,77 @@ class Done(NamedTuple):
     seconds: float
 
 
-@dataclass(frozen=True)
-class Scheduling:
+class RayInit(BaseModel):
+    """The local Ray a flow run starts when it joins no cluster (no ``RAY_ADDRESS``)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    num_cpus: PositiveFloat | None = Field(None, description="CPUs it offers (default: all).")
+    object_store_memory: PositiveInt | None = Field(
+        None, description="Bytes of its object store (default: Ray's share of memory)."
+    )
+    spill_dir: str | None = Field(
+        None, description="Where a full object store spills to (default: Ray's temp dir)."
+    )
+
+
+# Keys of Dataset.map that have a field of their own here.
+_OWN_KEYS = {"num_cpus", "resources", "compute", "concurrency"}
+
+
+class RayOptions(BaseModel):
     """Where and how a stage's parts run on Ray: the seed's scheduling knobs.
 
-    ``num_cpus`` per part task; custom ``resources`` (``{"Intel": 1}`` pins the work to
-    the nodes advertising that resource); ``compute`` is ``"tasks"`` (a task per block)
-    or ``"actors"`` (a pool of ``actor_pool`` = (min, max) long-lived workers);
-    ``blocks`` is how many Ray Data blocks the parts are split into (one per part by
-    default; fewer means each task does several parts in turn, as the seed's
-    ``read_parquet(parallelism=...)``); ``remote_args`` is anything else Ray Data's
-    ``map`` takes (``memory``, ``scheduling_strategy``, ...).
+    Shared by the generate, preprocess and pipeline flows (the Prefect UI shows it as
+    one nested form). The defaults run one part per task on one CPU anywhere.
     """
 
-    num_cpus: float = 1.0
-    resources: dict[str, float] | None = None
-    compute: str = "tasks"
-    actor_pool: tuple[int, int] | None = None
-    blocks: int | None = None
-    remote_args: dict[str, Any] = field(default_factory=dict)
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    def __post_init__(self) -> None:
-        if not self.num_cpus > 0:
-            raise InputError(f"num_cpus must be more than 0, got {self.num_cpus}")
-        for name, amount in (self.resources or {}).items():
-            if not isinstance(name, str) or not name or not float(amount) > 0:
-                raise InputError(
-                    f"resources must map names to amounts > 0, got {name!r}: {amount!r}"
-                )
-        if self.compute not in ("tasks", "actors"):
-            raise InputError(f"compute must be 'tasks' or 'actors', got {self.compute!r}")
+    num_cpus: float = Field(1.0, gt=0, description="CPUs each part task reserves.")
+    resources: dict[Annotated[str, Field(min_length=1)], Annotated[float, Field(gt=0)]] = Field(
+        default_factory=dict,
+        description='Custom resources each part task needs: {"Intel": 1} runs the parts '
+        "only on nodes advertising that resource (the seed's Intel/Graviton node types).",
+    )
+    compute: Literal["tasks", "actors"] = Field(
+        "tasks", description="A Ray task per block, or a pool of long-lived actors."
+    )
+    actor_pool: tuple[PositiveInt, PositiveInt] | None = Field(
+        None, description="(min, max) actors when compute is actors (default: 1 to all CPUs)."
+    )
+    read_blocks: PositiveInt | None = Field(
+        None,
+        description="preprocess: Ray Data tasks the parts are split into (default: one per "
+        "part; fewer means each task writes several parts in turn, as the seed's "
+        "read_parquet(parallelism=...)). generate ignores it.",
+    )
+    remote_args: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Anything else Ray Data's Dataset.map takes (memory, "
+        "scheduling_strategy, ...).",
+    )
+    init: RayInit = Field(
+        default_factory=RayInit,
+        description="Size of the local Ray a run starts when it joins no cluster.",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> RayOptions:
         if self.actor_pool is not None:
             if self.compute != "actors":
-                raise InputError("actor_pool is only for compute='actors'")
+                raise ValueError("actor_pool is only for compute='actors'")
             low, high = self.actor_pool
-            if not 1 <= low <= high:
-                raise InputError(
-                    f"actor_pool must be (min, max) with 1 <= min <= max, got {self.actor_pool}"
+            if low > high:
+                raise ValueError(
+                    f"actor_pool must be (min, max) with min <= max, got {self.actor_pool}"
                 )
-        if self.blocks is not None and self.blocks < 1:
-            raise InputError(f"read_blocks must be at least 1 or None, got {self.blocks}")
-        clash = {"num_cpus", "resources", "compute", "concurrency"} & set(self.remote_args)
+        clash = _OWN_KEYS & set(self.remote_args)
         if clash:
-            raise InputError(
-                f"ray_remote_args may not set {sorted(clash)}: use the parameters of that name"
+            raise ValueError(
+                f"remote_args may not set {sorted(clash)}: use the fields of that name"
             )
+        return self
 
     def map_options(self) -> dict[str, Any]:
         """Keyword arguments for ``Dataset.map``."""
@@ -118,7 +145,7 @@ def map_items(
     fn: Callable[[Item], Item],
     items: list[Item],
     *,
-    scheduling: Scheduling | None = None,
+    scheduling: RayOptions | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
 ) -> list[Done]:
     """``fn(item)`` for every item, run by Ray Data as ``scheduling`` says.
@@ -133,11 +160,11 @@ def map_items(
 
     if not items:
         return []
-    scheduling = scheduling or Scheduling()
+    scheduling = scheduling or RayOptions()
     context = ray.data.DataContext.get_current()
     context.raise_original_map_exception = True
     rows = [{"index": i, "item": json.dumps(item)} for i, item in enumerate(items)]
-    blocks = min(scheduling.blocks or len(rows), len(rows))
+    blocks = min(scheduling.read_blocks or len(rows), len(rows))
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
     # The settings travel with the function (pickled with the task, never logged), so
     # every worker reads and writes S3 the way the flow was configured to.
@@ -161,7 +188,7 @@ def map_items(
     return [done[i] for i in range(len(items))]
 
 
-def missing_resources(scheduling: Scheduling | None) -> list[str]:
+def missing_resources(scheduling: RayOptions | None) -> list[str]:
     """Custom resources the scheduling asks for that no live node offers right now.
 
     Parts asking for them wait until a node with them joins (an autoscaler may add

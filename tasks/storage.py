@@ -17,12 +17,15 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
 
 from tasks.errors import InputError
+
+if TYPE_CHECKING:
+    from prefect_aws import AwsCredentials
 
 # How often the AWS SDKs try a request before giving up (throttling, 5xx, resets).
 S3_MAX_ATTEMPTS = 6
@@ -58,14 +61,8 @@ class S3Settings:
         return settings
 
     @classmethod
-    def from_block(cls, name: str, region: str | None = None) -> S3Settings:
-        """The settings of a saved prefect-aws ``AwsCredentials`` block."""
-        from prefect_aws import AwsCredentials
-
-        try:
-            block = AwsCredentials.load(name)
-        except ValueError as exc:
-            raise InputError(f"no AwsCredentials block named {name!r}") from exc
+    def from_block(cls, block: AwsCredentials, region: str | None = None) -> S3Settings:
+        """The settings of a prefect-aws ``AwsCredentials`` block (saved or not)."""
         params = block.aws_client_parameters
         settings = cls(
             region=region or block.region_name,
@@ -229,20 +226,46 @@ def resolve(uri: str) -> Location:
 
 
 def settings_for(
-    uris: list[str], aws_credentials_block: str | None = None, region: str | None = None
+    uris: list[str], aws_credentials: AwsCredentials | None = None, region: str | None = None
 ) -> S3Settings | None:
-    """The S3 settings a flow's work needs: from the named prefect-aws block if given,
-    else from this process's AWS environment if any URI is on S3, else none."""
-    if aws_credentials_block:
-        return S3Settings.from_block(aws_credentials_block, region)
+    """The S3 settings a flow's work needs: from the prefect-aws block if given, else
+    from this process's AWS environment if any URI is on S3, else none."""
+    if aws_credentials is not None:
+        return S3Settings.from_block(aws_credentials, region)
     if any(u.strip().startswith("s3:") for u in uris):
         return S3Settings.from_environment(region)
     return None
 
 
+GLOB_CHARS = "*?["
+
+
+def split_glob(uri: str) -> tuple[str, str | None]:
+    """``(base, pattern)`` of a URI with glob characters, else ``(uri, None)``.
+
+    The base is everything before the path segment holding the first ``*``, ``?`` or
+    ``[`` (``s3://b/c4/en`` for ``s3://b/c4/en/c4-train.*.json.gz``); the pattern is
+    the rest, matched against paths relative to the base.
+    """
+    uri = uri.strip() if isinstance(uri, str) else uri
+    if not isinstance(uri, str):
+        return uri, None
+    first = min((i for i in (uri.find(c) for c in GLOB_CHARS) if i >= 0), default=-1)
+    if first < 0:
+        return uri, None
+    cut = uri.rfind("/", 0, first)
+    base, pattern = (uri[:cut], uri[cut + 1 :]) if cut >= 0 else (".", uri)
+    if base.endswith(":/") or base.endswith("://"):  # s3://* names no bucket
+        raise InputError(f"{uri}: a glob needs a bucket or directory before its pattern")
+    return base, pattern
+
+
 def canonical_uri(uri: str) -> str:
-    """The absolute, normalised form of ``uri`` (what manifests and logs show)."""
-    return resolve(uri).uri
+    """The absolute, normalised form of ``uri`` (what manifests and logs show); a glob
+    keeps its pattern after its absolute base."""
+    base, pattern = split_glob(uri)
+    root = resolve(base).uri
+    return f"{root.rstrip('/')}/{pattern}" if pattern else root
 
 
 @functools.cache

@@ -35,6 +35,8 @@ _REJECTED = bytes(range(_ACCEPTED, 256))
 _LABELS_ARRAY = pa.array(LABELS, pa.string())
 # Offsets of a pa.string() array are int32, so one chunk must stay under 2 GiB.
 _MAX_CHUNK_BYTES = 2**31 - 1
+# The longest text a row can have: a chunk of rows must fit one Arrow string buffer.
+MAX_TEXT_LENGTH = _MAX_CHUNK_BYTES // CHUNK_ROWS
 
 
 def check_parameters(num_rows: int, num_files: int, text_length: int, seed: int) -> None:

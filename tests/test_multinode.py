@@ -99,7 +99,7 @@ while len([n for n in ray.nodes() if n["Alive"]]) < 2:
     time.sleep(0.5)
 nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
 from flows.pipeline import pipeline
-pipeline(sys.argv[1], num_rows=3000, num_files=3, resources={"Graviton": 1})
+pipeline(sys.argv[1], num_rows=3000, num_files=3, ray={"resources": {"Graviton": 1}})
 print(json.dumps(nodes))
 """
 

@@ -167,7 +167,7 @@ def test_aws_credentials_block_instead_of_environment(aws_env, monkeypatch):
     client().create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
     )
-    AwsCredentials(
+    block_id = AwsCredentials(
         aws_access_key_id=KEY_ID,
         aws_secret_access_key=SECRET,
         region_name="eu-west-2",
@@ -175,13 +175,12 @@ def test_aws_credentials_block_instead_of_environment(aws_env, monkeypatch):
     ).save("pipeline-test-s3", overwrite=True)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name)
-    generate(
-        f"s3://{bucket}/raw", num_rows=500, num_files=2, aws_credentials_block="pipeline-test-s3"
-    )
-    out = preprocess(
-        f"s3://{bucket}/raw", f"s3://{bucket}/clean", aws_credentials_block="pipeline-test-s3"
-    )
-    with storage.using_s3(storage.S3Settings.from_block("pipeline-test-s3")):
+    block = AwsCredentials.load("pipeline-test-s3")
+    generate(f"s3://{bucket}/raw", num_rows=500, num_files=2, aws_credentials=block)
+    # A deployment run's parameters hold the block as a reference (the UI's block picker).
+    reference = {"$ref": {"block_document_id": str(block_id)}}
+    out = preprocess(f"s3://{bucket}/raw", f"s3://{bucket}/clean", aws_credentials=reference)
+    with storage.using_s3(storage.S3Settings.from_block(block)):
         table = read_dataset(out)
     assert table.num_rows == 500
     assert_cleaned_exactly(table)

@@ -9,31 +9,37 @@ import subprocess
 import sys
 
 import pytest
+from prefect.exceptions import ParameterTypeError
+from pydantic import ValidationError
 
 from deployments.ray_runner import ray_init_options
 from flows.generate import generate
 from flows.preprocess import preprocess
 from tasks.dataset import file_count, read_dataset
 from tasks.errors import InputError
-from tasks.raydata import Scheduling
+from tasks.raydata import RayInit, RayOptions
 from tests.helpers import assert_cleaned_exactly, assert_committed
 
 
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [
-        ({"num_cpus": 0}, "num_cpus must be more than 0"),
-        ({"compute": "gpus"}, "compute must be 'tasks' or 'actors', got 'gpus'"),
+        ({"num_cpus": 0}, "num_cpus\n  Input should be greater than 0"),
+        ({"compute": "gpus"}, "compute\n  Input should be 'tasks' or 'actors'"),
         ({"actor_pool": (1, 2)}, "actor_pool is only for compute='actors'"),
-        ({"compute": "actors", "actor_pool": (3, 2)}, "1 <= min <= max, got \\(3, 2\\)"),
-        ({"blocks": 0}, "read_blocks must be at least 1"),
-        ({"resources": {"Intel": 0}}, "resources must map names to amounts > 0"),
-        ({"remote_args": {"num_cpus": 2}}, "ray_remote_args may not set \\['num_cpus'\\]"),
+        ({"compute": "actors", "actor_pool": (3, 2)}, "min <= max, got \\(3, 2\\)"),
+        ({"compute": "actors", "actor_pool": (0, 2)}, "actor_pool.0\n  Input should be greater"),
+        ({"read_blocks": 0}, "read_blocks\n  Input should be greater than 0"),
+        ({"resources": {"Intel": 0}}, "resources.Intel\n  Input should be greater than 0"),
+        ({"remote_args": {"num_cpus": 2}}, "remote_args may not set \\['num_cpus'\\]"),
+        ({"num_cpu": 2}, "num_cpu\n  Extra inputs are not permitted"),
+        ({"init": {"object_store": 1}}, "init.object_store\n  Extra inputs are not permitted"),
+        ({"init": {"num_cpus": 0}}, "init.num_cpus\n  Input should be greater than 0"),
     ],
 )
-def test_bad_scheduling_is_named(kwargs, message):
-    with pytest.raises(InputError, match=message):
-        Scheduling(**kwargs)
+def test_bad_ray_options_are_named(kwargs, message):
+    with pytest.raises(ValidationError, match=message):
+        RayOptions(**kwargs)
 
 
 def test_file_count_from_rows_per_file():
@@ -51,7 +57,7 @@ def test_file_count_from_rows_per_file():
 
 @pytest.mark.usefixtures("flows_env")
 def test_actor_pool_read_blocks_and_rows_per_file_give_exact_results(tmp_path):
-    raw = generate(str(tmp_path / "raw"), num_rows=2500, rows_per_file=1000, num_cpus=0.5)
+    raw = generate(str(tmp_path / "raw"), num_rows=2500, rows_per_file=1000, ray={"num_cpus": 0.5})
     generated = assert_committed(tmp_path / "raw")
     assert [f["num_rows"] for f in generated["files"]] == [833, 833, 834]  # 3 files, even
     assert generated["parameters"]["rows_per_file"] == 1000
@@ -60,9 +66,7 @@ def test_actor_pool_read_blocks_and_rows_per_file_give_exact_results(tmp_path):
         raw,
         str(tmp_path / "clean"),
         rows_per_file=500,
-        read_blocks=2,
-        compute="actors",
-        actor_pool=(1, 2),
+        ray=RayOptions(read_blocks=2, compute="actors", actor_pool=(1, 2)),
     )
     cleaned = assert_committed(tmp_path / "clean")
     assert len(cleaned["files"]) == 5 and cleaned["num_rows"] == 2500
@@ -73,35 +77,36 @@ def test_actor_pool_read_blocks_and_rows_per_file_give_exact_results(tmp_path):
 
 
 @pytest.mark.usefixtures("flows_env")
-def test_bad_scheduling_fails_the_flow_before_anything_is_written(tmp_path):
-    with pytest.raises(InputError, match="actor_pool is only for compute='actors'"):
-        generate(str(tmp_path / "raw"), num_rows=10, num_files=1, actor_pool=(1, 2))
+def test_bad_parameters_fail_the_flow_before_anything_is_written(tmp_path):
+    with pytest.raises(
+        ParameterTypeError, match="ray: Value error, actor_pool is only for compute='actors'"
+    ):
+        generate(str(tmp_path / "raw"), num_rows=10, num_files=1, ray={"actor_pool": (1, 2)})
+    with pytest.raises(
+        ParameterTypeError, match="num_rows: Input should be greater than or equal to 1"
+    ):
+        generate(str(tmp_path / "raw"), num_rows=0, num_files=1)
     with pytest.raises(InputError, match="not both"):
         generate(str(tmp_path / "raw"), num_rows=10, num_files=1, rows_per_file=5)
     assert not (tmp_path / "raw").exists()
 
 
-def test_ray_init_options_map_to_ray_init_and_refuse_unknown_keys():
+def test_ray_init_options_map_to_ray_init():
     options = ray_init_options(
-        {"object_store_memory": 2e8, "spill_dir": "/mnt/spill", "num_cpus": 1}
+        RayInit(object_store_memory=200_000_000, spill_dir="/mnt/spill", num_cpus=1)
     )
     assert options["object_store_memory"] == 200_000_000 and options["num_cpus"] == 1
     spilling = json.loads(options["_system_config"]["object_spilling_config"])
     assert spilling == {"type": "filesystem", "params": {"directory_path": "/mnt/spill"}}
-    assert ray_init_options(None) == {}
-    with pytest.raises(InputError, match="ray_init does not take \\['object_store'\\]"):
-        ray_init_options({"object_store": 1})
-    with pytest.raises(InputError, match="ray_init num_cpus must be a number > 0"):
-        ray_init_options({"num_cpus": 0})
+    assert ray_init_options(None) == {} == ray_init_options(RayInit())
 
 
-# A flow run with no RAY_ADDRESS and no Ray in its process starts its own, sized by ray_init.
+# A flow run with no RAY_ADDRESS and no Ray in its process starts its own, sized by ray.init.
 OWN_RAY = """
 import sys
-from deployments.ray_runner import ray_init_options
 from flows.generate import generate
-generate(sys.argv[1], num_rows=500, num_files=2, ray_init={
-    "num_cpus": 1, "object_store_memory": 150_000_000, "spill_dir": sys.argv[2]})
+generate(sys.argv[1], num_rows=500, num_files=2, ray={"init": {
+    "num_cpus": 1, "object_store_memory": 150_000_000, "spill_dir": sys.argv[2]}})
 """
 
 
