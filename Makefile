@@ -61,7 +61,9 @@ backfill: install
 	@[[ -n "$(START)" && -n "$(END)" ]] || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD [FORCE=1]"; exit 2; }
 	$(BIN)/python -m flows.backfill $(START) $(END) --deployment $(DEPLOYMENT) $(if $(FORCE),--force,)
 
+# Everything the suite needs, Chromium for the UI tests included (tests/chromium.sh).
 test: install
+	@tests/chromium.sh
 	$(BIN)/pytest
 
 # Starts its own Prefect server and Ray heads on loopback and stops them; see benchmarks/.

@@ -3,10 +3,12 @@
 One run, one machine, one freshly generated input. Every Ray side uses the Ray head this
 script started (``RAY_ADDRESS``), so cluster start-up is excluded as in the seed's own
 figures; Prefect's per-run overhead is inside the flow times. Then, with the object
-store capped, the flows run at two sizes to show that memory stays flat; and the fixed
+store capped, the flows run at two sizes to show that memory stays flat, and the
+preprocess flow reads the same rows as Parquet, .jsonl.gz and .jsonl.zst; and the fixed
 cost of one flow run is measured with and without a running Ray.
 
-    python -m benchmarks.bench [--size-gb 2] [--memory-gb 1 4] [--out benchmarks/results]
+    python -m benchmarks.bench [--size-gb 2] [--memory-gb 1 4] [--inputs-gb 1]
+        [--phases compare memory inputs fixed] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -30,12 +32,16 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from benchmarks import report
+from benchmarks.jsonl import parquet_to_jsonl
 from benchmarks.services import QUIET, PeakMemory, RayHead, prefect_server, ray_head
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_LENGTH = 1000  # the seed's ~1 KB texts
 FILE_MB = 100  # the seed writes 10 GB as 100 files
 GIB = 2**30
+PHASES = ("compare", "memory", "inputs", "fixed")
+# The input formats the inputs phase compares: name in the results, codec of the copy.
+JSONL_COPIES = {"jsonl.gz": "gzip", "jsonl.zst": "zstd"}
 
 
 def run_side(
@@ -98,6 +104,15 @@ def output_summary(path: Path) -> dict[str, int]:
 
 def manifest_rows(path: Path) -> int:
     return json.loads((path / "_manifest.json").read_text())["num_rows"]
+
+
+def input_bytes(path: Path) -> int:
+    """Bytes on disk of a dataset's data files (names starting ``_`` or ``.`` are not)."""
+    return sum(
+        p.stat().st_size
+        for p in path.rglob("*")
+        if p.is_file() and not p.name.startswith(("_", "."))
+    )
 
 
 def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[dict[str, Any]]:
@@ -188,6 +203,53 @@ def memory_scaling(
     return results
 
 
+def input_formats(
+    args: argparse.Namespace, work: Path, env: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The preprocess flow on the same rows as Parquet, .jsonl.gz and .jsonl.zst."""
+    num_rows, num_files = sized(args.inputs_gb)
+    rows: list[dict[str, Any]] = []
+    outputs: dict[str, dict[str, int]] = {}
+    with ray_head(work, "inputs", object_store_bytes=int(args.object_store_gib * GIB)) as ray:
+        env = join(ray, env, work)
+        print(
+            f"inputs: {args.inputs_gb:g} GB ({num_rows} rows, {num_files} files), object "
+            f"store {args.object_store_gib:g} GiB"
+        )
+        raw = work / "inputs-parquet"
+        run_side("flow-generate", generate_args(raw, args.inputs_gb), env, work, ray)
+        if manifest_rows(raw) != num_rows:
+            raise RuntimeError(f"generate committed {manifest_rows(raw)} rows, not {num_rows}")
+        sources = {"parquet": raw}
+        for name, codec in JSONL_COPIES.items():
+            print(f"  (converting to {name}, not counted)", flush=True)
+            sources[name] = work / f"inputs-{name}"
+            parquet_to_jsonl(raw, sources[name], codec)
+        for name, source in sources.items():
+            out = work / f"inputs-{name}-out"
+            side_args = {"input_uri": str(source), "output_uri": str(out)}
+            result = run_side("flow-preprocess", side_args, env, work, ray)
+            committed, outputs[name] = manifest_rows(out), output_summary(out)
+            if not committed == outputs[name]["rows"] == num_rows:
+                raise RuntimeError(
+                    f"{name}: {num_rows} rows in, {committed}/{outputs[name]['rows']} out"
+                )
+            rows.append(
+                {
+                    "format": name,
+                    "size_gb": args.inputs_gb,
+                    "input_bytes": input_bytes(source),
+                    "text_bytes": num_rows * TEXT_LENGTH,
+                    **result,
+                }
+            )
+            shutil.rmtree(out)
+            shutil.rmtree(source)
+    if len({json.dumps(o) for o in outputs.values()}) != 1:
+        raise RuntimeError(f"preprocess outputs differ by input format: {outputs}")
+    return rows
+
+
 def fixed_costs(work: Path, env: dict[str, str]) -> dict[str, Any]:
     """One flow run of one row: on a running Ray, and starting its own local Ray."""
     tiny = {"num_rows": 1, "num_files": 1}
@@ -212,6 +274,23 @@ def fixed_costs(work: Path, env: dict[str, str]) -> dict[str, Any]:
         "own_local_ray_seconds": cold["seconds"],
         "own_local_ray_wall_seconds": cold["wall_seconds"],
     }
+
+
+def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The results of the phases asked for; one not run leaves an empty list (or no key)."""
+    phases = set(args.phases)
+    results: dict[str, Any] = {
+        "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "phases": [p for p in PHASES if p in phases],
+        "size_gb": args.size_gb,
+        "comparison": compare(args, work, env) if "compare" in phases else [],
+        "memory": memory_scaling(args, work, env) if "memory" in phases and args.memory_gb else [],
+        "inputs": input_formats(args, work, env) if "inputs" in phases and args.inputs_gb else [],
+    }
+    if "fixed" in phases:
+        results["fixed_cost"] = fixed_costs(work, env)
+    return results
 
 
 def machine() -> dict[str, Any]:
@@ -239,11 +318,17 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--size-gb", type=float, default=2.0, help="text to generate (GB)")
     parser.add_argument("--memory-gb", type=float, nargs="*", default=[1.0, 4.0])
+    parser.add_argument(
+        "--inputs-gb", type=float, default=1.0, help="text per input format (GB); 0 skips"
+    )
     parser.add_argument("--object-store-gib", type=float, default=1.0)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--skip-seed", action="store_true", help="leave out the slow baseline")
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs)")
+    parser.add_argument(
+        "--phases", nargs="+", choices=PHASES, default=list(PHASES), help="default: all"
+    )
     args = parser.parse_args(argv)
     # A SIGTERM unwinds like Ctrl-C, so the server and Ray heads started here are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -252,14 +337,7 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     try:
         with prefect_server(work) as env:
-            results = {
-                "date": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                "machine": machine(),
-                "size_gb": args.size_gb,
-                "comparison": compare(args, work, env),
-                "memory": memory_scaling(args, work, env) if args.memory_gb else [],
-                "fixed_cost": fixed_costs(work, env),
-            }
+            results = run_phases(args, work, env)
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -242,8 +242,8 @@ def iter_parquet(
         raise InputError(f"{uri}: cannot read Parquet data ({exc})") from exc
 
 
-def _json_error_location(data: bytes, first_line: int) -> str:
-    """Find the first bad line in a block with Python's json, for the error message."""
+def _json_error_location(data: bytes, first_line: int) -> str | None:
+    """The first line of a block Python's json rejects, for the error message."""
     for number, line in enumerate(data.split(b"\n"), start=first_line):
         if line.strip():
             try:
@@ -252,7 +252,7 @@ def _json_error_location(data: bytes, first_line: int) -> str:
                 return f"line {number}: {exc}"
             if not isinstance(value, dict):
                 return f"line {number}: expected a JSON object, got {type(value).__name__}"
-    return f"lines {first_line}+"
+    return None
 
 
 def _json_blocks(uri: str) -> Iterator[tuple[int, bytes]]:
@@ -297,12 +297,30 @@ def _json_blocks(uri: str) -> Iterator[tuple[int, bytes]]:
                 return
 
 
+_TYPES_CLASH = "a column has values of incompatible types"
+
+
 def _parse_json(uri: str, line: int, block: bytes, options: pajson.ParseOptions) -> pa.Table:
     try:
         return pajson.read_json(io.BytesIO(block), parse_options=options)
     except pa.ArrowInvalid as exc:
         where = _json_error_location(block, line)
-        raise InputError(f"{uri}: malformed JSON Lines at {where} ({exc})") from exc
+        if where is not None:
+            raise InputError(f"{uri}: malformed JSON Lines at {where} ({exc})") from exc
+        # Every line is JSON: a value's type does not fit the column's ("in row N").
+        row = re.search(r"in row (\d+)", str(exc))
+        at = f"line {_line_of_row(block, line, int(row[1]))}" if row else f"lines {line}+"
+        raise InputError(f"{uri}: {_TYPES_CLASH} at {at} ({exc})") from exc
+
+
+def _line_of_row(block: bytes, first_line: int, row: int) -> int:
+    """The line number of the ``row``-th (0-based) non-blank line of a block."""
+    for number, line in enumerate(block.split(b"\n"), start=first_line):
+        if line.strip():
+            if row == 0:
+                return number
+            row -= 1
+    return first_line
 
 
 def _map_type(kind: pa.DataType, leaf: Callable[[pa.DataType], pa.DataType]) -> pa.DataType:
@@ -343,7 +361,7 @@ def unify_json_schemas(schemas: list[pa.Schema], where: str) -> pa.Schema:
     try:
         return pa.unify_schemas(schemas, promote_options="permissive")
     except (pa.ArrowTypeError, pa.ArrowInvalid) as exc:
-        raise InputError(f"{where}: a column has values of incompatible types ({exc})") from exc
+        raise InputError(f"{where} ({exc})") from exc
 
 
 def scan_json(uri: str) -> tuple[int, pa.Schema]:
@@ -368,7 +386,7 @@ def scan_json(uri: str) -> tuple[int, pa.Schema]:
         table = table.select(order + [n for n in table.column_names if n not in order])
         rows += table.num_rows
         last = line + block.count(b"\n") - 1
-        where = f"{uri} (lines {line}-{last})"
+        where = f"{uri}: {_TYPES_CLASH} at lines {line}-{last}"
         schema = unify_json_schemas([schema, table.schema] if schema else [table.schema], where)
     return rows, schema if schema is not None else pa.schema([])
 

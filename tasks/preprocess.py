@@ -157,7 +157,7 @@ def input_schema(inspected: list[dict[str, Any]], fmt: str, text_column: str) ->
     for info, schema in zip(inspected, schemas, strict=True):
         check_input_schema(schema, info["uri"], text_column)
     if fmt == "json":
-        where = f"{inspected[0]['uri']} and the other input files"
+        where = f"{inspected[0]['uri']} and the other input files: their columns' types differ"
         return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
     first = schemas[0].remove_metadata()
     for info, schema in zip(inspected[1:], schemas[1:], strict=True):

@@ -70,3 +70,50 @@ def test_markdown_table_lists_every_row():
     assert "| generate | this project (flow) | 10.0 | 200 | 30.0x | - | 1.00 GiB |" in table
     assert "| 4 GB | 3.0 | 5.0 | 40 | 0.00 GiB | 1 MiB |" in table
     assert "4.0, 3.0 s on a running Ray; 20.0 s" in table
+
+
+def inputs(parquet_peak=2 * 2**30, zst_peak=2**30):
+    """The inputs phase's rows: 1 GB of text from each format."""
+    peaks = {"parquet": parquet_peak, "jsonl.gz": 3 * 2**30, "jsonl.zst": zst_peak}
+    seconds = {"parquet": 20.0, "jsonl.gz": 40.0, "jsonl.zst": 25.0}
+    return [
+        {"format": f, "size_gb": 1.0, "input_bytes": 750_000_000, "text_bytes": 10**9}
+        | {"seconds": seconds[f], "wall_seconds": seconds[f] + 5, "peak_memory_bytes": peak}
+        for f, peak in peaks.items()
+    ]
+
+
+def test_input_formats_are_tabled_with_their_memory_target():
+    r = results() | {"inputs": inputs()}
+    report.add_ratios(r["comparison"])
+    report.add_input_speeds(r["inputs"])
+    assert [row["text_mb_per_s"] for row in r["inputs"]] == [50.0, 25.0, 40.0]
+    table = report.markdown(r)
+    assert "| parquet | 750 MB | 20.0 | 50 | 2.00 GiB |" in table
+    assert "| jsonl.zst | 750 MB | 25.0 | 40 | 1.00 GiB |" in table
+    assert "peak memory of .jsonl.zst <= Parquet's: holds (0.50x)" in table
+    assert ("inputs: peak memory of .jsonl.zst <= Parquet's (0.50x)", True) in (
+        report.check_targets(r)
+    )
+
+
+def test_more_memory_from_zst_than_parquet_is_missed():
+    r = results() | {"inputs": inputs(parquet_peak=2**30, zst_peak=2**30 + 2**28)}
+    report.add_ratios(r["comparison"])
+    report.add_input_speeds(r["inputs"])
+    missed = [t for t, ok in report.check_targets(r) if not ok]
+    assert missed == ["inputs: peak memory of .jsonl.zst <= Parquet's (1.25x)"]
+    assert "peak memory of .jsonl.zst <= Parquet's: MISSED (1.25x)" in report.markdown(r)
+
+
+def test_a_run_of_one_phase_reports_only_that_phase():
+    r = results() | {"comparison": [], "memory": [], "inputs": inputs()}
+    del r["fixed_cost"]
+    report.add_input_speeds(r["inputs"])
+    table = report.markdown(r)
+    assert table.startswith("2 CPUs (x)")  # no comparison, so no one size of text
+    assert "| stage |" not in table and "Fixed cost" not in table
+    assert "| jsonl.gz | 750 MB | 40.0 | 25 | 3.00 GiB |" in table
+    assert [t for t, _ in report.check_targets(r)] == [
+        "inputs: peak memory of .jsonl.zst <= Parquet's (0.50x)"
+    ]

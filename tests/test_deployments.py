@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -203,6 +204,69 @@ def test_nightly_schedule_and_backfill_through_a_worker(project, capsys):
     assert backfill("2026-03-02", "2026-03-03") == ["2026-03-02: skipped", "2026-03-03: skipped"]
 
 
+@pytest.mark.e2e
+def test_the_server_refuses_bad_parameters_by_name_and_the_run_form_documents_them(project):
+    """What a person sees: `prefect deployment run ... --param` with a bad value is refused
+    by the server before any worker starts a run; the run form has a description for
+    every field and the Ray options as a nested form."""
+    work, env = project
+    api = env["PREFECT_API_URL"]
+    bad = {
+        "batch_size=0": "batch_size",
+        "compression=lz4": "compression",
+        'ray={"num_cpus": 0}': "num_cpus",
+        'ray={"compute": "gpus"}': "compute",
+        'ray={"num_cpu": 2}': "num_cpu",
+    }
+    for param, name in bad.items():
+        done = subprocess.run(
+            [str(BIN / "prefect"), "deployment", "run", "preprocess/default", "--param", param],
+            env=env,
+            cwd=work,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        said = done.stdout + done.stderr
+        assert done.returncode != 0, said
+        assert "Validation failed" in said and name in said, said
+    (deployment,) = _post(
+        api,
+        "/deployments/filter",
+        {
+            "deployments": {"name": {"any_": ["default"]}},
+            "flows": {"name": {"any_": ["preprocess"]}},
+        },
+    )
+    runs = _post(api, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}})
+    assert runs == []  # refused: no run was created for a worker to pick up
+
+    schema = deployment["parameter_openapi_schema"]
+    for name, field in schema["properties"].items():
+        assert field.get("description"), f"no description for {name}"
+    assert schema["properties"]["compression"]["enum"] == ["snappy", "zstd", "none"]
+    assert schema["properties"]["batch_size"]["minimum"] == 1
+    ray_form = schema["definitions"]["RayOptions"]
+    assert set(ray_form["properties"]) == {
+        "num_cpus",
+        "resources",
+        "compute",
+        "actor_pool",
+        "read_blocks",
+        "remote_args",
+        "init",
+    }
+    for name, field in ray_form["properties"].items():
+        assert field.get("description"), f"no description for ray.{name}"
+    credentials = schema["definitions"]["AwsCredentials"]
+    assert credentials["block_type_slug"] == "aws-credentials"  # the UI's block picker
+
+    shot = work / "ui-run-form.png"
+    labels = _ui_run_form(api.removesuffix("/api"), deployment["id"], shot)
+    assert labels == {"text_column", "keep_text", "ray", "Num Cpus", "aws_credentials"}
+    assert shot.stat().st_size > 10_000
+
+
 def _post(api: str, path: str, body: dict) -> list[dict]:
     request = urllib.request.Request(
         api + path, json.dumps(body).encode(), {"Content-Type": "application/json"}
@@ -212,13 +276,15 @@ def _post(api: str, path: str, body: dict) -> list[dict]:
 
 
 def chromium() -> str:
-    """Debian's Chromium (packages chromium and chromium-driver; .ci/run installs them)."""
+    """The system Chromium (`make test` installs Debian's with tests/chromium.sh)."""
     for candidate in (os.environ.get("CHROMIUM_PATH"), "/usr/lib/chromium/chromium"):
         if candidate and os.access(candidate, os.X_OK):
             return candidate
     found = shutil.which("chromium")
     if not found:
-        pytest.fail("Chromium not found: apt-get install chromium chromium-driver")
+        pytest.fail(
+            "Chromium not found: run tests/chromium.sh (make test does), or set CHROMIUM_PATH"
+        )
     return found
 
 
@@ -238,6 +304,36 @@ def _ui_summary_rows_out(ui: str, flow_run_id: str, screenshot: Path) -> str:
             row.wait_for(timeout=60_000)
             page.screenshot(path=str(screenshot), full_page=True)
             return row.get_by_role("cell").last.inner_text().strip()
+        finally:
+            browser.close()
+
+
+def _ui_run_form(ui: str, deployment_id: str, screenshot: Path) -> set[str]:
+    """Open the deployment's custom run form in headless Chromium and save a screenshot;
+    return the fields it shows with the description the flow's docstring gives them."""
+    from playwright.sync_api import sync_playwright
+
+    fields = {
+        "text_column": "The column to clean.",
+        "keep_text": "Keep the raw text column beside cleaned_text",
+        "ray": "Where and how the parts run on Ray",
+        "Num Cpus": "CPUs each part task reserves.",  # inside the nested ray form
+        "aws_credentials": "A prefect-aws AwsCredentials block for S3",
+    }
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 2200})
+            page.goto(f"{ui}/deployments/deployment/{deployment_id}/run")
+            page.get_by_text(fields["text_column"]).first.wait_for(timeout=60_000)
+            shown = {
+                name
+                for name, description in fields.items()
+                if page.get_by_text(re.compile(rf"^{name}( \(Optional\))?$")).count()
+                and page.get_by_text(description).count()
+            }
+            page.screenshot(path=str(screenshot), full_page=True)
+            return shown
         finally:
             browser.close()
 

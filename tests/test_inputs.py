@@ -1,5 +1,7 @@
 """Finding and reading inputs; every error names the file (and line, for JSON)."""
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -86,7 +88,10 @@ def test_json_type_change_across_blocks_is_an_error(tmp_path, monkeypatch):
     monkeypatch.setattr(inputs, "JSON_BLOCK_BYTES", 64)
     path = tmp_path / "a.jsonl"
     write_jsonl(path, [{"text": "x" * 10, "n": 1}] * 5 + [{"text": "y", "n": "two"}])
-    with pytest.raises(InputError, match="malformed JSON Lines"):
+    with pytest.raises(
+        InputError,
+        match=r"a\.jsonl: a column has values of incompatible types at lines? (\d+-)?6 ",
+    ):
         list(inputs.iter_json(f"file://{path}", 10))
 
 
@@ -112,3 +117,115 @@ def test_plan_covers_every_row_once_in_order(counts, num_files):
     assert rows == [(f, r) for f, n in enumerate(counts) for r in range(n)]
     sizes = [sum(b - a for _, a, b in part) for part in plan]
     assert max(sizes) - min(sizes) <= 1
+
+
+@pytest.mark.parametrize(
+    ("name", "fmt", "codec"),
+    [
+        ("a.jsonl", "json", None),
+        ("c4-train.00000-of-01024.json.gz", "json", "gzip"),
+        ("00.JSONL.ZST", "json", "zstd"),
+        ("x.ndjson.zstd", "json", "zstd"),
+        ("dump.jsonl.bz2", "json", "bz2"),
+        ("part-0.zstd.parquet", "parquet", None),
+        ("a.parquet.gz", None, "gzip"),  # Parquet compresses inside the file
+        ("notes.txt.gz", None, "gzip"),
+        ("README", None, None),
+    ],
+)
+def test_format_and_codec_by_name(name, fmt, codec):
+    assert inputs.format_of(name) == fmt
+    assert inputs.codec_of(name) == codec
+
+
+def test_directories_are_walked_recursively_skipping_hidden_ones(tmp_path):
+    write_jsonl(tmp_path / "2024" / "01" / "a.jsonl", [{"text": "a"}])
+    write_jsonl(tmp_path / "2024" / "02" / "b.jsonl", [{"text": "b"}])
+    write_jsonl(tmp_path / "_temporary" / "0" / "c.jsonl", [{"text": "c"}])
+    write_jsonl(tmp_path / ".cache" / "d.jsonl", [{"text": "d"}])
+    found = inputs.discover(str(tmp_path))
+    assert [f.uri.removeprefix(f"file://{tmp_path}/") for f in found.files] == [
+        "2024/01/a.jsonl",
+        "2024/02/b.jsonl",
+    ]
+
+
+def test_globs_match_one_directory_level_per_star_and_any_with_two(tmp_path):
+    for name in ("en/a.json.gz", "en/b.json.gz", "en/sub/c.json.gz", "de/d.json.gz"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"")
+
+    def names(pattern: str) -> list[str]:
+        found = inputs.discover(f"{tmp_path}/{pattern}")
+        assert found.uri == f"file://{tmp_path}/{pattern}"
+        return [f.uri.removeprefix(f"file://{tmp_path}/") for f in found.files]
+
+    assert names("en/*.json.gz") == ["en/a.json.gz", "en/b.json.gz"]
+    assert names("en/**/*.json.gz") == ["en/a.json.gz", "en/b.json.gz", "en/sub/c.json.gz"]
+    assert names("*/[ad].json.gz") == ["de/d.json.gz", "en/a.json.gz"]
+    assert names("en/?.json.gz") == ["en/a.json.gz", "en/b.json.gz"]
+    with pytest.raises(InputError, match=r"input glob file://.*/fr/\*\.json\.gz matches no files"):
+        inputs.discover(f"{tmp_path}/fr/*.json.gz")
+
+
+def test_a_glob_with_input_format_takes_files_of_any_name(tmp_path):
+    write_jsonl(tmp_path / "a.txt", [{"text": "a"}])
+    with pytest.raises(InputError, match="no parquet input files"):
+        inputs.discover(f"{tmp_path}/*.txt")
+    assert len(inputs.discover(f"{tmp_path}/*.txt", "json").files) == 1
+
+
+def test_compressed_json_lines_stream_in_blocks(tmp_path, monkeypatch):
+    import gzip
+
+    monkeypatch.setattr(inputs, "JSON_BLOCK_BYTES", 200)
+    rows = [{"id": i, "text": f"row {i}"} for i in range(300)]
+    path = tmp_path / "a.jsonl.gz"
+    path.write_bytes(gzip.compress("".join(json.dumps(r) + "\n" for r in rows).encode()))
+    assert inputs.scan_json(f"file://{path}")[0] == 300
+    table = pa.concat_tables(list(inputs.iter_json(f"file://{path}", 7)))
+    assert table.to_pylist() == rows
+
+
+def test_json_types_are_unified_across_blocks(tmp_path, monkeypatch):
+    monkeypatch.setattr(inputs, "JSON_BLOCK_BYTES", 64)
+    rows = [
+        {"text": "first", "n": 1, "meta": None, "when": "2024-01-02T03:04:05Z"},
+        *({"text": "x" * 40, "n": 2} for _ in range(5)),
+        {"text": "later", "n": 2.5, "meta": {"src": "web"}, "when": "2024-01-02T03:04:06Z"},
+        {"text": "last", "meta": {"src": "book", "year": 1999}, "tags": ["a"]},
+    ]
+    path = tmp_path / "a.jsonl"
+    write_jsonl(path, rows)
+    count, schema = inputs.scan_json(f"file://{path}")
+    assert count == len(rows)
+    assert schema.names == ["text", "n", "meta", "when", "tags"]
+    assert schema.field("n").type == pa.float64()  # JSON numbers: ints widen to float
+    assert schema.field("when").type == pa.string()  # not inferred as a timestamp
+    assert schema.field("meta").type == pa.struct([("src", pa.string()), ("year", pa.int64())])
+    table = pa.concat_tables(list(inputs.iter_json(f"file://{path}", 3)))
+    assert table.to_pylist() == [
+        {
+            "text": r["text"],
+            "n": r.get("n"),
+            "meta": None if r.get("meta") is None else {"year": None, **r["meta"]},
+            "when": r.get("when"),
+            "tags": r.get("tags"),
+        }
+        for r in rows
+    ]
+
+
+def test_a_column_seen_only_as_null_is_a_string():
+    schema = pa.schema([("a", pa.null()), ("s", pa.struct([("b", pa.null())]))])
+    settled = inputs.settle_json_schema(schema)
+    assert settled == pa.schema([("a", pa.string()), ("s", pa.struct([("b", pa.string())]))])
+
+
+def test_a_type_clash_within_a_block_names_its_line(tmp_path):
+    path = tmp_path / "a.jsonl"
+    path.write_text('{"text": "a", "n": 1}\n\n{"text": "b", "n": 2}\n{"text": "c", "n": "three"}\n')
+    with pytest.raises(
+        InputError, match=r"a\.jsonl: a column has values of incompatible types at line 4 "
+    ):
+        inputs.scan_json(f"file://{path}")
