@@ -55,7 +55,7 @@ def backfill(
         start_date: The first date (YYYY-MM-DD).
         end_date: The last date (YYYY-MM-DD), at most 366 days after start_date.
         deployment: The pipeline deployment each date runs as (its worker does the
-            work); empty to run the pipeline here, as a subflow.
+            work); null to run the pipeline here, as a subflow.
         parameters: Pipeline parameters, over the deployment's.
         force: Rerun dates whose preprocessed partition is already committed (by
             default they are skipped).

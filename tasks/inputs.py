@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io
+import contextlib
 import json
 import posixpath
 import re
@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
@@ -23,7 +24,7 @@ EXTENSIONS = {"parquet": (".parquet", ".pq"), "json": (".jsonl", ".json", ".ndjs
 # JSON Lines may be compressed; the codec is told by the last suffix (a.jsonl.gz).
 CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
 # JSON is parsed in blocks of about this size (decompressed), cut at line ends.
-JSON_BLOCK_BYTES = 16 * 1024 * 1024
+JSON_BLOCK_BYTES = 4 * 1024 * 1024
 # How pyarrow reports a compressed stream it cannot decode (an OSError like any other).
 _CODEC_ERROR = re.compile(
     r"Truncated compressed stream|inflate failed|decompress failed|gzip|zlib|ZSTD|bz2",
@@ -255,10 +256,39 @@ def _json_error_location(data: bytes, first_line: int) -> str | None:
     return None
 
 
-def _json_blocks(uri: str) -> Iterator[tuple[int, bytes]]:
-    """``(first line number, bytes)`` of a JSON Lines file, decompressed as its name says,
+def _as_binary(block: pa.Buffer) -> pa.Array:
+    offsets = pa.array([0, block.size], pa.int64()).buffers()[1]
+    return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, block])
+
+
+def _lines_in(block: pa.Buffer) -> int:
+    return pc.count_substring(_as_binary(block), b"\n")[0].as_py()
+
+
+def _last_newline(data: pa.Buffer) -> int:
+    """Index of the last ``\\n`` in ``data``, or -1; looks at the tail first (lines are short
+    next to a block) so a block is not copied to find its end."""
+    view, window = memoryview(data), 1 << 16
+    while True:
+        start = max(0, data.size - window)
+        found = bytes(view[start:]).rfind(b"\n")
+        if found >= 0 or start == 0:
+            return start + found if found >= 0 else -1
+        window *= 16
+
+
+def _concat(first: pa.Buffer, second: pa.Buffer) -> pa.Buffer:
+    out = pa.BufferOutputStream()  # Arrow's memory, like the buffers themselves
+    out.write(first)
+    out.write(second)
+    return out.getvalue()
+
+
+def _json_blocks(uri: str) -> Iterator[tuple[int, pa.Buffer]]:
+    """``(first line number, data)`` of a JSON Lines file, decompressed as its name says,
     in blocks of about ``JSON_BLOCK_BYTES`` cut at line ends; each checked to be UTF-8
-    (pyarrow's JSON reader would silently replace invalid bytes)."""
+    (pyarrow's JSON reader would silently replace invalid bytes). The blocks are Arrow
+    buffers: no Python copies of them linger in the heap."""
     loc = storage.resolve(uri)
     codec = codec_of(loc.name)
     try:
@@ -267,49 +297,61 @@ def _json_blocks(uri: str) -> Iterator[tuple[int, bytes]]:
         if _storage_error(loc, exc):
             _reraise_explained(loc, exc)
         raise InputError(f"{uri}: cannot open ({exc})") from exc
-    line, carry = 1, b""
+    line, carry = 1, pa.py_buffer(b"")
     with stream:
         while True:
             try:
-                chunk = stream.read(JSON_BLOCK_BYTES)
+                chunk = stream.read_buffer(JSON_BLOCK_BYTES)
             except OSError as exc:
                 if _storage_error(loc, exc):
                     _reraise_explained(loc, exc)
                 what = f"a corrupt {codec} stream" if codec else "unreadable"
                 raise InputError(f"{uri}: {what} after line {line - 1} ({exc})") from exc
-            data = carry + chunk
-            if not chunk:
-                block, carry = data, b""
+            if not chunk.size:
+                block, carry = carry, pa.py_buffer(b"")
             else:
-                cut = data.rfind(b"\n") + 1
-                block, carry = data[:cut], data[cut:]
-            if block.strip():
-                try:
-                    block.decode("utf-8")
-                except UnicodeDecodeError as exc:
-                    bad_line = line + block.count(b"\n", 0, exc.start)
-                    raise InputError(
-                        f"{uri}: line {bad_line} is not valid UTF-8 ({exc.reason})"
-                    ) from exc
+                cut = _last_newline(chunk) + 1
+                if cut == 0:  # a line longer than a block: read on to its end
+                    carry = _concat(carry, chunk)
+                    continue
+                head = chunk.slice(0, cut)
+                block = _concat(carry, head) if carry.size else head
+                carry = chunk.slice(cut)
+            if block.size:
+                _check_utf8(uri, block, line)
                 yield line, block
-            line += block.count(b"\n")
-            if not chunk:
+                line += _lines_in(block)
+            if not chunk.size:
                 return
+
+
+def _check_utf8(uri: str, block: pa.Buffer, line: int) -> None:
+    try:
+        _as_binary(block).cast(pa.large_string())
+    except pa.ArrowInvalid:
+        data = block.to_pybytes()  # only to find the bad line for the message
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            bad_line = line + data.count(b"\n", 0, exc.start)
+            raise InputError(f"{uri}: line {bad_line} is not valid UTF-8 ({exc.reason})") from exc
+        raise
 
 
 _TYPES_CLASH = "a column has values of incompatible types"
 
 
-def _parse_json(uri: str, line: int, block: bytes, options: pajson.ParseOptions) -> pa.Table:
+def _parse_json(uri: str, line: int, block: pa.Buffer, options: pajson.ParseOptions) -> pa.Table:
     try:
-        return pajson.read_json(io.BytesIO(block), parse_options=options)
+        return pajson.read_json(pa.BufferReader(block), parse_options=options)
     except pa.ArrowInvalid as exc:
-        where = _json_error_location(block, line)
+        data = block.to_pybytes()  # only to find the bad line for the message
+        where = _json_error_location(data, line)
         if where is not None:
             raise InputError(f"{uri}: malformed JSON Lines at {where} ({exc})") from exc
         # Every line is JSON: a value's type does not fit the column's ("in row N").
         row = re.search(r"in row (\d+)", str(exc))
-        at = f"line {_line_of_row(block, line, int(row[1]))}" if row else f"lines {line}+"
+        at = f"line {_line_of_row(data, line, int(row[1]))}" if row else f"lines {line}+"
         raise InputError(f"{uri}: {_TYPES_CLASH} at {at} ({exc})") from exc
 
 
@@ -364,28 +406,46 @@ def unify_json_schemas(schemas: list[pa.Schema], where: str) -> pa.Schema:
         raise InputError(f"{where} ({exc})") from exc
 
 
+def _has_timestamps(schema: pa.Schema) -> bool:
+    return any(_timestamps_as_strings(f.type) != f.type for f in schema)
+
+
+def _infer_block(uri: str, line: int, block: pa.Buffer, pinned: dict[str, pa.DataType]) -> pa.Table:
+    """Parse a block inferring its types, with timestamps turned back into strings
+    (``pinned`` learns the columns that needed it)."""
+    order = None
+    while True:
+        options = pajson.ParseOptions(
+            explicit_schema=pa.schema(pinned) if pinned else None,
+            unexpected_field_behavior="infer",
+        )
+        table = _parse_json(uri, line, block, options)
+        order = order or table.column_names
+        if not _has_timestamps(table.schema):
+            break
+        # Parse the block again with them as strings.
+        strings = {f.name: _timestamps_as_strings(f.type) for f in table.schema}
+        pinned.update({n: t for n, t in strings.items() if t != table.schema.field(n).type})
+    # Pinned columns come first in a parse: keep the order the lines give.
+    return table.select(order + [n for n in table.column_names if n not in order])
+
+
 def scan_json(uri: str) -> tuple[int, pa.Schema]:
     """Rows and schema of a JSON Lines file: a full parse, so it also validates it."""
     rows, schema = 0, None
     pinned: dict[str, pa.DataType] = {}  # columns held to the type JSON gave them
     for line, block in _json_blocks(uri):
-        order = None
-        while True:
-            options = pajson.ParseOptions(
-                explicit_schema=pa.schema(pinned) if pinned else None,
-                unexpected_field_behavior="infer",
-            )
-            table = _parse_json(uri, line, block, options)
-            order = order or table.column_names
-            strings = {f.name: _timestamps_as_strings(f.type) for f in table.schema}
-            changed = {n: t for n, t in strings.items() if t != table.schema.field(n).type}
-            if not changed:
-                break
-            pinned.update(changed)  # parse the block again with them as strings
-        # Pinned columns come first in a parse: keep the order the lines give.
-        table = table.select(order + [n for n in table.column_names if n not in order])
+        table = None
+        if schema is not None:
+            # The types so far usually fit the next block, and parsing with known types
+            # is much faster than inferring them; if they do not, infer and unify.
+            options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
+            with contextlib.suppress(pa.ArrowInvalid):
+                table = pajson.read_json(pa.BufferReader(block), parse_options=options)
+        if table is None or _has_timestamps(table.schema):
+            table = _infer_block(uri, line, block, pinned)
         rows += table.num_rows
-        last = line + block.count(b"\n") - 1
+        last = line + _lines_in(block) - 1
         where = f"{uri}: {_TYPES_CLASH} at lines {line}-{last}"
         schema = unify_json_schemas([schema, table.schema] if schema else [table.schema], where)
     return rows, schema if schema is not None else pa.schema([])
@@ -400,4 +460,4 @@ def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Ite
     for line, block in _json_blocks(uri):
         table = _parse_json(uri, line, block, options)
         for batch in table.to_batches(max_chunksize=batch_size):
-            yield pa.Table.from_batches([batch], schema=table.schema)
+            yield pa.Table.from_batches([batch], schema=schema)

@@ -370,3 +370,43 @@ def test_a_second_writer_of_an_s3_output_fails_clearly(aws_env, monkeypatch):
     with exclusive.exclusive_output(out), busy:
         generate(out, num_rows=10, num_files=1)
     assert _etags(bucket, "raw/") == {}
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_compressed_json_lines_picked_by_a_glob_on_s3(aws_env):
+    import gzip
+
+    import pyarrow as pa
+
+    from tasks.clean import clean_text
+
+    bucket = unique()
+    s3 = client()
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+    records = [{"content": f"Doc {i}: Hello, 세계!", "url": f"u{i}"} for i in range(400)]
+    lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode() for r in records]
+    zstd = pa.Codec("zstd")
+    for k in range(2):
+        body = zstd.compress(b"".join(lines[k * 200 : (k + 1) * 200]), asbytes=True)
+        s3.put_object(Bucket=bucket, Key=f"c4/en/c4-train.{k:05d}.jsonl.zst", Body=body)
+    s3.put_object(Bucket=bucket, Key="c4/en/c4-valid.00000.jsonl.zst", Body=b"not read")
+    s3.put_object(Bucket=bucket, Key="c4/en/_SUCCESS", Body=b"")
+
+    out = preprocess(
+        f"s3://{bucket}/c4/en/c4-train.*.jsonl.zst", f"s3://{bucket}/clean", text_column="content"
+    )
+    table = read_dataset(out)
+    assert table.column_names == ["content", "url", "cleaned_text"]
+    assert table.to_pylist() == [{**r, "cleaned_text": clean_text(r["content"])} for r in records]
+
+    # A corrupt stream on S3 is the file's fault, named, and not retried as a storage error.
+    whole = gzip.compress(b"".join(lines))
+    s3.put_object(Bucket=bucket, Key="bad/a.jsonl.gz", Body=whole[: len(whole) // 2])
+    state = preprocess(
+        f"s3://{bucket}/bad", f"s3://{bucket}/bad-out", text_column="content", return_state=True
+    )
+    assert state.is_failed()
+    with pytest.raises(InputError, match=r"s3://.*/bad/a\.jsonl\.gz: a corrupt gzip stream"):
+        state.result()
+    listed = s3.list_objects_v2(Bucket=bucket, Prefix="bad-out")
+    assert listed["KeyCount"] == 0
