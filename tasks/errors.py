@@ -16,3 +16,8 @@ class OutputConflictError(InputError):
 
 class OutputBusyError(RuntimeError):
     """Another run holds the output; retrying at once would not help."""
+
+
+class TransientPartError(RuntimeError):
+    """One part failed for a reason a retry may get past (throttling, a dropped
+    connection): Ray Data retries that part alone, and the stage if it keeps failing."""

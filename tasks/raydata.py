@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal, NamedTuple
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
 from tasks import storage
-from tasks.errors import InputError
+from tasks.errors import InputError, TransientPartError
+from tasks.retry import is_transient
 
 Item = dict[str, Any]
 
@@ -42,6 +43,10 @@ class RayInit(BaseModel):
         None, description="Where a full object store spills to (default: Ray's temp dir)."
     )
 
+
+# Attempts after the first that Ray Data gives one part task (transient errors, lost
+# workers or nodes) before the stage fails, and Prefect's stage retry takes over.
+PART_RETRIES = 3
 
 # Keys of Dataset.map that have a field of their own here.
 _OWN_KEYS = {"num_cpus", "resources", "compute", "concurrency"}
@@ -105,7 +110,12 @@ class RayOptions(BaseModel):
         """Keyword arguments for ``Dataset.map``."""
         import ray.data
 
-        options: dict[str, Any] = {"num_cpus": self.num_cpus, **self.remote_args}
+        options: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.compute == "tasks":
+            # A part that fails for a transient reason is retried by itself; a lost worker
+            # or node counts against the same budget (Ray Data's default is unlimited).
+            options.update(max_retries=PART_RETRIES, retry_exceptions=[TransientPartError])
+        options.update(self.remote_args)
         if self.resources:
             options["resources"] = dict(self.resources)
         if self.compute == "actors":
@@ -132,7 +142,12 @@ def _run_part(fn: Callable[[Item], Item], s3: Any, row: dict[str, Any]) -> dict[
 
     started = time.perf_counter()
     with storage.using_s3(s3):
-        result = fn(json.loads(row["item"]))
+        try:
+            result = fn(json.loads(row["item"]))
+        except Exception as exc:
+            if is_transient(exc):  # Ray Data retries this part alone (see map_options)
+                raise TransientPartError(f"part {row['index']}: {exc}") from exc
+            raise
     return {
         "index": row["index"],
         "result": json.dumps(result),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.errors import InputError, OutputBusyError
+from tasks.errors import InputError, OutputBusyError, TransientPartError
 
 # Messages of transient storage errors as pyarrow and boto surface them (S3 throttling,
 # 5xx, dropped connections); pyarrow raises them all as plain OSError.
@@ -72,6 +72,8 @@ def is_transient(exc: BaseException) -> bool:
     deterministic = (InputError, OutputBusyError, PermissionError, FileNotFoundError)
     if isinstance(exc, (*deterministic, NotADirectoryError)):
         return False
+    if isinstance(exc, TransientPartError):  # a part that its own retries did not get past
+        return True
     botocore_verdict = _botocore_transient(exc)
     if botocore_verdict is not None:
         return botocore_verdict

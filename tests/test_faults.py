@@ -38,14 +38,15 @@ def run_counts(state) -> list[int]:
     return [r.run_count for r in asyncio.run(_task_runs(state.state_details.flow_run_id))]
 
 
-def test_a_write_failing_once_midway_is_retried_to_an_exact_result(tmp_path, faults):
+def test_a_part_failing_once_midway_is_retried_by_itself_to_an_exact_result(tmp_path, faults):
     (faults / "part-00001.parquet").write_text("")
     state = generate(
         str(tmp_path / "raw"), num_rows=9000, num_files=3, text_length=50, seed=4, return_state=True
     )
     assert state.is_completed()
     assert (faults / "part-00001.parquet.fired").exists()
-    assert run_counts(state) == [2]
+    # Ray Data retried the part; the stage (every other part) did not run again.
+    assert run_counts(state) == [1]
     assert_exactly_generated(tmp_path / "raw", 9000, seed=4, text_length=50)
 
 

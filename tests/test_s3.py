@@ -16,6 +16,7 @@ from tasks import storage, synth
 from tasks.bucket import check_bucket_name, seed_bucket_name
 from tasks.dataset import read_dataset
 from tasks.errors import InputError
+from tasks.raydata import PART_RETRIES
 from tests.helpers import assert_cleaned_exactly, free_port, kill_generate_mid_write
 
 SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"
@@ -250,15 +251,23 @@ def test_throttled_writes_are_retried_by_the_sdk(faulty_s3):
 
 
 @pytest.mark.usefixtures("flows_env")
-def test_throttling_beyond_the_sdk_retries_is_retried_by_prefect(faulty_s3):
+@pytest.mark.parametrize(
+    ("failures", "stage_runs"),
+    [
+        # More than the SDK's attempts: Ray Data retries that part alone.
+        (storage.S3_MAX_ATTEMPTS + 2, 1),
+        # More than the SDK's attempts times the part's: Prefect retries the stage.
+        (storage.S3_MAX_ATTEMPTS * (PART_RETRIES + 1) + 2, 2),
+    ],
+)
+def test_throttling_beyond_the_sdk_retries_is_retried_by_the_part_then_the_stage(
+    faulty_s3, failures, stage_runs
+):
     bucket = _new_bucket()
-    # More failures than the SDK's attempts: the first task run fails as transient.
-    faulty_s3.fail(
-        "PUT", "/raw/part-00000.parquet", "SlowDown", failures=storage.S3_MAX_ATTEMPTS + 2
-    )
+    faulty_s3.fail("PUT", "/raw/part-00000.parquet", "SlowDown", failures=failures)
     state = generate(f"s3://{bucket}/raw", num_rows=400, num_files=2, return_state=True)
     assert state.is_completed()
-    assert _run_counts(state) == [2]
+    assert _run_counts(state) == [stage_runs]
     assert read_dataset(f"s3://{bucket}/raw")["id"].to_pylist() == list(range(400))
 
 
