@@ -22,9 +22,9 @@ from tasks.errors import InputError
 from tasks.parts import write_part
 from tasks.raydata import Done, RayOptions, execution_summary, map_items
 
-Slice = tuple[int, int, int]
+Slice = tuple[int, int, int]  # (input file index, first row, stop row)
 # Parquet codecs of the output: Spark's default, the smaller one, or none.
-COMPRESSIONS = ("snappy", "zstd", "none")  # (input file index, first row, stop row)
+COMPRESSIONS = ("snappy", "zstd", "none")
 
 
 def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]]:
@@ -159,9 +159,10 @@ def input_schema(inspected: list[dict[str, Any]], fmt: str, text_column: str) ->
     if fmt == "json":
         where = f"{inspected[0]['uri']} and the other input files: their columns' types differ"
         return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
-    first = schemas[0].remove_metadata()
+    # Compared as they are written (any string layout of the text column will do).
+    first = output_schema(schemas[0], inspected[0]["uri"], text_column)
     for info, schema in zip(inspected[1:], schemas[1:], strict=True):
-        other = schema.remove_metadata()
+        other = output_schema(schema, info["uri"], text_column)
         if not other.equals(first):
             raise InputError(
                 f"{info['uri']}: schema {other.names} differs from {inspected[0]['uri']}'s "

@@ -212,3 +212,17 @@ def test_foreign_files_in_the_output_are_refused_and_kept(tmp_path):
     with pytest.raises(InputError, match=r"did not write \(report\.csv\)"):
         preprocess(str(tmp_path / "in"), str(tmp_path / "out"))
     assert tree_digest(tmp_path) == before
+
+
+def test_parquet_files_may_differ_in_the_text_columns_string_layout(tmp_path):
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({"id": [0], "text": ["Ab!"]}), tmp_path / "in" / "a.parquet")
+    large = pa.table({"id": [1], "text": pa.array(["Cd?"], pa.large_string())})
+    pq.write_table(large, tmp_path / "in" / "b.parquet")
+    uri = preprocess(str(tmp_path / "in"), str(tmp_path / "out"))
+    table = read_dataset(uri)
+    assert table.schema.field("text").type == pa.string()
+    assert table.to_pylist() == [
+        {"id": 0, "text": "Ab!", "cleaned_text": "ab"},
+        {"id": 1, "text": "Cd?", "cleaned_text": "cd"},
+    ]
