@@ -330,6 +330,9 @@ def main(argv: list[str] | None = None) -> None:
         "--phases", nargs="+", choices=PHASES, default=list(PHASES), help="default: all"
     )
     args = parser.parse_args(argv)
+    if set(args.phases) != set(PHASES) and args.out == parser.get_default("out"):
+        # benchmarks/results holds the last full run, which the README quotes.
+        parser.error("a run of some phases needs --out: it would replace the full results")
     # A SIGTERM unwinds like Ctrl-C, so the server and Ray heads started here are stopped.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
