@@ -106,6 +106,17 @@ def manifest_rows(path: Path) -> int:
     return json.loads((path / "_manifest.json").read_text())["num_rows"]
 
 
+def generate_checked(
+    raw: Path, size_gb: float, env: dict[str, str], work: Path, ray: RayHead
+) -> dict[str, Any]:
+    """The generate flow side, refusing to go on unless it committed every row."""
+    num_rows, _ = sized(size_gb)
+    result = run_side("flow-generate", generate_args(raw, size_gb), env, work, ray)
+    if manifest_rows(raw) != num_rows:
+        raise RuntimeError(f"generate committed {manifest_rows(raw)} rows, not {num_rows}")
+    return result
+
+
 def input_bytes(path: Path) -> int:
     """Bytes on disk of a dataset's data files (names starting ``_`` or ``.`` are not)."""
     return sum(
@@ -124,10 +135,8 @@ def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[d
         ray_env = join(ray, env, work)
         print(f"generate {args.size_gb:g} GB ({num_rows} rows, {num_files} files)")
         raw = work / "raw"
-        flow = run_side("flow-generate", generate_args(raw, args.size_gb), ray_env, work, ray)
+        flow = generate_checked(raw, args.size_gb, ray_env, work, ray)
         rows.append({"stage": "generate", "method": "this project (flow)", **flow})
-        if manifest_rows(raw) != num_rows:
-            raise RuntimeError(f"generate committed {manifest_rows(raw)} rows, not {num_rows}")
         if not args.skip_seed:
             seed_raw = work / "seed-raw"
             batches = num_rows // 1000  # the seed's batches hold 1000 rows each
@@ -217,9 +226,7 @@ def input_formats(
             f"store {args.object_store_gib:g} GiB"
         )
         raw = work / "inputs-parquet"
-        run_side("flow-generate", generate_args(raw, args.inputs_gb), env, work, ray)
-        if manifest_rows(raw) != num_rows:
-            raise RuntimeError(f"generate committed {manifest_rows(raw)} rows, not {num_rows}")
+        generate_checked(raw, args.inputs_gb, env, work, ray)
         sources = {"parquet": raw}
         for name, codec in JSONL_COPIES.items():
             print(f"  (converting to {name}, not counted)", flush=True)

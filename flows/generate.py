@@ -64,7 +64,7 @@ def generate(
             num_files=num_files,
             text_length=text_length,
             seed=seed,
-            scheduling=ray,
+            scheduling=ray.model_copy(update={"read_blocks": None}),
             rows_per_file=rows_per_file,
         )
     get_run_logger().info(

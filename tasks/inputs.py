@@ -52,10 +52,7 @@ def _storage_error(loc: Location, exc: Exception) -> bool:
     """True for an I/O error of the store itself (S3 throttling, permissions), which is
     not a defect of the file and must keep its type for the retry policy."""
     return (
-        loc.scheme != "file"
-        and isinstance(exc, OSError)
-        and not isinstance(exc, pa.ArrowInvalid)
-        and not _CODEC_ERROR.search(str(exc))
+        loc.scheme != "file" and isinstance(exc, OSError) and not isinstance(exc, pa.ArrowInvalid)
     )
 
 
@@ -114,15 +111,21 @@ def _discover_glob(root: Location, pattern: str, input_format: str) -> Inputs:
 
     shown = f"{root.uri.rstrip('/')}/{pattern}"
     matcher = re.compile(glob_translate(pattern))
-    listed = storage.list_files(root) if storage.info(root).type.name == "Directory" else []
-    matched = []
-    for f in listed:
-        relative = Location(root.scheme, f.path).relative_to(root)
-        if matcher.match(relative) and not _hidden(relative):
-            matched.append((relative, f))
+    is_dir = storage.info(root).type == storage.pafs.FileType.Directory
+    matched = [(r, f) for r, f in _visible_files(root) if matcher.match(r)] if is_dir else []
     if not matched:
         raise InputError(f"input glob {shown} matches no files")
     return _choose(root, shown, matched, input_format, named=True)
+
+
+def _visible_files(root: Location) -> list[tuple[str, storage.pafs.FileInfo]]:
+    """``(path relative to root, info)`` of every file below ``root``, hidden ones left out."""
+    found = []
+    for f in storage.list_files(root):
+        relative = Location(root.scheme, f.path).relative_to(root)
+        if not _hidden(relative):
+            found.append((relative, f))
+    return found
 
 
 def _choose(
@@ -186,12 +189,7 @@ def _discover(root: Location, input_format: str) -> Inputs:
         fingerprint = {"manifest_sha256": manifest_fingerprint(root)}
         return Inputs(root, root.uri, "parquet", files, fingerprint)
 
-    candidates = []
-    for f in storage.list_files(root):
-        relative = Location(root.scheme, f.path).relative_to(root)
-        if not _hidden(relative):
-            candidates.append((relative, f))
-    return _choose(root, root.uri, candidates, input_format)
+    return _choose(root, root.uri, _visible_files(root), input_format)
 
 
 def parquet_metadata(uri: str) -> tuple[int, pa.Schema]:
@@ -261,8 +259,8 @@ def _as_binary(block: pa.Buffer) -> pa.Array:
     return pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, block])
 
 
-def _lines_in(block: pa.Buffer) -> int:
-    return pc.count_substring(_as_binary(block), b"\n")[0].as_py()
+def _lines_in(block: pa.Array) -> int:
+    return pc.count_substring(block, b"\n")[0].as_py()
 
 
 def _last_newline(data: pa.Buffer) -> int:
@@ -284,8 +282,8 @@ def _concat(first: pa.Buffer, second: pa.Buffer) -> pa.Buffer:
     return out.getvalue()
 
 
-def _json_blocks(uri: str) -> Iterator[tuple[int, pa.Buffer]]:
-    """``(first line number, data)`` of a JSON Lines file, decompressed as its name says,
+def _json_blocks(uri: str) -> Iterator[tuple[int, int, pa.Buffer]]:
+    """``(first line number, lines, data)`` of a JSON Lines file, decompressed as its name says,
     in blocks of about ``JSON_BLOCK_BYTES`` cut at line ends; each checked to be UTF-8
     (pyarrow's JSON reader would silently replace invalid bytes). The blocks are Arrow
     buffers: no Python copies of them linger in the heap."""
@@ -303,9 +301,11 @@ def _json_blocks(uri: str) -> Iterator[tuple[int, pa.Buffer]]:
             try:
                 chunk = stream.read_buffer(JSON_BLOCK_BYTES)
             except OSError as exc:
-                if _storage_error(loc, exc):
+                # A codec's complaint is the file's fault, wherever the file is stored.
+                corrupt = codec is not None and _CODEC_ERROR.search(str(exc))
+                if not corrupt and _storage_error(loc, exc):
                     _reraise_explained(loc, exc)
-                what = f"a corrupt {codec} stream" if codec else "unreadable"
+                what = f"a corrupt {codec} stream" if corrupt else "unreadable"
                 raise InputError(f"{uri}: {what} after line {line - 1} ({exc})") from exc
             if not chunk.size:
                 block, carry = carry, pa.py_buffer(b"")
@@ -318,18 +318,20 @@ def _json_blocks(uri: str) -> Iterator[tuple[int, pa.Buffer]]:
                 block = _concat(carry, head) if carry.size else head
                 carry = chunk.slice(cut)
             if block.size:
-                _check_utf8(uri, block, line)
-                yield line, block
-                line += _lines_in(block)
+                as_binary = _as_binary(block)
+                _check_utf8(uri, as_binary, line)
+                lines = _lines_in(as_binary)
+                yield line, lines, block
+                line += lines
             if not chunk.size:
                 return
 
 
-def _check_utf8(uri: str, block: pa.Buffer, line: int) -> None:
+def _check_utf8(uri: str, block: pa.Array, line: int) -> None:
     try:
-        _as_binary(block).cast(pa.large_string())
+        block.cast(pa.large_string())
     except pa.ArrowInvalid:
-        data = block.to_pybytes()  # only to find the bad line for the message
+        data = block[0].as_py()  # only to find the bad line for the message
         try:
             data.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -434,7 +436,7 @@ def scan_json(uri: str) -> tuple[int, pa.Schema]:
     """Rows and schema of a JSON Lines file: a full parse, so it also validates it."""
     rows, schema = 0, None
     pinned: dict[str, pa.DataType] = {}  # columns held to the type JSON gave them
-    for line, block in _json_blocks(uri):
+    for line, lines, block in _json_blocks(uri):
         table = None
         if schema is not None:
             # The types so far usually fit the next block, and parsing with known types
@@ -445,8 +447,7 @@ def scan_json(uri: str) -> tuple[int, pa.Schema]:
         if table is None or _has_timestamps(table.schema):
             table = _infer_block(uri, line, block, pinned)
         rows += table.num_rows
-        last = line + _lines_in(block) - 1
-        where = f"{uri}: {_TYPES_CLASH} at lines {line}-{last}"
+        where = f"{uri}: {_TYPES_CLASH} at lines {line}-{line + lines - 1}"
         schema = unify_json_schemas([schema, table.schema] if schema else [table.schema], where)
     return rows, schema if schema is not None else pa.schema([])
 
@@ -457,7 +458,7 @@ def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Ite
     if schema is None:
         schema = settle_json_schema(scan_json(uri)[1])
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-    for line, block in _json_blocks(uri):
+    for line, _, block in _json_blocks(uri):
         table = _parse_json(uri, line, block, options)
         for batch in table.to_batches(max_chunksize=batch_size):
             yield pa.Table.from_batches([batch], schema=schema)

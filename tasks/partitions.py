@@ -19,8 +19,11 @@ MAX_BACKFILL_DAYS = 366
 _ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 
 
-def parse_date(value: str, parameter: str) -> dt.date:
-    """``YYYY-MM-DD`` as a date, or an InputError naming the parameter."""
+def parse_date(value: dt.date | str, parameter: str) -> dt.date:
+    """``YYYY-MM-DD`` as a date (a date stays as it is), or an InputError naming the
+    parameter."""
+    if isinstance(value, dt.date):
+        return value
     if isinstance(value, str) and _ISO_DATE.fullmatch(value.strip()):
         try:
             return dt.date.fromisoformat(value.strip())
@@ -39,8 +42,6 @@ def zone(timezone: str) -> ZoneInfo:
 
 def run_date(override: dt.date | str | None, scheduled: dt.datetime, timezone: str) -> dt.date:
     """``override`` if given, else the calendar date of ``scheduled`` in ``timezone``."""
-    if isinstance(override, dt.date):
-        return override
     if override:
         return parse_date(override, "run_date")
     if scheduled.tzinfo is None:
@@ -55,8 +56,7 @@ def partition(base_uri: str, day: dt.date) -> str:
 
 def date_range(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
     """Every date from ``start`` to ``end``, both included."""
-    first = start if isinstance(start, dt.date) else parse_date(start, "start_date")
-    last = end if isinstance(end, dt.date) else parse_date(end, "end_date")
+    first, last = parse_date(start, "start_date"), parse_date(end, "end_date")
     if last < first:
         raise InputError(f"end_date {end} is before start_date {start}")
     days = (last - first).days + 1

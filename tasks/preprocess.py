@@ -154,12 +154,12 @@ def input_schema(inspected: list[dict[str, Any]], fmt: str, text_column: str) ->
     """The one schema of every input file. JSON files' schemas are unified as their
     blocks' are (see :func:`inputs.unify_json_schemas`); Parquet files must agree."""
     schemas = [_decode_schema(i["schema"]) for i in inspected]
-    for info, schema in zip(inspected, schemas, strict=True):
-        check_input_schema(schema, info["uri"], text_column)
     if fmt == "json":
+        for info, schema in zip(inspected, schemas, strict=True):
+            check_input_schema(schema, info["uri"], text_column)
         where = f"{inspected[0]['uri']} and the other input files: their columns' types differ"
         return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
-    # Compared as they are written (any string layout of the text column will do).
+    # Checked and compared as they are written (any string layout of the text will do).
     first = output_schema(schemas[0], inspected[0]["uri"], text_column)
     for info, schema in zip(inspected[1:], schemas[1:], strict=True):
         other = output_schema(schema, info["uri"], text_column)

@@ -247,9 +247,9 @@ def split_glob(uri: str) -> tuple[str, str | None]:
     ``[`` (``s3://b/c4/en`` for ``s3://b/c4/en/c4-train.*.json.gz``); the pattern is
     the rest, matched against paths relative to the base.
     """
-    uri = uri.strip() if isinstance(uri, str) else uri
-    if not isinstance(uri, str):
+    if not isinstance(uri, str):  # resolve() says what is wrong with it
         return uri, None
+    uri = uri.strip()
     first = min((i for i in (uri.find(c) for c in GLOB_CHARS) if i >= 0), default=-1)
     if first < 0:
         return uri, None

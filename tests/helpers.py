@@ -51,9 +51,14 @@ def assert_cleaned_exactly(table: pa.Table) -> None:
     assert cleaned == expected
 
 
+def jsonl_bytes(rows: list[dict]) -> bytes:
+    """``rows`` as JSON Lines, UTF-8 (ready to compress)."""
+    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows).encode()
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
+    path.write_bytes(jsonl_bytes(rows))
 
 
 def start_process(args: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import bz2
 import gzip
-import json
 import random
 
 import pyarrow as pa
@@ -16,7 +15,7 @@ from flows.preprocess import preprocess
 from tasks.clean import clean_text
 from tasks.dataset import read_dataset
 from tasks.errors import InputError
-from tests.helpers import assert_committed, tree_digest
+from tests.helpers import assert_committed, jsonl_bytes, tree_digest
 
 pytestmark = pytest.mark.usefixtures("flows_env")
 
@@ -26,10 +25,6 @@ POOL = list("가각힣ㄱ한국어 ") + list("AbZz09 \t\n\u3000!?@#_-,.ÄéΣ�
 def texts(n: int, seed: int) -> list[str]:
     rng = random.Random(seed)
     return ["".join(rng.choice(POOL) for _ in range(rng.randrange(0, 80))) for _ in range(n)]
-
-
-def jsonl(records: list[dict]) -> bytes:
-    return "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records).encode()
 
 
 def zstd(data: bytes) -> bytes:
@@ -63,9 +58,11 @@ def test_c4_json_gz_pair_picked_by_a_glob(tmp_path):
     ]
     for k in range(2):
         part = records[k * 300 : (k + 1) * 300]
-        (en / f"c4-train.{k:05d}-of-01024.json.gz").write_bytes(gzip.compress(jsonl(part)))
+        (en / f"c4-train.{k:05d}-of-01024.json.gz").write_bytes(gzip.compress(jsonl_bytes(part)))
     # Beside them, what the glob must not take: another split, a marker, a checksum.
-    (en / "c4-validation.00000-of-00008.json.gz").write_bytes(gzip.compress(jsonl(records[:5])))
+    (en / "c4-validation.00000-of-00008.json.gz").write_bytes(
+        gzip.compress(jsonl_bytes(records[:5]))
+    )
     (en / "_SUCCESS").write_text("")
     (en / ".c4-train.00000-of-01024.json.gz.crc").write_text("")
 
@@ -93,7 +90,7 @@ def test_pile_jsonl_zst_with_a_nested_meta_struct(tmp_path):
         records.append({"text": text, "meta": meta})
     path = tmp_path / "pile" / "00.jsonl.zst"
     path.parent.mkdir()
-    path.write_bytes(zstd(jsonl(records)))
+    path.write_bytes(zstd(jsonl_bytes(records)))
 
     preprocess(str(path), str(tmp_path / "out"), num_files=3, batch_size=50)
     manifest = assert_committed(tmp_path / "out")
@@ -113,7 +110,7 @@ def test_scraped_jsonl_bz2_whose_text_is_content_without_the_raw_text(tmp_path):
     ]
     records[5]["content"] = None
     path = tmp_path / "dump.jsonl.bz2"
-    path.write_bytes(bz2.compress(jsonl(records)))
+    path.write_bytes(bz2.compress(jsonl_bytes(records)))
 
     preprocess(str(path), str(tmp_path / "out"), text_column="content", keep_text=False)
     manifest = assert_committed(tmp_path / "out")
@@ -166,25 +163,25 @@ def test_fineweb_zstd_parquet_with_string_ids_and_metadata(tmp_path):
 
 def _corrupt_gzip(root):
     root.mkdir()
-    good = gzip.compress(jsonl([{"text": t} for t in texts(200, seed=4)]))
+    good = gzip.compress(jsonl_bytes([{"text": t} for t in texts(200, seed=4)]))
     (root / "a.jsonl.gz").write_bytes(good)
     (root / "b.jsonl.gz").write_bytes(good[: len(good) // 2])  # cut off mid-stream
 
 
 def _corrupt_zstd(root):
     root.mkdir()
-    good = zstd(jsonl([{"text": t} for t in texts(200, seed=5)]))
+    good = zstd(jsonl_bytes([{"text": t} for t in texts(200, seed=5)]))
     (root / "a.jsonl.zst").write_bytes(good[:8] + b"\x00" * 64 + good[72:])
 
 
 def _no_text_column(root):
     root.mkdir()
-    (root / "a.jsonl.gz").write_bytes(gzip.compress(jsonl([{"body": "x", "url": "u"}])))
+    (root / "a.jsonl.gz").write_bytes(gzip.compress(jsonl_bytes([{"body": "x", "url": "u"}])))
 
 
 def _int_content(root):
     root.mkdir()
-    (root / "a.jsonl.bz2").write_bytes(bz2.compress(jsonl([{"content": 7}, {"content": 8}])))
+    (root / "a.jsonl.bz2").write_bytes(bz2.compress(jsonl_bytes([{"content": 7}, {"content": 8}])))
 
 
 BAD_CORPORA = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -10,7 +11,9 @@ import shutil
 import subprocess
 import sys
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -288,31 +291,36 @@ def chromium() -> str:
     return found
 
 
-def _ui_summary_rows_out(ui: str, flow_run_id: str, screenshot: Path) -> str:
-    """Open the flow run's page in headless Chromium, go to its summary artifact through
-    the Artifacts tab, and return the "rows out" cell as rendered; save a screenshot."""
+@contextlib.contextmanager
+def _page(url: str, height: int) -> Iterator[Any]:
+    """``url`` opened in headless Chromium (closed on leaving the block)."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
         try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(f"{ui}/runs/flow-run/{flow_run_id}")
-            page.get_by_text("Artifacts", exact=True).click()
-            page.get_by_text("generate-summary", exact=True).first.click()
-            row = page.get_by_role("row").filter(has_text="rows out")
-            row.wait_for(timeout=60_000)
-            page.screenshot(path=str(screenshot), full_page=True)
-            return row.get_by_role("cell").last.inner_text().strip()
+            page = browser.new_page(viewport={"width": 1400, "height": height})
+            page.goto(url)
+            yield page
         finally:
             browser.close()
+
+
+def _ui_summary_rows_out(ui: str, flow_run_id: str, screenshot: Path) -> str:
+    """Open the flow run's page in headless Chromium, go to its summary artifact through
+    the Artifacts tab, and return the "rows out" cell as rendered; save a screenshot."""
+    with _page(f"{ui}/runs/flow-run/{flow_run_id}", height=1000) as page:
+        page.get_by_text("Artifacts", exact=True).click()
+        page.get_by_text("generate-summary", exact=True).first.click()
+        row = page.get_by_role("row").filter(has_text="rows out")
+        row.wait_for(timeout=60_000)
+        page.screenshot(path=str(screenshot), full_page=True)
+        return row.get_by_role("cell").last.inner_text().strip()
 
 
 def _ui_run_form(ui: str, deployment_id: str, screenshot: Path) -> set[str]:
     """Open the deployment's custom run form in headless Chromium and save a screenshot;
     return the fields it shows with the description the flow's docstring gives them."""
-    from playwright.sync_api import sync_playwright
-
     fields = {
         "text_column": "The column to clean.",
         "keep_text": "Keep the raw text column beside cleaned_text",
@@ -320,22 +328,16 @@ def _ui_run_form(ui: str, deployment_id: str, screenshot: Path) -> set[str]:
         "Num Cpus": "CPUs each part task reserves.",  # inside the nested ray form
         "aws_credentials": "A prefect-aws AwsCredentials block for S3",
     }
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=chromium(), args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 2200})
-            page.goto(f"{ui}/deployments/deployment/{deployment_id}/run")
-            page.get_by_text(fields["text_column"]).first.wait_for(timeout=60_000)
-            shown = {
-                name
-                for name, description in fields.items()
-                if page.get_by_text(re.compile(rf"^{name}( \(Optional\))?$")).count()
-                and page.get_by_text(description).count()
-            }
-            page.screenshot(path=str(screenshot), full_page=True)
-            return shown
-        finally:
-            browser.close()
+    with _page(f"{ui}/deployments/deployment/{deployment_id}/run", height=2200) as page:
+        page.get_by_text(fields["text_column"]).first.wait_for(timeout=60_000)
+        shown = {
+            name
+            for name, description in fields.items()
+            if page.get_by_text(re.compile(rf"^{name}( \(Optional\))?$")).count()
+            and page.get_by_text(description).count()
+        }
+        page.screenshot(path=str(screenshot), full_page=True)
+        return shown
 
 
 def _run_deployment(name: str, env: dict, cwd: Path) -> None:

@@ -17,7 +17,12 @@ from tasks.bucket import check_bucket_name, seed_bucket_name
 from tasks.dataset import read_dataset
 from tasks.errors import InputError
 from tasks.raydata import PART_RETRIES
-from tests.helpers import assert_cleaned_exactly, free_port, kill_generate_mid_write
+from tests.helpers import (
+    assert_cleaned_exactly,
+    free_port,
+    jsonl_bytes,
+    kill_generate_mid_write,
+)
 
 SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"
 KEY_ID = "AKIATESTPIPELINE0001"
@@ -393,10 +398,9 @@ def test_compressed_json_lines_picked_by_a_glob_on_s3(aws_env):
     s3 = client()
     s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
     records = [{"content": f"Doc {i}: Hello, 세계!", "url": f"u{i}"} for i in range(400)]
-    lines = [(json.dumps(r, ensure_ascii=False) + "\n").encode() for r in records]
     zstd = pa.Codec("zstd")
     for k in range(2):
-        body = zstd.compress(b"".join(lines[k * 200 : (k + 1) * 200]), asbytes=True)
+        body = zstd.compress(jsonl_bytes(records[k * 200 : (k + 1) * 200]), asbytes=True)
         s3.put_object(Bucket=bucket, Key=f"c4/en/c4-train.{k:05d}.jsonl.zst", Body=body)
     s3.put_object(Bucket=bucket, Key="c4/en/c4-valid.00000.jsonl.zst", Body=b"not read")
     s3.put_object(Bucket=bucket, Key="c4/en/_SUCCESS", Body=b"")
@@ -409,7 +413,7 @@ def test_compressed_json_lines_picked_by_a_glob_on_s3(aws_env):
     assert table.to_pylist() == [{**r, "cleaned_text": clean_text(r["content"])} for r in records]
 
     # A corrupt stream on S3 is the file's fault, named, and not retried as a storage error.
-    whole = gzip.compress(b"".join(lines))
+    whole = gzip.compress(jsonl_bytes(records))
     s3.put_object(Bucket=bucket, Key="bad/a.jsonl.gz", Body=whole[: len(whole) // 2])
     state = preprocess(
         f"s3://{bucket}/bad", f"s3://{bucket}/bad-out", text_column="content", return_state=True
