@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+from collections.abc import Iterator
 from typing import Any, TypeVar
 
 import ray
 from prefect import Task, get_run_logger
+from prefect.blocks.core import Block
 from prefect.context import FlowRunContext
 from prefect.task_runners import TaskRunner
 from prefect_ray import RayTaskRunner
@@ -48,7 +51,38 @@ class PipelineRayTaskRunner(RayTaskRunner):
     def submit(self, *args: Any, **kwargs: Any):
         if not ray.is_initialized():
             self.start_local({})
-        return super().submit(*args, **kwargs)
+        with _blocks_as_references():
+            return super().submit(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def _blocks_as_references() -> Iterator[None]:
+    """The flow run's block parameters as references while a task is submitted.
+
+    prefect-ray ships the flow run's context, parameters included and secrets revealed,
+    with every task it submits: an ``AwsCredentials`` block's keys would be pickled into
+    the task's arguments. A task that needs a block loads it by its reference instead.
+    """
+    context = FlowRunContext.get()
+    blocks = {
+        name: value
+        for name, value in (context.parameters if context else {}).items()
+        if isinstance(value, Block)
+    }
+    if not blocks:
+        yield
+        return
+    references = {name: _reference(block) for name, block in blocks.items()}
+    with context.model_copy(update={"parameters": {**context.parameters, **references}}):
+        yield
+
+
+def _reference(block: Block) -> dict[str, Any] | None:
+    """``{"$ref": {"block_document_id": ...}}`` for a saved block, else None."""
+    try:
+        return block.model_dump(mode="json", context={"serialize_blocks_as_references": True})
+    except Exception:  # an unsaved block: nothing to refer to, and nothing to ship
+        return None
 
 
 def ray_init_options(init: RayInit | None) -> dict[str, Any]:

@@ -85,7 +85,7 @@ def ensure_s3_bucket(loc: Location, region: str | None, tags: dict[str, str] | N
 
     settings = loc.s3 or storage.current_s3()
     region = region or settings.region or "us-east-1"
-    client = storage.S3Settings(**{**settings.to_dict(), "region": region}).client()
+    client = settings.client(region)
     request: dict = {"Bucket": loc.bucket}
     # us-east-1 is the one region that refuses an explicit LocationConstraint.
     if region != "us-east-1":

@@ -141,9 +141,11 @@ def _run_part(fn: Callable[[Item], Item], s3: Any, row: dict[str, Any]) -> dict[
     import ray
 
     started = time.perf_counter()
+    item = json.loads(row["item"])
     with storage.using_s3(s3):
         try:
-            result = fn(json.loads(row["item"]))
+            # Parts are idempotent: one refused by S3 runs again with fresh credentials.
+            result = storage.with_fresh_credentials(lambda: fn(item))
         except Exception as exc:
             if is_transient(exc):  # Ray Data retries this part alone (see map_options)
                 raise TransientPartError(f"part {row['index']}: {exc}") from exc
@@ -181,8 +183,8 @@ def map_items(
     rows = [{"index": i, "item": json.dumps(item)} for i, item in enumerate(items)]
     blocks = min(scheduling.read_blocks or len(rows), len(rows))
     dataset = ray.data.from_items(rows, override_num_blocks=blocks)
-    # The settings travel with the function (pickled with the task, never logged), so
-    # every worker reads and writes S3 the way the flow was configured to.
+    # The settings travel with the function (nothing secret in them: each worker
+    # resolves its own credentials), so every worker reaches S3 as the flow was told to.
     s3 = storage.current_s3()
     if scheduling.compute == "actors":
         mapped = dataset.map(_PartActor, fn_constructor_args=(fn, s3), **scheduling.map_options())

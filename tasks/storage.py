@@ -1,9 +1,11 @@
 """Where data lives: the one place that turns a URI into a filesystem and a path.
 
 Everything else passes URIs around (they pickle to Ray workers and print well) and
-asks this module for a :class:`Location` when it needs to touch bytes. S3 settings
-(region, endpoint, credentials) are captured once, where the flow runs, and travel with
-the work in :class:`S3Settings`; :func:`using_s3` makes them current for a block of code.
+asks this module for a :class:`Location` when it needs to touch bytes. How to reach S3
+(region, endpoint, where credentials come from) is decided once, where the flow runs,
+and travels with the work in :class:`S3Settings`; :func:`using_s3` makes it current for
+a block of code. The credentials themselves never travel: every process resolves them
+for itself (:func:`credentials`) and resolves them again when S3 refuses them.
 """
 
 from __future__ import annotations
@@ -11,13 +13,15 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import functools
+import logging
 import os
 import posixpath
 import re
+import threading
 import uuid
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlparse
 
 import pyarrow.fs as pafs
@@ -27,109 +31,154 @@ from tasks.errors import InputError
 if TYPE_CHECKING:
     from prefect_aws import AwsCredentials
 
+T = TypeVar("T")
+
 # How often the AWS SDKs try a request before giving up (throttling, 5xx, resets).
 S3_MAX_ATTEMPTS = 6
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class S3Settings:
-    """How to reach S3: region, endpoint (for S3-compatible stores) and credentials.
+    """How to reach S3: region, endpoint (for S3-compatible stores), and where each
+    process gets its credentials.
 
-    Credentials left empty mean "the standard AWS chain of the process doing the I/O"
-    (environment, profile, instance role). Secrets are kept out of ``repr``.
+    Without ``credentials_block``, from the standard AWS chain of the process doing the
+    I/O (environment, profile, SSO, web identity/IRSA, container or instance role). With
+    it, from that saved prefect-aws ``AwsCredentials`` block, which each process loads by
+    id from the Prefect API at ``prefect_api_url``. Nothing here is secret.
     """
 
     region: str | None = None
     endpoint_url: str | None = None
-    access_key_id: str | None = field(default=None, repr=False)
-    secret_access_key: str | None = field(default=None, repr=False)
-    session_token: str | None = field(default=None, repr=False)
+    credentials_block: str | None = None
+    prefect_api_url: str | None = None
 
     @classmethod
     def from_environment(cls, region: str | None = None) -> S3Settings:
-        """The standard AWS variables and profile of this process."""
+        """Region and endpoint from the standard AWS variables of this process."""
         env = os.environ
-        settings = cls(
+        return cls(
             region=region or env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION"),
             endpoint_url=env.get("AWS_ENDPOINT_URL_S3") or env.get("AWS_ENDPOINT_URL"),
-            access_key_id=env.get("AWS_ACCESS_KEY_ID"),
-            secret_access_key=env.get("AWS_SECRET_ACCESS_KEY"),
-            session_token=env.get("AWS_SESSION_TOKEN"),
         )
-        if settings.access_key_id is None and env.get("AWS_PROFILE"):
-            return settings._with_session_credentials(_boto3_session(profile=env["AWS_PROFILE"]))
-        return settings
 
     @classmethod
     def from_block(cls, block: AwsCredentials, region: str | None = None) -> S3Settings:
-        """The settings of a prefect-aws ``AwsCredentials`` block (saved or not)."""
+        """Settings that load a saved prefect-aws ``AwsCredentials`` block in each process."""
+        from prefect.exceptions import PrefectException
+        from prefect.settings import get_current_settings
+
+        try:  # a saved block serialises to its reference, as in a deployment's parameters
+            reference = block.model_dump(
+                mode="json", context={"serialize_blocks_as_references": True}
+            )
+        except PrefectException as exc:
+            raise InputError(
+                "aws_credentials: save the AwsCredentials block first "
+                "(AwsCredentials(...).save('name')); every Ray process loads it from the "
+                "Prefect API, so its keys never travel with the work"
+            ) from exc
         params = block.aws_client_parameters
-        settings = cls(
+        return cls(
             region=region or block.region_name,
             endpoint_url=params.endpoint_url if params else None,
+            credentials_block=reference["$ref"]["block_document_id"],
+            prefect_api_url=get_current_settings().api.url,
         )
-        return settings._with_session_credentials(block.get_boto3_session())
 
-    def _with_session_credentials(self, session: Any) -> S3Settings:
-        credentials = session.get_credentials()
-        if credentials is None:
-            return self
-        frozen = credentials.get_frozen_credentials()
-        return S3Settings(
-            region=self.region or session.region_name,
-            endpoint_url=self.endpoint_url,
-            access_key_id=frozen.access_key,
-            secret_access_key=frozen.secret_key,
-            session_token=frozen.token,
-        )
+    def credentials(self) -> Any:
+        """This process's current credentials (botocore's frozen triple), or None."""
+        found = _session(self).get_credentials()
+        return found.get_frozen_credentials() if found is not None else None
 
     def filesystem(self) -> pafs.S3FileSystem:
-        """pyarrow's S3 filesystem; pyarrow ignores ``AWS_ENDPOINT_URL``, so pass it."""
-        options: dict[str, Any] = {
-            "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS)
-        }
-        if self.region:
-            options["region"] = self.region
-        if self.endpoint_url:
-            parsed = urlparse(self.endpoint_url)
-            options["endpoint_override"] = parsed.netloc or self.endpoint_url
-            options["scheme"] = parsed.scheme or "https"
-        if self.access_key_id and self.secret_access_key:
-            options["access_key"] = self.access_key_id
-            options["secret_key"] = self.secret_access_key
-            if self.session_token:
-                options["session_token"] = self.session_token
-        return pafs.S3FileSystem(**options)
+        """pyarrow's S3 filesystem with this process's current credentials."""
+        return _s3_filesystem(self, self.credentials())
 
-    def client(self) -> Any:
-        """A boto3 S3 client with the same settings (through prefect-aws)."""
-        from prefect_aws import AwsCredentials
-        from prefect_aws.client_parameters import AwsClientParameters
+    def client(self, region: str | None = None) -> Any:
+        """A boto3 S3 client (its credentials refresh themselves as they expire)."""
+        from botocore.config import Config
 
-        credentials = AwsCredentials(
-            aws_access_key_id=self.access_key_id,
-            aws_secret_access_key=self.secret_access_key,
-            aws_session_token=self.session_token,
-            region_name=self.region,
-            aws_client_parameters=AwsClientParameters(
-                endpoint_url=self.endpoint_url,
-                config={"retries": {"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}},
-            ),
+        return _session(self).client(
+            "s3",
+            region_name=region or self.region,
+            endpoint_url=self.endpoint_url,
+            config=Config(retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}),
         )
-        return credentials.get_s3_client()
-
-    def to_dict(self) -> dict[str, str | None]:
-        return asdict(self)
 
 
-def _boto3_session(profile: str) -> Any:
+_SESSIONS: dict[S3Settings, Any] = {}
+_SESSIONS_LOCK = threading.Lock()
+
+
+def _session(settings: S3Settings) -> Any:
+    """This process's boto3 session for ``settings``, made once and kept until
+    :func:`forget_credentials`; botocore refreshes temporary credentials before they expire."""
+    with _SESSIONS_LOCK:
+        session = _SESSIONS.get(settings)
+        if session is None:
+            session = _SESSIONS[settings] = _new_session(settings)
+        return session
+
+
+def _new_session(settings: S3Settings) -> Any:
     import boto3
     from botocore.exceptions import ProfileNotFound
 
+    if settings.credentials_block:
+        from prefect.settings import PREFECT_API_URL, temporary_settings
+        from prefect_aws import AwsCredentials
+
+        # Ray Data's workers have no Prefect context: point them at the flow's API.
+        api = {PREFECT_API_URL: settings.prefect_api_url} if settings.prefect_api_url else {}
+        with temporary_settings(updates=api):
+            block = AwsCredentials.load_from_ref(settings.credentials_block)
+        return block.get_boto3_session()
     try:
-        return boto3.Session(profile_name=profile)
+        return boto3.Session()
     except ProfileNotFound as exc:
-        raise InputError(f"AWS_PROFILE {profile!r} is not configured") from exc
+        raise InputError(
+            f"AWS_PROFILE {os.environ.get('AWS_PROFILE')!r} is not configured"
+        ) from exc
+
+
+def forget_credentials() -> None:
+    """Drop this process's credentials, sessions and clients: the next use resolves
+    them again (a rotated key, a block saved with new keys, a refreshed token)."""
+    with _SESSIONS_LOCK:
+        _SESSIONS.clear()
+    _s3_filesystem.cache_clear()
+    _s3_client.cache_clear()
+
+
+# S3's refusals: 403s, and the codes of keys that are unknown, wrong or expired.
+# A HEAD request's 403 has no body, so pyarrow can only say ACCESS_DENIED.
+_S3_DENIED = re.compile(
+    r"ACCESS_DENIED|AccessDenied|HTTP status 403|INVALID_ACCESS_KEY_ID|InvalidAccessKeyId|"
+    r"SignatureDoesNotMatch|SIGNATURE_DOES_NOT_MATCH|ExpiredToken|EXPIRED_TOKEN|"
+    r"InvalidToken|TokenRefreshRequired|RequestExpired"
+)
+
+
+def refused(exc: BaseException) -> bool:
+    """True if S3 refused the request's credentials or their permissions."""
+    return bool(_S3_DENIED.search(str(exc)))
+
+
+def with_fresh_credentials(fn: Callable[[], T]) -> T:
+    """``fn()``, and once more with credentials resolved afresh if S3 refused the ones in
+    use: a key rotated or a token expired since this process resolved them. ``fn`` must
+    be safe to run twice. A refusal that fresh credentials do not cure is raised."""
+    try:
+        return fn()
+    except Exception as exc:
+        if not refused(exc):
+            raise
+        log.warning("S3 refused the credentials in use (%s); resolving them again", exc)
+        forget_credentials()
+    return fn()
 
 
 _CURRENT_S3: contextvars.ContextVar[S3Settings | None] = contextvars.ContextVar(
@@ -169,7 +218,7 @@ class Location:
     @property
     def fs(self) -> pafs.FileSystem:
         if self.scheme == "s3":
-            return _s3_filesystem(self.s3 or current_s3())
+            return (self.s3 or current_s3()).filesystem()
         return _local_filesystem()
 
     @property
@@ -274,8 +323,24 @@ def _local_filesystem() -> pafs.FileSystem:
 
 
 @functools.lru_cache(maxsize=8)
-def _s3_filesystem(settings: S3Settings) -> pafs.FileSystem:
-    return settings.filesystem()
+def _s3_filesystem(settings: S3Settings, credentials: Any) -> pafs.S3FileSystem:
+    """pyarrow ignores ``AWS_ENDPOINT_URL`` and knows no credential refresh: both are
+    passed in. Keyed by the credentials, so refreshed ones get a filesystem of their own."""
+    options: dict[str, Any] = {
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS)
+    }
+    if settings.region:
+        options["region"] = settings.region
+    if settings.endpoint_url:
+        parsed = urlparse(settings.endpoint_url)
+        options["endpoint_override"] = parsed.netloc or settings.endpoint_url
+        options["scheme"] = parsed.scheme or "https"
+    if credentials is not None:
+        options["access_key"] = credentials.access_key
+        options["secret_key"] = credentials.secret_key
+        if credentials.token:
+            options["session_token"] = credentials.token
+    return pafs.S3FileSystem(**options)
 
 
 @functools.lru_cache(maxsize=8)
@@ -283,9 +348,6 @@ def _s3_client(settings: S3Settings) -> Any:
     return settings.client()
 
 
-_S3_DENIED = re.compile(
-    r"ACCESS_DENIED|AccessDenied|HTTP status 403|InvalidAccessKeyId|SignatureDoesNotMatch"
-)
 _S3_NO_BUCKET = re.compile(r"NoSuchBucket|NO_SUCH_BUCKET|Bucket '[^']*' not found")
 
 
@@ -321,8 +383,12 @@ def explained(loc: Location, action: str) -> Iterator[None]:
         raise better from exc
 
 
+def _s3_retried(loc: Location, fn: Callable[[], T]) -> T:
+    return with_fresh_credentials(fn) if loc.scheme == "s3" else fn()
+
+
 def info(loc: Location) -> pafs.FileInfo:
-    return loc.fs.get_file_info(loc.path)
+    return _s3_retried(loc, lambda: loc.fs.get_file_info(loc.path))
 
 
 def exists(loc: Location) -> bool:
@@ -332,13 +398,16 @@ def exists(loc: Location) -> bool:
 def list_files(loc: Location) -> list[pafs.FileInfo]:
     """Every file below ``loc``, recursively, sorted by path."""
     selector = pafs.FileSelector(loc.path, recursive=True, allow_not_found=True)
-    found = [f for f in loc.fs.get_file_info(selector) if f.type == pafs.FileType.File]
-    return sorted(found, key=lambda f: f.path)
+    found = _s3_retried(loc, lambda: loc.fs.get_file_info(selector))
+    return sorted((f for f in found if f.type == pafs.FileType.File), key=lambda f: f.path)
 
 
 def read_bytes(loc: Location) -> bytes:
-    with loc.fs.open_input_stream(loc.path) as stream:
-        return stream.read()
+    def read() -> bytes:
+        with loc.fs.open_input_stream(loc.path) as stream:
+            return stream.read()
+
+    return _s3_retried(loc, read)
 
 
 def write_bytes_atomic(loc: Location, data: bytes) -> None:
@@ -347,8 +416,12 @@ def write_bytes_atomic(loc: Location, data: bytes) -> None:
     An S3 PUT is atomic by itself; locally we write a temporary sibling and rename.
     """
     if loc.scheme != "file":
-        with loc.fs.open_output_stream(loc.path) as out:
-            out.write(data)
+
+        def put() -> None:
+            with loc.fs.open_output_stream(loc.path) as out:
+                out.write(data)
+
+        _s3_retried(loc, put)
         return
     os.makedirs(posixpath.dirname(loc.path), exist_ok=True)
     tmp = f"{loc.path}.tmp-{uuid.uuid4().hex}"
@@ -369,7 +442,8 @@ def delete_file(loc: Location) -> None:
         # Not through pyarrow: after a delete it recreates the parent "directory" as an
         # empty marker object, which would be a stray object beside the dataset.
         bucket, _, key = loc.path.partition("/")
-        _s3_client(loc.s3 or current_s3()).delete_object(Bucket=bucket, Key=key)
+        settings = loc.s3 or current_s3()
+        _s3_retried(loc, lambda: _s3_client(settings).delete_object(Bucket=bucket, Key=key))
         return
     with contextlib.suppress(FileNotFoundError):
         loc.fs.delete_file(loc.path)

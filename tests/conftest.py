@@ -37,19 +37,57 @@ def faults():
         leftover.unlink()
 
 
+# The test AWS identity. Every process resolves its own credentials (tasks.storage), so
+# the Ray workers get these from their environment, as a node would from its role.
+AWS_KEY_ID = "AKIATESTPIPELINE0001"
+AWS_SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"
+
+
+def aws_test_env(tmp: Path) -> dict[str, str]:
+    """Static test keys, and no config or credentials file of the host's."""
+    return {
+        "AWS_ACCESS_KEY_ID": AWS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": AWS_SECRET,
+        "AWS_CONFIG_FILE": str(tmp / "no-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "no-aws-credentials"),
+    }
+
+
 @pytest.fixture(scope="session")
-def ray_cluster():
-    """A local Ray started by this process and shut down with it (never `ray stop`)."""
+def moto_endpoint():
+    """moto's S3 server on loopback (any key is accepted)."""
+    from moto.server import ThreadedMotoServer
+
+    from tests.helpers import free_port
+
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory):
+    """A local Ray started by this process and shut down with it (never `ray stop`).
+
+    Its workers inherit the test AWS identity from the environment Ray starts in."""
     import ray
 
-    context = ray.init(
-        "local",
-        num_cpus=2,
-        include_dashboard=False,
-        object_store_memory=512 * 1024 * 1024,
-        namespace="prefect",
-        _node_ip_address="127.0.0.1",
-    )
+    saved = dict(os.environ)
+    os.environ.update(aws_test_env(tmp_path_factory.mktemp("aws")))
+    try:
+        context = ray.init(
+            "local",
+            num_cpus=2,
+            include_dashboard=False,
+            object_store_memory=512 * 1024 * 1024,
+            namespace="prefect",
+            _node_ip_address="127.0.0.1",
+        )
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
     yield context
     ray.shutdown()
 

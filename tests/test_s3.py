@@ -17,39 +17,28 @@ from tasks.bucket import check_bucket_name, seed_bucket_name
 from tasks.dataset import read_dataset
 from tasks.errors import InputError
 from tasks.raydata import PART_RETRIES
+from tests.conftest import AWS_KEY_ID, AWS_SECRET, aws_test_env
 from tests.helpers import (
     assert_cleaned_exactly,
-    free_port,
     jsonl_bytes,
     kill_generate_mid_write,
 )
 
-SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"
-KEY_ID = "AKIATESTPIPELINE0001"
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint():
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    yield f"http://127.0.0.1:{port}"
-    server.stop()
+SECRET = AWS_SECRET
+KEY_ID = AWS_KEY_ID
 
 
 @pytest.fixture
 def aws_env(monkeypatch, moto_endpoint, tmp_path):
-    """Only the standard AWS variables, pointing at the loopback endpoint."""
+    """Only the standard AWS variables, pointing at the loopback endpoint (the Ray
+    workers have the same keys: see conftest's ray_cluster)."""
     for name in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_SESSION_TOKEN", "AWS_DEFAULT_REGION"):
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", KEY_ID)
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", SECRET)
+    for name, value in aws_test_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_REGION", "eu-west-2")
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", moto_endpoint)
+    storage.forget_credentials()  # this process resolves them again from this environment
     return moto_endpoint
 
 
