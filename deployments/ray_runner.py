@@ -6,6 +6,7 @@ import contextlib
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import ray
@@ -40,6 +41,10 @@ class PipelineRayTaskRunner(RayTaskRunner):
         if self.address == "local" and not ray.is_initialized():
             TaskRunner.__enter__(self)  # Prefect's bookkeeping; Ray starts in start_ray
             return self
+        if not ray.is_initialized():  # joining a cluster: its nodes run this run's code
+            runtime_env = self.init_kwargs.setdefault("runtime_env", {})
+            if "working_dir" not in runtime_env and "py_modules" not in runtime_env:
+                runtime_env.update(code_runtime_env())
         return super().__enter__()
 
     def start_local(self, options: dict[str, Any]) -> None:
@@ -83,6 +88,31 @@ def _reference(block: Block) -> dict[str, Any] | None:
         return block.model_dump(mode="json", context={"serialize_blocks_as_references": True})
     except Exception:  # an unsaved block: nothing to refer to, and nothing to ship
         return None
+
+
+# What a checkout holds besides code: never shipped (Ray also skips what .gitignore names).
+SHIP_EXCLUDES = [".git", ".venv", ".tools", ".prefect", ".run", "data", "docs", "**/__pycache__"]
+
+
+def code_runtime_env() -> dict[str, Any]:
+    """Ray's ``runtime_env`` that ships this flow run's own code to every node.
+
+    The checkout (the directory holding the ``tasks`` package) becomes the job's
+    ``working_dir``: each worker imports the project from its unpacked copy of it, ahead
+    of any copy the node has, even one at the same path (``py_modules`` alone would lose
+    to the driver's directory, which Ray puts first on a worker's ``sys.path`` unless a
+    ``working_dir`` is set). Ray uploads it once per distinct content. Dependencies stay
+    installed on the nodes.
+    """
+    import deployments
+    import flows
+    import tasks
+
+    root = Path(tasks.__file__).resolve().parent.parent
+    if (root / "pyproject.toml").is_file():
+        return {"working_dir": str(root), "excludes": list(SHIP_EXCLUDES)}
+    # Installed as a package, not run from a checkout: ship the packages themselves.
+    return {"py_modules": [tasks, flows, deployments]}
 
 
 def ray_init_options(init: RayInit | None) -> dict[str, Any]:
