@@ -16,6 +16,7 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import TaskRunner
 from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from deployments import runs
 from tasks.raydata import RayInit
@@ -150,5 +151,11 @@ def run_stage(stage: Task[..., R], name: str, s3: S3Settings | None = None, **pa
     """
     where = runs.stage_location(parameters)
     runs.tag_flow_run(name, where)
-    with remote_options(num_cpus=0), runs.tagged(name, where):
+    options: dict[str, Any] = {"num_cpus": 0}
+    if ray.is_initialized():
+        # On the flow run's own node if it can: it outlives the worker nodes, which an
+        # autoscaler or a spot market may take away while their parts are retried elsewhere.
+        here = ray.get_runtime_context().get_node_id()
+        options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=True)
+    with remote_options(**options), runs.tagged(name, where):
         return stage.submit(params=parameters, s3=s3).result()

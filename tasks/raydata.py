@@ -23,11 +23,13 @@ Item = dict[str, Any]
 
 
 class Done(NamedTuple):
-    """One finished part: what ``fn`` returned, where it ran, how long it took."""
+    """One finished part: what ``fn`` returned, where it ran, how long it took, and the
+    nodes its attempts started on, when they were tracked (a cluster of several nodes)."""
 
     result: Item
     node_id: str
     seconds: float
+    attempts: tuple[str, ...] = ()
 
 
 class RayInit(BaseModel):
@@ -127,20 +129,59 @@ class RayOptions(BaseModel):
         return options
 
 
+class _Attempts:
+    """Which node each attempt of each part started on.
+
+    A Ray actor on the stage's own node, so it outlives any worker node: a part whose
+    node is lost is retried by Ray without a word to the caller, and only this record
+    says where it had run.
+    """
+
+    def __init__(self) -> None:
+        self.nodes: dict[int, list[str]] = {}
+
+    def started(self, index: int, node_id: str) -> None:
+        self.nodes.setdefault(index, []).append(node_id)
+
+    def all(self) -> dict[int, list[str]]:
+        return self.nodes
+
+
+def _attempt_record() -> Any:
+    """An :class:`_Attempts` actor when the cluster has several nodes, else None (one
+    node cannot be lost while the run goes on, and the actor's process is not free)."""
+    import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    if sum(1 for node in _nodes().values() if node.get("Alive")) < 2:
+        return None
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    record = ray.remote(num_cpus=0, scheduling_strategy=here)(_Attempts).remote()
+    # Ready before any part starts: a call to an actor still being created waits in the
+    # caller's process, and would die there with a lost node.
+    ray.get(record.all.remote())
+    return record
+
+
 class _PartActor:
     """The part function as a callable class, for Ray Data's actor pool."""
 
-    def __init__(self, fn: Callable[[Item], Item], s3: Any):
-        self.fn, self.s3 = fn, s3
+    def __init__(self, fn: Callable[[Item], Item], s3: Any, attempts: Any):
+        self.fn, self.s3, self.attempts = fn, s3, attempts
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        return _run_part(self.fn, self.s3, row)
+        return _run_part(self.fn, self.s3, self.attempts, row)
 
 
-def _run_part(fn: Callable[[Item], Item], s3: Any, row: dict[str, Any]) -> dict[str, Any]:
+def _run_part(
+    fn: Callable[[Item], Item], s3: Any, attempts: Any, row: dict[str, Any]
+) -> dict[str, Any]:
     import ray
 
     started = time.perf_counter()
+    node_id = ray.get_runtime_context().get_node_id()
+    if attempts is not None:
+        attempts.started.remote(row["index"], node_id)  # no need to wait for it
     item = json.loads(row["item"])
     with storage.using_s3(s3):
         try:
@@ -153,7 +194,7 @@ def _run_part(fn: Callable[[Item], Item], s3: Any, row: dict[str, Any]) -> dict[
     return {
         "index": row["index"],
         "result": json.dumps(result),
-        "node_id": ray.get_runtime_context().get_node_id(),
+        "node_id": node_id,
         "seconds": time.perf_counter() - started,
     }
 
@@ -186,10 +227,14 @@ def map_items(
     # The settings travel with the function (nothing secret in them: each worker
     # resolves its own credentials), so every worker reaches S3 as the flow was told to.
     s3 = storage.current_s3()
+    attempts = _attempt_record()
     if scheduling.compute == "actors":
-        mapped = dataset.map(_PartActor, fn_constructor_args=(fn, s3), **scheduling.map_options())
+        mapped = dataset.map(
+            _PartActor, fn_constructor_args=(fn, s3, attempts), **scheduling.map_options()
+        )
     else:
-        mapped = dataset.map(functools.partial(_run_part, fn, s3), **scheduling.map_options())
+        part = functools.partial(_run_part, fn, s3, attempts)
+        mapped = dataset.map(part, **scheduling.map_options())
     done: dict[int, Done] = {}
     try:
         for row in mapped.iter_rows():
@@ -202,7 +247,22 @@ def map_items(
         if isinstance(cause, InputError):
             raise type(cause)(str(cause)) from None
         raise
-    return [done[i] for i in range(len(items))]
+    finally:
+        started = _attempts_and_kill(attempts)
+    return [done[i]._replace(attempts=tuple(started.get(i, ()))) for i in range(len(items))]
+
+
+def _attempts_and_kill(attempts: Any) -> dict[int, list[str]]:
+    import ray
+
+    if attempts is None:
+        return {}
+    try:
+        return ray.get(attempts.all.remote(), timeout=60)
+    except Exception:  # the record is for the summary: a run is not failed for it
+        return {}
+    finally:
+        ray.kill(attempts)
 
 
 def missing_resources(scheduling: RayOptions | None) -> list[str]:
@@ -229,36 +289,68 @@ def node_type(resources: dict[str, float]) -> str:
 
 
 def execution_summary(parts: list[Done], sizes: list[tuple[int, int]]) -> dict[str, Any]:
-    """Per node: its type, CPUs, and the parts, rows, bytes and task seconds it did.
+    """Per node: its type, CPUs, and the parts, rows, bytes and task seconds it did; the
+    parts that ran more than once and the nodes lost while the stage ran.
 
     ``sizes`` holds (rows, bytes) for each part.
     """
-    import ray
-
-    known = {n["NodeID"]: n for n in ray.nodes()}
+    known = _nodes()
     nodes: dict[str, dict[str, Any]] = {}
     for part, (rows, size) in zip(parts, sizes, strict=True):
-        info = known.get(part.node_id, {})
-        resources = info.get("Resources", {})
-        node = nodes.setdefault(
-            part.node_id,
-            {
-                "node_id": part.node_id,
-                "address": info.get("NodeManagerAddress"),
-                "type": node_type(resources),
-                "cpus": resources.get("CPU", 0),
-                "object_store_bytes": int(resources.get("object_store_memory", 0)),
-                "parts": 0,
-                "rows": 0,
-                "bytes": 0,
-                "task_seconds": 0.0,
-            },
-        )
+        node = nodes.get(part.node_id)
+        if node is None:
+            facts = _node_facts(part.node_id, known)
+            node = nodes[part.node_id] = {**facts, "parts": 0, "rows": 0, "bytes": 0}
+            node["task_seconds"] = 0.0
         node["parts"] += 1
         node["rows"] += rows
         node["bytes"] += size
         node["task_seconds"] = round(node["task_seconds"] + part.seconds, 3)
-    return {"nodes": list(nodes.values())}
+    redone = [
+        {"part": index, "attempts": len(part.attempts), "nodes": list(part.attempts)}
+        for index, part in enumerate(parts)
+        if len(part.attempts) > 1
+    ]
+    tried = {node_id for part in parts for node_id in part.attempts}
+    lost = [
+        {
+            **_node_facts(node_id, known),
+            "parts_redone": sum(1 for r in redone if node_id in r["nodes"][:-1]),
+        }
+        for node_id in sorted(tried)
+        if not known.get(node_id, {}).get("Alive", False)
+    ]
+    return {"nodes": list(nodes.values()), "redone_parts": redone, "lost_nodes": lost}
+
+
+# What this process has seen of each node: Ray forgets a dead node's resources.
+_SEEN_NODES: dict[str, dict[str, Any]] = {}
+
+
+def _nodes() -> dict[str, dict[str, Any]]:
+    """Every node Ray knows, alive or dead, with the resources it had when last seen alive."""
+    import ray
+
+    known = {}
+    for node in ray.nodes():
+        if node.get("Alive"):
+            _SEEN_NODES[node["NodeID"]] = node
+            known[node["NodeID"]] = node
+        else:
+            known[node["NodeID"]] = {**_SEEN_NODES.get(node["NodeID"], node), "Alive": False}
+    return known
+
+
+def _node_facts(node_id: str, known: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    info = known.get(node_id, {})
+    resources = info.get("Resources", {})
+    return {
+        "node_id": node_id,
+        "address": info.get("NodeManagerAddress"),
+        "type": node_type(resources),
+        "cpus": resources.get("CPU", 0),
+        "object_store_bytes": int(resources.get("object_store_memory", 0)),
+    }
 
 
 def spilled_bytes() -> int | None:

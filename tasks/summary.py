@@ -29,7 +29,8 @@ def stage_summary(
     """Metric/value rows: rows, bytes and files in and out, time, speed, retries, Ray."""
     inputs = manifest.get("inputs") or {}
     stats = manifest.get("stats") or {}
-    nodes = (manifest.get("execution") or {}).get("nodes", [])
+    execution = manifest.get("execution") or {}
+    nodes = execution.get("nodes", [])
     text_bytes = stats.get("text_bytes", 0)
     rows: list[tuple[str, Any]] = [
         ("stage", stage),
@@ -48,6 +49,16 @@ def stage_summary(
     ]
     if spilled_bytes:
         rows.append(("object store spilled bytes", spilled_bytes))
+    for lost in execution.get("lost_nodes", []):
+        rows.append(
+            (
+                "Ray node lost",
+                f"{lost['node_id']} ({lost['type']} at {lost['address']}): "
+                f"{lost['parts_redone']} parts redone elsewhere",
+            )
+        )
+    if redone := execution.get("redone_parts"):
+        rows.append(("parts redone", ", ".join(f"part {r['part']}" for r in redone)))
     # Rows that do not apply (no input for generate) are left out, not shown as blanks.
     return [{"metric": name, "value": value} for name, value in rows if value is not None]
 

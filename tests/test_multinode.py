@@ -1,16 +1,19 @@
-"""Two Ray nodes on one machine: a stage pinned to a custom resource runs only there.
+"""Ray clusters of several nodes on one machine: pinned stages, a node with an older copy
+of the project, a node lost mid-run.
 
-The test starts its own head and worker node with `ray start` (ports and temp dir of its
-own, token authentication on, as Ray 2.60 does by default) and stops them by process
-group; it never runs `ray stop`, which would end every Ray on the host.
+Each test starts its own head and worker nodes with `ray start` (ports and temp dir of
+its own, token authentication on, as Ray 2.60 does by default) and stops them itself;
+it never runs `ray stop`, which would end every Ray on the host.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -18,8 +21,11 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
+from tasks import synth
 from tasks.dataset import read_dataset
 from tests.helpers import (
     assert_cleaned_exactly,
@@ -51,12 +57,16 @@ ROOT = Path(__file__).resolve().parent.parent  # the checkout the flow runs from
 PACKAGES = ("tasks", "flows", "deployments")
 
 
+FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
+
+
 @contextlib.contextmanager
 def _cluster(
     tmp_path: Path, workers: list[tuple[int, dict[str, float], list[str]]]
 ) -> Iterator[tuple[str, list[subprocess.Popen]]]:
     """A head with 1 CPU and worker nodes (CPUs, custom resources, command prefix);
-    yields the address and the worker nodes' processes."""
+    yields the address and the worker nodes' processes. A node that stops answering is
+    declared dead after about 3 s (Ray's default: 30 s)."""
     port = free_port()
     # Ray's socket paths must stay under 108 bytes: a short temp dir of the test's own.
     temp_dir = Path(tempfile.mkdtemp(prefix="rt-"))
@@ -71,6 +81,7 @@ def _cluster(
                 "--num-cpus=1",
                 "--include-dashboard=false",
                 f"--temp-dir={temp_dir}",
+                f"--system-config={json.dumps(FAST_NODE_DEATH)}",
             ],
             head_log,
         )
@@ -99,13 +110,6 @@ def _cluster(
         shutil.rmtree(temp_dir, ignore_errors=True)
 
 
-@pytest.fixture
-def two_nodes(tmp_path) -> Iterator[str]:
-    """A head with 1 CPU and a worker node with 2 CPUs advertising {"Graviton": 2}."""
-    with _cluster(tmp_path, [(2, {"Graviton": 2}, [])]) as (address, _):
-        yield address
-
-
 def _driver_env(address: str) -> dict[str, str]:
     from prefect.settings import PREFECT_API_URL
 
@@ -119,7 +123,7 @@ def _driver_env(address: str) -> dict[str, str]:
 
 
 # Runs as the flow's own process (a driver of the two-node cluster): waits for both
-# nodes, runs the pipeline pinned to Graviton, prints the node ids.
+# nodes, runs the pipeline pinned to the resource "Old", prints the node ids.
 DRIVER = """
 import json, sys, time
 import ray
@@ -131,36 +135,9 @@ while len([n for n in ray.nodes() if n["Alive"]]) < 2:
 nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
 ray.shutdown()  # the flow run joins the cluster itself, as a deployment's run would
 from flows.pipeline import pipeline
-pipeline(sys.argv[1], num_rows=3000, num_files=3, ray={"resources": {"Graviton": 1}})
+pipeline(sys.argv[1], num_rows=3000, num_files=3, ray={"resources": {"Old": 1}})
 print(json.dumps(nodes))
 """
-
-
-@pytest.mark.usefixtures("prefect_server")
-def test_a_stage_pinned_to_a_custom_resource_runs_only_on_that_node(tmp_path, two_nodes):
-    bucket = tmp_path / "bucket"
-    done = subprocess.run(
-        [str(BIN / "python"), "-c", DRIVER, str(bucket)],
-        env=_driver_env(two_nodes),
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    nodes = json.loads(done.stdout.strip().splitlines()[-1])
-    (graviton,) = [node for node, resources in nodes.items() if "Graviton" in resources]
-    assert len(nodes) == 2
-
-    for stage, files in (("raw", 3), ("preprocessed", 3)):
-        manifest = assert_committed(bucket / stage)
-        (ran,) = manifest["execution"]["nodes"]  # every part on one node ...
-        assert ran["node_id"] == graviton  # ... the one with the resource
-        assert ran["type"] == "Graviton" and ran["cpus"] == 2
-        assert ran["parts"] == files and ran["rows"] == 3000
-    table = read_dataset(str(bucket / "preprocessed"))
-    assert table.column("id").to_pylist() == list(range(3000))
-    assert_cleaned_exactly(table)
 
 
 # Last week's cleaning step: upper-cases where today's lower-cases.
@@ -206,6 +183,8 @@ def _with_old_code(old: Path) -> list[str]:
 
 @pytest.mark.usefixtures("prefect_server")
 def test_a_node_with_an_older_copy_at_the_same_path_runs_the_flow_runs_code(tmp_path):
+    """The pipeline pinned to a custom resource runs only on the node offering it, and
+    there runs the flow run's code, not the node's own older copy."""
     old = tmp_path / "old"
     for package in PACKAGES:
         shutil.copytree(ROOT / package, old / package, ignore=shutil.ignore_patterns("__pycache__"))
@@ -226,7 +205,7 @@ def test_a_node_with_an_older_copy_at_the_same_path_runs_the_flow_runs_code(tmp_
         assert probe.stdout.strip().splitlines()[-1] == "['AB']"
         # ... yet every part the flow run sends there runs the flow run's own code.
         done = subprocess.run(
-            [str(BIN / "python"), "-c", DRIVER.replace("Graviton", "Old"), str(bucket)],
+            [str(BIN / "python"), "-c", DRIVER, str(bucket)],
             env=_driver_env(address),
             cwd=ROOT,
             capture_output=True,
@@ -237,8 +216,131 @@ def test_a_node_with_an_older_copy_at_the_same_path_runs_the_flow_runs_code(tmp_
     nodes = json.loads(done.stdout.strip().splitlines()[-1])
     (old_node,) = [node for node, resources in nodes.items() if "Old" in resources]
     for stage in ("raw", "preprocessed"):
-        (ran,) = assert_committed(bucket / stage)["execution"]["nodes"]
-        assert ran["node_id"] == old_node and ran["parts"] == 3
+        (ran,) = assert_committed(bucket / stage)["execution"]["nodes"]  # all parts on ...
+        assert ran["node_id"] == old_node  # ... the node with the resource they asked for
+        assert ran["type"] == "Old" and ran["cpus"] == 2
+        assert ran["parts"] == 3 and ran["rows"] == 3000
     table = read_dataset(str(bucket / "preprocessed"))
     assert table.column("id").to_pylist() == list(range(3000))
     assert_cleaned_exactly(table)
+
+
+# The flow's own process on a three-node cluster, every preprocess part slowed down by a
+# worker setup hook (tests.slow_parts) so that parts are in flight when a node goes.
+LOSS_DRIVER = """
+import json, os, sys, time
+import ray
+from deployments.ray_runner import code_runtime_env
+hook = {
+    "worker_process_setup_hook": "tests.slow_parts.install",
+    "env_vars": {"SLOW_PARTS_MARKERS": sys.argv[4]},
+}
+ray.init(runtime_env={**code_runtime_env(), **hook})
+deadline = time.monotonic() + 60
+while len([n for n in ray.nodes() if n["Alive"]]) < 3:
+    assert time.monotonic() < deadline, ray.nodes()
+    time.sleep(0.5)
+nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+with open(sys.argv[2] + ".tmp", "w") as out:
+    json.dump(nodes, out)
+os.replace(sys.argv[2] + ".tmp", sys.argv[2])
+from flows.preprocess import preprocess
+preprocess(sys.argv[1], sys.argv[3], ray={"resources": {"Work": 1}})
+"""
+
+
+@pytest.mark.usefixtures("prefect_server")
+def test_a_worker_node_lost_mid_run_the_run_finishes_exactly_once_and_says_so(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "clean"
+    write_parquet_parts(raw, ROWS, PARTS)
+    workers = [(1, {"Work": 1, "Kept": 1}, []), (1, {"Work": 1, "Doomed": 1}, [])]
+    with _cluster(tmp_path, workers) as (address, (_, doomed)):
+        log, nodes_file = tmp_path / "driver.log", tmp_path / "nodes.json"
+        markers = tmp_path / "started"
+        markers.mkdir()
+        driver = start_process(
+            [str(BIN / "python"), "-c", LOSS_DRIVER, *map(str, (raw, nodes_file, out, markers))],
+            _driver_env(address),
+            ROOT,
+            log,
+        )
+        try:
+            deadline = time.monotonic() + 300
+            while not nodes_file.exists() or not _started_on(markers, "Doomed", nodes_file):
+                assert driver.poll() is None, log.read_text()[-5000:]
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+            kill_tree(doomed.pid)  # the node and every process it started, mid-part
+            driver.wait(timeout=600)
+        finally:
+            stop_process(driver, grace=3)
+    assert driver.returncode == 0, log.read_text()[-5000:]
+    nodes = json.loads(nodes_file.read_text())
+    (kept,) = [n for n, r in nodes.items() if "Kept" in r]
+    (lost,) = [n for n, r in nodes.items() if "Doomed" in r]
+
+    manifest = assert_committed(out)
+    assert [f["path"] for f in manifest["files"]] == [f"part-{i:05d}.parquet" for i in range(PARTS)]
+    table = read_dataset(str(out))
+    assert table.column("id").to_pylist() == list(range(ROWS))
+    assert_cleaned_exactly(table)
+
+    execution = manifest["execution"]
+    (gone,) = execution["lost_nodes"]
+    assert gone["node_id"] == lost and gone["type"] == "Doomed+Work"
+    assert gone["parts_redone"] >= 1
+    assert execution["redone_parts"]
+    for redone in execution["redone_parts"]:
+        assert redone["nodes"][:-1] == [lost] and redone["nodes"][-1] == kept
+    summary = asyncio.run(_latest_artifact("preprocess-summary"))
+    assert "Ray node lost" in summary and lost in summary
+
+
+ROWS, PARTS = 4000, 8
+
+
+def write_parquet_parts(root: Path, rows: int, parts: int) -> None:
+    """``parts`` Parquet files of generated rows, in id order."""
+    table = pa.concat_tables(synth.generate_rows(7, 0, rows, 200))
+    root.mkdir()
+    step = rows // parts
+    for number in range(parts):
+        pq.write_table(table.slice(number * step, step), root / f"in-{number:02d}.parquet")
+
+
+def _started_on(markers: Path, resource: str, nodes_file: Path) -> bool:
+    """True once a part has started on the node offering ``resource``."""
+    nodes = json.loads(nodes_file.read_text())
+    wanted = [node for node, resources in nodes.items() if resource in resources]
+    return any(marker.name.startswith(tuple(wanted)) for marker in markers.iterdir())
+
+
+def _descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            parents[int(stat.parent.name)] = int(fields[1])
+    found, frontier = [], [pid]
+    while frontier:
+        children = [child for child, parent in parents.items() if parent in frontier]
+        found += children
+        frontier = children
+    return found
+
+
+def kill_tree(pid: int) -> None:
+    """SIGKILL a process and all its descendants at once, as a lost machine would (Ray's
+    worker processes leave the node's process group)."""
+    for doomed in [pid, *_descendants(pid)]:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(doomed, signal.SIGKILL)
+
+
+async def _latest_artifact(key: str) -> str:
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as api:
+        artifact = await api.read_latest_artifacts(limit=200)
+    (found,) = [a for a in artifact if a.key == key]
+    return json.dumps(found.data)
