@@ -158,3 +158,19 @@ def kill_generate_mid_write(
     time.sleep(2)  # Ray ends the dead driver's tasks
     with get_client(sync_client=True) as client:
         client.delete_global_concurrency_limit_by_name(exclusive.limit_name(output_uri))
+
+
+async def everything_prefect_recorded() -> str:
+    """Every flow run and task run (parameters included), artifact and log line the
+    Prefect API holds, as JSON lines: what a secret must never be found in."""
+    from prefect.client.orchestration import get_client
+
+    async with get_client() as api:
+        readers = (api.read_flow_runs, api.read_task_runs, api.read_artifacts, api.read_logs)
+        records = []
+        for read in readers:
+            offset = 0
+            while page := await read(limit=200, offset=offset):
+                records += [json.dumps(r.model_dump(mode="json")) for r in page]
+                offset += len(page)
+    return "\n".join(records)

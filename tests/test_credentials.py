@@ -13,6 +13,7 @@ import asyncio
 import io
 import json
 import os
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -29,7 +30,13 @@ from prefect_aws import AwsCredentials
 from deployments.ray_runner import PipelineRayTaskRunner
 from tasks import storage, synth
 from tasks.dataset import read_dataset
-from tests.helpers import assert_cleaned_exactly, free_port, start_process, stop_process
+from tests.helpers import (
+    assert_cleaned_exactly,
+    everything_prefect_recorded,
+    free_port,
+    start_process,
+    stop_process,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -159,7 +166,7 @@ hook = {
     "worker_process_setup_hook": "tests.slow_parts.install",
     "env_vars": {"SLOW_PARTS_MARKERS": markers},
 }
-ray.init(
+context = ray.init(
     "local", num_cpus=2, include_dashboard=True, dashboard_host="127.0.0.1",
     dashboard_port=int(sys.argv[5]), _temp_dir=ray_dir, runtime_env=hook,
 )
@@ -167,11 +174,12 @@ from prefect_aws import AwsCredentials
 from flows.preprocess import preprocess
 preprocess(f"s3://{bucket}/raw", f"s3://{bucket}/clean",
            aws_credentials=AwsCredentials.load(sys.argv[6]))
+here = {"address": context.address_info["address"], "detail": True, "limit": 10000}
 found = {
-    "jobs": state.list_jobs(detail=True, limit=10000),
-    "tasks": state.list_tasks(detail=True, limit=10000),
-    "actors": state.list_actors(detail=True, limit=10000),
-    "workers": state.list_workers(detail=True, limit=10000),
+    "jobs": state.list_jobs(**here),
+    "tasks": state.list_tasks(**here),
+    "actors": state.list_actors(**here),
+    "workers": state.list_workers(**here),
 }
 with open(dump, "w") as out:
     json.dump(found, out, default=str)
@@ -190,7 +198,7 @@ def _no_aws(tmp: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def rotated_run(iam_s3, prefect_server, tmp_path_factory) -> dict[str, Any]:
+def rotated_run(iam_s3, prefect_server, tmp_path_factory) -> Iterator[dict[str, Any]]:
     """One flow run whose block keys are rotated mid-run, the old key deleted."""
     tmp = tmp_path_factory.mktemp("rotated")
     bucket = f"rotated-{time.time_ns()}"
@@ -227,7 +235,7 @@ def rotated_run(iam_s3, prefect_server, tmp_path_factory) -> dict[str, Any]:
         driver.wait(timeout=600)
     finally:
         stop_process(driver, grace=10)
-    return {
+    yield {
         "bucket": bucket,
         "table": table,
         "returncode": driver.returncode,
@@ -240,6 +248,7 @@ def rotated_run(iam_s3, prefect_server, tmp_path_factory) -> dict[str, Any]:
         # The session's Prefect server log (and any other server's a test started).
         "prefect_logs": list(tmp_path_factory.getbasetemp().glob("prefect-server*/*.log")),
     }
+    shutil.rmtree(ray_dir, ignore_errors=True)
 
 
 def test_keys_rotated_mid_run_the_run_finishes_with_the_new_ones_exactly_once(
@@ -282,11 +291,12 @@ def test_no_secret_is_recorded_by_prefect_ray_or_the_logs(rotated_run):
     }
     records = {
         "Prefect API (flow and task runs with their parameters, logs, artifacts)": asyncio.run(
-            _prefect_records()
+            everything_prefect_recorded()
         ),
         "Ray's job, task, actor and worker state": rotated_run["ray_state"],
         "the flow run's output": rotated_run["log"],
     }
+    assert f"{rotated_run['bucket']}/clean" in records[next(iter(records))]  # this run's
     assert rotated_run["prefect_logs"]
     for path in rotated_run["prefect_logs"]:
         records[str(path)] = path.read_text(errors="replace")
@@ -302,19 +312,6 @@ def test_no_secret_is_recorded_by_prefect_ray_or_the_logs(rotated_run):
         if secret in text
     ]
     assert leaks == []
-
-
-async def _prefect_records() -> str:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as api:
-        runs = await api.read_flow_runs(limit=200)
-        task_runs = await api.read_task_runs(limit=200)
-        artifacts = await api.read_artifacts(limit=200)
-        logs = await api.read_logs(limit=200)
-    rows = [*runs, *task_runs, *artifacts, *logs]
-    assert any(r.name.startswith("preprocess") for r in runs)
-    return "\n".join(json.dumps(r.model_dump(mode="json")) for r in rows)
 
 
 SENTINEL = "block-secret-SENTINEL-0123456789"

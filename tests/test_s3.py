@@ -20,6 +20,7 @@ from tasks.raydata import PART_RETRIES
 from tests.conftest import AWS_KEY_ID, AWS_SECRET, aws_test_env
 from tests.helpers import (
     assert_cleaned_exactly,
+    everything_prefect_recorded,
     jsonl_bytes,
     kill_generate_mid_write,
 )
@@ -193,21 +194,7 @@ def test_missing_bucket_says_so_without_leaking_secrets(aws_env):
 def test_secrets_never_reach_the_prefect_api(aws_env):
     """Runs above (and this one) logged, named and recorded nothing secret."""
     create_bucket(f"s3://{unique()}")
-    assert asyncio.run(_everything_prefect_recorded()).count(SECRET) == 0
-
-
-async def _everything_prefect_recorded() -> str:
-    from prefect.client.orchestration import get_client
-
-    async with get_client() as api:
-        logs = await api.read_logs(limit=200)
-        runs = await api.read_flow_runs(limit=200)
-        task_runs = await api.read_task_runs(limit=200)
-        artifacts = await api.read_artifacts(limit=200)
-    parts = [log.message for log in logs]
-    parts += [json.dumps(r.model_dump(mode="json")) for r in [*runs, *task_runs, *artifacts]]
-    assert len(parts) > 3
-    return "\n".join(parts)
+    assert asyncio.run(everything_prefect_recorded()).count(SECRET) == 0
 
 
 @pytest.fixture
