@@ -62,9 +62,12 @@ backfill: install
 	$(BIN)/python -m flows.backfill $(START) $(END) --deployment $(DEPLOYMENT) $(if $(FORCE),--force,)
 
 # Everything the suite needs, Chromium for the UI tests included (tests/chromium.sh).
+# Two pytest workers, a test file each at a time: most of the suite waits on servers,
+# clusters and subprocesses, so two share the machine's cores well (each worker starts
+# its own Ray and Prefect server).
 test: install
 	@tests/chromium.sh
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 # Starts its own Prefect server and Ray heads on loopback and stops them; see benchmarks/.
 bench: install

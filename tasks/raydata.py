@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import json
+import logging
 import time
 from collections.abc import Callable
 from typing import Annotated, Any, Literal, NamedTuple
@@ -20,6 +21,8 @@ from tasks.errors import InputError, TransientPartError
 from tasks.retry import is_transient
 
 Item = dict[str, Any]
+
+log = logging.getLogger(__name__)
 
 
 class Done(NamedTuple):
@@ -181,7 +184,12 @@ def _run_part(
     started = time.perf_counter()
     node_id = ray.get_runtime_context().get_node_id()
     if attempts is not None:
-        attempts.started.remote(row["index"], node_id)  # no need to wait for it
+        # Recorded before the work starts, so that a node lost mid-part is known to have
+        # had it. A record out of reach costs the summary a line, never the part.
+        try:
+            ray.get(attempts.started.remote(row["index"], node_id), timeout=30)
+        except Exception as exc:
+            log.warning("part %s: could not record its attempt: %s", row["index"], exc)
     item = json.loads(row["item"])
     with storage.using_s3(s3):
         try:
@@ -259,7 +267,8 @@ def _attempts_and_kill(attempts: Any) -> dict[int, list[str]]:
         return {}
     try:
         return ray.get(attempts.all.remote(), timeout=60)
-    except Exception:  # the record is for the summary: a run is not failed for it
+    except Exception as exc:  # the record is for the summary: a run is not failed for it
+        log.warning("could not read the part attempts: %s", exc)
         return {}
     finally:
         ray.kill(attempts)
