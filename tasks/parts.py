@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -18,10 +17,6 @@ from tasks.storage import Location
 # Spark/Athena/pyarrow, small enough that a writer holds little in memory.
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 COMPRESSION = "snappy"
-
-# Fault injection for tests, inert unless set: a file named like a part (part-00001.parquet)
-# in this directory makes the next write of that part fail once, half written.
-FAULTS_ENV = "RAY_TEXT_PIPELINE_FAULTS"
 
 
 @functools.cache
@@ -43,20 +38,6 @@ def keep_freed_memory() -> None:
 
 
 FREED_MEMORY_BYTES = 256 * 1024 * 1024
-
-
-def _fault_request(name: str) -> str | None:
-    directory = os.environ.get(FAULTS_ENV)
-    request = os.path.join(directory, name) if directory else None
-    return request if request and os.path.exists(request) else None
-
-
-def _fire_fault(request: str, name: str) -> None:
-    try:
-        os.rename(request, f"{request}.fired")  # atomic, so it fires exactly once
-    except FileNotFoundError:
-        return
-    raise ConnectionResetError(f"injected fault while writing {name} ({FAULTS_ENV})")
 
 
 def write_part(
@@ -87,10 +68,6 @@ def write_part(
             pending.append(table.cast(schema) if table.schema != schema else table)
             pending_bytes += table.nbytes
             rows += table.num_rows
-            if rows == table.num_rows and (request := _fault_request(name)):
-                writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
-                pending, pending_bytes = [], 0
-                _fire_fault(request, name)
             if pending_bytes >= ROW_GROUP_BYTES:
                 writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
                 pending, pending_bytes = [], 0

@@ -17,10 +17,10 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 # and from the Ray workers that inherit this environment: tests read them back.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
 
-# Where tests ask for injected write faults (tasks.parts); set before Ray starts so every
-# Ray worker inherits it.
+# Where tests ask for injected write faults (tests/write_faults.py); set before Ray starts
+# so that every Ray worker inherits it.
 FAULTS_DIR = Path(tempfile.mkdtemp(prefix="pipeline-faults-"))
-os.environ["RAY_TEXT_PIPELINE_FAULTS"] = str(FAULTS_DIR)
+os.environ["PIPELINE_TEST_WRITE_FAULTS"] = str(FAULTS_DIR)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -84,6 +84,8 @@ def ray_cluster(tmp_path_factory):
             object_store_memory=512 * 1024 * 1024,
             namespace="prefect",
             _node_ip_address="127.0.0.1",
+            # Every worker can fail a write on request (the faults fixture).
+            runtime_env={"worker_process_setup_hook": "tests.write_faults.install"},
         )
     finally:
         os.environ.clear()

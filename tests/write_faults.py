@@ -1,0 +1,44 @@
+"""Test-only: write faults injected into the Ray workers of the test session.
+
+conftest's Ray runs :func:`install` in every worker (a ``worker_process_setup_hook``),
+so production code knows nothing of it. A file named like a part (``part-00001.parquet``)
+in the directory ``PIPELINE_TEST_WRITE_FAULTS`` names makes the next write of that part
+fail once, half written: its first batch of rows lands in the file, then the connection
+"resets" (a retryable error).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks.dataset import part_name
+
+FAULTS_ENV = "PIPELINE_TEST_WRITE_FAULTS"
+
+
+def install() -> None:
+    import tasks.generate
+    import tasks.parts
+    import tasks.preprocess
+
+    write = tasks.parts.write_part
+
+    def faulty(root: Any, index: int, tables: Iterable[pa.Table], schema: pa.Schema, *rest):
+        name = part_name(index)
+        request = os.path.join(os.environ[FAULTS_ENV], name)
+        try:
+            os.rename(request, f"{request}.fired")  # atomic, so it fires exactly once
+        except FileNotFoundError:
+            return write(root, index, tables, schema, *rest)
+        loc = root.child(name)
+        with loc.fs.open_output_stream(loc.path) as sink:
+            pq.write_table(next(iter(tables)).cast(schema), sink)
+        raise ConnectionResetError(f"injected fault while writing {name} ({FAULTS_ENV})")
+
+    for module in (tasks.parts, tasks.generate, tasks.preprocess):
+        module.write_part = faulty
