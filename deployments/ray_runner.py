@@ -20,7 +20,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from deployments import runs
 from tasks.raydata import RayInit
-from tasks.storage import S3Settings
+from tasks.storage import S3Settings, saved_block_id
 
 R = TypeVar("R")
 
@@ -79,16 +79,16 @@ def _blocks_as_references() -> Iterator[None]:
         yield
         return
     references = {name: _reference(block) for name, block in blocks.items()}
+
     with context.model_copy(update={"parameters": {**context.parameters, **references}}):
         yield
 
 
 def _reference(block: Block) -> dict[str, Any] | None:
-    """``{"$ref": {"block_document_id": ...}}`` for a saved block, else None."""
-    try:
-        return block.model_dump(mode="json", context={"serialize_blocks_as_references": True})
-    except Exception:  # an unsaved block: nothing to refer to, and nothing to ship
-        return None
+    """``{"$ref": {"block_document_id": ...}}`` for a saved block; None for an unsaved
+    one (nothing to refer to, and nothing to ship)."""
+    block_id = saved_block_id(block)
+    return {"$ref": {"block_document_id": block_id}} if block_id else None
 
 
 # What a checkout holds besides code: never shipped (Ray also skips what .gitignore names).

@@ -67,24 +67,20 @@ class S3Settings:
     @classmethod
     def from_block(cls, block: AwsCredentials, region: str | None = None) -> S3Settings:
         """Settings that load a saved prefect-aws ``AwsCredentials`` block in each process."""
-        from prefect.exceptions import PrefectException
         from prefect.settings import get_current_settings
 
-        try:  # a saved block serialises to its reference, as in a deployment's parameters
-            reference = block.model_dump(
-                mode="json", context={"serialize_blocks_as_references": True}
-            )
-        except PrefectException as exc:
+        block_id = saved_block_id(block)
+        if block_id is None:
             raise InputError(
                 "aws_credentials: save the AwsCredentials block first "
                 "(AwsCredentials(...).save('name')); every Ray process loads it from the "
                 "Prefect API, so its keys never travel with the work"
-            ) from exc
+            )
         params = block.aws_client_parameters
         return cls(
             region=region or block.region_name,
             endpoint_url=params.endpoint_url if params else None,
-            credentials_block=reference["$ref"]["block_document_id"],
+            credentials_block=block_id,
             prefect_api_url=get_current_settings().api.url,
         )
 
@@ -107,6 +103,18 @@ class S3Settings:
             endpoint_url=self.endpoint_url,
             config=Config(retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}),
         )
+
+
+def saved_block_id(block: Any) -> str | None:
+    """The id a saved Prefect block is referred to by (as in a deployment's parameters),
+    or None for a block never saved."""
+    from prefect.exceptions import PrefectException
+
+    try:
+        reference = block.model_dump(mode="json", context={"serialize_blocks_as_references": True})
+    except PrefectException:  # BlockNotSavedError
+        return None
+    return reference["$ref"]["block_document_id"]
 
 
 _SESSIONS: dict[S3Settings, Any] = {}
@@ -167,18 +175,31 @@ def refused(exc: BaseException) -> bool:
     return bool(_S3_DENIED.search(str(exc)))
 
 
+_REFRESHING: contextvars.ContextVar[bool] = contextvars.ContextVar("refreshing", default=False)
+
+
 def with_fresh_credentials(fn: Callable[[], T]) -> T:
     """``fn()``, and once more with credentials resolved afresh if S3 refused the ones in
     use: a key rotated or a token expired since this process resolved them. ``fn`` must
-    be safe to run twice. A refusal that fresh credentials do not cure is raised."""
-    try:
+    be safe to run twice. A refusal that fresh credentials do not cure is raised.
+
+    Nested calls (a storage helper inside a part) leave the retry to the outermost one,
+    so a refusal costs one more attempt, not one per level.
+    """
+    if _REFRESHING.get():
         return fn()
-    except Exception as exc:
-        if not refused(exc):
-            raise
-        log.warning("S3 refused the credentials in use (%s); resolving them again", exc)
-        forget_credentials()
-    return fn()
+    token = _REFRESHING.set(True)
+    try:
+        try:
+            return fn()
+        except Exception as exc:
+            if not refused(exc):
+                raise
+            log.warning("S3 refused the credentials in use (%s); resolving them again", exc)
+            forget_credentials()
+        return fn()
+    finally:
+        _REFRESHING.reset(token)
 
 
 _CURRENT_S3: contextvars.ContextVar[S3Settings | None] = contextvars.ContextVar(

@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import boto3
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
@@ -62,11 +63,9 @@ class IamS3:
     pipeline's own user whose keys get rotated."""
 
     def __init__(self, endpoint: str) -> None:
-        import boto3
-
         self.endpoint = endpoint
         # The first three requests are unauthenticated: they make the test's admin.
-        anonymous = self._client(boto3, "iam", "bootstrap", "bootstrap")
+        anonymous = self.client("iam", ("bootstrap", "bootstrap"))
         anonymous.create_user(UserName="admin")
         anonymous.put_user_policy(
             UserName="admin", PolicyName="all", PolicyDocument=json.dumps(ALLOW_ALL)
@@ -85,20 +84,17 @@ class IamS3:
             RoleName="nightly-writer", PolicyName="s3", PolicyDocument=json.dumps(ALLOW_S3)
         )
 
-    def _client(self, boto3: Any, service: str, key_id: str, secret: str, token=None) -> Any:
+    def client(self, service: str, credentials: tuple[str, ...] | None = None) -> Any:
+        """A boto3 client of the server, as the admin unless ``credentials`` are given."""
+        key_id, secret, *token = credentials or self.admin
         return boto3.client(
             service,
             endpoint_url=self.endpoint,
             region_name=REGION,
             aws_access_key_id=key_id,
             aws_secret_access_key=secret,
-            aws_session_token=token,
+            aws_session_token=token[0] if token else None,
         )
-
-    def client(self, service: str, credentials: tuple[str, ...] | None = None) -> Any:
-        import boto3
-
-        return self._client(boto3, service, *(credentials or self.admin))
 
     def new_user_key(self) -> tuple[str, str]:
         key = self.iam.create_access_key(UserName="pipeline")["AccessKey"]

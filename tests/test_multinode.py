@@ -122,17 +122,25 @@ def _driver_env(address: str) -> dict[str, str]:
     }
 
 
+def alive_nodes(count: int) -> dict[str, dict[str, float]]:
+    """In a driver: wait until ``count`` nodes are alive; their resources by node id."""
+    import ray
+
+    deadline = time.monotonic() + 60
+    while len(alive := [n for n in ray.nodes() if n["Alive"]]) < count:
+        assert time.monotonic() < deadline, ray.nodes()
+        time.sleep(0.5)
+    return {n["NodeID"]: n["Resources"] for n in alive}
+
+
 # Runs as the flow's own process (a driver of the two-node cluster): waits for both
 # nodes, runs the pipeline pinned to the resource "Old", prints the node ids.
 DRIVER = """
-import json, sys, time
+import json, sys
 import ray
+from tests.test_multinode import alive_nodes
 ray.init()
-deadline = time.monotonic() + 60
-while len([n for n in ray.nodes() if n["Alive"]]) < 2:
-    assert time.monotonic() < deadline, ray.nodes()
-    time.sleep(0.5)
-nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+nodes = alive_nodes(2)
 ray.shutdown()  # the flow run joins the cluster itself, as a deployment's run would
 from flows.pipeline import pipeline
 pipeline(sys.argv[1], num_rows=3000, num_files=3, ray={"resources": {"Old": 1}})
@@ -228,19 +236,16 @@ def test_a_node_with_an_older_copy_at_the_same_path_runs_the_flow_runs_code(tmp_
 # The flow's own process on a three-node cluster, every preprocess part slowed down by a
 # worker setup hook (tests.slow_parts) so that parts are in flight when a node goes.
 LOSS_DRIVER = """
-import json, os, sys, time
+import json, os, sys
 import ray
+from tests.test_multinode import alive_nodes
 from deployments.ray_runner import code_runtime_env
 hook = {
     "worker_process_setup_hook": "tests.slow_parts.install",
     "env_vars": {"SLOW_PARTS_MARKERS": sys.argv[4]},
 }
 ray.init(runtime_env={**code_runtime_env(), **hook})
-deadline = time.monotonic() + 60
-while len([n for n in ray.nodes() if n["Alive"]]) < 3:
-    assert time.monotonic() < deadline, ray.nodes()
-    time.sleep(0.5)
-nodes = {n["NodeID"]: n["Resources"] for n in ray.nodes() if n["Alive"]}
+nodes = alive_nodes(3)
 found = {"nodes": nodes, "driver": ray.get_runtime_context().get_node_id()}
 with open(sys.argv[2] + ".tmp", "w") as out:
     json.dump(found, out)
