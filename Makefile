@@ -22,8 +22,8 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 help:
 	@echo "make run     start a local Prefect server, Ray and worker; deploy; run pipeline/default"
 	@echo "make stop    stop the server, Ray and worker that make run started"
-	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [FORCE=1] [DEPLOYMENT=pipeline/nightly]"
-	@echo "             one run per date not yet committed, through the worker make run started"
+	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [FORCE=1]"
+	@echo "             runs backfill/nightly: one pipeline/nightly run per date not yet committed"
 	@echo "make test    install and run the test suite"
 	@echo "make bench   the seed's method, Polars and our flows side by side (BENCH_ARGS=...)"
 	@echo "make lint    ruff check and ruff format --check"
@@ -53,13 +53,13 @@ run: install
 stop:
 	@deployments/local.sh stop
 
-# One run of the nightly deployment per date from START to END (both included), waited
-# for one by one; dates already committed are skipped unless FORCE=1. Needs `make run`'s
-# server and worker (or any worker serving the deployment's pool).
-DEPLOYMENT ?= pipeline/nightly
+# The backfill/nightly deployment: one pipeline/nightly run per date from START to END
+# (both included), one at a time; dates already committed are skipped unless FORCE=1.
+# Needs `make run`'s server and worker (or any worker serving the deployment's pool).
 backfill: install
 	@[[ -n "$(START)" && -n "$(END)" ]] || { echo "usage: make backfill START=YYYY-MM-DD END=YYYY-MM-DD [FORCE=1]"; exit 2; }
-	$(BIN)/python -m flows.backfill $(START) $(END) --deployment $(DEPLOYMENT) $(if $(FORCE),--force,)
+	$(BIN)/prefect deployment run backfill/nightly --param start_date=$(START) \
+		--param end_date=$(END) $(if $(FORCE),--param force=true,) --watch
 
 # Everything the suite needs, Chromium for the UI tests included (tests/chromium.sh).
 # Two pytest workers, a test file each at a time: most of the suite waits on servers,

@@ -139,13 +139,9 @@ class RayHead:
     def spilled_bytes(self) -> int:
         """Bytes this cluster has spilled from its object store so far."""
         os.environ["RAY_AUTH_MODE"] = "token"  # this process is a client too
-        from ray._private.internal_api import memory_summary
+        from tasks import internals  # Ray has no public API for it
 
-        summary = memory_summary(self.address, stats_only=True)
-        for line in summary.splitlines():
-            if line.strip().startswith("Spilled"):
-                return int(float(line.split()[1]) * 2**20)  # "Spilled 123 MiB, ..."
-        return 0
+        return internals.cluster_spilled_bytes(self.address)
 
 
 def _pss(pid: int) -> int:

@@ -1,13 +1,12 @@
 """Backfill: one pipeline run per date, skipping dates whose partition is already committed.
 
-python -m flows.backfill 2026-11-01 2026-11-03 [--force] [--deployment pipeline/nightly]
+Deployed as ``backfill/nightly`` (prefect.yaml): start it from the UI or with
+``make backfill START=2026-11-01 END=2026-11-03``.
 """
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import json
 from typing import Any
 
 from prefect import flow, get_client, get_run_logger
@@ -15,7 +14,7 @@ from prefect.deployments import run_deployment
 from prefect.exceptions import ObjectNotFound
 from prefect_aws import AwsCredentials
 
-from deployments import runs
+from flows import runs
 from flows.pipeline import pipeline
 from tasks import dataset, partitions, storage
 from tasks.errors import InputError
@@ -63,7 +62,7 @@ def backfill(
     days = partitions.date_range(start_date, end_date)
     params = {**(_deployment_parameters(deployment) if deployment else {}), **(parameters or {})}
     bucket = str(params.get("bucket_uri") or "").strip()
-    if bucket.lower().rstrip("/") in ("", "s3:"):  # a bare s3:// names a new bucket per run
+    if not bucket or storage.is_new_bucket(bucket):  # a bare s3:// names a new bucket per run
         raise InputError(
             f"backfill needs the pipeline's bucket_uri to name a bucket, got {bucket!r} "
             f"({'deployment ' + deployment if deployment else 'parameters'})"
@@ -82,7 +81,7 @@ def backfill(
             run = run_deployment(
                 deployment,
                 parameters={**(parameters or {}), "run_date": day.isoformat()},
-                flow_run_name=f"pipeline {runs.dataset_name(bucket)} {day} (backfill)",
+                flow_run_name=f"pipeline {storage.short_name(bucket)} {day} (backfill)",
                 tags=[f"dt:{day}", "backfill"],
             )
             outcomes[day.isoformat()] = run.state.name if run.state else "unknown"
@@ -96,22 +95,3 @@ def backfill(
     if failed:
         raise RuntimeError(f"backfill runs did not complete: {failed}")
     return outcomes
-
-
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("start_date")
-    parser.add_argument("end_date")
-    parser.add_argument("--deployment", default="pipeline/nightly")
-    parser.add_argument("--parameters", type=json.loads, default=None, help="JSON object")
-    parser.add_argument("--force", action="store_true", help="rerun committed dates too")
-    args = parser.parse_args(argv)
-    outcomes = backfill(
-        args.start_date, args.end_date, args.deployment, args.parameters, args.force
-    )
-    for day, outcome in outcomes.items():
-        print(f"{day}: {outcome}")
-
-
-if __name__ == "__main__":
-    main()

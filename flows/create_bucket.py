@@ -5,10 +5,10 @@ from __future__ import annotations
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 
-from deployments.ray_runner import PipelineRayTaskRunner, run_stage
-from deployments.runs import flow_run_name
+from flows.runner import PipelineRayTaskRunner, run_stage
+from flows.runs import flow_run_name
 from tasks.stages import create_bucket_task
-from tasks.storage import canonical_uri, settings_for
+from tasks.storage import canonical_uri, is_s3, settings_for
 
 
 @flow(
@@ -34,9 +34,9 @@ def create_bucket(
             standard AWS environment (variables, profile, instance role) is used.
     """
     s3 = settings_for([bucket_uri], aws_credentials, region)
-    uri = bucket_uri.strip() if bucket_uri.strip().startswith("s3:") else canonical_uri(bucket_uri)
+    uri = bucket_uri.strip() if is_s3(bucket_uri) else canonical_uri(bucket_uri)
     result = run_stage(
-        create_bucket_task, "create-bucket", s3=s3, bucket_uri=uri, region=region, tags=tags
+        create_bucket_task, "create-bucket", uri, s3=s3, bucket_uri=uri, region=region, tags=tags
     )
     state = "created" if result["created"] else "already there, left unchanged"
     get_run_logger().info("bucket %s: %s", result["bucket_uri"], state)

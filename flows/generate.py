@@ -8,8 +8,9 @@ from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from deployments.ray_runner import PipelineRayTaskRunner, run_stage, start_ray
-from deployments.runs import flow_run_name
+from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
+from flows.runs import flow_run_name
+from tasks import deadline
 from tasks.exclusive import exclusive_output
 from tasks.raydata import RayOptions
 from tasks.stages import generate_task
@@ -31,6 +32,7 @@ def generate(
     seed: Annotated[int, Field(ge=0)] = 0,
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
+    timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
 ) -> str:
     """Write num_rows synthetic rows (id, text, label) to output_uri as Parquet files.
 
@@ -49,7 +51,10 @@ def generate(
             tasks or an actor pool, Dataset.map options, the size of a local Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3; without one, the
             standard AWS environment (variables, profile, instance role) is used.
+        timeout_minutes: Fail the run this long after it starts; the dataset being
+            written is then not committed.
     """
+    until = deadline.after(timeout_minutes)
     output = canonical_uri(output_uri)
     if ray.read_blocks is not None:
         get_run_logger().warning("ray.read_blocks applies to preprocess only; generate ignores it")
@@ -58,6 +63,8 @@ def generate(
         manifest = run_stage(
             generate_task,
             "generate",
+            output,
+            until,
             s3=settings_for([output], aws_credentials),
             output_uri=output,
             num_rows=num_rows,

@@ -11,14 +11,19 @@ from prefect.runtime import flow_run
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from deployments import runs
-from deployments.ray_runner import PipelineRayTaskRunner, start_ray
+from flows import runs
 from flows.create_bucket import create_bucket
 from flows.generate import generate
 from flows.preprocess import preprocess
-from tasks import partitions
+from flows.runner import PipelineRayTaskRunner, start_ray
+from tasks import deadline, partitions, space, storage
+from tasks.errors import InputError
 from tasks.raydata import RayInit, RayOptions
+from tasks.stages import retention_task
 from tasks.synth import MAX_TEXT_LENGTH
+
+# The datasets of a bucket, in the order the pipeline writes them.
+DATASETS = ("raw", "preprocessed")
 
 
 @flow(
@@ -42,6 +47,8 @@ def pipeline(
     timezone: str = "UTC",
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
+    timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
+    keep_days: Annotated[int, Field(ge=1)] | None = None,
 ) -> str:
     """Create the bucket, generate into {bucket_uri}/raw, clean into {bucket_uri}/preprocessed.
 
@@ -69,15 +76,31 @@ def pipeline(
             preprocess only).
         aws_credentials: A prefect-aws AwsCredentials block for S3; without one, the
             standard AWS environment (variables, profile, instance role) is used.
+        timeout_minutes: Fail the run this long after it starts; the dataset being
+            written then is not committed (what an earlier step committed stays).
+        keep_days: With daily, after a successful run remove the committed partitions
+            of raw and preprocessed dated keep_days or more days before the run's date
+            (7 keeps the run's date and the six before it). Folders without a manifest
+            of ours are never removed.
     """
+    until = deadline.after(timeout_minutes)
     day = None
     if daily or run_date:  # checked before anything is written
         day = partitions.run_date(run_date, flow_run.scheduled_start_time, timezone)
+    if keep_days is not None and day is None:
+        raise InputError(f"keep_days={keep_days} applies to daily runs only (daily=true)")
+    if not storage.is_s3(bucket_uri):  # before the bucket's directory is made
+        raw_bytes = space.generated_bytes(num_rows, text_length)
+        space.check_free_space(
+            storage.resolve(bucket_uri),
+            raw_bytes + space.preprocessed_bytes(raw_bytes, keep_text),
+            "pipeline",
+        )
     runs.tag_flow_run("pipeline", bucket_uri, *([f"dt:{day}"] if day else []))
     start_ray(ray.init)
     stage_ray = ray.model_copy(update={"init": RayInit()})  # this run's Ray is up
     bucket = create_bucket(bucket_uri, region=region, aws_credentials=aws_credentials)
-    raw_uri, output_uri = f"{bucket}/raw", f"{bucket}/preprocessed"
+    raw_uri, output_uri = (f"{bucket}/{name}" for name in DATASETS)
     if day:
         raw_uri, output_uri = (
             partitions.partition(raw_uri, day),
@@ -93,6 +116,7 @@ def pipeline(
         seed=seed,
         ray=stage_ray.model_copy(update={"read_blocks": None}),
         aws_credentials=aws_credentials,
+        timeout_minutes=_minutes_left(until),
     )
     output = preprocess(
         raw,
@@ -104,7 +128,18 @@ def pipeline(
         num_files=preprocessed_num_files,
         ray=stage_ray,
         aws_credentials=aws_credentials,
+        timeout_minutes=_minutes_left(until),
     )
+    if day and keep_days:
+        # Light listing and deleting: run in this process, not on Ray.
+        with runs.tagged("retention", bucket):
+            retention_task(
+                bucket_uri=bucket,
+                datasets=list(DATASETS),
+                day=day,
+                keep_days=keep_days,
+                s3=storage.settings_for([bucket], aws_credentials, region),
+            )
     create_link_artifact(
         key="pipeline-output",
         link=output,
@@ -112,3 +147,10 @@ def pipeline(
         description="The preprocessed dataset this run committed (read it through _manifest.json).",
     )
     return output
+
+
+def _minutes_left(until: float | None) -> float | None:
+    """The rest of this run's timeout, for a step it runs (at least a moment: a step
+    started past the deadline fails at once, committing nothing)."""
+    left = deadline.remaining(until)
+    return None if left is None else max(left, 0.001) / 60.0

@@ -8,8 +8,9 @@ from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from deployments.ray_runner import PipelineRayTaskRunner, run_stage, start_ray
-from deployments.runs import flow_run_name
+from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
+from flows.runs import flow_run_name
+from tasks import deadline
 from tasks.exclusive import exclusive_output
 from tasks.raydata import RayOptions
 from tasks.stages import preprocess_task
@@ -33,6 +34,7 @@ def preprocess(
     rows_per_file: Annotated[int, Field(ge=1)] | None = None,
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
+    timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
 ) -> str:
     """Clean text_column of every input row (the seed's regex, lower-cased) into cleaned_text.
 
@@ -58,13 +60,18 @@ def preprocess(
             local Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3; without one, the
             standard AWS environment (variables, profile, instance role) is used.
+        timeout_minutes: Fail the run this long after it starts; the dataset being
+            written is then not committed.
     """
+    until = deadline.after(timeout_minutes)
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
     start_ray(ray.init)
     with exclusive_output(output):
         manifest = run_stage(
             preprocess_task,
             "preprocess",
+            output,
+            until,
             s3=settings_for([source, output], aws_credentials),
             input_uri=source,
             output_uri=output,

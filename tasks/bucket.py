@@ -57,14 +57,15 @@ def check_bucket_name(name: str) -> None:
 def bucket_location(bucket_uri: str) -> Location:
     """Parse ``bucket_uri``; a bare ``s3://`` gets the seed's name. Checks S3 names
     before anything talks to S3."""
-    if bucket_uri.strip() in ("s3://", "s3:"):
+    if storage.is_new_bucket(bucket_uri):
         bucket_uri = f"s3://{seed_bucket_name()}"
-    if bucket_uri.startswith("s3://"):
-        name, _, prefix = bucket_uri[len("s3://") :].partition("/")
+    loc = storage.resolve(bucket_uri)
+    if loc.scheme == "s3":
+        name, _, prefix = loc.path.partition("/")
         check_bucket_name(name)
         if prefix.strip("/"):
             raise InputError(f"bucket_uri {bucket_uri} must name a bucket only, without a prefix")
-    return storage.resolve(bucket_uri)
+    return loc
 
 
 def ensure_local_bucket(loc: Location) -> bool:

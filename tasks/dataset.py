@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks import storage
+from tasks.deadline import check as deadline_check
 from tasks.errors import InputError, OutputConflictError
 from tasks.storage import Location
 
@@ -162,8 +163,15 @@ def _is_our_manifest(root: Location, relative: list[str]) -> bool:
     return manifest is not None and manifest.get("manifest_version") == MANIFEST_VERSION
 
 
-def commit(root: Location, manifest: dict, leftovers: Iterable[str]) -> None:
-    """Delete our files the manifest does not list, then write the manifest last."""
+def commit(
+    root: Location, manifest: dict, leftovers: Iterable[str], deadline: float | None = None
+) -> None:
+    """Delete our files the manifest does not list, then write the manifest last.
+
+    Past ``deadline`` (epoch seconds) nothing is committed: a run that timed out has
+    already been reported failed, so its output must not appear afterwards.
+    """
+    deadline_check(deadline, f"commit {root.uri}")
     listed = {f["path"] for f in manifest["files"]}  # type: ignore[index]
     for relative in leftovers:
         if relative not in listed and is_own_file(relative):

@@ -21,3 +21,8 @@ class OutputBusyError(RuntimeError):
 class TransientPartError(RuntimeError):
     """One part failed for a reason a retry may get past (throttling, a dropped
     connection): Ray Data retries that part alone, and the stage if it keeps failing."""
+
+
+class DeadlineExceeded(RuntimeError):
+    """The run went past its timeout: what it was writing is not committed, and a retry
+    would only go further past it."""

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
+from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError  # sync raises it too
 from prefect.concurrency.sync import concurrency
 from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
@@ -42,8 +43,6 @@ def _ensure_limit(name: str) -> None:
 @contextlib.contextmanager
 def exclusive_output(uri: str) -> Iterator[None]:
     """Hold the only write slot of ``uri`` for the duration of the block."""
-    from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
-
     name = limit_name(uri)
     _ensure_limit(name)
     acquired = False

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tasks import dataset, storage, synth
+from tasks import dataset, space, storage, synth
 from tasks.errors import InputError
 from tasks.parts import write_part
 from tasks.raydata import Done, RayOptions, execution_summary, map_items
@@ -37,6 +37,7 @@ def generate_dataset(
     scheduling: RayOptions | None = None,
     rows_per_file: int | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Generate and commit the dataset; return its manifest.
 
@@ -49,12 +50,15 @@ def generate_dataset(
     synth.check_parameters(num_rows, num_files, text_length, seed)
     root = storage.resolve(output_uri)
     started = time.monotonic()
+    space.check_free_space(root, space.generated_bytes(num_rows, text_length), "generate")
     leftovers = dataset.prepare_output(root)
     specs = [
         {**part, "output_uri": root.uri, "seed": seed, "text_length": text_length}
         for part in plan_parts(num_rows, num_files)
     ]
-    parts = map_items(write_generated_part, specs, scheduling=scheduling, on_done=on_done)
+    parts = map_items(
+        write_generated_part, specs, scheduling=scheduling, on_done=on_done, deadline=deadline
+    )
     entries = [dataset.FileEntry(**part.result) for part in parts]
     if sum(e.num_rows for e in entries) != num_rows:
         raise RuntimeError(f"wrote {sum(e.num_rows for e in entries)} rows, expected {num_rows}")
@@ -77,5 +81,5 @@ def generate_dataset(
             parts, [(e.num_rows, e.num_rows * text_length) for e in entries]
         ),
     )
-    dataset.commit(root, manifest, leftovers)
+    dataset.commit(root, manifest, leftovers, deadline)
     return manifest

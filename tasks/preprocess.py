@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tasks import dataset, inputs, quality, storage
+from tasks import dataset, inputs, quality, space, storage
 from tasks.clean import CLEANED_COLUMN, check_input_schema, clean_batch
 from tasks.errors import InputError
 from tasks.parts import write_part
@@ -183,6 +183,7 @@ def preprocess_dataset(
     text_column: str = "text",
     keep_text: bool = True,
     compression: str = "snappy",
+    deadline: float | None = None,
 ) -> dict[str, Any]:
     """Clean every row of the input into a committed dataset; return its manifest.
 
@@ -214,6 +215,11 @@ def preprocess_dataset(
         raise InputError(f"input {found.root.uri} has no rows")
     inspect_seconds = time.monotonic() - started
 
+    needed = sum(
+        space.preprocessed_bytes(f.size_bytes, keep_text, inputs.codec_of(f.uri) is not None)
+        for f in found.files
+    )
+    space.check_free_space(root, needed, "preprocess")
     leftovers = dataset.prepare_output(root)
     part_specs = [
         {
@@ -231,7 +237,9 @@ def preprocess_dataset(
             plan_parts(counts, dataset.file_count(sum(counts), num_files, rows_per_file))
         )
     ]
-    parts = map_items(write_cleaned_part, part_specs, scheduling=scheduling, on_done=on_done)
+    parts = map_items(
+        write_cleaned_part, part_specs, scheduling=scheduling, on_done=on_done, deadline=deadline
+    )
     stats = quality.merge([part.result["quality"] for part in parts])
     entries = [
         dataset.FileEntry(**{k: v for k, v in part.result.items() if k != "quality"})
@@ -270,5 +278,5 @@ def preprocess_dataset(
             parts, [(p.result["num_rows"], p.result["quality"]["text_bytes"]) for p in parts]
         ),
     )
-    dataset.commit(root, manifest, leftovers)
+    dataset.commit(root, manifest, leftovers, deadline)
     return manifest

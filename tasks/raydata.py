@@ -16,7 +16,8 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from tasks import storage
+from tasks import internals, storage
+from tasks.deadline import check as deadline_check
 from tasks.errors import InputError, TransientPartError
 from tasks.retry import is_transient
 
@@ -119,6 +120,9 @@ class RayOptions(BaseModel):
         if self.compute == "tasks":
             # A part that fails for a transient reason is retried by itself; a lost worker
             # or node counts against the same budget (Ray Data's default is unlimited).
+            # Ray 2.60 deprecates passing these through Dataset.map's **ray_remote_args
+            # (removal announced for 2.64) but has no named parameter for them yet: its
+            # RayDeprecationWarning stays visible in the stage's worker log until then.
             options.update(max_retries=PART_RETRIES, retry_exceptions=[TransientPartError])
         options.update(self.remote_args)
         if self.resources:
@@ -213,12 +217,15 @@ def map_items(
     *,
     scheduling: RayOptions | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
+    deadline: float | None = None,
 ) -> list[Done]:
     """``fn(item)`` for every item, run by Ray Data as ``scheduling`` says.
 
     Results stream back as parts finish; ``on_done(done, total, part)`` is called for
-    each, in the caller's process. Errors from ``fn`` surface with their own type, so a
-    bad input fails the stage as an :class:`InputError` instead of a generic wrapper.
+    each, in the caller's process. Past ``deadline`` (epoch seconds) the job stops with
+    :class:`DeadlineExceeded` as the next part finishes. Errors from ``fn`` surface with
+    their own type, so a bad input fails the stage as an :class:`InputError` instead of a
+    generic wrapper.
     Returns the parts in the order of ``items``.
     """
     import ray
@@ -226,6 +233,7 @@ def map_items(
 
     if not items:
         return []
+    deadline_check(deadline, f"run {len(items)} parts")
     scheduling = scheduling or RayOptions()
     context = ray.data.DataContext.get_current()
     context.raise_original_map_exception = True
@@ -250,6 +258,8 @@ def map_items(
             done[row["index"]] = part
             if on_done is not None:
                 on_done(len(done), len(items), part)
+            if len(done) < len(items):
+                deadline_check(deadline, f"run the {len(items) - len(done)} parts left")
     except ray.exceptions.RayTaskError as exc:
         cause = exc.cause
         if isinstance(cause, InputError):
@@ -362,26 +372,6 @@ def _node_facts(node_id: str, known: dict[str, dict[str, Any]]) -> dict[str, Any
     }
 
 
-def spilled_bytes() -> int | None:
-    """Bytes the cluster's object stores have spilled since it started; None if unknown."""
-    import ray
-    from ray._private.internal_api import get_memory_info_reply, get_state_from_address
-
-    try:
-        state = get_state_from_address(ray.get_runtime_context().gcs_address)
-        return int(get_memory_info_reply(state).store_stats.spilled_bytes_total)
-    except Exception:  # an internal API: a summary without it beats a failed stage
-        return None
-
-
-def dashboard_url() -> str | None:
-    """The Ray dashboard's address as the cluster publishes it, if it runs one."""
-    from ray._private.services import get_webui_url_from_internal_kv
-
-    try:
-        url = get_webui_url_from_internal_kv()
-    except Exception:
-        return None
-    if not url:
-        return None
-    return url if "://" in url else f"http://{url}"
+# The stages' reports, read through private Ray APIs: tasks/internals.py holds those.
+spilled_bytes = internals.spilled_bytes
+dashboard_url = internals.dashboard_url

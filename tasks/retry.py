@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from tasks.errors import InputError, OutputBusyError, TransientPartError
+from tasks.errors import DeadlineExceeded, InputError, OutputBusyError, TransientPartError
 
 # Messages of transient storage errors as pyarrow and boto surface them (S3 throttling,
 # 5xx, dropped connections); pyarrow raises them all as plain OSError.
@@ -69,7 +69,13 @@ def _botocore_transient(exc: BaseException) -> bool | None:
 
 def is_transient(exc: BaseException) -> bool:
     """True if ``exc`` may not happen again: lost workers, nodes or objects; throttling."""
-    deterministic = (InputError, OutputBusyError, PermissionError, FileNotFoundError)
+    deterministic = (
+        InputError,
+        OutputBusyError,
+        DeadlineExceeded,
+        PermissionError,
+        FileNotFoundError,
+    )
     if isinstance(exc, (*deterministic, NotADirectoryError)):
         return False
     if isinstance(exc, TransientPartError):  # a part that its own retries did not get past

@@ -295,6 +295,23 @@ def resolve(uri: str) -> Location:
     )
 
 
+def is_s3(uri: str) -> bool:
+    """Whether ``uri`` is on S3 (``s3://...``, a bare ``s3://`` included): the one place
+    that tells S3 from local storage."""
+    return uri.strip().lower().startswith("s3:")
+
+
+def is_new_bucket(uri: str) -> bool:
+    """A bare ``s3://``: a bucket named per run (the seed's ``ray-on-aws-<epoch>``)."""
+    return uri.strip().lower().rstrip("/") == "s3:"
+
+
+def short_name(uri: str) -> str:
+    """The last two segments of a location, e.g. ``local-bucket/raw``: how run names and
+    artifacts refer to a dataset."""
+    return "/".join(uri.strip().rstrip("/").split("/")[-2:]) or uri
+
+
 def settings_for(
     uris: list[str], aws_credentials: AwsCredentials | None = None, region: str | None = None
 ) -> S3Settings | None:
@@ -302,7 +319,7 @@ def settings_for(
     from this process's AWS environment if any URI is on S3, else none."""
     if aws_credentials is not None:
         return S3Settings.from_block(aws_credentials, region)
-    if any(u.strip().startswith("s3:") for u in uris):
+    if any(is_s3(u) for u in uris):
         return S3Settings.from_environment(region)
     return None
 
@@ -423,6 +440,13 @@ def list_files(loc: Location) -> list[pafs.FileInfo]:
     return sorted((f for f in found if f.type == pafs.FileType.File), key=lambda f: f.path)
 
 
+def list_dirs(loc: Location) -> list[str]:
+    """The names of the directories (S3: common prefixes) right below ``loc``, sorted."""
+    selector = pafs.FileSelector(loc.path, recursive=False, allow_not_found=True)
+    found = _s3_retried(loc, lambda: loc.fs.get_file_info(selector))
+    return sorted(f.base_name for f in found if f.type == pafs.FileType.Directory)
+
+
 def read_bytes(loc: Location) -> bytes:
     def read() -> bytes:
         with loc.fs.open_input_stream(loc.path) as stream:
@@ -468,6 +492,13 @@ def delete_file(loc: Location) -> None:
         return
     with contextlib.suppress(FileNotFoundError):
         loc.fs.delete_file(loc.path)
+
+
+def remove_empty_dir(loc: Location) -> None:
+    """Remove a local directory if nothing is left in it; S3 has none to remove."""
+    if loc.scheme == "file":
+        with contextlib.suppress(FileNotFoundError, OSError):
+            os.rmdir(loc.path)  # fails, and is left, if anything is still inside
 
 
 def make_dirs(loc: Location) -> None:

@@ -64,14 +64,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> None:
 def start_process(args: list[str], env: dict, cwd: Path, log: Path) -> subprocess.Popen:
     """Start a server process in a session of its own, so its whole tree can be ended
     by group id; output goes to ``log``."""
-    return subprocess.Popen(
-        args,
-        env=env,
-        cwd=cwd,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with log.open("wb") as output:  # the child has its own copy of the descriptor
+        return subprocess.Popen(
+            args, env=env, cwd=cwd, stdout=output, stderr=subprocess.STDOUT, start_new_session=True
+        )
 
 
 def stop_process(proc: subprocess.Popen, grace: float = 30) -> None:
@@ -96,6 +92,9 @@ def start_prefect_server(home: Path, log: Path) -> tuple[subprocess.Popen, str]:
         "PREFECT_HOME": str(home),
         "PREFECT_API_URL": url,
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        # A run held back by its deployment's concurrency limit retries after this long
+        # (30 s by default): the concurrency test waits for one.
+        "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "3",
     }
     bin_dir = Path(sys.executable).parent
     server = start_process(

@@ -9,7 +9,8 @@ from importlib import metadata
 from pathlib import Path
 
 import yaml
-from ray.autoscaler._private.util import prepare_config, validate_config
+
+from tasks.internals import validate_cluster_config
 
 RAY_DIR = Path(__file__).resolve().parents[1] / "deployments" / "ray"
 AWS = yaml.safe_load((RAY_DIR / "aws.yaml").read_text())
@@ -21,8 +22,7 @@ WORKER_TYPES = {"intel": "Intel", "graviton": "Graviton"}
 
 
 def test_aws_config_passes_rays_validation():
-    prepared = prepare_config(AWS)
-    validate_config(prepared)
+    prepared = validate_cluster_config(AWS)
     assert prepared["head_node_type"] == "head"
 
 

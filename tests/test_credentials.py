@@ -28,7 +28,7 @@ from prefect import flow, task
 from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
-from deployments.ray_runner import PipelineRayTaskRunner
+from flows.runner import PipelineRayTaskRunner
 from tasks import storage, synth
 from tasks.dataset import read_dataset
 from tests.helpers import (

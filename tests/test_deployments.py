@@ -10,6 +10,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,15 +38,34 @@ def test_the_promised_deployments_exist():
         "preprocess/default",
         "pipeline/default",
         "pipeline/nightly",
+        "backfill/nightly",
     }
+
+
+# What a person gives when starting a deployment that has no default for it.
+ASKED_FOR = {"backfill/nightly": {"start_date": "2026-03-01", "end_date": "2026-03-02"}}
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
 def test_parameters_fit_the_flow_signature(name):
     spec = DEPLOYMENTS[name]
     flow = load_flow_from_entrypoint(str(ROOT / spec["entrypoint"]))
-    flow.validate_parameters(spec["parameters"])
+    flow.validate_parameters({**ASKED_FOR.get(name, {}), **spec["parameters"]})
     assert spec["work_pool"]["name"] == "local-process"
+
+
+def test_the_nightly_is_bounded_in_time_and_on_disk():
+    """What keeps a nightly left running for a month from piling up (each behaviour is
+    tested in test_nightly.py and below)."""
+    for name in ("pipeline/nightly", "backfill/nightly"):
+        assert DEPLOYMENTS[name]["concurrency_limit"] == {
+            "limit": 1,
+            "collision_strategy": "ENQUEUE",
+        }
+    parameters = DEPLOYMENTS["pipeline/nightly"]["parameters"]
+    assert parameters["timeout_minutes"] > 0
+    assert parameters["keep_days"] >= 1
+    assert DEPLOYMENTS["backfill/nightly"]["parameters"]["deployment"] == "pipeline/nightly"
 
 
 def test_nightly_runs_at_two_with_an_explicit_timezone():
@@ -176,10 +196,8 @@ def test_pipeline_default_runs_through_a_worker_and_shows_in_the_ui(project):
 
 
 @pytest.mark.e2e
-def test_nightly_schedule_and_backfill_through_a_worker(project, capsys):
+def test_nightly_schedule_and_the_backfill_deployment_through_a_worker(project):
     from prefect.deployments import run_deployment
-
-    from flows.backfill import main as backfill_cli
 
     work, _ = project
     # pipeline/nightly as its schedule would start it: 02:00 Seoul time on 2 March, which
@@ -194,17 +212,84 @@ def test_nightly_schedule_and_backfill_through_a_worker(project, capsys):
     assert [p.name for p in (nightly / "preprocessed").iterdir()] == ["dt=2026-03-02"]
     assert assert_committed(nightly / "preprocessed" / "dt=2026-03-02")["num_rows"] == 2000
 
-    # A backfill through the deployment (what `make backfill` runs): one worker run per
-    # missing date, then nothing. tests/test_observe.py backfills three dates in-process.
-    def backfill(*args: str) -> list[str]:
-        backfill_cli([*args, "--parameters", json.dumps(small)])
-        return [line for line in capsys.readouterr().out.splitlines() if line.startswith("2026-")]
+    # backfill/nightly, as the UI's run form or `make backfill` starts it: the worker runs
+    # the backfill, which starts one pipeline/nightly run per missing date, then nothing.
+    def backfill() -> list[str]:
+        before = {r["id"] for r in _pipeline_runs("backfill")}
+        run = run_deployment(
+            "backfill/nightly",
+            parameters={"start_date": "2026-03-02", "end_date": "2026-03-03", "parameters": small},
+            timeout=300,
+            poll_interval=1,
+        )
+        assert run.state.is_completed(), run.state
+        started = [r for r in _pipeline_runs("backfill") if r["id"] not in before]
+        assert all(r["state_type"] == "COMPLETED" for r in started), started
+        return sorted(r["parameters"]["run_date"] for r in started)
 
-    assert backfill("2026-03-02", "2026-03-03") == ["2026-03-02: skipped", "2026-03-03: Completed"]
+    assert backfill() == ["2026-03-03"]  # 2 March was committed: skipped
     days = sorted(p.name for p in (nightly / "preprocessed").iterdir())
     assert days == ["dt=2026-03-02", "dt=2026-03-03"]
     assert assert_committed(nightly / "preprocessed" / "dt=2026-03-03")["num_rows"] == 2000
-    assert backfill("2026-03-02", "2026-03-03") == ["2026-03-02: skipped", "2026-03-03: skipped"]
+    assert backfill() == []
+
+
+@pytest.mark.e2e
+def test_a_second_nightly_run_waits_for_the_one_running(project):
+    """The documented collision strategy, ENQUEUE: a nightly run started while another
+    is running waits (AwaitingConcurrencySlot) and runs when it has finished."""
+    from prefect.deployments import run_deployment
+
+    from tasks.exclusive import exclusive_output
+    from tasks.storage import canonical_uri
+
+    work, env = project
+    bucket = work / "one-at-a-time"
+    small = {"bucket_uri": str(bucket), "num_rows": 2000, "num_files": 2}
+
+    def start(day: str) -> str:
+        run = run_deployment("pipeline/nightly", parameters={**small, "run_date": day}, timeout=0)
+        return str(run.id)
+
+    # The test holds the first run's output, so that the run stays running (waiting for
+    # its write slot) until the second one has been seen held back.
+    with exclusive_output(canonical_uri(str(bucket / "raw" / "dt=2026-04-01"))):
+        first = start("2026-04-01")
+        _wait_for_state(env, first, lambda s: s["type"] == "RUNNING")
+        second = start("2026-04-02")
+        _wait_for_state(env, second, lambda s: s["name"] == "AwaitingConcurrencySlot")
+        assert _flow_run(env, first)["state"]["type"] == "RUNNING"
+    done = {run: _wait_for_state(env, run, lambda s: s["type"] in FINAL) for run in (first, second)}
+    assert [done[run]["state"]["type"] for run in (first, second)] == ["COMPLETED", "COMPLETED"]
+    started = dt.datetime.fromisoformat(done[second]["start_time"])
+    assert started >= dt.datetime.fromisoformat(done[first]["end_time"])
+    for day in ("2026-04-01", "2026-04-02"):
+        assert assert_committed(bucket / "preprocessed" / f"dt={day}")["num_rows"] == 2000
+
+
+FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
+
+
+def _flow_run(env: dict, run_id: str) -> dict:
+    with urllib.request.urlopen(f"{env['PREFECT_API_URL']}/flow_runs/{run_id}") as response:
+        return json.loads(response.read())
+
+
+def _wait_for_state(env: dict, run_id: str, wanted, timeout: float = 240) -> dict:
+    deadline = time.monotonic() + timeout
+    while not wanted((run := _flow_run(env, run_id))["state"]):
+        assert time.monotonic() < deadline, run["state"]
+        time.sleep(0.5)
+    return run
+
+
+def _pipeline_runs(tag: str) -> list[dict]:
+    api = os.environ["PREFECT_API_URL"]
+    return _post(
+        api,
+        "/flow_runs/filter",
+        {"flows": {"name": {"any_": ["pipeline"]}}, "flow_runs": {"tags": {"all_": [tag]}}},
+    )
 
 
 @pytest.mark.e2e

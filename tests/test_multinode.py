@@ -54,7 +54,7 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen, timeout: float = 
 
 
 ROOT = Path(__file__).resolve().parent.parent  # the checkout the flow runs from
-PACKAGES = ("tasks", "flows", "deployments")
+PACKAGES = ("tasks", "flows")
 
 
 FAST_NODE_DEATH = {"health_check_period_ms": 1000, "health_check_failure_threshold": 3}
@@ -239,7 +239,7 @@ LOSS_DRIVER = """
 import json, os, sys
 import ray
 from tests.test_multinode import alive_nodes
-from deployments.ray_runner import code_runtime_env
+from flows.runner import code_runtime_env
 hook = {
     "worker_process_setup_hook": "tests.slow_parts.install",
     "env_vars": {"SLOW_PARTS_MARKERS": sys.argv[4]},

@@ -12,9 +12,9 @@ import pytest
 from prefect.exceptions import ParameterTypeError
 from pydantic import ValidationError
 
-from deployments.ray_runner import ray_init_options
 from flows.generate import generate
 from flows.preprocess import preprocess
+from flows.runner import ray_init_options
 from tasks.dataset import file_count, read_dataset
 from tasks.errors import InputError
 from tasks.raydata import RayInit, RayOptions

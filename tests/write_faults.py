@@ -9,8 +9,11 @@ fail once, half written: its first batch of rows lands in the file, then the con
 
 from __future__ import annotations
 
+import contextlib
 import os
+import time
 from collections.abc import Iterable
+from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
@@ -31,6 +34,10 @@ def install() -> None:
     def faulty(root: Any, index: int, tables: Iterable[pa.Table], schema: pa.Schema, *rest):
         name = part_name(index)
         request = os.path.join(os.environ[FAULTS_ENV], name)
+        with contextlib.suppress(FileNotFoundError):
+            seconds = float(Path(f"{request}.slow").read_text())
+            os.rename(f"{request}.slow", f"{request}.slow.fired")
+            time.sleep(seconds)
         try:
             os.rename(request, f"{request}.fired")  # atomic, so it fires exactly once
         except FileNotFoundError:

@@ -3,27 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 from prefect import get_client, get_run_logger, tags
 from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
+from prefect.states import Cancelled
 
-from tasks import partitions
+from tasks import partitions, storage
 from tasks.errors import InputError
-
-
-def storage_kind(uri: str) -> str:
-    return "s3" if uri.strip().lower().startswith("s3:") else "local"
-
-
-def stage_location(params: dict) -> str:
-    """Where a stage task writes: its ``output_uri``, or the bucket it creates."""
-    return str(params.get("output_uri") or params.get("bucket_uri") or "")
-
-
-def dataset_name(uri: str) -> str:
-    """The last two segments of a location, e.g. ``local-bucket/raw``."""
-    return "/".join(uri.strip().rstrip("/").split("/")[-2:]) or uri
 
 
 def _day() -> str:
@@ -41,13 +29,13 @@ def flow_run_name(stage: str, location_parameter: str) -> Callable[[], str]:
 
     def name() -> str:
         where = flow_run.parameters.get(location_parameter) or ""
-        return f"{stage} {dataset_name(str(where))} {_day()}"
+        return f"{stage} {storage.short_name(str(where))} {_day()}"
 
     return name
 
 
 def stage_tags(stage: str, uri: str) -> tuple[str, str]:
-    return f"stage:{stage}", f"storage:{storage_kind(uri)}"
+    return f"stage:{stage}", f"storage:{'s3' if storage.is_s3(uri) else 'local'}"
 
 
 def tag_flow_run(stage: str, uri: str, *extra: str) -> None:
@@ -71,3 +59,12 @@ def tag_flow_run(stage: str, uri: str, *extra: str) -> None:
 def tagged(stage: str, uri: str) -> tags:
     """Context manager: task and subflow runs created inside carry the stage's tags."""
     return tags(*stage_tags(stage, uri))
+
+
+def mark_cancelled(task_run_id: Any, message: str) -> None:
+    """Record a task run we cancelled on Ray as Cancelled: it cannot report that itself."""
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_task_run_state(task_run_id, Cancelled(message=message), force=True)
+    except Exception as exc:  # the run's own failure says what happened
+        get_run_logger().warning("could not mark task run %s cancelled: %s", task_run_id, exc)

@@ -1,4 +1,5 @@
-"""Where the flows run: prefect-ray's task runner, wired for this project."""
+"""Where the flows run: prefect-ray's task runner, wired for this project, and how a flow
+runs a stage task on it."""
 
 from __future__ import annotations
 
@@ -18,9 +19,11 @@ from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-from deployments import runs
+from flows import runs
+from tasks import deadline as deadlines
+from tasks.errors import DeadlineExceeded
 from tasks.raydata import RayInit
-from tasks.storage import S3Settings, saved_block_id
+from tasks.storage import saved_block_id
 
 R = TypeVar("R")
 
@@ -35,6 +38,10 @@ class PipelineRayTaskRunner(RayTaskRunner):
     flow's ``ray.init`` parameter can size it (see :func:`start_ray`). A Ray instance
     already running in this process (a parent flow's, or the test suite's) is reused.
     """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.started_ray = False  # whether start_local started this run's Ray
 
     def __enter__(self):
         if self.address is None:
@@ -51,8 +58,15 @@ class PipelineRayTaskRunner(RayTaskRunner):
     def start_local(self, options: dict[str, Any]) -> None:
         """Start this run's local Ray with ``options``; it is shut down with the runner."""
         self.logger.info("Creating a local Ray instance (%s)", options or "defaults")
-        self._ray_context = ray.init("local", **self.init_kwargs, **options)
-        self._owns_ray = True
+        ray.init("local", **self.init_kwargs, **options)
+        self.started_ray = True
+
+    def __exit__(self, *exc_info: Any) -> None:
+        super().__exit__(*exc_info)
+        # prefect-ray shuts down only a Ray its own __enter__ started; this one is ours.
+        if self.started_ray:
+            self.started_ray = False
+            ray.shutdown()
 
     def submit(self, *args: Any, **kwargs: Any):
         if not ray.is_initialized():
@@ -105,7 +119,6 @@ def code_runtime_env() -> dict[str, Any]:
     ``working_dir`` is set). Ray uploads it once per distinct content. Dependencies stay
     installed on the nodes.
     """
-    import deployments
     import flows
     import tasks
 
@@ -113,7 +126,7 @@ def code_runtime_env() -> dict[str, Any]:
     if (root / "pyproject.toml").is_file():
         return {"working_dir": str(root), "excludes": list(SHIP_EXCLUDES)}
     # Installed as a package, not run from a checkout: ship the packages themselves.
-    return {"py_modules": [tasks, flows, deployments]}
+    return {"py_modules": [tasks, flows]}
 
 
 def ray_init_options(init: RayInit | None) -> dict[str, Any]:
@@ -142,14 +155,18 @@ def start_ray(init: RayInit | None) -> None:
     runner.start_local(options)
 
 
-def run_stage(stage: Task[..., R], name: str, s3: S3Settings | None = None, **parameters: Any) -> R:
-    """Run a stage task on Ray with the flow's S3 settings and return its result.
+def run_stage(
+    stage: Task[..., R], name: str, where: str, deadline: float | None = None, **parameters: Any
+) -> R:
+    """Run a stage task on Ray and return its result.
 
     The flow run and the task run are tagged with the stage ``name`` and the kind of
-    storage written. The task only drives a Ray Data job, so it reserves no CPU: holding
-    one while the job waits for CPUs deadlocks a small machine.
+    storage ``where`` it writes. The task only drives a Ray Data job, so it reserves no
+    CPU: holding one while the job waits for CPUs deadlocks a small machine. Past
+    ``deadline`` (epoch seconds, also given to the task) the task is cancelled, which
+    stops its Ray Data job, and :class:`DeadlineExceeded` is raised; the task itself
+    refuses to commit after the deadline, so nothing it wrote is left looking committed.
     """
-    where = runs.stage_location(parameters)
     runs.tag_flow_run(name, where)
     options: dict[str, Any] = {"num_cpus": 0}
     if ray.is_initialized():
@@ -157,5 +174,24 @@ def run_stage(stage: Task[..., R], name: str, s3: S3Settings | None = None, **pa
         # autoscaler or a spot market may take away while their parts are retried elsewhere.
         here = ray.get_runtime_context().get_node_id()
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=True)
+    if deadline is not None:
+        parameters["deadline"] = deadline
     with remote_options(**options), runs.tagged(name, where):
-        return stage.submit(params=parameters, s3=s3).result()
+        future = stage.submit(**parameters)
+    remaining = deadlines.remaining(deadline)
+    if remaining is not None:
+        # The task notices the deadline itself as its next part finishes; the grace lets
+        # it say so before it is cancelled.
+        ready, _ = ray.wait([future.wrapped_future], timeout=remaining + CANCEL_GRACE_SECONDS)
+        if not ready:
+            ray.cancel(future.wrapped_future, force=True)
+            runs.mark_cancelled(future.task_run_id, "cancelled: the flow run's timeout passed")
+            raise DeadlineExceeded(
+                f"{name} of {where} was still running {CANCEL_GRACE_SECONDS:.0f} s after the "
+                "run's timeout and was cancelled; nothing of it is committed"
+            )
+    return future.result()
+
+
+# How long past the deadline a stage may take to stop by itself before it is cancelled.
+CANCEL_GRACE_SECONDS = 10.0
