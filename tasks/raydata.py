@@ -162,7 +162,9 @@ def _attempt_record() -> Any:
 
     if sum(1 for node in _nodes().values() if node.get("Alive")) < 2:
         return None
-    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+    # Hard affinity: a zero-CPU actor always fits on the node this code runs on, and a
+    # soft one was seen placed on a busy cluster's other nodes, which may be lost.
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
     record = ray.remote(num_cpus=0, scheduling_strategy=here)(_Attempts).remote()
     # Ready before any part starts: a call to an actor still being created waits in the
     # caller's process, and would die there with a lost node.

@@ -196,29 +196,50 @@ def test_pipeline_default_runs_through_a_worker_and_shows_in_the_ui(project):
 
 
 @pytest.mark.e2e
-def test_nightly_schedule_and_the_backfill_deployment_through_a_worker(project):
+def test_nightly_one_at_a_time_on_schedule_then_the_backfill_deployment(project):
+    """pipeline/nightly as its schedule starts it; a second run started meanwhile waits,
+    as the documented collision strategy (ENQUEUE) says; then backfill/nightly through
+    the worker fills in the missing date only, and a second backfill starts nothing."""
     from prefect.deployments import run_deployment
 
-    work, _ = project
-    # pipeline/nightly as its schedule would start it: 02:00 Seoul time on 2 March, which
-    # is 1 March in UTC. Small data in a bucket of the test's own.
+    from tasks.exclusive import exclusive_output
+    from tasks.storage import canonical_uri
+
+    work, env = project
     nightly = work / "nightly-bucket"
     small = {"bucket_uri": str(nightly), "num_rows": 2000, "num_files": 2}
-    when = dt.datetime(2026, 3, 1, 17, 0, tzinfo=dt.UTC)
-    run = run_deployment(
-        "pipeline/nightly", parameters=small, scheduled_time=when, timeout=300, poll_interval=1
+
+    # 02:00 Seoul time on 2 March is 1 March in UTC: the run writes dt=2026-03-02. The
+    # test holds that run's output, so the run stays running (waiting for its write
+    # slot) until the second run has been seen held back.
+    with exclusive_output(canonical_uri(str(nightly / "raw" / "dt=2026-03-02"))):
+        first = run_deployment(
+            "pipeline/nightly",
+            parameters=small,
+            scheduled_time=dt.datetime(2026, 3, 1, 17, 0, tzinfo=dt.UTC),
+            timeout=0,
+        )
+        _wait_for_state(env, first.id, lambda s: s["type"] == "RUNNING")
+        second = run_deployment(
+            "pipeline/nightly", parameters={**small, "run_date": "2026-03-03"}, timeout=0
+        )
+        _wait_for_state(env, second.id, lambda s: s["name"] == "AwaitingConcurrencySlot")
+        assert _flow_run(env, first.id)["state"]["type"] == "RUNNING"
+    done = [_wait_for_state(env, run.id, lambda s: s["type"] in FINAL) for run in (first, second)]
+    assert [run["state"]["type"] for run in done] == ["COMPLETED", "COMPLETED"]
+    assert dt.datetime.fromisoformat(done[1]["start_time"]) >= dt.datetime.fromisoformat(
+        done[0]["end_time"]
     )
-    assert run.state.is_completed(), run.state
-    assert [p.name for p in (nightly / "preprocessed").iterdir()] == ["dt=2026-03-02"]
-    assert assert_committed(nightly / "preprocessed" / "dt=2026-03-02")["num_rows"] == 2000
+    for day in ("2026-03-02", "2026-03-03"):
+        assert assert_committed(nightly / "preprocessed" / f"dt={day}")["num_rows"] == 2000
 
     # backfill/nightly, as the UI's run form or `make backfill` starts it: the worker runs
-    # the backfill, which starts one pipeline/nightly run per missing date, then nothing.
+    # the backfill, which starts one pipeline/nightly run per missing date.
     def backfill() -> list[str]:
         before = {r["id"] for r in _pipeline_runs("backfill")}
         run = run_deployment(
             "backfill/nightly",
-            parameters={"start_date": "2026-03-02", "end_date": "2026-03-03", "parameters": small},
+            parameters={"start_date": "2026-03-03", "end_date": "2026-03-04", "parameters": small},
             timeout=300,
             poll_interval=1,
         )
@@ -227,44 +248,14 @@ def test_nightly_schedule_and_the_backfill_deployment_through_a_worker(project):
         assert all(r["state_type"] == "COMPLETED" for r in started), started
         return sorted(r["parameters"]["run_date"] for r in started)
 
-    assert backfill() == ["2026-03-03"]  # 2 March was committed: skipped
-    days = sorted(p.name for p in (nightly / "preprocessed").iterdir())
-    assert days == ["dt=2026-03-02", "dt=2026-03-03"]
-    assert assert_committed(nightly / "preprocessed" / "dt=2026-03-03")["num_rows"] == 2000
+    assert backfill() == ["2026-03-04"]  # 3 March was committed: skipped
+    # The nightly's keep_days (2) applies to backfilled dates too: 4 March's run removed
+    # 2 March from raw and preprocessed.
+    for name in ("raw", "preprocessed"):
+        days = sorted(p.name for p in (nightly / name).iterdir())
+        assert days == ["dt=2026-03-03", "dt=2026-03-04"], name
+    assert assert_committed(nightly / "preprocessed" / "dt=2026-03-04")["num_rows"] == 2000
     assert backfill() == []
-
-
-@pytest.mark.e2e
-def test_a_second_nightly_run_waits_for_the_one_running(project):
-    """The documented collision strategy, ENQUEUE: a nightly run started while another
-    is running waits (AwaitingConcurrencySlot) and runs when it has finished."""
-    from prefect.deployments import run_deployment
-
-    from tasks.exclusive import exclusive_output
-    from tasks.storage import canonical_uri
-
-    work, env = project
-    bucket = work / "one-at-a-time"
-    small = {"bucket_uri": str(bucket), "num_rows": 2000, "num_files": 2}
-
-    def start(day: str) -> str:
-        run = run_deployment("pipeline/nightly", parameters={**small, "run_date": day}, timeout=0)
-        return str(run.id)
-
-    # The test holds the first run's output, so that the run stays running (waiting for
-    # its write slot) until the second one has been seen held back.
-    with exclusive_output(canonical_uri(str(bucket / "raw" / "dt=2026-04-01"))):
-        first = start("2026-04-01")
-        _wait_for_state(env, first, lambda s: s["type"] == "RUNNING")
-        second = start("2026-04-02")
-        _wait_for_state(env, second, lambda s: s["name"] == "AwaitingConcurrencySlot")
-        assert _flow_run(env, first)["state"]["type"] == "RUNNING"
-    done = {run: _wait_for_state(env, run, lambda s: s["type"] in FINAL) for run in (first, second)}
-    assert [done[run]["state"]["type"] for run in (first, second)] == ["COMPLETED", "COMPLETED"]
-    started = dt.datetime.fromisoformat(done[second]["start_time"])
-    assert started >= dt.datetime.fromisoformat(done[first]["end_time"])
-    for day in ("2026-04-01", "2026-04-02"):
-        assert assert_committed(bucket / "preprocessed" / f"dt={day}")["num_rows"] == 2000
 
 
 FINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
