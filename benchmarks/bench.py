@@ -1,14 +1,18 @@
-"""``make bench``: the seed's method, Polars and this project's flows, side by side.
+"""``make bench``: what each further GB costs, for the seed's method, Polars and our flows.
 
-One run, one machine, one freshly generated input. Every Ray side uses the Ray head this
-script started (``RAY_ADDRESS``), so cluster start-up is excluded as in the seed's own
-figures; Prefect's per-run overhead is inside the flow times. Then, with the object
-store capped, the flows run at two sizes to show that memory stays flat, and the
-preprocess flow reads the same rows as Parquet, .jsonl.gz and .jsonl.zst; and the fixed
-cost of one flow run is measured with and without a running Ray.
+One run, one machine. First the kernels' limits: one core generating a part, and one
+core cleaning one, in a plain process, times the CPUs. Then every side at two sizes on
+one warm Ray head this script started (cluster start-up excluded, as in the seed's own
+figures; an untimed Ray Data job first), for the marginal MB/s of text between them;
+the seed's method at smaller sizes, as it is slow. Then end to end at ``--size-gb``
+(the seed's scale is 10): our flows and Polars measured, the seed's method extrapolated
+from its marginal rate. Then, with the object store capped, the flows at two sizes to
+show that memory stays flat; the preprocess flow on Parquet, .jsonl.gz and .jsonl.zst;
+and the fixed cost of a one-row flow run beside the stack's floor (benchmarks/floor.py).
 
-    python -m benchmarks.bench [--size-gb 2] [--memory-gb 1 4] [--inputs-gb 1]
-        [--phases compare memory inputs fixed] [--out benchmarks/results]
+    python -m benchmarks.bench [--sizes-gb 1 2] [--seed-sizes-gb 0.25 0.5] [--size-gb 2]
+        [--memory-gb 1 4] [--inputs-gb 1] [--phases kernels marginal compare memory
+        inputs fixed] [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -33,21 +37,25 @@ import pyarrow.dataset as ds
 
 from benchmarks import report
 from benchmarks.jsonl import parquet_to_jsonl
+from benchmarks.report import OURS, POLARS, SEED
 from benchmarks.services import QUIET, PeakMemory, RayHead, prefect_server, ray_head
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_LENGTH = 1000  # the seed's ~1 KB texts
 FILE_MB = 100  # the seed writes 10 GB as 100 files
 GIB = 2**30
-PHASES = ("compare", "memory", "inputs", "fixed")
+PHASES = ("kernels", "marginal", "compare", "memory", "inputs", "fixed")
 # The input formats the inputs phase compares: name in the results, codec of the copy.
 JSONL_COPIES = {"jsonl.gz": "gzip", "jsonl.zst": "zstd"}
+# One-row runs of each side of the fixed-cost comparison, alternating; the median counts.
+FIXED_REPEATS = 3
 
 
 def run_side(
     side: str, args: dict[str, Any], env: dict[str, str], work: Path, ray: RayHead | None
 ) -> dict[str, Any]:
-    """Run one side in its own driver process; its seconds, wall time and peak memory."""
+    """Run one side in its own driver process; its seconds (and whatever else it
+    reports), wall time and peak memory."""
     log = work / f"{side}-{len(list(work.glob(f'{side}*.log')))}.log"
     print(f"  {side} {json.dumps(args)}", flush=True)
     started = time.perf_counter()
@@ -66,9 +74,9 @@ def run_side(
     wall = time.perf_counter() - started
     if process.returncode != 0:
         raise RuntimeError(f"{side} failed ({process.returncode}); see {log}")
-    seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
-    print(f"    {seconds:.1f} s, peak memory {memory.peak / GIB:.2f} GiB", flush=True)
-    return {"seconds": seconds, "wall_seconds": wall, "peak_memory_bytes": memory.peak}
+    reported = json.loads(out.strip().splitlines()[-1])  # seconds, and a side's own figures
+    print(f"    {reported['seconds']:.1f} s, peak memory {memory.peak / GIB:.2f} GiB", flush=True)
+    return {**reported, "wall_seconds": wall, "peak_memory_bytes": memory.peak}
 
 
 def join(ray: RayHead, env: dict[str, str], work: Path) -> dict[str, str]:
@@ -126,8 +134,99 @@ def input_bytes(path: Path) -> int:
     )
 
 
+def kernel_limits(work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Each stage's work on one core of a plain process (``drivers.kernels``), one part of
+    the seed's file size, and that rate times the CPUs: the most a stage can do here."""
+    rows, _ = sized(FILE_MB / 1000)
+    print(f"kernels: one {FILE_MB} MB part on one core, no Ray")
+    kernels_dir = work / "kernels"
+    kernels_dir.mkdir()
+    result = run_side(
+        "kernels",
+        {"work": str(kernels_dir), "rows": rows, "text_length": TEXT_LENGTH},
+        env,
+        work,
+        None,
+    )
+    shutil.rmtree(kernels_dir)
+    cpus = os.cpu_count() or 1
+    return {
+        "cpus": cpus,
+        "generate_mb_per_s_per_core": result["generate_mb_per_s_per_core"],
+        "clean_mb_per_s_per_core": result["clean_mb_per_s_per_core"],
+        "generate_limit_mb_per_s": result["generate_mb_per_s_per_core"] * cpus,
+        "preprocess_limit_mb_per_s": result["clean_mb_per_s_per_core"] * cpus,
+    }
+
+
+def marginal(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    """Every side at two sizes on one warm Ray: seconds per size, for what each further GB
+    costs. The seed's method runs at its own, smaller sizes (it is slow)."""
+    rows: list[dict[str, Any]] = []
+    seed_sizes = [] if args.skip_seed else args.seed_sizes_gb
+    with ray_head(work, "marginal") as ray:
+        ray_env = join(ray, env, work)
+        for size in sorted({*args.sizes_gb, *seed_sizes}):
+            num_rows, num_files = sized(size)
+            print(f"marginal: {size:g} GB ({num_rows} rows, {num_files} files)")
+            raw = work / f"marginal-{size:g}-raw"
+            flow = generate_checked(raw, size, ray_env, work, ray)
+            sides: list[tuple[str, str, str, dict[str, Any], bool]] = []
+            if size in args.sizes_gb:
+                rows.append({"stage": "generate", "method": OURS, "size_gb": size, **flow})
+                out = work / "flow-out"
+                sides.append(
+                    (
+                        "flow-preprocess",
+                        "preprocess",
+                        OURS,
+                        {"input_uri": str(raw), "output_uri": str(out)},
+                        True,
+                    )
+                )
+                sides.append(
+                    (
+                        "polars-preprocess",
+                        "preprocess",
+                        POLARS,
+                        {"input": str(raw), "output": str(work / "polars-out")},
+                        False,
+                    )
+                )
+            if size in seed_sizes:
+                batches = num_rows // 1000  # the seed's batches hold 1000 rows each
+                seed_raw = {
+                    "output": str(work / "seed-raw"),
+                    "num_batches": batches,
+                    "num_files": num_files,
+                }
+                sides.insert(0, ("seed-generate", "generate", SEED, seed_raw, True))
+                sides.append(
+                    (
+                        "seed-preprocess",
+                        "preprocess",
+                        SEED,
+                        {"input": str(raw), "output": str(work / "seed-out")},
+                        True,
+                    )
+                )
+            for side, stage, method, side_args, on_ray in sides:
+                result = run_side(
+                    side, side_args, ray_env if on_ray else env, work, ray if on_ray else None
+                )
+                rows.append({"stage": stage, "method": method, "size_gb": size, **result})
+                for leftover in work.glob("*-out*"):
+                    shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+                shutil.rmtree(work / "seed-raw", ignore_errors=True)
+            shutil.rmtree(raw)
+    for row in rows:
+        row["text_bytes"] = sized(row["size_gb"])[0] * TEXT_LENGTH
+    return rows
+
+
 def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[dict[str, Any]]:
-    """Generate and preprocess ``size_gb`` of text by each method on a warm Ray."""
+    """End to end at ``size_gb``: our generate, our preprocess and Polars' on a warm Ray
+    (the seed's method is extrapolated from its marginal rate)."""
     num_rows, num_files = sized(args.size_gb)
     text_bytes = num_rows * TEXT_LENGTH
     rows: list[dict[str, Any]] = []
@@ -136,28 +235,14 @@ def compare(args: argparse.Namespace, work: Path, env: dict[str, str]) -> list[d
         print(f"generate {args.size_gb:g} GB ({num_rows} rows, {num_files} files)")
         raw = work / "raw"
         flow = generate_checked(raw, args.size_gb, ray_env, work, ray)
-        rows.append({"stage": "generate", "method": "this project (flow)", **flow})
-        if not args.skip_seed:
-            seed_raw = work / "seed-raw"
-            batches = num_rows // 1000  # the seed's batches hold 1000 rows each
-            seed = run_side(
-                "seed-generate",
-                {"output": str(seed_raw), "num_batches": batches, "num_files": num_files},
-                ray_env,
-                work,
-                ray,
-            )
-            rows.append({"stage": "generate", "method": "seed method (Ray Data)", **seed})
-            shutil.rmtree(seed_raw)
-
+        rows.append({"stage": "generate", "method": OURS, **flow})
         print(f"preprocess the same {args.size_gb:g} GB")
         # (side, method, its arguments' names, whether it runs on Ray)
+        # The seed's method is extrapolated from its marginal rate (report.py): slow.
         sides = [
-            ("flow-preprocess", "this project (flow)", ("input_uri", "output_uri"), True),
-            ("polars-preprocess", "Polars", ("input", "output"), False),
+            ("flow-preprocess", OURS, ("input_uri", "output_uri"), True),
+            ("polars-preprocess", POLARS, ("input", "output"), False),
         ]
-        if not args.skip_seed:
-            sides.append(("seed-preprocess", "seed method (Ray Data)", ("input", "output"), True))
         outputs: dict[str, dict[str, int]] = {}
         for side, method, (input_name, output_name), on_ray in sides:
             out = work / f"{side}-out"
@@ -258,26 +343,28 @@ def input_formats(
 
 
 def fixed_costs(work: Path, env: dict[str, str]) -> dict[str, Any]:
-    """One flow run of one row: on a running Ray, and starting its own local Ray."""
+    """One flow run of one row beside the stack's floor (a bare prefect-ray flow whose
+    task runs a one-row Ray Data job), alternating on a running Ray; and one run that
+    starts its own local Ray."""
     tiny = {"num_rows": 1, "num_files": 1}
-    print("fixed cost of a flow run")
+    print("fixed cost of a flow run, and the floor of prefect-ray + Ray Data")
+    ours, floor = [], []
     with ray_head(work, "fixed") as ray:
         ray_env = join(ray, env, work)
-        warm = [
-            run_side(
-                "flow-generate",
-                {"output_uri": str(work / f"tiny-warm-{i}"), **tiny},
-                ray_env,
-                work,
-                ray,
+        for i in range(FIXED_REPEATS):
+            floor.append(run_side("floor-flow", {}, ray_env, work, ray)["seconds"])
+            out = str(work / f"tiny-warm-{i}")
+            ours.append(
+                run_side("flow-generate", {"output_uri": out, **tiny}, ray_env, work, ray)[
+                    "seconds"
+                ]
             )
-            for i in range(2)
-        ]
     cold = run_side(
         "flow-generate", {"output_uri": str(work / "tiny-cold"), **tiny}, env, work, None
     )
     return {
-        "warm_ray_seconds": [w["seconds"] for w in warm],
+        "warm_ray_seconds": ours,
+        "floor_seconds": floor,
         "own_local_ray_seconds": cold["seconds"],
         "own_local_ray_wall_seconds": cold["wall_seconds"],
     }
@@ -291,6 +378,8 @@ def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dic
         "machine": machine(),
         "phases": [p for p in PHASES if p in phases],
         "size_gb": args.size_gb,
+        "kernels": kernel_limits(work, env) if "kernels" in phases else {},
+        "marginal": marginal(args, work, env) if "marginal" in phases else [],
         "comparison": compare(args, work, env) if "compare" in phases else [],
         "memory": memory_scaling(args, work, env) if "memory" in phases and args.memory_gb else [],
         "inputs": input_formats(args, work, env) if "inputs" in phases and args.inputs_gb else [],
@@ -323,7 +412,13 @@ def machine() -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--size-gb", type=float, default=2.0, help="text to generate (GB)")
+    parser.add_argument(
+        "--size-gb", type=float, default=2.0, help="text end to end (GB); the seed's is 10"
+    )
+    parser.add_argument("--sizes-gb", type=float, nargs=2, default=[1.0, 2.0], help="marginal")
+    parser.add_argument(
+        "--seed-sizes-gb", type=float, nargs=2, default=[0.25, 0.5], help="the seed's marginal"
+    )
     parser.add_argument("--memory-gb", type=float, nargs="*", default=[1.0, 4.0])
     parser.add_argument(
         "--inputs-gb", type=float, default=1.0, help="text per input format (GB); 0 skips"

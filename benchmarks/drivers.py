@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-Side = Callable[[dict[str, Any]], None]
+Side = Callable[[dict[str, Any]], dict[str, float] | None]
 
 
 def ray_data_warmup(args: dict[str, Any]) -> None:
@@ -71,6 +71,68 @@ def flow_preprocess(args: dict[str, Any]) -> None:
     preprocess(**args)
 
 
+def kernels(args: dict[str, Any]) -> dict[str, float]:
+    """Each stage's per-part work on one core of a plain process, no Ray, no Prefect.
+
+    The same functions a part runs (``write_generated_part``, ``write_cleaned_part``):
+    generate ``rows`` rows and write them as one part, then read that part back, clean
+    it and write it. Each is timed after an untimed small run of itself. Returns MB/s of
+    text per core: times the CPUs, the most a stage could do on this machine.
+    """
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from tasks import generate, preprocess, synth
+
+    pa.set_cpu_count(1)  # one core: Arrow's thread pool would spread the work
+    pa.set_io_thread_count(1)
+    work, rows, length = Path(args["work"]), args["rows"], args["text_length"]
+
+    def generated(name: str, n: int) -> tuple[str, float]:
+        spec = {"index": 0, "start": 0, "stop": n, "seed": 0, "text_length": length}
+        (work / name).mkdir(parents=True)
+        started = time.perf_counter()
+        generate.write_generated_part({**spec, "output_uri": str(work / name)})
+        return str(work / name / "part-00000.parquet"), time.perf_counter() - started
+
+    def cleaned(name: str, part: str, n: int) -> float:
+        schema = preprocess.output_schema(synth.SCHEMA, part)
+        spec = {
+            "index": 0,
+            "slices": [(part, 0, n)],
+            "format": "parquet",
+            "schema": preprocess._encode_schema(schema),
+            "input_schema": preprocess._encode_schema(synth.SCHEMA),
+            "text_column": "text",
+            "compression": "snappy",
+            "batch_size": 1024,
+            "output_uri": str(work / name),
+        }
+        (work / name).mkdir(parents=True)
+        started = time.perf_counter()
+        preprocess.write_cleaned_part(spec)
+        return time.perf_counter() - started
+
+    warm, _ = generated("warm-raw", 2048)
+    cleaned("warm-clean", warm, 2048)
+    part, generate_seconds = generated("raw", rows)
+    clean_seconds = cleaned("clean", part, rows)
+    text_mb = rows * length / 1e6
+    return {
+        "generate_mb_per_s_per_core": text_mb / generate_seconds,
+        "clean_mb_per_s_per_core": text_mb / clean_seconds,
+    }
+
+
+def floor_flow(args: dict[str, Any]) -> None:
+    """The stack's floor: a bare flow on prefect-ray's RayTaskRunner whose one task runs
+    a one-row Ray Data job, on the Ray in ``RAY_ADDRESS`` (benchmarks/floor.py)."""
+    from benchmarks.floor import bare_flow
+
+    bare_flow()
+
+
 SIDES: dict[str, tuple[Side, list[str]]] = {
     # side: (function, modules imported before the clock starts)
     "ray-data-warmup": (ray_data_warmup, ["ray", "ray.data"]),
@@ -79,6 +141,8 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     "polars-preprocess": (polars_preprocess, ["polars", "tasks.clean"]),
     "flow-generate": (flow_generate, ["flows.generate"]),
     "flow-preprocess": (flow_preprocess, ["flows.preprocess"]),
+    "kernels": (kernels, ["tasks.generate", "tasks.preprocess"]),
+    "floor-flow": (floor_flow, ["benchmarks.floor"]),
 }
 
 
@@ -88,8 +152,8 @@ def main() -> None:
     for module in modules:
         __import__(module)
     started = time.perf_counter()
-    function(args)
-    print(json.dumps({"seconds": time.perf_counter() - started}), flush=True)
+    extra = function(args) or {}
+    print(json.dumps({"seconds": time.perf_counter() - started, **extra}), flush=True)
 
 
 if __name__ == "__main__":
