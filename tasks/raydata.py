@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from tasks import internals, storage
+from tasks import storage
 from tasks.deadline import check as deadline_check
 from tasks.errors import InputError, TransientPartError
 from tasks.retry import is_transient
@@ -372,8 +372,3 @@ def _node_facts(node_id: str, known: dict[str, dict[str, Any]]) -> dict[str, Any
         "cpus": resources.get("CPU", 0),
         "object_store_bytes": int(resources.get("object_store_memory", 0)),
     }
-
-
-# The stages' reports, read through private Ray APIs: tasks/internals.py holds those.
-spilled_bytes = internals.spilled_bytes
-dashboard_url = internals.dashboard_url

@@ -21,7 +21,7 @@ from prefect.artifacts import (
 )
 from prefect.runtime import task_run
 
-from tasks import raydata, summary
+from tasks import internals, raydata, summary
 from tasks.raydata import Done, RayOptions
 
 
@@ -52,12 +52,12 @@ def reported(
     stage: str,
     output_uri: str,
     scheduling: RayOptions | None,
-    write: Callable[[OnDone], dict[str, Any]],
+    write: Callable[..., dict[str, Any]],
 ) -> dict[str, Any]:
-    """Run ``write(on_done)``, a stage that commits a dataset at ``output_uri``, with
+    """Run ``write(on_done=...)``, a stage that commits a dataset at ``output_uri``, with
     its reports; return the manifest it committed."""
     report = StageReport(stage, output_uri, scheduling)
-    manifest = write(report.part_done)
+    manifest = write(on_done=report.part_done)
     report.publish(manifest)
     return manifest
 
@@ -70,7 +70,7 @@ class StageReport:
         self.stage, self.output_uri = stage, output_uri
         self.logger = get_run_logger()
         self.started = time.monotonic()
-        self.spilled_before = raydata.spilled_bytes()
+        self.spilled_before = internals.spilled_bytes()
         for name in raydata.missing_resources(scheduling):
             self.logger.warning(
                 "no live Ray node offers the resource %r yet: the parts wait until one joins",
@@ -105,7 +105,7 @@ class StageReport:
 
     def _publish(self, manifest: dict[str, Any], seconds: float) -> None:
         stage, output = self.stage, self.output_uri
-        spilled_after = raydata.spilled_bytes()
+        spilled_after = internals.spilled_bytes()
         spilled = (
             spilled_after - self.spilled_before
             if spilled_after is not None and self.spilled_before is not None
@@ -135,7 +135,7 @@ class StageReport:
                 description="Labels, null texts and how much cleaning removed",
             )
         links = [f"- Output: [{output}]({output}) (read it through `_manifest.json`)"]
-        if dashboard := raydata.dashboard_url():
+        if dashboard := internals.dashboard_url():
             links.append(f"- Ray dashboard: [{dashboard}]({dashboard})")
         create_markdown_artifact(
             "\n".join(links), key=f"{stage}-links", description="Where to look"

@@ -81,15 +81,18 @@ def generate_task(
 ) -> dict[str, Any]:
     """Generate and commit the synthetic dataset (``tasks.generate``); its manifest."""
     work = functools.partial(
-        generate_dataset, output_uri, num_rows, num_files, text_length, seed, scheduling
+        generate_dataset,
+        output_uri,
+        num_rows,
+        num_files,
+        text_length,
+        seed,
+        scheduling,
+        rows_per_file,
+        deadline=deadline,
     )
     with storage.using_s3(s3):
-        return reported(
-            "generate",
-            output_uri,
-            scheduling,
-            lambda on_done: work(rows_per_file, on_done, deadline),
-        )
+        return reported("generate", output_uri, scheduling, work)
 
 
 @task(
