@@ -27,6 +27,8 @@ MANIFEST_NAME = "_manifest.json"
 # unfinished (or crashed) write as ours, so a rerun may replace them.
 WRITING_NAME = "_writing.json"
 MANIFEST_VERSION = 1
+# Folders inside a dataset whose part-named files are ours too (tasks/deduplicate.py).
+OWN_FOLDERS = ("_dedup/signatures", "_dedup/index")
 WRITER = "ray-text-pipeline"
 _PART_RE = re.compile(r"^part-\d{5,}\.parquet$")
 # What a crashed local atomic write of ours can leave behind.
@@ -47,10 +49,14 @@ def part_name(index: int) -> str:
 
 
 def is_own_file(relative: str) -> bool:
-    """True for names this project writes at a dataset root (parts, manifest, temps)."""
+    """True for names this project writes in a dataset (parts, manifest, temps, and the
+    dedup step's signature files under ``_dedup/``)."""
     if relative in (MANIFEST_NAME, WRITING_NAME):
         return True
-    return bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
+    folder, _, name = relative.rpartition("/")
+    if folder in OWN_FOLDERS:
+        return bool(_PART_RE.match(name) or _TEMP_RE.match(name))
+    return not folder and bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
 
 
 def file_count(num_rows: int, num_files: int | None, rows_per_file: int | None) -> int | None:
@@ -173,6 +179,7 @@ def commit(
     """
     deadline_check(deadline, f"commit {root.uri}")
     listed = {f["path"] for f in manifest["files"]}  # type: ignore[index]
+    listed |= set(manifest.get("dedup", {}).get("index", []))  # type: ignore[union-attr]
     for relative in leftovers:
         if relative not in listed and is_own_file(relative):
             storage.delete_file(root.child(relative))

@@ -20,6 +20,8 @@ from prefect.tasks import exponential_backoff
 
 from tasks import retention, storage
 from tasks.bucket import ensure_bucket
+from tasks.dedup import MinHashParams
+from tasks.deduplicate import dedup_dataset
 from tasks.errors import OutputBusyError
 from tasks.exclusive import exclusive_output
 from tasks.generate import generate_dataset
@@ -134,6 +136,37 @@ def preprocess_task(
 
     with storage.using_s3(s3):
         return reported("preprocess", output_uri, scheduling, work)
+
+
+@task(name="dedup-dataset", task_run_name=_named("dedup-dataset", "output_uri"), **STAGE_OPTIONS)
+def dedup_task(
+    input_uri: str,
+    output_uri: str,
+    mode: str,
+    text_column: str,
+    params: MinHashParams | None,
+    compression: str,
+    scheduling: RayOptions,
+    s3: S3Settings | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """Remove duplicates into a committed dataset (``tasks.deduplicate``); its manifest."""
+
+    def work(on_done: OnDone) -> dict[str, Any]:
+        return dedup_dataset(
+            input_uri,
+            output_uri,
+            mode=mode,
+            text_column=text_column,
+            params=params,
+            compression=compression,
+            scheduling=scheduling,
+            on_done=on_done,
+            deadline=deadline,
+        )
+
+    with storage.using_s3(s3):
+        return reported("dedup", output_uri, scheduling, work)
 
 
 @task(name="retention", task_run_name=_named("retention", "bucket_uri"), **STAGE_OPTIONS)

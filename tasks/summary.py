@@ -47,6 +47,9 @@ def stage_summary(
         ("Ray nodes", len(nodes)),
         ("Ray CPUs", sum(n["cpus"] for n in nodes)),
     ]
+    for name, value in (manifest.get("dedup") or {}).items():
+        if name != "index":  # the dedup step's counts; the index is a list of files
+            rows.append((name.replace("_", " "), value))
     if spilled_bytes:
         rows.append(("object store spilled bytes", spilled_bytes))
     for lost in execution.get("lost_nodes", []):

@@ -36,6 +36,7 @@ def test_the_promised_deployments_exist():
         "create-bucket/default",
         "generate/default",
         "preprocess/default",
+        "dedup/default",
         "pipeline/default",
         "pipeline/nightly",
         "backfill/nightly",

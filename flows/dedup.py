@@ -1,0 +1,94 @@
+"""Step 4: remove exact and near duplicates into a new Parquet dataset."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from prefect import flow, get_run_logger
+from prefect_aws import AwsCredentials
+from pydantic import Field
+
+from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
+from flows.runs import flow_run_name
+from tasks import deadline
+from tasks.dedup import MinHashParams
+from tasks.exclusive import exclusive_output
+from tasks.raydata import RayOptions
+from tasks.stages import dedup_task
+from tasks.storage import canonical_uri, settings_for
+
+
+@flow(
+    name="dedup",
+    flow_run_name=flow_run_name("dedup", "output_uri"),
+    task_runner=PipelineRayTaskRunner(),
+)
+def dedup(
+    input_uri: str,
+    output_uri: str,
+    mode: Literal["exact", "near"] = "exact",
+    text_column: Annotated[str, Field(min_length=1)] = "cleaned_text",
+    threshold: Annotated[float, Field(gt=0, le=1)] = 0.8,
+    shingle: Annotated[int, Field(ge=1)] = 5,
+    num_perm: Annotated[int, Field(ge=1)] = 128,
+    bands: Annotated[int, Field(ge=1)] = 16,
+    compression: Literal["snappy", "zstd", "none"] = "snappy",
+    ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
+    aws_credentials: AwsCredentials | None = None,
+    timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
+) -> str:
+    """Remove the rows whose text_column duplicates an earlier row's.
+
+    Of a group of duplicates the row first in input order survives: files in manifest
+    order, then rows in file order. The same input gives the same output on any number
+    of nodes and in any rerun.
+
+    Args:
+        input_uri: A committed dataset, or any input preprocess reads.
+        output_uri: Where the deduplicated dataset goes (not inside the input).
+        mode: exact (byte-identical text) or near (MinHash with LSH over word shingles;
+            exact duplicates are removed too).
+        text_column: The column compared.
+        threshold: near: rows whose estimated Jaccard similarity of word shingles
+            reaches this are duplicates.
+        shingle: near: words per shingle.
+        num_perm: near: MinHash values per row.
+        bands: near: LSH bands (must divide num_perm); more bands find less similar pairs.
+        compression: Parquet codec of the output files.
+        ray: Where and how the parts run on Ray.
+        aws_credentials: A prefect-aws AwsCredentials block for S3.
+        timeout_minutes: Fail the run this long after it starts; nothing is committed.
+    """
+    until = deadline.after(timeout_minutes)
+    source, output = canonical_uri(input_uri), canonical_uri(output_uri)
+    params = (
+        MinHashParams(threshold=threshold, shingle=shingle, num_perm=num_perm, bands=bands)
+        if mode == "near"
+        else None
+    )
+    start_ray(ray.init)
+    with exclusive_output(output):
+        manifest = run_stage(
+            dedup_task,
+            "dedup",
+            output,
+            until,
+            s3=settings_for([source, output], aws_credentials),
+            input_uri=source,
+            output_uri=output,
+            mode=mode,
+            text_column=text_column,
+            params=params,
+            compression=compression,
+            scheduling=ray,
+        )
+    stats = manifest["dedup"]
+    get_run_logger().info(
+        "committed %d of %d rows at %s: %d exact and %d near duplicates removed",
+        manifest["num_rows"],
+        stats["rows_in"],
+        output,
+        stats["exact_duplicates_removed"],
+        stats["near_duplicates_removed"],
+    )
+    return output

@@ -1,0 +1,371 @@
+"""Step 4: remove exact and near duplicates from a dataset, on Ray Data.
+
+Three passes, each over parts, so memory is bounded by a part, not by the dataset:
+
+1. **Signatures.** One Ray Data task per input file reads its text and writes, under
+   ``_dedup/signatures/`` in the output, each row's order key, exact digest and (near
+   mode) MinHash signature and band hashes (:mod:`tasks.dedup`).
+2. **Groups.** Ray Data groups the signature rows by digest, and by band hash, and
+   returns only the groups of more than one row. Candidate pairs of a band are checked
+   against the threshold with their full signatures; the duplicates' connected groups
+   keep their smallest order key (the survivor rule).
+3. **Filter.** One task per input file writes the part without the removed rows, and
+   beside it the signature index of what it kept (``_dedup/index/``).
+
+Then the manifest commits the dataset, as every stage here does.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from tasks import dataset, dedup, inputs, storage
+from tasks.clean import STRING_TYPES, text_as_string
+from tasks.dataset import FileEntry
+from tasks.errors import InputError
+from tasks.parts import write_part
+from tasks.preprocess import _decode_schema, _encode_schema, inspect_inputs
+from tasks.raydata import Done, RayOptions, execution_summary, map_items
+from tasks.storage import Location
+
+MODES = ("exact", "near")
+STAGING = "_dedup/signatures"
+INDEX = "_dedup/index"
+KEY, DIGEST, BANDS, SIGNATURE = "key", "digest", "bands", "signature"
+
+
+def _rows(spec: dict[str, Any]) -> Iterator[pa.Table]:
+    """The rows of one input file, in order, in batches."""
+    if spec["format"] == "parquet":
+        yield from inputs.iter_parquet(spec["uri"], spec["batch_size"])
+    else:
+        yield from inputs.iter_json(
+            spec["uri"], spec["batch_size"], _decode_schema(spec["input_schema"])
+        )
+
+
+def input_schema(inspected: list[dict[str, Any]], fmt: str, text_column: str) -> pa.Schema:
+    """The one schema of every input file, which must have a string ``text_column``.
+    JSON files' schemas are unified as preprocess does; Parquet files must agree."""
+    schemas = [_decode_schema(i["schema"]) for i in inspected]
+    for info, schema in zip(inspected, schemas, strict=True):
+        if text_column not in schema.names:
+            raise InputError(
+                f"{info['uri']}: no {text_column!r} column (columns: {', '.join(schema.names)});"
+                " set text_column to the column to compare"
+            )
+        kind = schema.field(text_column).type
+        if pa.types.is_dictionary(kind):
+            kind = kind.value_type
+        if kind not in STRING_TYPES and not pa.types.is_string_view(kind):
+            raise InputError(
+                f"{info['uri']}: column {text_column!r} has type {kind}, expected a string type"
+            )
+    if fmt == "json":
+        where = f"{inspected[0]['uri']} and the other input files: their columns' types differ"
+        return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
+    for info, schema in zip(inspected[1:], schemas[1:], strict=True):
+        if not schema.equals(schemas[0]):
+            raise InputError(
+                f"{info['uri']}: schema {schema.names} differs from {inspected[0]['uri']}'s "
+                f"{schemas[0].names}"
+            )
+    return schemas[0]
+
+
+def _params(spec: dict[str, Any]) -> dedup.MinHashParams | None:
+    return dedup.MinHashParams(**spec["params"]) if spec["mode"] == "near" else None
+
+
+def signature_table(
+    text: pa.Array | pa.ChunkedArray, keys: np.ndarray, params: dedup.MinHashParams | None
+) -> pa.Table:
+    """The signature rows of one batch: key, digest and, in near mode, bands and signature."""
+    columns: dict[str, pa.Array] = {
+        KEY: pa.array(keys, pa.int64()),
+        DIGEST: dedup.exact_digests(text),
+    }
+    if params is not None:
+        signature = dedup.signatures(text, params)
+        bands = dedup.band_hashes(signature, params)
+        # A text without words has no bands: it is nobody's near duplicate.
+        valid = pa.array(dedup.has_words(signature))
+        flat_bands = pa.array(bands.reshape(-1), pa.uint64())
+        columns[BANDS] = pa.FixedSizeListArray.from_arrays(flat_bands, params.bands)
+        columns[BANDS] = pa.compute.if_else(valid, columns[BANDS], None)
+        flat_sig = pa.array(signature.reshape(-1), pa.uint32())
+        columns[SIGNATURE] = pa.FixedSizeListArray.from_arrays(flat_sig, params.num_perm)
+    return pa.table(columns)
+
+
+def write_signatures(spec: dict[str, Any]) -> dict[str, Any]:
+    """Pass 1 for one input file: its signature rows, as ``_dedup/signatures/part-N``."""
+    root = storage.resolve(spec["output_uri"])
+    params = _params(spec)
+    text_column, index = spec["text_column"], spec["index"]
+    counts = {"num_rows": 0, "text_bytes": 0}
+
+    def tables() -> Iterator[pa.Table]:
+        for table in _rows(spec):
+            if text_column not in table.column_names:
+                raise InputError(f"{spec['uri']}: no {text_column!r} column")
+            text = text_as_string(table.column(text_column))
+            keys = dedup.order_keys(index, counts["num_rows"], table.num_rows)
+            counts["num_rows"] += table.num_rows
+            counts["text_bytes"] += int(pa.compute.sum(pa.compute.binary_length(text)).as_py() or 0)
+            yield signature_table(text, keys, params)
+
+    storage.make_dirs(root.child(STAGING))
+    write_part(root.child(STAGING), index, tables(), signature_schema(params), "none")
+    return counts
+
+
+def signature_schema(params: dedup.MinHashParams | None) -> pa.Schema:
+    fields = [pa.field(KEY, pa.int64()), pa.field(DIGEST, pa.binary(dedup.EXACT_DIGEST_BYTES))]
+    if params is not None:
+        fields += [
+            pa.field(BANDS, pa.list_(pa.uint64(), params.bands)),
+            pa.field(SIGNATURE, pa.list_(pa.uint32(), params.num_perm)),
+        ]
+    return pa.schema(fields)
+
+
+def _exact_groups(group: pa.Table) -> pa.Table:
+    """One digest's rows: every key but the smallest, with the smallest beside it."""
+    keys = np.sort(np.asarray(group.column(KEY)))
+    if len(keys) < 2 or group.column(DIGEST).null_count:
+        return pa.table({KEY: pa.array([], pa.int64()), "survivor": pa.array([], pa.int64())})
+    return pa.table({KEY: keys[1:], "survivor": np.full(len(keys) - 1, keys[0])})
+
+
+def _band_rows(batch: pa.Table) -> pa.Table:
+    """One row per (key, band) of the rows that have words: the band's hash and the key."""
+    bands = batch.column(BANDS)
+    valid = bands.is_valid()
+    kept = batch.filter(valid)
+    width = kept.schema.field(BANDS).type.list_size
+    flat = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
+    keys = np.repeat(np.asarray(kept.column(KEY)), width)
+    return pa.table({"bucket": pa.array(flat, pa.uint64()), KEY: pa.array(keys, pa.int64())})
+
+
+def _bucket_pairs(group: pa.Table) -> pa.Table:
+    """One band bucket's rows: each key but the smallest, paired with the smallest."""
+    keys = np.unique(np.asarray(group.column(KEY)))
+    first = np.full(max(len(keys) - 1, 0), keys[0] if len(keys) else 0, dtype=np.int64)
+    return pa.table({"first": pa.array(first, pa.int64()), KEY: pa.array(keys[1:], pa.int64())})
+
+
+def find_duplicates(
+    signature_uris: list[str],
+    params: dedup.MinHashParams | None,
+    scheduling: RayOptions | None = None,
+) -> tuple[dict[int, int], dict[int, int]]:
+    """Pass 2: ``(exact, near)``, each mapping a removed key to the key that survives it.
+
+    Groups are formed by Ray Data (``groupby(...).map_groups``); only groups of more than
+    one row come back, so the driver holds the duplicates, not the dataset.
+    """
+    import ray.data
+
+    # As many shuffle partitions as signature files: Ray Data's default (200) costs
+    # seconds of tasks on a small dataset, and a file's rows are one part's worth.
+    partitions = len(signature_uris)
+    digests = ray.data.read_parquet(signature_uris, columns=[KEY, DIGEST])
+    exact_rows = digests.groupby(DIGEST, num_partitions=partitions).map_groups(
+        _exact_groups, batch_format="pyarrow"
+    )
+    exact = {int(r[KEY]): int(r["survivor"]) for r in exact_rows.take_all()}
+    if params is None:
+        return exact, {}
+    banded = ray.data.read_parquet(signature_uris, columns=[KEY, BANDS]).map_batches(
+        _band_rows, batch_format="pyarrow"
+    )
+    pairs = banded.groupby("bucket", num_partitions=partitions).map_groups(
+        _bucket_pairs, batch_format="pyarrow"
+    )
+    edges = {(int(r["first"]), int(r[KEY])) for r in pairs.take_all()}
+    # Exact duplicates are settled already: only their survivors take part here.
+    edges = {(exact.get(a, a), exact.get(b, b)) for a, b in edges}
+    edges = {(a, b) for a, b in edges if a != b}
+    if not edges:
+        return exact, {}
+    wanted = np.unique(np.array(sorted(edges), dtype=np.int64).reshape(-1))
+    signatures = _signatures_of(signature_uris, wanted)
+    verified: dict[int, list[int]] = {}
+    for a, b in sorted(edges):
+        similarity = dedup.estimated_similarity(signatures[a], signatures[b])
+        if similarity >= params.threshold:
+            verified.setdefault(min(a, b), []).append(max(a, b))
+    return exact, dedup.survivors_of(verified)
+
+
+def _signatures_of(signature_uris: list[str], keys: np.ndarray) -> dict[int, np.ndarray]:
+    """The full signatures of ``keys`` only, read by Ray Data from the signature files."""
+    import ray
+    import ray.data
+
+    wanted = ray.put(keys)
+
+    def keep(batch: pa.Table) -> pa.Table:
+        chosen = np.isin(np.asarray(batch.column(KEY)), ray.get(wanted))
+        return batch.filter(pa.array(chosen))
+
+    found = ray.data.read_parquet(signature_uris, columns=[KEY, SIGNATURE]).map_batches(
+        keep, batch_format="pyarrow"
+    )
+    return {int(r[KEY]): np.asarray(r[SIGNATURE]) for r in found.take_all()}
+
+
+def write_deduped_part(spec: dict[str, Any]) -> dict[str, Any]:
+    """Pass 3 for one input file: the part without its removed rows, and its index."""
+    root = storage.resolve(spec["output_uri"])
+    schema = _decode_schema(spec["schema"])
+    removed = np.array(spec["removed_rows"], dtype=np.int64)
+    position = 0
+    kept_rows: list[np.ndarray] = []
+
+    def tables() -> Iterator[pa.Table]:
+        nonlocal position
+        for table in _rows(spec):
+            rows = np.arange(position, position + table.num_rows, dtype=np.int64)
+            position += table.num_rows
+            keep = ~np.isin(rows, removed)
+            kept_rows.append(rows[keep])
+            yield table.filter(pa.array(keep)).select(schema.names).cast(schema)
+
+    entry = write_part(root, spec["index"], tables(), schema, spec["compression"])
+    kept = np.concatenate(kept_rows) if kept_rows else np.array([], np.int64)
+    _write_index(root, spec, kept)
+    return {"path": entry.path, "num_rows": entry.num_rows, "size_bytes": entry.size_bytes}
+
+
+def _write_index(root: Location, spec: dict[str, Any], kept: np.ndarray) -> None:
+    """The kept rows' signature rows, keyed by their place in the output part."""
+    staging = root.child(STAGING).child(dataset.part_name(spec["index"]))
+    with staging.fs.open_input_file(staging.path) as handle:
+        signatures = pq.read_table(handle)
+    rows = np.asarray(signatures.column(KEY)) & np.int64((1 << dedup.ROW_BITS) - 1)
+    chosen = signatures.filter(pa.array(np.isin(rows, kept)))
+    keys = dedup.order_keys(spec["index"], 0, chosen.num_rows)
+    chosen = chosen.set_column(0, KEY, pa.array(keys, pa.int64()))
+    storage.make_dirs(root.child(INDEX))
+    write_part(root.child(INDEX), spec["index"], [chosen], chosen.schema, "none")
+
+
+def dedup_dataset(
+    input_uri: str,
+    output_uri: str,
+    mode: str = "exact",
+    text_column: str = "cleaned_text",
+    params: dedup.MinHashParams | None = None,
+    batch_size: int = 8192,
+    compression: str = "snappy",
+    scheduling: RayOptions | None = None,
+    on_done: Callable[[int, int, Done], None] | None = None,
+    deadline: float | None = None,
+) -> dict[str, Any]:
+    """Remove duplicates of ``text_column`` from the input into a committed dataset.
+
+    Of each group of duplicates the row first in input order survives (files in
+    manifest order, then rows). Returns the manifest.
+    """
+    if mode not in MODES:
+        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
+    params = (params or dedup.MinHashParams()) if mode == "near" else None
+    started = time.monotonic()
+    found = inputs.discover(input_uri, "auto")
+    root = storage.resolve(output_uri)
+    dataset.check_disjoint(found.root, root)
+    uris = [f.uri for f in found.files]
+    inspected = inspect_inputs(uris, found.format, scheduling)
+    schema = input_schema(inspected, found.format, text_column)
+    leftovers = dataset.prepare_output(root)
+    common = {
+        "format": found.format,
+        "input_schema": _encode_schema(schema),
+        "text_column": text_column,
+        "batch_size": batch_size,
+        "output_uri": root.uri,
+        "mode": mode,
+        "params": params.__dict__ if params else None,
+    }
+    specs = [{**common, "index": i, "uri": uri} for i, uri in enumerate(uris)]
+    counted = map_items(write_signatures, specs, scheduling=scheduling, deadline=deadline)
+    signature_uris = [root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))]
+    exact, near = find_duplicates(signature_uris, params, scheduling)
+    removed: dict[int, list[int]] = {}
+    for key in (*exact, *near):
+        file_index, row = dedup.key_position(key)
+        removed.setdefault(file_index, []).append(row)
+    write_specs = [
+        {
+            **spec,
+            "schema": _encode_schema(schema),
+            "compression": compression,
+            "removed_rows": sorted(removed.get(i, [])),
+        }
+        for i, spec in enumerate(specs)
+    ]
+    parts = map_items(
+        write_deduped_part, write_specs, scheduling=scheduling, on_done=on_done, deadline=deadline
+    )
+    entries = [FileEntry(**part.result) for part in parts]
+    rows_in = sum(part.result["num_rows"] for part in counted)
+    # Each removed row's final survivor: an exact duplicate's survivor may itself be a
+    # near duplicate of an earlier row.
+    final = {k: near.get(v, v) for k, v in exact.items()} | near
+    group_sizes: dict[int, int] = {}
+    for survivor in final.values():
+        group_sizes[survivor] = group_sizes.get(survivor, 1) + 1
+    stats = {
+        "rows_in": rows_in,
+        "exact_duplicates_removed": len(exact),
+        "near_duplicates_removed": len(near),
+        "groups": len(group_sizes),
+        "largest_group": max(group_sizes.values(), default=1),
+        "against_removed": 0,
+    }
+    if sum(e.num_rows for e in entries) != rows_in - len(exact) - len(near):
+        raise RuntimeError(f"wrote {sum(e.num_rows for e in entries)} rows of {rows_in}")
+    manifest = dataset.build_manifest(
+        entries,
+        schema,
+        stage="dedup",
+        parameters={
+            "input_uri": found.uri,
+            "mode": mode,
+            "text_column": text_column,
+            **({"minhash": params.__dict__} if params else {}),
+        },
+        inputs={
+            "num_files": len(found.files),
+            "num_rows": rows_in,
+            "size_bytes": sum(f.size_bytes for f in found.files),
+            **found.fingerprint,
+        },
+        stats={"text_bytes": sum(part.result["text_bytes"] for part in counted)},
+        dedup={
+            **stats,
+            "index": [f"{INDEX}/{dataset.part_name(i)}" for i in range(len(uris))],
+        },
+        timings={"total_seconds": round(time.monotonic() - started, 3)},
+        execution=execution_summary(
+            parts,
+            [
+                (p.result["num_rows"], c.result["text_bytes"])
+                for p, c in zip(parts, counted, strict=True)
+            ],
+        ),
+    )
+    dataset.commit(root, manifest, leftovers, deadline)
+    for i in range(len(uris)):
+        storage.delete_file(root.child(STAGING).child(dataset.part_name(i)))
+    storage.remove_empty_dir(root.child(STAGING))
+    return manifest
