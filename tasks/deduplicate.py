@@ -38,6 +38,8 @@ MODES = ("exact", "near")
 STAGING = "_dedup/signatures"
 INDEX = "_dedup/index"
 KEY, DIGEST, BANDS, SIGNATURE = "key", "digest", "bands", "signature"
+# The per-group examples a run reports: this many largest groups, this many rows each.
+EXAMPLE_GROUPS, EXAMPLE_ROWS = 10, 5
 
 
 def _rows(spec: dict[str, Any]) -> Iterator[pa.Table]:
@@ -259,6 +261,27 @@ def _write_index(root: Location, spec: dict[str, Any], kept: np.ndarray) -> None
     write_part(root.child(INDEX), spec["index"], [chosen], chosen.schema, "none")
 
 
+def group_examples(
+    members: dict[int, list[int]], uris: list[str], groups: int = EXAMPLE_GROUPS
+) -> list[dict[str, Any]]:
+    """The largest groups of duplicates (ties: the earliest survivor), each with its
+    size and the first few rows as ``file:row``: the survivor first, then the removed."""
+
+    def where(key: int) -> str:
+        file_index, row = dedup.key_position(key)
+        return f"{uris[file_index]}:{row}"
+
+    largest = sorted(members.items(), key=lambda item: (-len(item[1]), item[0]))[:groups]
+    return [
+        {
+            "rows": len(keys),
+            "survivor": where(survivor),
+            "removed (first few)": ", ".join(where(k) for k in keys[1 : EXAMPLE_ROWS + 1]),
+        }
+        for survivor, keys in largest
+    ]
+
+
 def dedup_dataset(
     input_uri: str,
     output_uri: str,
@@ -324,6 +347,9 @@ def dedup_dataset(
     group_sizes: dict[int, int] = {}
     for survivor in final.values():
         group_sizes[survivor] = group_sizes.get(survivor, 1) + 1
+    members: dict[int, list[int]] = {}
+    for removed_key, survivor in sorted(final.items()):
+        members.setdefault(survivor, [survivor]).append(removed_key)
     stats = {
         "rows_in": rows_in,
         "exact_duplicates_removed": len(exact),
@@ -353,6 +379,7 @@ def dedup_dataset(
         stats={"text_bytes": sum(part.result["text_bytes"] for part in counted)},
         dedup={
             **stats,
+            "examples": group_examples(members, uris),
             "index": [f"{INDEX}/{dataset.part_name(i)}" for i in range(len(uris))],
         },
         timings={"total_seconds": round(time.monotonic() - started, 3)},

@@ -134,6 +134,12 @@ class StageReport:
                 key=f"{stage}-quality",
                 description="Labels, null texts and how much cleaning removed",
             )
+        if stage == "dedup":
+            create_table_artifact(
+                manifest["dedup"]["examples"],
+                key=f"{stage}-groups",
+                description="The largest groups of duplicates: the survivor and rows removed",
+            )
         links = [f"- Output: [{output}]({output}) (read it through `_manifest.json`)"]
         if dashboard := internals.dashboard_url():
             links.append(f"- Ray dashboard: [{dashboard}]({dashboard})")

@@ -48,7 +48,7 @@ def stage_summary(
         ("Ray CPUs", sum(n["cpus"] for n in nodes)),
     ]
     for name, value in (manifest.get("dedup") or {}).items():
-        if name != "index":  # the dedup step's counts; the index is a list of files
+        if name not in ("index", "examples"):  # the dedup step's counts only
             rows.append((name.replace("_", " "), value))
     if spilled_bytes:
         rows.append(("object store spilled bytes", spilled_bytes))

@@ -85,6 +85,16 @@ def test_near_mode_removes_planted_copies_and_keeps_the_rest(tmp_path):
     assert stats["exact_duplicates_removed"] == len(exact)
     assert stats["near_duplicates_removed"] == len(near)
     assert stats["groups"] >= 1 and stats["largest_group"] >= 2
+    # The largest group first, its survivor the earliest of its rows.
+    top = stats["examples"][0]
+    assert top["rows"] == stats["largest_group"]
+
+    def position(where: str) -> tuple[str, int]:
+        path, row = where.rsplit(":", 1)
+        return path, int(row)  # input files are named part-0 .. part-2: in input order
+
+    removed = [position(w) for w in top["removed (first few)"].split(", ")]
+    assert removed and all(r > position(top["survivor"]) for r in removed)
     # The index beside the output: one row per kept row, keyed by its output place.
     index = pa.concat_tables(
         pq.read_table(tmp_path / "out" / path) for path in manifest["dedup"]["index"]
@@ -131,8 +141,11 @@ def test_the_dedup_flow_commits_and_reports_its_counts(tmp_path, prefect_server)
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
     assert manifest["num_rows"] == len(rows) - len(exact) - len(near)
     with get_client(sync_client=True) as client:
-        summary = table(artifacts_of(client, state.state_details.flow_run_id)["dedup-summary"])
+        found = artifacts_of(client, state.state_details.flow_run_id)
+        summary, found_groups = table(found["dedup-summary"]), found["dedup-groups"]
     assert summary["rows in"] == len(rows)
     assert summary["rows out"] == manifest["num_rows"]
     assert summary["exact duplicates removed"] == len(exact)
     assert summary["near duplicates removed"] == len(near)
+    groups = json.loads(found_groups.data)
+    assert groups == manifest["dedup"]["examples"] and groups[0]["rows"] >= 2
