@@ -32,6 +32,7 @@ def dedup(
     shingle: Annotated[int, Field(ge=1)] = 5,
     num_perm: Annotated[int, Field(ge=1)] = 128,
     bands: Annotated[int, Field(ge=1)] = 16,
+    against: list[str] | None = None,
     compression: Literal["snappy", "zstd", "none"] = "snappy",
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
@@ -54,6 +55,10 @@ def dedup(
         shingle: near: words per shingle.
         num_perm: near: MinHash values per row.
         bands: near: LSH bands (must divide num_perm); more bands find less similar pairs.
+        against: Earlier outputs of this step (for the nightly, earlier dt= partitions)
+            whose rows count as already kept: input rows duplicating them are removed,
+            read through their signature indexes, not their text. In near mode they
+            must have been written with the same shingle, num_perm and bands.
         compression: Parquet codec of the output files.
         ray: Where and how the parts run on Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3.
@@ -61,6 +66,7 @@ def dedup(
     """
     until = deadline.after(timeout_minutes)
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
+    earlier = [canonical_uri(uri) for uri in against or []]
     params = (
         MinHashParams(threshold=threshold, shingle=shingle, num_perm=num_perm, bands=bands)
         if mode == "near"
@@ -73,7 +79,7 @@ def dedup(
             "dedup",
             output,
             until,
-            s3=settings_for([source, output], aws_credentials),
+            s3=settings_for([source, output, *earlier], aws_credentials),
             input_uri=source,
             output_uri=output,
             mode=mode,
@@ -81,6 +87,7 @@ def dedup(
             params=params,
             compression=compression,
             scheduling=ray,
+            against=earlier,
         )
     stats = manifest["dedup"]
     get_run_logger().info(

@@ -169,6 +169,14 @@ def _is_our_manifest(root: Location, relative: list[str]) -> bool:
     return manifest is not None and manifest.get("manifest_version") == MANIFEST_VERSION
 
 
+def listed_files(manifest: dict) -> list[str]:
+    """Every file a manifest owns, relative to the dataset root: its data files, and the
+    dedup step's signature index beside them."""
+    return [f["path"] for f in manifest["files"]] + list(
+        (manifest.get("dedup") or {}).get("index", [])
+    )
+
+
 def commit(
     root: Location, manifest: dict, leftovers: Iterable[str], deadline: float | None = None
 ) -> None:
@@ -178,8 +186,7 @@ def commit(
     already been reported failed, so its output must not appear afterwards.
     """
     deadline_check(deadline, f"commit {root.uri}")
-    listed = {f["path"] for f in manifest["files"]}  # type: ignore[index]
-    listed |= set(manifest.get("dedup", {}).get("index", []))  # type: ignore[union-attr]
+    listed = set(listed_files(manifest))
     for relative in leftovers:
         if relative not in listed and is_own_file(relative):
             storage.delete_file(root.child(relative))

@@ -164,29 +164,58 @@ def _bucket_pairs(group: pa.Table) -> pa.Table:
     return pa.table({"first": pa.array(first, pa.int64()), KEY: pa.array(keys[1:], pa.int64())})
 
 
+def _against_keys(paths: dict[str, int], count: int) -> Callable[[pa.Table], pa.Table]:
+    """Re-key rows of the ``against`` indexes below every key of this run's input: the
+    index file at ``paths[path]`` becomes file ``paths[path] - count`` (negative)."""
+
+    def rekey(batch: pa.Table) -> pa.Table:
+        files = np.array([paths[p] - count for p in batch.column("path").to_pylist()])
+        rows = np.asarray(batch.column(KEY)) & np.int64((1 << dedup.ROW_BITS) - 1)
+        keys = (files.astype(np.int64) << np.int64(dedup.ROW_BITS)) | rows
+        batch = batch.drop_columns(["path"])
+        return batch.set_column(batch.schema.get_field_index(KEY), KEY, pa.array(keys))
+
+    return rekey
+
+
+def _signature_rows(signature_uris: list[str], against_uris: list[str], columns: list[str]):
+    """This run's signature rows, and the ``against`` indexes' rows keyed below them."""
+    import ray.data
+
+    rows = ray.data.read_parquet(signature_uris, columns=columns)
+    if not against_uris:
+        return rows
+    paths = {storage.resolve(uri).path: i for i, uri in enumerate(against_uris)}
+    against = ray.data.read_parquet(against_uris, columns=columns, include_paths=True)
+    return rows.union(
+        against.map_batches(_against_keys(paths, len(against_uris)), batch_format="pyarrow")
+    )
+
+
 def find_duplicates(
     signature_uris: list[str],
     params: dedup.MinHashParams | None,
-    scheduling: RayOptions | None = None,
+    against_uris: list[str] | None = None,
 ) -> tuple[dict[int, int], dict[int, int]]:
     """Pass 2: ``(exact, near)``, each mapping a removed key to the key that survives it.
 
     Groups are formed by Ray Data (``groupby(...).map_groups``); only groups of more than
-    one row come back, so the driver holds the duplicates, not the dataset.
+    one row come back, so the driver holds the duplicates, not the dataset. Rows of the
+    ``against`` index files have negative keys: they survive any group they are in and
+    are never removed (they are not this run's to remove).
     """
-    import ray.data
-
+    against_uris = against_uris or []
     # As many shuffle partitions as signature files: Ray Data's default (200) costs
     # seconds of tasks on a small dataset, and a file's rows are one part's worth.
-    partitions = len(signature_uris)
-    digests = ray.data.read_parquet(signature_uris, columns=[KEY, DIGEST])
+    partitions = len(signature_uris) + len(against_uris)
+    digests = _signature_rows(signature_uris, against_uris, [KEY, DIGEST])
     exact_rows = digests.groupby(DIGEST, num_partitions=partitions).map_groups(
         _exact_groups, batch_format="pyarrow"
     )
     exact = {int(r[KEY]): int(r["survivor"]) for r in exact_rows.take_all()}
     if params is None:
-        return exact, {}
-    banded = ray.data.read_parquet(signature_uris, columns=[KEY, BANDS]).map_batches(
+        return {k: v for k, v in exact.items() if k >= 0}, {}
+    banded = _signature_rows(signature_uris, against_uris, [KEY, BANDS]).map_batches(
         _band_rows, batch_format="pyarrow"
     )
     pairs = banded.groupby("bucket", num_partitions=partitions).map_groups(
@@ -196,22 +225,25 @@ def find_duplicates(
     # Exact duplicates are settled already: only their survivors take part here.
     edges = {(exact.get(a, a), exact.get(b, b)) for a, b in edges}
     edges = {(a, b) for a, b in edges if a != b}
+    exact = {k: v for k, v in exact.items() if k >= 0}
     if not edges:
         return exact, {}
     wanted = np.unique(np.array(sorted(edges), dtype=np.int64).reshape(-1))
-    signatures = _signatures_of(signature_uris, wanted)
+    signatures = _signatures_of(signature_uris, against_uris, wanted)
     verified: dict[int, list[int]] = {}
     for a, b in sorted(edges):
         similarity = dedup.estimated_similarity(signatures[a], signatures[b])
         if similarity >= params.threshold:
             verified.setdefault(min(a, b), []).append(max(a, b))
-    return exact, dedup.survivors_of(verified)
+    near = {k: v for k, v in dedup.survivors_of(verified).items() if k >= 0}
+    return exact, near
 
 
-def _signatures_of(signature_uris: list[str], keys: np.ndarray) -> dict[int, np.ndarray]:
+def _signatures_of(
+    signature_uris: list[str], against_uris: list[str], keys: np.ndarray
+) -> dict[int, np.ndarray]:
     """The full signatures of ``keys`` only, read by Ray Data from the signature files."""
     import ray
-    import ray.data
 
     wanted = ray.put(keys)
 
@@ -219,7 +251,7 @@ def _signatures_of(signature_uris: list[str], keys: np.ndarray) -> dict[int, np.
         chosen = np.isin(np.asarray(batch.column(KEY)), ray.get(wanted))
         return batch.filter(pa.array(chosen))
 
-    found = ray.data.read_parquet(signature_uris, columns=[KEY, SIGNATURE]).map_batches(
+    found = _signature_rows(signature_uris, against_uris, [KEY, SIGNATURE]).map_batches(
         keep, batch_format="pyarrow"
     )
     return {int(r[KEY]): np.asarray(r[SIGNATURE]) for r in found.take_all()}
@@ -261,14 +293,56 @@ def _write_index(root: Location, spec: dict[str, Any], kept: np.ndarray) -> None
     write_part(root.child(INDEX), spec["index"], [chosen], chosen.schema, "none")
 
 
+def against_indexes(
+    against: list[str], params: dedup.MinHashParams | None, output: Location
+) -> list[str]:
+    """The signature index files of the ``against`` datasets, checked to be committed
+    outputs of this step that carry what this run compares (in near mode, signatures
+    made with the same shingles, permutations and bands)."""
+    files: list[str] = []
+    for uri in against:
+        root = storage.resolve(uri)
+        if root.contains(output) or output.contains(root):
+            raise InputError(f"against {root.uri}: is or holds this run's output_uri")
+        manifest = dataset.read_manifest(root)
+        if manifest is None:
+            raise InputError(f"against {root.uri}: no _manifest.json, not a committed dataset")
+        index = (manifest.get("dedup") or {}).get("index")
+        if index is None:
+            raise InputError(
+                f"against {root.uri}: not written by the dedup step (no signature index)"
+            )
+        if params is not None:
+            theirs = (manifest.get("parameters") or {}).get("minhash")
+            if theirs is None:
+                raise InputError(
+                    f"against {root.uri}: deduplicated in exact mode, so it has no MinHash "
+                    "signatures for near mode"
+                )
+            for name in ("shingle", "num_perm", "bands", "seed"):
+                if theirs[name] != getattr(params, name):
+                    raise InputError(
+                        f"against {root.uri}: its signatures use {name}={theirs[name]}, this "
+                        f"run {name}={getattr(params, name)}; they must match"
+                    )
+        files += [root.child(path).uri for path in index]
+    return files
+
+
 def group_examples(
-    members: dict[int, list[int]], uris: list[str], groups: int = EXAMPLE_GROUPS
+    members: dict[int, list[int]],
+    uris: list[str],
+    against_index: list[str],
+    groups: int = EXAMPLE_GROUPS,
 ) -> list[dict[str, Any]]:
     """The largest groups of duplicates (ties: the earliest survivor), each with its
-    size and the first few rows as ``file:row``: the survivor first, then the removed."""
+    size and the first few rows as ``file:row``: the survivor first, then the removed.
+    A survivor from an ``against`` dataset is named by its index file."""
 
     def where(key: int) -> str:
         file_index, row = dedup.key_position(key)
+        if file_index < 0:
+            return f"{against_index[file_index + len(against_index)]}:{row}"
         return f"{uris[file_index]}:{row}"
 
     largest = sorted(members.items(), key=lambda item: (-len(item[1]), item[0]))[:groups]
@@ -293,11 +367,14 @@ def dedup_dataset(
     scheduling: RayOptions | None = None,
     on_done: Callable[[int, int, Done], None] | None = None,
     deadline: float | None = None,
+    against: list[str] | None = None,
 ) -> dict[str, Any]:
     """Remove duplicates of ``text_column`` from the input into a committed dataset.
 
     Of each group of duplicates the row first in input order survives (files in
-    manifest order, then rows). Returns the manifest.
+    manifest order, then rows). Rows of the ``against`` datasets (earlier outputs of
+    this step) count as kept before all of them: input rows that duplicate one are
+    removed, through those datasets' signature indexes only. Returns the manifest.
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -309,6 +386,7 @@ def dedup_dataset(
     uris = [f.uri for f in found.files]
     inspected = inspect_inputs(uris, found.format, scheduling)
     schema = input_schema(inspected, found.format, text_column)
+    against_index = against_indexes(against or [], params, root)
     leftovers = dataset.prepare_output(root)
     common = {
         "format": found.format,
@@ -322,7 +400,7 @@ def dedup_dataset(
     specs = [{**common, "index": i, "uri": uri} for i, uri in enumerate(uris)]
     counted = map_items(write_signatures, specs, scheduling=scheduling, deadline=deadline)
     signature_uris = [root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))]
-    exact, near = find_duplicates(signature_uris, params, scheduling)
+    exact, near = find_duplicates(signature_uris, params, against_index)
     removed: dict[int, list[int]] = {}
     for key in (*exact, *near):
         file_index, row = dedup.key_position(key)
@@ -356,7 +434,7 @@ def dedup_dataset(
         "near_duplicates_removed": len(near),
         "groups": len(group_sizes),
         "largest_group": max(group_sizes.values(), default=1),
-        "against_removed": 0,
+        "against_removed": sum(1 for survivor in final.values() if survivor < 0),
     }
     if sum(e.num_rows for e in entries) != rows_in - len(exact) - len(near):
         raise RuntimeError(f"wrote {sum(e.num_rows for e in entries)} rows of {rows_in}")
@@ -369,6 +447,7 @@ def dedup_dataset(
             "mode": mode,
             "text_column": text_column,
             **({"minhash": params.__dict__} if params else {}),
+            "against": [storage.resolve(uri).uri for uri in against or []],
         },
         inputs={
             "num_files": len(found.files),
@@ -379,7 +458,7 @@ def dedup_dataset(
         stats={"text_bytes": sum(part.result["text_bytes"] for part in counted)},
         dedup={
             **stats,
-            "examples": group_examples(members, uris),
+            "examples": group_examples(members, uris, against_index),
             "index": [f"{INDEX}/{dataset.part_name(i)}" for i in range(len(uris))],
         },
         timings={"total_seconds": round(time.monotonic() - started, 3)},

@@ -52,8 +52,10 @@ def remove_committed(root: Location) -> int | None:
     if manifest is None or manifest.get("writer") != dataset.WRITER:
         return None
     storage.delete_file(root.child(dataset.MANIFEST_NAME))
-    for entry in manifest["files"]:
-        storage.delete_file(root.child(entry["path"]))
+    for relative in dataset.listed_files(manifest):
+        storage.delete_file(root.child(relative))
+    for folder in (*dataset.OWN_FOLDERS, "_dedup"):  # the dedup step's, once empty
+        storage.remove_empty_dir(root.child(folder))
     storage.remove_empty_dir(root)
     return len(manifest["files"])
 

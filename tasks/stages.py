@@ -147,6 +147,7 @@ def dedup_task(
     params: MinHashParams | None,
     compression: str,
     scheduling: RayOptions,
+    against: list[str] | None = None,
     s3: S3Settings | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
@@ -163,6 +164,7 @@ def dedup_task(
             scheduling=scheduling,
             on_done=on_done,
             deadline=deadline,
+            against=against,
         )
 
     with storage.using_s3(s3):
