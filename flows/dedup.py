@@ -33,6 +33,7 @@ def dedup(
     num_perm: Annotated[int, Field(ge=1)] = 128,
     bands: Annotated[int, Field(ge=1)] = 16,
     against: list[str] | None = None,
+    against_earlier: bool = False,
     compression: Literal["snappy", "zstd", "none"] = "snappy",
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
@@ -59,6 +60,8 @@ def dedup(
             whose rows count as already kept: input rows duplicating them are removed,
             read through their signature indexes, not their text. In near mode they
             must have been written with the same shingle, num_perm and bands.
+        against_earlier: Also compare against this step's committed outputs in the
+            dt= folders beside output_uri dated before it (the nightly's earlier dates).
         compression: Parquet codec of the output files.
         ray: Where and how the parts run on Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3.
@@ -88,6 +91,7 @@ def dedup(
             compression=compression,
             scheduling=ray,
             against=earlier,
+            against_earlier=against_earlier,
         )
     stats = manifest["dedup"]
     get_run_logger().info(

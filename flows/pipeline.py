@@ -13,6 +13,7 @@ from pydantic import Field
 
 from flows import runs
 from flows.create_bucket import create_bucket
+from flows.dedup import dedup as dedup_step
 from flows.generate import generate
 from flows.preprocess import preprocess
 from flows.runner import PipelineRayTaskRunner, start_ray
@@ -22,8 +23,9 @@ from tasks.raydata import RayInit, RayOptions
 from tasks.stages import retention_task
 from tasks.synth import MAX_TEXT_LENGTH
 
-# The datasets of a bucket, in the order the pipeline writes them.
-DATASETS = ("raw", "preprocessed")
+# The datasets of a bucket, in the order the pipeline writes them (deduped only with
+# the dedup step on).
+DATASETS = ("raw", "preprocessed", "deduped")
 
 
 @flow(
@@ -49,10 +51,12 @@ def pipeline(
     aws_credentials: AwsCredentials | None = None,
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
     keep_days: Annotated[int, Field(ge=1)] | None = None,
+    dedup: Literal["none", "exact", "near"] = "none",
 ) -> str:
     """Create the bucket, generate into {bucket_uri}/raw, clean into {bucket_uri}/preprocessed.
 
-    Returns the URI of the preprocessed dataset (also the pipeline-output artifact).
+    Returns the URI of the last dataset committed, preprocessed or (with dedup) deduped;
+    it is also the pipeline-output artifact.
 
     Args:
         bucket_uri: The bucket: a local path, file:// or s3://name; a bare s3:// creates
@@ -79,9 +83,13 @@ def pipeline(
         timeout_minutes: Fail the run this long after it starts; the dataset being
             written then is not committed (what an earlier step committed stays).
         keep_days: With daily, after a successful run remove the committed partitions
-            of raw and preprocessed dated keep_days or more days before the run's date
-            (7 keeps the run's date and the six before it). Folders without a manifest
-            of ours are never removed.
+            of raw, preprocessed and deduped dated keep_days or more days before the
+            run's date (7 keeps the run's date and the six before it). Folders without
+            a manifest of ours are never removed.
+        dedup: A fourth step, the dedup flow with its defaults, from preprocessed into
+            {bucket_uri}/deduped: exact or near duplicates removed (none: no fourth
+            step). With daily, each date's rows are also checked against the earlier
+            dates' deduped partitions still kept.
     """
     until = deadline.after(timeout_minutes)
     day = None
@@ -93,18 +101,18 @@ def pipeline(
         raw_bytes = space.generated_bytes(num_rows, text_length)
         space.check_free_space(
             storage.resolve(bucket_uri),
-            raw_bytes + space.preprocessed_bytes(raw_bytes, keep_text),
+            raw_bytes
+            + space.preprocessed_bytes(raw_bytes, keep_text) * (1 if dedup == "none" else 2),
             "pipeline",
         )
     runs.tag_flow_run("pipeline", bucket_uri, *([f"dt:{day}"] if day else []))
     start_ray(ray.init)
     stage_ray = ray.model_copy(update={"init": RayInit()})  # this run's Ray is up
     bucket = create_bucket(bucket_uri, region=region, aws_credentials=aws_credentials)
-    raw_uri, output_uri = (f"{bucket}/{name}" for name in DATASETS)
+    raw_uri, output_uri, deduped_uri = (f"{bucket}/{name}" for name in DATASETS)
     if day:
-        raw_uri, output_uri = (
-            partitions.partition(raw_uri, day),
-            partitions.partition(output_uri, day),
+        raw_uri, output_uri, deduped_uri = (
+            partitions.partition(uri, day) for uri in (raw_uri, output_uri, deduped_uri)
         )
         seed = partitions.daily_seed(seed, day)
         get_run_logger().info("processing the partition of %s (seed %d)", day, seed)
@@ -130,6 +138,17 @@ def pipeline(
         aws_credentials=aws_credentials,
         timeout_minutes=_minutes_left(until),
     )
+    if dedup != "none":
+        output = dedup_step(
+            output,
+            deduped_uri,
+            mode=dedup,
+            against_earlier=bool(day),
+            compression=compression,
+            ray=stage_ray,
+            aws_credentials=aws_credentials,
+            timeout_minutes=_minutes_left(until),
+        )
     if day and keep_days:
         # Light listing and deleting: run in this process, not on Ray.
         with runs.tagged("retention", bucket):
@@ -144,7 +163,8 @@ def pipeline(
         key="pipeline-output",
         link=output,
         link_text=output,
-        description="The preprocessed dataset this run committed (read it through _manifest.json).",
+        description="The last dataset this run committed, preprocessed or deduped (read it "
+        "through _manifest.json).",
     )
     return output
 

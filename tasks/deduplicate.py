@@ -17,6 +17,8 @@ Then the manifest commits the dataset, as every stage here does.
 
 from __future__ import annotations
 
+import logging
+import posixpath
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -25,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks import dataset, dedup, inputs, storage
+from tasks import dataset, dedup, inputs, retention, storage
 from tasks.clean import STRING_TYPES, text_as_string
 from tasks.dataset import FileEntry
 from tasks.errors import InputError
@@ -33,6 +35,8 @@ from tasks.parts import write_part
 from tasks.preprocess import _decode_schema, _encode_schema, inspect_inputs
 from tasks.raydata import Done, RayOptions, execution_summary, map_items
 from tasks.storage import Location
+
+log = logging.getLogger(__name__)
 
 MODES = ("exact", "near")
 STAGING = "_dedup/signatures"
@@ -329,6 +333,32 @@ def against_indexes(
     return files
 
 
+def earlier_partitions(output: Location, params: dedup.MinHashParams | None) -> list[str]:
+    """The committed outputs of this step in the ``dt=`` folders beside ``output``, dated
+    before it, that this run can compare against (in near mode: the same signatures).
+    For the nightly: each night's rows are checked against every night still kept."""
+    name = posixpath.basename(output.path.rstrip("/"))
+    day = retention.partition_date(name)
+    if day is None:
+        raise InputError(
+            f"against_earlier: output_uri {output.uri} is not a dt=YYYY-MM-DD partition"
+        )
+    parent = Location(output.scheme, posixpath.dirname(output.path.rstrip("/")), output.s3)
+    found = []
+    for folder in storage.list_dirs(parent):
+        earlier = retention.partition_date(folder)
+        if earlier is None or earlier >= day:
+            continue
+        root = parent.child(folder)
+        try:
+            against_indexes([root.uri], params, output)
+        except InputError as exc:  # not ours, not committed, or other signatures
+            log.info("not comparing against %s: %s", root.uri, exc)
+            continue
+        found.append(root.uri)
+    return found
+
+
 def group_examples(
     members: dict[int, list[int]],
     uris: list[str],
@@ -368,13 +398,16 @@ def dedup_dataset(
     on_done: Callable[[int, int, Done], None] | None = None,
     deadline: float | None = None,
     against: list[str] | None = None,
+    against_earlier: bool = False,
 ) -> dict[str, Any]:
     """Remove duplicates of ``text_column`` from the input into a committed dataset.
 
     Of each group of duplicates the row first in input order survives (files in
     manifest order, then rows). Rows of the ``against`` datasets (earlier outputs of
     this step) count as kept before all of them: input rows that duplicate one are
-    removed, through those datasets' signature indexes only. Returns the manifest.
+    removed, through those datasets' signature indexes only. ``against_earlier`` adds
+    the earlier ``dt=`` partitions beside the output (:func:`earlier_partitions`).
+    Returns the manifest.
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -386,7 +419,10 @@ def dedup_dataset(
     uris = [f.uri for f in found.files]
     inspected = inspect_inputs(uris, found.format, scheduling)
     schema = input_schema(inspected, found.format, text_column)
-    against_index = against_indexes(against or [], params, root)
+    against = list(against or [])
+    if against_earlier:
+        against += [uri for uri in earlier_partitions(root, params) if uri not in against]
+    against_index = against_indexes(against, params, root)
     leftovers = dataset.prepare_output(root)
     common = {
         "format": found.format,
@@ -447,7 +483,7 @@ def dedup_dataset(
             "mode": mode,
             "text_column": text_column,
             **({"minhash": params.__dict__} if params else {}),
-            "against": [storage.resolve(uri).uri for uri in against or []],
+            "against": [storage.resolve(uri).uri for uri in against],
         },
         inputs={
             "num_files": len(found.files),

@@ -148,6 +148,7 @@ def dedup_task(
     compression: str,
     scheduling: RayOptions,
     against: list[str] | None = None,
+    against_earlier: bool = False,
     s3: S3Settings | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
@@ -165,6 +166,7 @@ def dedup_task(
             on_done=on_done,
             deadline=deadline,
             against=against,
+            against_earlier=against_earlier,
         )
 
     with storage.using_s3(s3):

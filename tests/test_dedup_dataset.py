@@ -218,3 +218,32 @@ def test_retention_removes_a_dedup_output_with_its_index(tmp_path):
     assert remove_committed(resolve(str(tmp_path / "out"))) == len(manifest["files"])
     # Everything we wrote is gone, index folders included; what we did not write stays.
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["NOTES.txt"]
+
+
+def test_the_nightly_pipeline_dedups_each_date_against_the_earlier_ones(tmp_path, prefect_server):
+    """Three dates of 2-character texts (many repeats within and across dates): each
+    date keeps only texts no earlier row of it or of an earlier date had."""
+    from flows.pipeline import pipeline
+
+    bucket = tmp_path / "bucket"
+    days = ["2026-03-01", "2026-03-02", "2026-03-03"]
+    seen: set[str] = set()
+    for i, day in enumerate(days):
+        output = pipeline(
+            str(bucket), num_rows=400, num_files=2, text_length=2, run_date=day, dedup="exact"
+        )
+        assert output == f"file://{bucket}/deduped/dt={day}"
+        cleaned = read_dataset(str(bucket / "preprocessed" / f"dt={day}")).to_pylist()
+        expected = []
+        for row in cleaned:
+            if row["cleaned_text"] not in seen:
+                expected.append(row["id"])
+                seen.add(row["cleaned_text"])
+        kept = read_dataset(output.removeprefix("file://"))
+        assert kept.column("id").to_pylist() == expected
+        manifest = json.loads((bucket / "deduped" / f"dt={day}" / "_manifest.json").read_text())
+        assert manifest["parameters"]["against"] == [
+            f"file://{bucket}/deduped/dt={earlier}" for earlier in days[:i]
+        ]
+        if i:
+            assert manifest["dedup"]["against_removed"] > 0
