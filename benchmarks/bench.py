@@ -54,6 +54,28 @@ FIXED_REPEATS = 3
 KERNEL_PARTS = 5
 
 
+def start_driver(
+    side: str, args: dict[str, Any], env: dict[str, str], log: Path
+) -> subprocess.Popen:
+    """One side's driver process (``benchmarks.drivers``), its stderr into ``log``."""
+    with log.open("w") as err:  # the child keeps its own copy of the descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.drivers", side, json.dumps(args)],
+            cwd=ROOT,
+            env={**os.environ, **QUIET, **env},
+            stdout=subprocess.PIPE,
+            stderr=err,
+            text=True,
+        )
+
+
+def driver_result(side: str, process: subprocess.Popen, out: str, log: Path) -> dict[str, Any]:
+    """The JSON line a driver printed last: its seconds, and a side's own figures."""
+    if process.returncode != 0:
+        raise RuntimeError(f"{side} failed ({process.returncode}); see {log}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
 def run_side(
     side: str, args: dict[str, Any], env: dict[str, str], work: Path, ray: RayHead | None
 ) -> dict[str, Any]:
@@ -62,22 +84,12 @@ def run_side(
     log = work / f"{side}-{len(list(work.glob(f'{side}*.log')))}.log"
     print(f"  {side} {json.dumps(args)}", flush=True)
     started = time.perf_counter()
-    with log.open("w") as err:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.drivers", side, json.dumps(args)],
-            cwd=ROOT,
-            env={**os.environ, **QUIET, **env},
-            stdout=subprocess.PIPE,
-            stderr=err,
-            text=True,
-        )
-        roots = [process.pid] + ([ray.process.pid] if ray else [])
-        with PeakMemory(roots) as memory:
-            out, _ = process.communicate()
+    process = start_driver(side, args, env, log)
+    roots = [process.pid] + ([ray.process.pid] if ray else [])
+    with PeakMemory(roots) as memory:
+        out, _ = process.communicate()
     wall = time.perf_counter() - started
-    if process.returncode != 0:
-        raise RuntimeError(f"{side} failed ({process.returncode}); see {log}")
-    reported = json.loads(out.strip().splitlines()[-1])  # seconds, and a side's own figures
+    reported = driver_result(side, process, out, log)
     print(f"    {reported['seconds']:.1f} s, peak memory {memory.peak / GIB:.2f} GiB", flush=True)
     return {**reported, "wall_seconds": wall, "peak_memory_bytes": memory.peak}
 
@@ -167,32 +179,18 @@ def kernel_limits(work: Path, env: dict[str, str]) -> dict[str, Any]:
     print(f"kernels: {FILE_MB} MB parts, {cpus} plain processes of one core each, no Ray")
     processes = []
     for i in range(cpus):
-        kernels_dir = work / f"kernels-{i}"
-        kernels_dir.mkdir()
+        (work / f"kernels-{i}").mkdir()
         side_args = {
-            "work": str(kernels_dir),
+            "work": str(work / f"kernels-{i}"),
             "rows": rows,
             "text_length": TEXT_LENGTH,
             "repeats": KERNEL_PARTS,
         }
-        log = (work / f"kernels-{i}.log").open("w")
-        command = [sys.executable, "-m", "benchmarks.drivers", "kernels", json.dumps(side_args)]
-        processes.append(
-            subprocess.Popen(
-                command,
-                cwd=ROOT,
-                env={**os.environ, **QUIET, **env},
-                stdout=subprocess.PIPE,
-                stderr=log,
-                text=True,
-            )
-        )
+        processes.append(start_driver("kernels", side_args, env, work / f"kernels-{i}.log"))
     results = []
     for i, process in enumerate(processes):
         out, _ = process.communicate()
-        if process.returncode != 0:
-            raise RuntimeError(f"kernels failed ({process.returncode}); see {work}/kernels-{i}.log")
-        results.append(json.loads(out.strip().splitlines()[-1]))
+        results.append(driver_result("kernels", process, out, work / f"kernels-{i}.log"))
         shutil.rmtree(work / f"kernels-{i}")
     generate = sum(r["generate_mb_per_s_per_core"] for r in results)
     clean = sum(r["clean_mb_per_s_per_core"] for r in results)

@@ -101,19 +101,24 @@ def _is_text_type(kind: pa.DataType) -> bool:
     return kind in STRING_TYPES or pa.types.is_string_view(kind) or pa.types.is_null(kind)
 
 
-def check_input_schema(schema: pa.Schema, where: str, text_column: str = "text") -> None:
-    """Raise naming ``where`` unless ``schema`` has a string ``text_column`` and no
-    ``cleaned_text``."""
+def check_text_column(schema: pa.Schema, where: str, text_column: str = "text") -> None:
+    """Raise naming ``where`` unless ``schema`` has ``text_column`` of a string type."""
     if text_column not in schema.names:
         raise InputError(
             f"{where}: no {text_column!r} column (columns: {', '.join(schema.names) or 'none'});"
             " set text_column to the column that holds the text"
         )
-    if CLEANED_COLUMN in schema.names:
-        raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
     kind = schema.field(text_column).type
     if not _is_text_type(kind):
         raise InputError(f"{where}: column {text_column!r} has type {kind}, expected a string type")
+
+
+def check_input_schema(schema: pa.Schema, where: str, text_column: str = "text") -> None:
+    """Raise naming ``where`` unless ``schema`` has a string ``text_column`` and no
+    ``cleaned_text``."""
+    if text_column in schema.names and CLEANED_COLUMN in schema.names:
+        raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
+    check_text_column(schema, where, text_column)
 
 
 def text_as_string(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:

@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks import dataset, dedup, inputs, retention, storage
-from tasks.clean import STRING_TYPES, text_as_string
+from tasks.clean import check_text_column, text_as_string
 from tasks.dataset import FileEntry
 from tasks.errors import InputError
 from tasks.parts import write_part
@@ -61,18 +61,7 @@ def input_schema(inspected: list[dict[str, Any]], fmt: str, text_column: str) ->
     JSON files' schemas are unified as preprocess does; Parquet files must agree."""
     schemas = [_decode_schema(i["schema"]) for i in inspected]
     for info, schema in zip(inspected, schemas, strict=True):
-        if text_column not in schema.names:
-            raise InputError(
-                f"{info['uri']}: no {text_column!r} column (columns: {', '.join(schema.names)});"
-                " set text_column to the column to compare"
-            )
-        kind = schema.field(text_column).type
-        if pa.types.is_dictionary(kind):
-            kind = kind.value_type
-        if kind not in STRING_TYPES and not pa.types.is_string_view(kind):
-            raise InputError(
-                f"{info['uri']}: column {text_column!r} has type {kind}, expected a string type"
-            )
+        check_text_column(schema, info["uri"], text_column)
     if fmt == "json":
         where = f"{inspected[0]['uri']} and the other input files: their columns' types differ"
         return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
@@ -118,9 +107,7 @@ def write_signatures(spec: dict[str, Any]) -> dict[str, Any]:
     counts = {"num_rows": 0, "text_bytes": 0}
 
     def tables() -> Iterator[pa.Table]:
-        for table in _rows(spec):
-            if text_column not in table.column_names:
-                raise InputError(f"{spec['uri']}: no {text_column!r} column")
+        for table in _rows(spec):  # its schema was checked before any part started
             text = text_as_string(table.column(text_column))
             keys = dedup.order_keys(index, counts["num_rows"], table.num_rows)
             counts["num_rows"] += table.num_rows
@@ -163,8 +150,8 @@ def _band_rows(batch: pa.Table) -> pa.Table:
 
 def _bucket_pairs(group: pa.Table) -> pa.Table:
     """One band bucket's rows: each key but the smallest, paired with the smallest."""
-    keys = np.unique(np.asarray(group.column(KEY)))
-    first = np.full(max(len(keys) - 1, 0), keys[0] if len(keys) else 0, dtype=np.int64)
+    keys = np.unique(np.asarray(group.column(KEY)))  # a group has at least one row
+    first = np.full(len(keys) - 1, keys[0], dtype=np.int64)
     return pa.table({"first": pa.array(first, pa.int64()), KEY: pa.array(keys[1:], pa.int64())})
 
 
@@ -297,46 +284,49 @@ def _write_index(root: Location, spec: dict[str, Any], kept: np.ndarray) -> None
     write_part(root.child(INDEX), spec["index"], [chosen], chosen.schema, "none")
 
 
+def index_files(uri: str, params: dedup.MinHashParams | None, output: Location) -> list[str]:
+    """The signature index files of the dataset at ``uri``, checked to be a committed
+    output of this step that carries what this run compares (in near mode, signatures
+    made with the same shingles, permutations and bands)."""
+    root = storage.resolve(uri)
+    if root.contains(output) or output.contains(root):
+        raise InputError(f"against {root.uri}: is or holds this run's output_uri")
+    manifest = dataset.read_manifest(root)
+    if manifest is None:
+        raise InputError(f"against {root.uri}: no _manifest.json, not a committed dataset")
+    index = (manifest.get("dedup") or {}).get("index")
+    if index is None:
+        raise InputError(f"against {root.uri}: not written by the dedup step (no signature index)")
+    if params is not None:
+        theirs = (manifest.get("parameters") or {}).get("minhash")
+        if theirs is None:
+            raise InputError(
+                f"against {root.uri}: deduplicated in exact mode, so it has no MinHash "
+                "signatures for near mode"
+            )
+        for name in ("shingle", "num_perm", "bands", "seed"):
+            if theirs[name] != getattr(params, name):
+                raise InputError(
+                    f"against {root.uri}: its signatures use {name}={theirs[name]}, this "
+                    f"run {name}={getattr(params, name)}; they must match"
+                )
+    return [root.child(path).uri for path in index]
+
+
 def against_indexes(
     against: list[str], params: dedup.MinHashParams | None, output: Location
 ) -> list[str]:
-    """The signature index files of the ``against`` datasets, checked to be committed
-    outputs of this step that carry what this run compares (in near mode, signatures
-    made with the same shingles, permutations and bands)."""
-    files: list[str] = []
-    for uri in against:
-        root = storage.resolve(uri)
-        if root.contains(output) or output.contains(root):
-            raise InputError(f"against {root.uri}: is or holds this run's output_uri")
-        manifest = dataset.read_manifest(root)
-        if manifest is None:
-            raise InputError(f"against {root.uri}: no _manifest.json, not a committed dataset")
-        index = (manifest.get("dedup") or {}).get("index")
-        if index is None:
-            raise InputError(
-                f"against {root.uri}: not written by the dedup step (no signature index)"
-            )
-        if params is not None:
-            theirs = (manifest.get("parameters") or {}).get("minhash")
-            if theirs is None:
-                raise InputError(
-                    f"against {root.uri}: deduplicated in exact mode, so it has no MinHash "
-                    "signatures for near mode"
-                )
-            for name in ("shingle", "num_perm", "bands", "seed"):
-                if theirs[name] != getattr(params, name):
-                    raise InputError(
-                        f"against {root.uri}: its signatures use {name}={theirs[name]}, this "
-                        f"run {name}={getattr(params, name)}; they must match"
-                    )
-        files += [root.child(path).uri for path in index]
-    return files
+    """The index files of every ``against`` dataset (:func:`index_files`), in order."""
+    return [file for uri in against for file in index_files(uri, params, output)]
 
 
-def earlier_partitions(output: Location, params: dedup.MinHashParams | None) -> list[str]:
+def earlier_partitions(
+    output: Location, params: dedup.MinHashParams | None
+) -> dict[str, list[str]]:
     """The committed outputs of this step in the ``dt=`` folders beside ``output``, dated
-    before it, that this run can compare against (in near mode: the same signatures).
-    For the nightly: each night's rows are checked against every night still kept."""
+    before it, that this run can compare against (in near mode: the same signatures),
+    each with its index files. For the nightly: each night's rows are checked against
+    every night still kept."""
     name = posixpath.basename(output.path.rstrip("/"))
     day = retention.partition_date(name)
     if day is None:
@@ -344,18 +334,16 @@ def earlier_partitions(output: Location, params: dedup.MinHashParams | None) -> 
             f"against_earlier: output_uri {output.uri} is not a dt=YYYY-MM-DD partition"
         )
     parent = Location(output.scheme, posixpath.dirname(output.path.rstrip("/")), output.s3)
-    found = []
+    found: dict[str, list[str]] = {}
     for folder in storage.list_dirs(parent):
         earlier = retention.partition_date(folder)
         if earlier is None or earlier >= day:
             continue
-        root = parent.child(folder)
+        uri = parent.child(folder).uri
         try:
-            against_indexes([root.uri], params, output)
+            found[uri] = index_files(uri, params, output)
         except InputError as exc:  # not ours, not committed, or other signatures
-            log.info("not comparing against %s: %s", root.uri, exc)
-            continue
-        found.append(root.uri)
+            log.info("not comparing against %s: %s", uri, exc)
     return found
 
 
@@ -419,10 +407,11 @@ def dedup_dataset(
     uris = [f.uri for f in found.files]
     inspected = inspect_inputs(uris, found.format, scheduling)
     schema = input_schema(inspected, found.format, text_column)
-    against = list(against or [])
+    indexed = {storage.resolve(u).uri: index_files(u, params, root) for u in against or []}
     if against_earlier:
-        against += [uri for uri in earlier_partitions(root, params) if uri not in against]
-    against_index = against_indexes(against, params, root)
+        earlier = earlier_partitions(root, params)
+        indexed |= {uri: files for uri, files in earlier.items() if uri not in indexed}
+    against_index = [file for files in indexed.values() for file in files]
     leftovers = dataset.prepare_output(root)
     common = {
         "format": found.format,
@@ -458,18 +447,15 @@ def dedup_dataset(
     # Each removed row's final survivor: an exact duplicate's survivor may itself be a
     # near duplicate of an earlier row.
     final = {k: near.get(v, v) for k, v in exact.items()} | near
-    group_sizes: dict[int, int] = {}
-    for survivor in final.values():
-        group_sizes[survivor] = group_sizes.get(survivor, 1) + 1
-    members: dict[int, list[int]] = {}
+    members: dict[int, list[int]] = {}  # survivor: the survivor, then the rows removed
     for removed_key, survivor in sorted(final.items()):
         members.setdefault(survivor, [survivor]).append(removed_key)
     stats = {
         "rows_in": rows_in,
         "exact_duplicates_removed": len(exact),
         "near_duplicates_removed": len(near),
-        "groups": len(group_sizes),
-        "largest_group": max(group_sizes.values(), default=1),
+        "groups": len(members),
+        "largest_group": max(map(len, members.values()), default=1),
         "against_removed": sum(1 for survivor in final.values() if survivor < 0),
     }
     if sum(e.num_rows for e in entries) != rows_in - len(exact) - len(near):
@@ -483,7 +469,7 @@ def dedup_dataset(
             "mode": mode,
             "text_column": text_column,
             **({"minhash": params.__dict__} if params else {}),
-            "against": [storage.resolve(uri).uri for uri in against],
+            "against": list(indexed),
         },
         inputs={
             "num_files": len(found.files),
