@@ -224,6 +224,36 @@ def jaccard(a: str, b: str, shingle: int) -> float:
     return len(left & right) / len(left | right)
 
 
+def digest_words(digests: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The non-null 16-byte digests as rows of two uint64 words, for sorting in NumPy."""
+    if isinstance(digests, pa.ChunkedArray):
+        digests = digests.combine_chunks()
+    digests = digests.drop_null()
+    raw = np.frombuffer(digests.buffers()[1], dtype=np.uint64)
+    words = EXACT_DIGEST_BYTES // 8
+    return raw[digests.offset * words : (digests.offset + len(digests)) * words].reshape(-1, words)
+
+
+def first_of_runs(values: list[np.ndarray], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Rows that share all of ``values`` with another row, paired with the smallest key
+    among them: ``(first, key)`` for every key but the smallest of each such group.
+
+    Vectorised (one sort), so a shard of millions of rows costs one call, not one per
+    group.
+    """
+    order = np.lexsort((keys, *reversed(values)))
+    ordered = [np.asarray(v)[order] for v in values]
+    keys = np.asarray(keys)[order]
+    starts = np.ones(len(keys), dtype=bool)
+    for column in ordered:
+        starts[1:] &= column[1:] == column[:-1]
+    starts[1:] = ~starts[1:]
+    first = keys[np.flatnonzero(starts)][np.cumsum(starts) - 1]
+    # The same key twice in one group (two bands of one row hashing alike) is no pair.
+    pair = first != keys
+    return first[pair], keys[pair]
+
+
 def survivors_of(groups: dict[int, list[int]]) -> dict[int, int]:
     """For each duplicate key of ``groups`` (any key to its duplicates), the key that
     survives in its place: the smallest key connected to it."""

@@ -42,6 +42,9 @@ MODES = ("exact", "near")
 STAGING = "_dedup/signatures"
 INDEX = "_dedup/index"
 KEY, DIGEST, BANDS, SIGNATURE = "key", "digest", "bands", "signature"
+SHARD, FIRST = "shard", "first"
+# Rows of one shard of the grouping pass: about 100 MB of (shard, key, hash) rows.
+SHARD_ROWS = 4_000_000
 # The per-group examples a run reports: this many largest groups, this many rows each.
 EXAMPLE_GROUPS, EXAMPLE_ROWS = 10, 5
 
@@ -129,30 +132,71 @@ def signature_schema(params: dedup.MinHashParams | None) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _exact_groups(group: pa.Table) -> pa.Table:
-    """One digest's rows: every key but the smallest, with the smallest beside it."""
-    keys = np.sort(np.asarray(group.column(KEY)))
-    if len(keys) < 2 or group.column(DIGEST).null_count:
-        return pa.table({KEY: pa.array([], pa.int64()), "survivor": pa.array([], pa.int64())})
-    return pa.table({KEY: keys[1:], "survivor": np.full(len(keys) - 1, keys[0])})
+def _digest_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
+    """Signature rows as (shard, key, hi, lo): the digest as two words, and the shard
+    (a slice of the digest space) that brings equal digests together."""
+
+    def rows(batch: pa.Table) -> pa.Table:
+        digest = batch.column(DIGEST)
+        words = dedup.digest_words(digest)
+        keys = np.asarray(batch.filter(digest.is_valid()).column(KEY))
+        return pa.table(
+            {
+                SHARD: pa.array(words[:, 1] % np.uint64(shards), pa.uint64()),
+                KEY: pa.array(keys, pa.int64()),
+                "hi": pa.array(words[:, 0], pa.uint64()),
+                "lo": pa.array(words[:, 1], pa.uint64()),
+            }
+        )
+
+    return rows
 
 
-def _band_rows(batch: pa.Table) -> pa.Table:
-    """One row per (key, band) of the rows that have words: the band's hash and the key."""
-    bands = batch.column(BANDS)
-    valid = bands.is_valid()
-    kept = batch.filter(valid)
-    width = kept.schema.field(BANDS).type.list_size
-    flat = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
-    keys = np.repeat(np.asarray(kept.column(KEY)), width)
-    return pa.table({"bucket": pa.array(flat, pa.uint64()), KEY: pa.array(keys, pa.int64())})
+def _band_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
+    """One row per (key, band) of the rows that have words: the band's hash (bucket), the
+    key, and the shard (a slice of the bucket space) that brings equal buckets together."""
+
+    def rows(batch: pa.Table) -> pa.Table:
+        kept = batch.filter(batch.column(BANDS).is_valid())
+        width = kept.schema.field(BANDS).type.list_size
+        flat = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
+        keys = np.repeat(np.asarray(kept.column(KEY)), width)
+        return pa.table(
+            {
+                SHARD: pa.array(flat % np.uint64(shards), pa.uint64()),
+                KEY: pa.array(keys, pa.int64()),
+                "bucket": pa.array(flat, pa.uint64()),
+            }
+        )
+
+    return rows
 
 
-def _bucket_pairs(group: pa.Table) -> pa.Table:
-    """One band bucket's rows: each key but the smallest, paired with the smallest."""
-    keys = np.unique(np.asarray(group.column(KEY)))  # a group has at least one row
-    first = np.full(len(keys) - 1, keys[0], dtype=np.int64)
-    return pa.table({"first": pa.array(first, pa.int64()), KEY: pa.array(keys[1:], pa.int64())})
+def _pairs_in(columns: list[str]) -> Callable[[pa.Table], pa.Table]:
+    """A shard's duplicates: each key that shares ``columns`` with a smaller key, beside
+    the smallest such key (:func:`tasks.dedup.first_of_runs`)."""
+
+    def pairs(shard: pa.Table) -> pa.Table:
+        values = [np.asarray(shard.column(c)) for c in columns]
+        first, keys = dedup.first_of_runs(values, np.asarray(shard.column(KEY)))
+        return pa.table({FIRST: pa.array(first, pa.int64()), KEY: pa.array(keys, pa.int64())})
+
+    return pairs
+
+
+def _shard_pairs(rows, columns: list[str], shards: int) -> list[tuple[int, int]]:
+    """The ``(first, key)`` pairs of every shard, grouped by Ray Data. One call per
+    shard, vectorised: a call per digest or bucket would cost one Python call per row."""
+    grouped = rows.groupby(SHARD, num_partitions=shards).map_groups(
+        _pairs_in(columns), batch_format="pyarrow"
+    )
+    return [(int(r[FIRST]), int(r[KEY])) for r in grouped.take_all()]
+
+
+def shard_count(files: int, rows: int) -> int:
+    """Shards for grouping ``rows`` rows: at least one per file, and at most
+    ``SHARD_ROWS`` rows each, so a shard's memory is bounded whatever the file sizes."""
+    return max(files, -(-rows // SHARD_ROWS), 1)
 
 
 def _against_keys(paths: dict[str, int], count: int) -> Callable[[pa.Table], pa.Table]:
@@ -187,45 +231,45 @@ def find_duplicates(
     signature_uris: list[str],
     params: dedup.MinHashParams | None,
     against_uris: list[str] | None = None,
+    rows: int = 0,
 ) -> tuple[dict[int, int], dict[int, int]]:
     """Pass 2: ``(exact, near)``, each mapping a removed key to the key that survives it.
 
-    Groups are formed by Ray Data (``groupby(...).map_groups``); only groups of more than
-    one row come back, so the driver holds the duplicates, not the dataset. Rows of the
-    ``against`` index files have negative keys: they survive any group they are in and
-    are never removed (they are not this run's to remove).
+    Ray Data groups the signature rows (``rows`` of them in this run's input) by shard
+    of their digest, and of their band hashes; each shard's duplicates are found in one
+    vectorised call, and only those come back, so the driver holds the duplicates, not
+    the dataset. Rows of the ``against`` index files have negative keys: they survive
+    any group they are in and are never removed (they are not this run's to remove).
     """
     against_uris = against_uris or []
-    # As many shuffle partitions as signature files: Ray Data's default (200) costs
-    # seconds of tasks on a small dataset, and a file's rows are one part's worth.
-    partitions = len(signature_uris) + len(against_uris)
-    digests = _signature_rows(signature_uris, against_uris, [KEY, DIGEST])
-    exact_rows = digests.groupby(DIGEST, num_partitions=partitions).map_groups(
-        _exact_groups, batch_format="pyarrow"
+    files = len(signature_uris) + len(against_uris)
+    shards = shard_count(files, rows)
+    digests = _signature_rows(signature_uris, against_uris, [KEY, DIGEST]).map_batches(
+        _digest_rows(shards), batch_format="pyarrow"
     )
-    exact = {int(r[KEY]): int(r["survivor"]) for r in exact_rows.take_all()}
+    exact = {key: first for first, key in _shard_pairs(digests, ["hi", "lo"], shards)}
     if params is None:
         return {k: v for k, v in exact.items() if k >= 0}, {}
+    shards = shard_count(files, rows * params.bands)
     banded = _signature_rows(signature_uris, against_uris, [KEY, BANDS]).map_batches(
-        _band_rows, batch_format="pyarrow"
+        _band_rows(shards), batch_format="pyarrow"
     )
-    pairs = banded.groupby("bucket", num_partitions=partitions).map_groups(
-        _bucket_pairs, batch_format="pyarrow"
-    )
-    edges = {(int(r["first"]), int(r[KEY])) for r in pairs.take_all()}
+    edges = set(_shard_pairs(banded, ["bucket"], shards))
     # Exact duplicates are settled already: only their survivors take part here.
     edges = {(exact.get(a, a), exact.get(b, b)) for a, b in edges}
     edges = {(a, b) for a, b in edges if a != b}
     exact = {k: v for k, v in exact.items() if k >= 0}
     if not edges:
         return exact, {}
-    wanted = np.unique(np.array(sorted(edges), dtype=np.int64).reshape(-1))
-    signatures = _signatures_of(signature_uris, against_uris, wanted)
+    pairs = np.array(sorted(edges), dtype=np.int64)
+    wanted, where = np.unique(pairs, return_inverse=True)
+    found = _signatures_of(signature_uris, against_uris, wanted)
+    matrix = np.stack([found[int(k)] for k in wanted])
+    where = where.reshape(-1, 2)
+    similar = dedup.estimated_similarity(matrix[where[:, 0]], matrix[where[:, 1]])
     verified: dict[int, list[int]] = {}
-    for a, b in sorted(edges):
-        similarity = dedup.estimated_similarity(signatures[a], signatures[b])
-        if similarity >= params.threshold:
-            verified.setdefault(min(a, b), []).append(max(a, b))
+    for a, b in pairs[similar >= params.threshold].tolist():
+        verified.setdefault(min(a, b), []).append(max(a, b))
     near = {k: v for k, v in dedup.survivors_of(verified).items() if k >= 0}
     return exact, near
 
@@ -425,7 +469,8 @@ def dedup_dataset(
     specs = [{**common, "index": i, "uri": uri} for i, uri in enumerate(uris)]
     counted = map_items(write_signatures, specs, scheduling=scheduling, deadline=deadline)
     signature_uris = [root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))]
-    exact, near = find_duplicates(signature_uris, params, against_index)
+    rows_in = sum(part.result["num_rows"] for part in counted)
+    exact, near = find_duplicates(signature_uris, params, against_index, rows_in)
     removed: dict[int, list[int]] = {}
     for key in (*exact, *near):
         file_index, row = dedup.key_position(key)
@@ -443,7 +488,6 @@ def dedup_dataset(
         write_deduped_part, write_specs, scheduling=scheduling, on_done=on_done, deadline=deadline
     )
     entries = [FileEntry(**part.result) for part in parts]
-    rows_in = sum(part.result["num_rows"] for part in counted)
     # Each removed row's final survivor: an exact duplicate's survivor may itself be a
     # near duplicate of an earlier row.
     final = {k: near.get(v, v) for k, v in exact.items()} | near

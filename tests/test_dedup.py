@@ -151,3 +151,25 @@ def test_the_smallest_connected_key_survives() -> None:
     # 9-5 and 5-3 chain: 3 survives for both; 7-8 alone: 7 survives; 1 has no duplicate.
     survivors = dedup.survivors_of({9: [5], 5: [3], 8: [7], 1: []})
     assert survivors == {9: 3, 5: 3, 8: 7}
+
+
+def test_runs_pair_every_key_with_the_smallest_key_sharing_its_values() -> None:
+    rng = np.random.default_rng(3)
+    hi, lo = rng.integers(0, 3, 500, dtype=np.uint64), rng.integers(0, 4, 500, dtype=np.uint64)
+    keys = rng.permutation(np.arange(-50, 450, dtype=np.int64))
+    first, paired = dedup.first_of_runs([hi, lo], keys)
+    groups: dict[tuple[int, int], list[int]] = {}
+    for h, low, key in zip(hi.tolist(), lo.tolist(), keys.tolist(), strict=True):
+        groups.setdefault((h, low), []).append(key)
+    expected = {k: min(g) for g in groups.values() for k in g if k != min(g)}
+    assert dict(zip(paired.tolist(), first.tolist(), strict=True)) == expected
+    assert len(paired) == len(expected)  # each key once
+    empty = dedup.first_of_runs([np.array([], np.uint64)], np.array([], np.int64))
+    assert [len(a) for a in empty] == [0, 0]
+
+
+def test_digest_words_are_the_digests_bytes_and_skip_nulls() -> None:
+    digests = dedup.exact_digests(pa.array(["a", None, "b", "a", "b"]))
+    words = dedup.digest_words(pa.chunked_array([digests.slice(1)]))
+    assert [w.tobytes() for w in words] == [d for d in digests.to_pylist()[1:] if d is not None]
+    assert words[0].tobytes() != words[1].tobytes() and (words[0] == words[2]).all()
