@@ -431,6 +431,7 @@ def dedup_dataset(
     deadline: float | None = None,
     against: list[str] | None = None,
     against_earlier: bool = False,
+    on_phase: Callable[[str], None] = log.info,
 ) -> dict[str, Any]:
     """Remove duplicates of ``text_column`` from the input into a committed dataset.
 
@@ -439,7 +440,7 @@ def dedup_dataset(
     this step) count as kept before all of them: input rows that duplicate one are
     removed, through those datasets' signature indexes only. ``against_earlier`` adds
     the earlier ``dt=`` partitions beside the output (:func:`earlier_partitions`).
-    Returns the manifest.
+    ``on_phase`` hears a line as each pass starts. Returns the manifest.
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -467,9 +468,15 @@ def dedup_dataset(
         "params": params.__dict__ if params else None,
     }
     specs = [{**common, "index": i, "uri": uri} for i, uri in enumerate(uris)]
+    on_phase(f"pass 1/3: signatures of {len(uris)} input files into {root.child(STAGING).uri}")
     counted = map_items(write_signatures, specs, scheduling=scheduling, deadline=deadline)
     signature_uris = [root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))]
     rows_in = sum(part.result["num_rows"] for part in counted)
+    on_phase(
+        f"pass 2/3: grouping {rows_in} rows"
+        + (f" and {len(against_index)} index files of earlier outputs" if against_index else "")
+        + (" by digest and LSH band" if params else " by digest")
+    )
     exact, near = find_duplicates(signature_uris, params, against_index, rows_in)
     removed: dict[int, list[int]] = {}
     for key in (*exact, *near):
@@ -484,6 +491,10 @@ def dedup_dataset(
         }
         for i, spec in enumerate(specs)
     ]
+    on_phase(
+        f"pass 3/3: writing {len(uris)} parts without {len(exact)} exact and {len(near)} "
+        "near duplicates"
+    )
     parts = map_items(
         write_deduped_part, write_specs, scheduling=scheduling, on_done=on_done, deadline=deadline
     )

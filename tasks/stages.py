@@ -167,6 +167,7 @@ def dedup_task(
             deadline=deadline,
             against=against,
             against_earlier=against_earlier,
+            on_phase=get_run_logger().info,
         )
 
     with storage.using_s3(s3):

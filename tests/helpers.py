@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.clean import clean_text
+from tasks.dataset import listed_files
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -31,10 +32,11 @@ def tree_digest(root: Path) -> dict[str, str]:
 
 
 def assert_committed(root: Path) -> dict:
-    """The manifest lists exactly the data files present, with true counts and sizes."""
+    """The manifest lists exactly the files present (data files, and a dedup output's
+    signature index), with true counts and sizes."""
     manifest = json.loads((root / "_manifest.json").read_text())
     present = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
-    listed = sorted(f["path"] for f in manifest["files"])
+    listed = sorted(listed_files(manifest))
     assert present == sorted([*listed, "_manifest.json"])
     for entry in manifest["files"]:
         path = root / entry["path"]
@@ -124,39 +126,57 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def kill_generate_mid_write(
-    output_uri: str, gcs_address: str, num_rows: int, num_files: int, wrote: Callable[[], bool]
+def kill_flow_when(
+    script: str, output_uri: str, gcs_address: str, log: Path, ready: Callable[[str], bool]
 ) -> None:
-    """Run the generate flow in a process of its own, SIGKILL it once ``wrote()`` sees a
-    part, and free the write slot its lease would hold for minutes (as an operator would)."""
+    """Run ``script`` (a flow run writing ``output_uri``) in a process of its own on the
+    Ray at ``gcs_address``, its output into ``log``; SIGKILL it once ``ready(output so
+    far)``, and free the write slot its lease would hold for minutes (as an operator
+    would)."""
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
 
     from tasks import exclusive
+    from tasks.storage import canonical_uri
 
-    script = (
-        "from flows.generate import generate\n"
-        f"generate({output_uri!r}, num_rows={num_rows}, num_files={num_files}, text_length=1000)\n"
-    )
     env = {
         **os.environ,
         "PREFECT_API_URL": PREFECT_API_URL.value(),
         "RAY_ADDRESS": gcs_address,
         "RAY_AUTH_MODE": "token",
     }
-    proc = subprocess.Popen([sys.executable, "-c", script], env=env, start_new_session=True)
+    proc = start_process([sys.executable, "-c", script], env, Path.cwd(), log)
     try:
         deadline = time.monotonic() + 240
-        while not wrote():
-            assert proc.poll() is None, "the flow ended before it wrote anything"
-            assert time.monotonic() < deadline
-            time.sleep(0.1)
+        while not ready(log.read_text(errors="replace")):
+            assert proc.poll() is None, "the flow ended first:\n" + log.read_text()[-3000:]
+            assert time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.05)
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
     time.sleep(2)  # Ray ends the dead driver's tasks
     with get_client(sync_client=True) as client:
-        client.delete_global_concurrency_limit_by_name(exclusive.limit_name(output_uri))
+        client.delete_global_concurrency_limit_by_name(
+            exclusive.limit_name(canonical_uri(output_uri))
+        )
+
+
+def kill_generate_mid_write(
+    output_uri: str,
+    gcs_address: str,
+    num_rows: int,
+    num_files: int,
+    wrote: Callable[[], bool],
+    log: Path,
+) -> None:
+    """Run the generate flow in a process of its own and SIGKILL it once ``wrote()``
+    sees a part (:func:`kill_flow_when`)."""
+    script = (
+        "from flows.generate import generate\n"
+        f"generate({output_uri!r}, num_rows={num_rows}, num_files={num_files}, text_length=1000)\n"
+    )
+    kill_flow_when(script, output_uri, gcs_address, log, lambda _: wrote())
 
 
 async def everything_prefect_recorded() -> str:

@@ -106,6 +106,7 @@ def test_a_flow_killed_mid_write_is_finished_by_the_next_run(tmp_path, ray_clust
         num_rows=120000,
         num_files=8,
         wrote=lambda: bool(list(out.glob("part-*.parquet"))),
+        log=tmp_path / "killed.log",
     )
     assert not (out / "_manifest.json").exists()
     assert (out / "_writing.json").exists()

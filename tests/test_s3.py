@@ -327,7 +327,7 @@ def test_a_part_failing_once_on_s3_is_retried_by_itself_to_an_exact_result(aws_e
 
 
 @pytest.mark.usefixtures("flows_env")
-def test_a_flow_killed_mid_write_on_s3_is_finished_by_the_next_run(aws_env, ray_cluster):
+def test_a_flow_killed_mid_write_on_s3_is_finished_by_the_next_run(aws_env, ray_cluster, tmp_path):
     bucket = _new_bucket()
     out = f"s3://{bucket}/raw"
     kill_generate_mid_write(
@@ -336,6 +336,7 @@ def test_a_flow_killed_mid_write_on_s3_is_finished_by_the_next_run(aws_env, ray_
         num_rows=24000,
         num_files=12,
         wrote=lambda: any(k.endswith(".parquet") for k in _etags(bucket, "raw/")),
+        log=tmp_path / "killed.log",
     )
     keys = _etags(bucket, "raw/")
     assert "raw/_manifest.json" not in keys and "raw/_writing.json" in keys

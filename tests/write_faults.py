@@ -25,6 +25,7 @@ FAULTS_ENV = "PIPELINE_TEST_WRITE_FAULTS"
 
 
 def install() -> None:
+    import tasks.deduplicate
     import tasks.generate
     import tasks.parts
     import tasks.preprocess
@@ -47,5 +48,5 @@ def install() -> None:
             pq.write_table(next(iter(tables)).cast(schema), sink)
         raise ConnectionResetError(f"injected fault while writing {name} ({FAULTS_ENV})")
 
-    for module in (tasks.parts, tasks.generate, tasks.preprocess):
+    for module in (tasks.parts, tasks.generate, tasks.preprocess, tasks.deduplicate):
         module.write_part = faulty
