@@ -46,6 +46,13 @@ def assert_committed(root: Path) -> dict:
     return manifest
 
 
+def committed_bytes(root: Path) -> dict[str, bytes]:
+    """The bytes of every file a committed dataset's manifest lists, by relative path:
+    two outputs are the same output when these are equal."""
+    manifest = json.loads((root / "_manifest.json").read_text())
+    return {path: (root / path).read_bytes() for path in sorted(listed_files(manifest))}
+
+
 def assert_cleaned_exactly(table: pa.Table) -> None:
     texts = table["text"].to_pylist()
     cleaned = table["cleaned_text"].to_pylist()

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from tasks.deduplicate import INDEX, STAGING, dedup_dataset
-from tests.helpers import assert_committed, kill_flow_when
+from tests.helpers import assert_committed, committed_bytes, kill_flow_when
 from tests.test_dedup_dataset import corpus
 
 pytestmark = pytest.mark.usefixtures("flows_env")
@@ -40,14 +40,6 @@ def uninterrupted(tmp_path_factory, ray_cluster) -> tuple[str, Path]:
     source, *_ = corpus(tmp, seed=3)
     dedup_dataset(source, str(tmp / "out"), mode="near")
     return source, tmp / "out"
-
-
-def _files(root: Path) -> dict[str, bytes]:
-    return {
-        str(p.relative_to(root)): p.read_bytes()
-        for p in sorted(root.rglob("*.parquet"))
-        if not p.is_relative_to(root / STAGING)
-    }
 
 
 @pytest.mark.parametrize("phase", ["signatures", "groups", "filter"])
@@ -90,5 +82,5 @@ def test_a_run_killed_mid_phase_then_rerun_commits_the_uninterrupted_output(
     assert_committed(out)
     assert not (out / STAGING).exists()
     assert manifest["dedup"] == assert_committed(reference)["dedup"]
-    assert _files(out) == _files(reference)  # parts and index, byte for byte
-    assert any(name.startswith(INDEX) for name in _files(out))
+    assert committed_bytes(out) == committed_bytes(reference)  # parts and index, byte for byte
+    assert any(name.startswith(INDEX) for name in committed_bytes(out))

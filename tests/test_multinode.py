@@ -27,13 +27,16 @@ import pytest
 
 from tasks import synth
 from tasks.dataset import read_dataset
+from tasks.deduplicate import dedup_dataset
 from tests.helpers import (
     assert_cleaned_exactly,
     assert_committed,
+    committed_bytes,
     free_port,
     start_process,
     stop_process,
 )
+from tests.test_dedup_dataset import corpus
 
 BIN = Path(sys.executable).parent
 QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -357,3 +360,38 @@ async def _latest_artifact(key: str) -> str:
         artifact = await api.read_latest_artifacts(limit=200)
     (found,) = [a for a in artifact if a.key == key]
     return json.dumps(found.data)
+
+
+# The dedup flow as its own process on a two-node cluster, once both nodes are up.
+DEDUP_DRIVER = """
+import sys
+import ray
+from tests.test_multinode import alive_nodes
+ray.init()
+alive_nodes(2)
+ray.shutdown()
+from flows.dedup import dedup
+dedup(sys.argv[1], sys.argv[2], mode="near")
+"""
+
+
+@pytest.mark.usefixtures("prefect_server", "ray_cluster")
+def test_dedup_on_two_nodes_commits_what_one_node_does(tmp_path):
+    source, *_ = corpus(tmp_path, seed=4)
+    one, two = tmp_path / "one-node", tmp_path / "two-nodes"
+    dedup_dataset(source, str(one), mode="near")  # the session's Ray: one node
+    with _cluster(tmp_path, [(1, {}, [])]) as (address, _):
+        done = subprocess.run(
+            [str(BIN / "python"), "-c", DEDUP_DRIVER, source, str(two)],
+            env=_driver_env(address),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    manifest = assert_committed(two)
+    assert len(manifest["execution"]["nodes"]) == 2  # the parts ran on both nodes
+    assert manifest["dedup"] == assert_committed(one)["dedup"]
+    assert manifest["dedup"]["near_duplicates_removed"] > 0
+    assert committed_bytes(two) == committed_bytes(one)
