@@ -9,10 +9,14 @@ the seed's method at smaller sizes, as it is slow. Then end to end at ``--size-g
 from its marginal rate. Then, with the object store capped, the flows at two sizes to
 show that memory stays flat; the preprocess flow on Parquet, .jsonl.gz and .jsonl.zst;
 and the fixed cost of a one-row flow run beside the stack's floor (benchmarks/floor.py).
+Last, the dedup step: its recall and false merges on planted near duplicates for each
+MinHash setting (benchmarks/dedup_quality.py), and the dedup flow, exact and near, at
+two sizes with the object store capped (what each further GB costs per CPU, and memory).
 
     python -m benchmarks.bench [--sizes-gb 2 4] [--seed-sizes-gb 0.5 1] [--size-gb 2]
-        [--memory-gb 1 4] [--inputs-gb 1] [--phases kernels marginal compare memory
-        inputs fixed] [--out benchmarks/results]
+        [--memory-gb 1 4] [--inputs-gb 1] [--dedup-gb 1 4] [--dedup-pairs 4000]
+        [--phases kernels marginal compare memory inputs fixed dedup-quality dedup]
+        [--out benchmarks/results]
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from benchmarks import report
+from benchmarks.dedup_quality import SETTINGS as DEDUP_SETTINGS
 from benchmarks.jsonl import parquet_to_jsonl
 from benchmarks.report import OURS, POLARS, SEED
 from benchmarks.services import QUIET, PeakMemory, RayHead, prefect_server, ray_head
@@ -45,7 +50,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TEXT_LENGTH = 1000  # the seed's ~1 KB texts
 FILE_MB = 100  # the seed writes 10 GB as 100 files
 GIB = 2**30
-PHASES = ("kernels", "marginal", "compare", "memory", "inputs", "fixed")
+PHASES = ("kernels", "marginal", "compare", "memory", "inputs", "fixed", "dedup-quality", "dedup")
 # The input formats the inputs phase compares: name in the results, codec of the copy.
 JSONL_COPIES = {"jsonl.gz": "gzip", "jsonl.zst": "zstd"}
 # One-row runs of each side of the fixed-cost comparison, alternating; the median counts.
@@ -425,6 +430,56 @@ def fixed_costs(work: Path, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def dedup_quality(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """Recall and false merges of near dedup per MinHash setting, on planted pairs."""
+    print(f"dedup quality: {args.dedup_pairs} planted pairs, {len(DEDUP_SETTINGS)} settings")
+    with ray_head(work, "dedup-quality") as ray:
+        ray_env = join(ray, env, work)
+        args_ = {"work": str(work), "pairs": args.dedup_pairs}
+        return run_side("dedup-quality", args_, ray_env, work, ray)
+
+
+def dedup_scaling(
+    args: argparse.Namespace, work: Path, env: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The dedup flow, exact and near, at two sizes with the object store capped: what
+    each further GB costs per CPU, and whether peak memory stays flat. The input is
+    generated text: no duplicates, so every row goes through every pass."""
+    rows = []
+    capped = int(args.object_store_gib * GIB)
+    with ray_head(work, "dedup", object_store_bytes=capped) as ray:
+        ray_env = join(ray, env, work)
+        for size in args.dedup_gb:
+            num_rows, num_files = sized(size)
+            print(f"dedup: {size:g} GB ({num_rows} rows, {num_files} files)")
+            raw = work / f"dedup-{size:g}-raw"
+            generate_checked(raw, size, ray_env, work, ray)
+            for mode in ("exact", "near"):
+                out = work / f"dedup-{mode}-out"
+                side_args = {
+                    "input_uri": str(raw),
+                    "output_uri": str(out),
+                    "mode": mode,
+                    "text_column": "text",
+                }
+                result = run_side("flow-dedup", side_args, ray_env, work, ray)
+                if manifest_rows(out) != num_rows:
+                    raise RuntimeError(f"dedup {mode} kept {manifest_rows(out)} of {num_rows}")
+                rows.append(
+                    {
+                        "stage": f"dedup {mode}",
+                        "method": OURS,
+                        "size_gb": size,
+                        "text_bytes": num_rows * TEXT_LENGTH,
+                        "spilled_bytes_total": ray.spilled_bytes(),
+                        **result,
+                    }
+                )
+                shutil.rmtree(out)
+            shutil.rmtree(raw)
+    return rows
+
+
 def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
     """The results of the phases asked for; one not run leaves an empty list (or no key)."""
     phases = set(args.phases)
@@ -441,6 +496,10 @@ def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dic
     }
     if "fixed" in phases:
         results["fixed_cost"] = fixed_costs(work, env)
+    if "dedup-quality" in phases:
+        results["dedup_quality"] = dedup_quality(args, work, env)
+    if "dedup" in phases:
+        results["dedup"] = dedup_scaling(args, work, env)
     return results
 
 
@@ -479,6 +538,12 @@ def main(argv: list[str] | None = None) -> None:
         "--inputs-gb", type=float, default=1.0, help="text per input format (GB); 0 skips"
     )
     parser.add_argument("--object-store-gib", type=float, default=1.0)
+    parser.add_argument(
+        "--dedup-gb", type=float, nargs=2, default=[1.0, 4.0], help="dedup flow sizes"
+    )
+    parser.add_argument(
+        "--dedup-pairs", type=int, default=4000, help="planted pairs for dedup quality"
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--skip-seed", action="store_true", help="leave out the slow baseline")

@@ -72,6 +72,24 @@ def flow_preprocess(args: dict[str, Any]) -> None:
     preprocess(**args)
 
 
+def flow_dedup(args: dict[str, Any]) -> None:
+    from flows.dedup import dedup
+
+    dedup(**args)
+
+
+def dedup_quality(args: dict[str, Any]) -> dict[str, Any]:
+    """Recall and false merges of near dedup per MinHash setting (benchmarks.dedup_quality)."""
+    from pathlib import Path
+
+    import ray
+
+    from benchmarks.dedup_quality import measure
+
+    ray.init()
+    return {"settings": measure(Path(args["work"]), args["pairs"])}
+
+
 def kernels(args: dict[str, Any]) -> dict[str, float]:
     """Each stage's per-part work on one core of a plain process, no Ray, no Prefect.
 
@@ -150,6 +168,8 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     "polars-preprocess": (polars_preprocess, ["polars", "tasks.clean"]),
     "flow-generate": (flow_generate, ["flows.generate"]),
     "flow-preprocess": (flow_preprocess, ["flows.preprocess"]),
+    "flow-dedup": (flow_dedup, ["flows.dedup"]),
+    "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
     "kernels": (kernels, ["tasks.generate", "tasks.preprocess"]),
     "floor-flow": (floor_flow, ["benchmarks.floor"]),
 }

@@ -21,6 +21,11 @@ MEMORY_GROWTH_LIMIT = 1.2  # peak at the largest size vs the smallest
 # Compressed JSON Lines is read in bounded blocks, so it should need no more memory
 # than Parquet: peak with .jsonl.zst input vs with Parquet input.
 INPUT_MEMORY_LIMIT = 1.0
+# Issue 16's dedup targets. Quality with the default MinHash setting, on planted pairs:
+DEDUP_RECALL = 0.95  # of pairs at or above threshold + 0.05
+DEDUP_FALSE_MERGES = 0.005  # of pairs below threshold - 0.2
+# Marginal MB/s of text per CPU (data-juicer's published run: about 0.4 per core).
+DEDUP_PER_CPU = {"dedup exact": 50.0, "dedup near": 5.0}
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -179,7 +184,95 @@ def check_targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
     if inputs:
         ratio, ok = inputs
         verdicts.append((f"inputs: peak memory of .jsonl.zst <= Parquet's ({ratio:.2f}x)", ok))
+    return verdicts + dedup_verdicts(results)
+
+
+def dedup_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Issue 16's targets: quality of the default setting, throughput per CPU, memory."""
+    verdicts = []
+    settings = (results.get("dedup_quality") or {}).get("settings") or []
+    if settings:
+        default = settings[0]  # the flow's defaults come first
+        name = f"{default['shingle']}-word shingles, {default['num_perm']}/{default['bands']}"
+        verdicts += [
+            (
+                f"dedup recall ({name}): {default['recall']:.3f} of {default['high_pairs']} "
+                f"pairs >= threshold + 0.05 (floor {DEDUP_RECALL})",
+                default["recall"] >= DEDUP_RECALL,
+            ),
+            (
+                f"dedup false merges ({name}): {default['false_merges']:.2%} of "
+                f"{default['low_pairs']} pairs < threshold - 0.2, "
+                f"{default['unrelated_removed']:.2%} of unrelated rows "
+                f"(limit {DEDUP_FALSE_MERGES:.1%})",
+                max(default["false_merges"], default["unrelated_removed"]) <= DEDUP_FALSE_MERGES,
+            ),
+        ]
+    rows = results.get("dedup") or []
+    cpus = results["machine"]["cpus"]
+    for (stage, _), rate in marginal_rates(rows).items():
+        per_cpu = (rate["mb_per_s"] or 0) / cpus
+        verdicts.append(
+            (
+                f"{stage} marginal: {per_cpu:.1f} MB/s of text per CPU "
+                f"(floor {DEDUP_PER_CPU[stage]:g})",
+                per_cpu >= DEDUP_PER_CPU[stage],
+            )
+        )
+    for stage in DEDUP_PER_CPU:
+        runs = sorted((r for r in rows if r["stage"] == stage), key=lambda r: r["size_gb"])
+        if len(runs) >= 2:
+            growth = runs[-1]["peak_memory_bytes"] / runs[0]["peak_memory_bytes"]
+            verdicts.append(
+                (
+                    f"{stage} memory: peak {growth:.2f}x at {runs[-1]['size_gb']:g} GB vs "
+                    f"{runs[0]['size_gb']:g} GB (limit {MEMORY_GROWTH_LIMIT}x)",
+                    growth <= MEMORY_GROWTH_LIMIT,
+                )
+            )
     return verdicts
+
+
+def dedup_markdown(results: dict[str, Any]) -> list[str]:
+    """The dedup quality table (one row per MinHash setting) and the dedup flow's sizes."""
+    lines: list[str] = []
+    settings = (results.get("dedup_quality") or {}).get("settings") or []
+    if settings:
+        bins = list(settings[0]["recall_by_similarity"])
+        lines += [
+            "| shingle | num_perm / bands | recall >= 0.85 | "
+            + " | ".join(f"recall {b}" for b in bins)
+            + " | false merges < 0.6 | unrelated rows removed | seconds |",
+            "|---:|---:|---:|" + "---:|" * len(bins) + "---:|---:|---:|",
+        ]
+        for r in settings:
+            by = r["recall_by_similarity"]
+            lines.append(
+                f"| {r['shingle']} | {r['num_perm']} / {r['bands']} | {r['recall']:.3f} | "
+                + " | ".join(f"{by[b]['recall']:.3f} ({by[b]['pairs']})" for b in bins)
+                + f" | {r['false_merges']:.2%} | {r['unrelated_removed']:.2%} "
+                f"| {r['seconds']:.1f} |"
+            )
+        lines += ["", "The first row is the flow's default setting."]
+    rows = results.get("dedup") or []
+    if rows:
+        cpus = results["machine"]["cpus"]
+        rates = marginal_rates(rows)
+        lines += [
+            *([""] if lines else []),
+            "| dedup flow (object store capped) | size | seconds | peak memory | spilled "
+            "| marginal MB/s of text per CPU |",
+            "|---|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            rate = rates[(r["stage"], r["method"])]["mb_per_s"]
+            lines.append(
+                f"| {r['stage']} | {r['size_gb']:g} GB | {r['seconds']:.1f} | "
+                f"{r['peak_memory_bytes'] / GIB:.2f} GiB | "
+                f"{r['spilled_bytes_total'] / 2**20:.0f} MiB | "
+                f"{f'{rate / cpus:.1f}' if rate else '-'} |"
+            )
+    return lines
 
 
 def _ratio(value: float | None) -> str:
@@ -298,6 +391,9 @@ def markdown(results: dict[str, Any]) -> str:
             )
     if results.get("inputs"):
         lines += ["", *inputs_markdown(results["inputs"])]
+    dedup = dedup_markdown(results)
+    if dedup:
+        lines += ["", *dedup]
     fixed = results.get("fixed_cost")
     if fixed:
         warm = ", ".join(f"{s:.1f}" for s in fixed["warm_ray_seconds"])

@@ -251,11 +251,19 @@ def test_nightly_one_at_a_time_on_schedule_then_the_backfill_deployment(project)
 
     assert backfill() == ["2026-03-04"]  # 3 March was committed: skipped
     # The nightly's keep_days (2) applies to backfilled dates too: 4 March's run removed
-    # 2 March from raw and preprocessed.
-    for name in ("raw", "preprocessed"):
+    # 2 March from raw, preprocessed and deduped.
+    for name in ("raw", "preprocessed", "deduped"):
         days = sorted(p.name for p in (nightly / name).iterdir())
         assert days == ["dt=2026-03-03", "dt=2026-03-04"], name
     assert assert_committed(nightly / "preprocessed" / "dt=2026-03-04")["num_rows"] == 2000
+    # Each date near-deduplicated against the earlier dates still kept when it ran.
+    deduped = assert_committed(nightly / "deduped" / "dt=2026-03-04")
+    assert deduped["parameters"]["mode"] == "near"
+    assert sorted(deduped["parameters"]["against"]) == [
+        canonical_uri(str(nightly / "deduped" / f"dt={day}"))
+        for day in ("2026-03-02", "2026-03-03")
+    ]
+    assert deduped["dedup"]["rows_in"] == 2000
     assert backfill() == []
 
 
@@ -291,16 +299,20 @@ def test_the_server_refuses_bad_parameters_by_name_and_the_run_form_documents_th
     every field and the Ray options as a nested form."""
     work, env = project
     api = env["PREFECT_API_URL"]
-    bad = {
-        "batch_size=0": "batch_size",
-        "compression=lz4": "compression",
-        'ray={"num_cpus": 0}': "num_cpus",
-        'ray={"compute": "gpus"}': "compute",
-        'ray={"num_cpu": 2}': "num_cpu",
-    }
-    for param, name in bad.items():
+    bad = [
+        ("preprocess/default", "batch_size=0", "batch_size"),
+        ("preprocess/default", "compression=lz4", "compression"),
+        ("preprocess/default", 'ray={"num_cpus": 0}', "num_cpus"),
+        ("preprocess/default", 'ray={"compute": "gpus"}', "compute"),
+        ("preprocess/default", 'ray={"num_cpu": 2}', "num_cpu"),
+        ("dedup/default", "mode=fuzzy", "mode"),
+        ("dedup/default", "threshold=1.5", "threshold"),
+        ("dedup/default", "num_perm=0", "num_perm"),
+        ("pipeline/default", "dedup=yes", "dedup"),
+    ]
+    for deployment_name, param, name in bad:
         done = subprocess.run(
-            [str(BIN / "prefect"), "deployment", "run", "preprocess/default", "--param", param],
+            [str(BIN / "prefect"), "deployment", "run", deployment_name, "--param", param],
             env=env,
             cwd=work,
             capture_output=True,
@@ -310,16 +322,19 @@ def test_the_server_refuses_bad_parameters_by_name_and_the_run_form_documents_th
         said = done.stdout + done.stderr
         assert done.returncode != 0, said
         assert "Validation failed" in said and name in said, said
-    (deployment,) = _post(
+    refused = _post(
         api,
         "/deployments/filter",
         {
             "deployments": {"name": {"any_": ["default"]}},
-            "flows": {"name": {"any_": ["preprocess"]}},
+            "flows": {"name": {"any_": ["preprocess", "dedup"]}},
         },
     )
-    runs = _post(api, "/flow_runs/filter", {"deployments": {"id": {"any_": [deployment["id"]]}}})
+    assert len(refused) == 2
+    ids = [d["id"] for d in refused]
+    runs = _post(api, "/flow_runs/filter", {"deployments": {"id": {"any_": ids}}})
     assert runs == []  # refused: no run was created for a worker to pick up
+    (deployment,) = [d for d in refused if d["entrypoint"].startswith("flows/preprocess.py")]
 
     schema = deployment["parameter_openapi_schema"]
     for name, field in schema["properties"].items():
