@@ -45,6 +45,8 @@ KEY, DIGEST, BANDS, SIGNATURE = "key", "digest", "bands", "signature"
 SHARD, FIRST = "shard", "first"
 # Rows of one shard of the grouping pass: about 100 MB of (shard, key, hash) rows.
 SHARD_ROWS = 4_000_000
+# Band rows one grouping job shuffles at most (near mode groups the bands in rounds).
+ROUND_ROWS = 16_000_000
 # The per-group examples a run reports: this many largest groups, this many rows each.
 EXAMPLE_GROUPS, EXAMPLE_ROWS = 10, 5
 
@@ -152,15 +154,17 @@ def _digest_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
     return rows
 
 
-def _band_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
-    """One row per (key, band) of the rows that have words: the band's hash (bucket), the
-    key, and the shard (a slice of the bucket space) that brings equal buckets together."""
+def _band_rows(shards: int, bands: slice) -> Callable[[pa.Table], pa.Table]:
+    """One row per (key, band) of the rows that have words, for the ``bands`` of this
+    round: the band's hash (bucket), the key, and the shard (a slice of the bucket
+    space) that brings equal buckets together."""
 
     def rows(batch: pa.Table) -> pa.Table:
         kept = batch.filter(batch.column(BANDS).is_valid())
         width = kept.schema.field(BANDS).type.list_size
-        flat = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
-        keys = np.repeat(np.asarray(kept.column(KEY)), width)
+        every = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
+        flat = every.reshape(-1, width)[:, bands].reshape(-1)
+        keys = np.repeat(np.asarray(kept.column(KEY)), len(range(width)[bands]))
         return pa.table(
             {
                 SHARD: pa.array(flat % np.uint64(shards), pa.uint64()),
@@ -250,11 +254,17 @@ def find_duplicates(
     exact = {key: first for first, key in _shard_pairs(digests, ["hi", "lo"], shards)}
     if params is None:
         return {k: v for k, v in exact.items() if k >= 0}, {}
-    shards = shard_count(files, rows * params.bands)
-    banded = _signature_rows(signature_uris, against_uris, [KEY, BANDS]).map_batches(
-        _band_rows(shards), batch_format="pyarrow"
-    )
-    edges = set(_shard_pairs(banded, ["bucket"], shards))
+    # One row per band is ``bands`` times the rows: in rounds of a few bands each, so
+    # what one Ray Data job shuffles stays about ROUND_ROWS rows whatever the size.
+    rounds = min(params.bands, max(1, -(-rows * params.bands // ROUND_ROWS)))
+    edges: set[tuple[int, int]] = set()
+    for number in range(rounds):
+        bands = slice(number * params.bands // rounds, (number + 1) * params.bands // rounds)
+        shards = shard_count(files, rows * (bands.stop - bands.start))
+        banded = _signature_rows(signature_uris, against_uris, [KEY, BANDS]).map_batches(
+            _band_rows(shards, bands), batch_format="pyarrow"
+        )
+        edges |= set(_shard_pairs(banded, ["bucket"], shards))
     # Exact duplicates are settled already: only their survivors take part here.
     edges = {(exact.get(a, a), exact.get(b, b)) for a, b in edges}
     edges = {(a, b) for a, b in edges if a != b}

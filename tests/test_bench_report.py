@@ -195,3 +195,42 @@ def test_a_run_of_one_phase_reports_only_that_phase():
     assert [t for t, _ in report.check_targets(r)] == [
         "inputs: peak memory of .jsonl.zst <= Parquet's (0.50x)"
     ]
+
+
+def dedup_results(exact=(10.0, 20.0), near=(100.0, 300.0), recall=0.96, false_merges=0.0):
+    """Dedup quality of the default setting and the dedup flow at 1 and 4 GB on 2 CPUs."""
+    bins = {"0.85-0.9": {"pairs": 10, "recall": 0.9}, "0.9-0.95": {"pairs": 5, "recall": 1.0}}
+    setting = {"shingle": 5, "num_perm": 128, "bands": 16, "seconds": 3.0, "high_pairs": 15}
+    setting |= {"recall": recall, "recall_by_similarity": bins, "low_pairs": 20}
+    setting |= {"false_merges": false_merges, "unrelated_removed": 0.0}
+    rows = [
+        {"stage": f"dedup {mode}", "method": report.OURS, "size_gb": size, "seconds": seconds}
+        | {"text_bytes": int(size * GB), "peak_memory_bytes": 2**30 * (1 + size / 40)}
+        | {"spilled_bytes_total": 0}
+        for mode, times in (("exact", exact), ("near", near))
+        for size, seconds in zip((1.0, 4.0), times, strict=True)
+    ]
+    machine = results()["machine"]
+    return {"machine": machine, "dedup_quality": {"settings": [setting]}, "dedup": rows}
+
+
+def test_dedup_targets_are_per_cpu_marginal_rates_and_the_default_settings_quality():
+    verdicts = dict(report.check_targets(dedup_results()))
+    # exact: 3 GB more in 10 s more = 300 MB/s on 2 CPUs, 150 per CPU; near: 7.5 per CPU
+    assert verdicts["dedup exact marginal: 150.0 MB/s of text per CPU (floor 50)"]
+    assert verdicts["dedup near marginal: 7.5 MB/s of text per CPU (floor 5)"]
+    recall = "dedup recall (5-word shingles, 128/16): 0.960 of 15 pairs >= threshold + 0.05"
+    assert verdicts[f"{recall} (floor 0.95)"]
+    memory = [v for t, v in verdicts.items() if t.startswith("dedup near memory: peak 1.07x")]
+    assert memory == [True]
+    missed = dict(
+        report.check_targets(dedup_results(near=(100.0, 800.0), recall=0.9, false_merges=0.01))
+    )
+    assert not missed["dedup near marginal: 2.1 MB/s of text per CPU (floor 5)"]
+    assert [v for t, v in missed.items() if t.startswith(("dedup recall", "dedup false"))] == [
+        False,
+        False,
+    ]
+    table = report.markdown({**dedup_results(), "date": "d", "size_gb": 2.0})
+    assert "| 5 | 128 / 16 | 0.960 | 0.900 (10) | 1.000 (5) | 0.00% | 0.00% | 3.0 |" in table
+    assert "| dedup near | 4 GB | 300.0 | 1.10 GiB | 0 MiB | 7.5 |" in table

@@ -173,3 +173,18 @@ def test_digest_words_are_the_digests_bytes_and_skip_nulls() -> None:
     words = dedup.digest_words(pa.chunked_array([digests.slice(1)]))
     assert [w.tobytes() for w in words] == [d for d in digests.to_pylist()[1:] if d is not None]
     assert words[0].tobytes() != words[1].tobytes() and (words[0] == words[2]).all()
+
+
+def test_a_grouping_round_explodes_only_its_bands_into_their_shards() -> None:
+    from tasks.deduplicate import _band_rows, signature_table
+
+    params = dedup.MinHashParams()
+    texts = pa.array(["a b c d e f", None, "", "g h i j k l m"])
+    table = signature_table(texts, np.arange(10, 14, dtype=np.int64), params)
+    rows = _band_rows(7, slice(4, 8))(table)
+    bands = dedup.band_hashes(dedup.signatures(texts, params), params)
+    # Rows without words have no bands; the others give bands 4-7, in order.
+    assert rows.column("key").to_pylist() == [10] * 4 + [13] * 4
+    expected = np.concatenate([bands[0, 4:8], bands[3, 4:8]])
+    assert rows.column("bucket").to_pylist() == expected.tolist()
+    assert rows.column("shard").to_pylist() == (expected % np.uint64(7)).tolist()
