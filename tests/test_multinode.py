@@ -125,6 +125,20 @@ def _driver_env(address: str) -> dict[str, str]:
     }
 
 
+def _drive(address: str, script: str, *args: str) -> str:
+    """Run ``script`` as a driver of the cluster at ``address``; what it printed."""
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", script, *args],
+        env=_driver_env(address),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
 def alive_nodes(count: int) -> dict[str, dict[str, float]]:
     """In a driver: wait until ``count`` nodes are alive; their resources by node id."""
     import ray
@@ -215,16 +229,8 @@ def test_a_node_with_an_older_copy_at_the_same_path_runs_the_flow_runs_code(tmp_
         assert probe.returncode == 0, probe.stderr[-3000:]
         assert probe.stdout.strip().splitlines()[-1] == "['AB']"
         # ... yet every part the flow run sends there runs the flow run's own code.
-        done = subprocess.run(
-            [str(BIN / "python"), "-c", DRIVER, str(bucket)],
-            env=_driver_env(address),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    nodes = json.loads(done.stdout.strip().splitlines()[-1])
+        printed = _drive(address, DRIVER, str(bucket))
+    nodes = json.loads(printed.strip().splitlines()[-1])
     (old_node,) = [node for node, resources in nodes.items() if "Old" in resources]
     for stage in ("raw", "preprocessed"):
         (ran,) = assert_committed(bucket / stage)["execution"]["nodes"]  # all parts on ...
@@ -381,15 +387,7 @@ def test_dedup_on_two_nodes_commits_what_one_node_does(tmp_path):
     one, two = tmp_path / "one-node", tmp_path / "two-nodes"
     dedup_dataset(source, str(one), mode="near")  # the session's Ray: one node
     with _cluster(tmp_path, [(1, {}, [])]) as (address, _):
-        done = subprocess.run(
-            [str(BIN / "python"), "-c", DEDUP_DRIVER, source, str(two)],
-            env=_driver_env(address),
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+        _drive(address, DEDUP_DRIVER, source, str(two))
     manifest = assert_committed(two)
     assert len(manifest["execution"]["nodes"]) == 2  # the parts ran on both nodes
     assert manifest["dedup"] == assert_committed(one)["dedup"]
