@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks import dedup, deduplicate
+from tasks import dedup
 from tasks.dataset import read_dataset
 from tasks.deduplicate import STAGING, dedup_dataset
 from tasks.errors import InputError
@@ -101,21 +101,6 @@ def test_near_mode_removes_planted_copies_and_keeps_the_rest(tmp_path):
     )
     assert index.num_rows == len(out)
     assert [dedup.key_position(k)[1] for k in index.column("key").to_pylist()][:3] == [0, 1, 2]
-
-
-def test_a_rerun_commits_the_same_output_however_the_grouping_is_split(tmp_path, monkeypatch):
-    source, *_ = corpus(tmp_path, seed=2)
-    first = dedup_dataset(source, str(tmp_path / "out"), mode="near")
-    assert first["dedup"]["near_duplicates_removed"] > 0
-    before = {p.name: p.read_bytes() for p in (tmp_path / "out").glob("part-*.parquet")}
-    # The rerun groups the 150 rows' 16 bands in 4 rounds, into shards of 100 rows.
-    monkeypatch.setattr(deduplicate, "ROUND_ROWS", 600)
-    monkeypatch.setattr(deduplicate, "SHARD_ROWS", 100)
-    second = dedup_dataset(source, str(tmp_path / "out"), mode="near")
-    after = {p.name: p.read_bytes() for p in (tmp_path / "out").glob("part-*.parquet")}
-    assert before == after
-    assert first["dedup"] == second["dedup"] and first["files"] == second["files"]
-    assert json.loads((tmp_path / "out" / "_manifest.json").read_text())["stage"] == "dedup"
 
 
 @pytest.mark.parametrize(

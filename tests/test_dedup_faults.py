@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from tasks import deduplicate
 from tasks.deduplicate import INDEX, STAGING, dedup_dataset
 from tests.helpers import assert_committed, committed_bytes, kill_flow_when
 from tests.test_dedup_dataset import corpus
@@ -44,7 +45,7 @@ def uninterrupted(tmp_path_factory, ray_cluster) -> tuple[str, Path]:
 
 @pytest.mark.parametrize("phase", ["signatures", "groups", "filter"])
 def test_a_run_killed_mid_phase_then_rerun_commits_the_uninterrupted_output(
-    phase, tmp_path, uninterrupted, ray_cluster, faults
+    phase, tmp_path, uninterrupted, ray_cluster, faults, monkeypatch
 ):
     source, reference = uninterrupted
     out = tmp_path / "out"
@@ -78,6 +79,11 @@ def test_a_run_killed_mid_phase_then_rerun_commits_the_uninterrupted_output(
     if phase == "groups":
         assert not list(out.glob("part-*.parquet"))
 
+    if phase == "groups":
+        # The rerun also groups differently: the 150 rows' 16 bands in 4 rounds, into
+        # shards of 100 rows. The output may not depend on how the grouping is split.
+        monkeypatch.setattr(deduplicate, "ROUND_ROWS", 600)
+        monkeypatch.setattr(deduplicate, "SHARD_ROWS", 100)
     manifest = dedup_dataset(source, str(out), mode="near")
     assert_committed(out)
     assert not (out / STAGING).exists()
