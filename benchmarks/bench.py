@@ -435,8 +435,8 @@ def dedup_quality(args: argparse.Namespace, work: Path, env: dict[str, str]) -> 
     print(f"dedup quality: {args.dedup_pairs} planted pairs, {len(DEDUP_SETTINGS)} settings")
     with ray_head(work, "dedup-quality") as ray:
         ray_env = join(ray, env, work)
-        args_ = {"work": str(work), "pairs": args.dedup_pairs}
-        return run_side("dedup-quality", args_, ray_env, work, ray)
+        side_args = {"work": str(work), "pairs": args.dedup_pairs}
+        return run_side("dedup-quality", side_args, ray_env, work, ray)
 
 
 def dedup_scaling(

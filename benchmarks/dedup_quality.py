@@ -119,8 +119,11 @@ def measure(work: Path, pairs: int, threshold: float = 0.8) -> list[dict[str, An
     planted = corpus(source, pairs)
     rows = 2 * pairs
     results = []
+    truths: dict[int, list[tuple[int, int, float]]] = {}  # brute force, once per shingle
     for shingle, num_perm, bands in SETTINGS:
-        truth = [(a, b, dedup.jaccard(x, y, shingle)) for a, b, x, y in planted]
+        if shingle not in truths:
+            truths[shingle] = [(a, b, dedup.jaccard(x, y, shingle)) for a, b, x, y in planted]
+        truth = truths[shingle]
         explained = {b for _, b, j in truth if j >= threshold - LOW_MARGIN}
         params = dedup.MinHashParams(threshold, shingle, num_perm, bands)
         out = work / f"dedup-quality-{shingle}-{num_perm}-{bands}"

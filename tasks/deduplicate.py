@@ -139,9 +139,9 @@ def _digest_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
     (a slice of the digest space) that brings equal digests together."""
 
     def rows(batch: pa.Table) -> pa.Table:
-        digest = batch.column(DIGEST)
-        words = dedup.digest_words(digest)
-        keys = np.asarray(batch.filter(digest.is_valid()).column(KEY))
+        valid = batch.filter(batch.column(DIGEST).is_valid())  # null text: no digest
+        words = dedup.digest_words(valid.column(DIGEST))
+        keys = np.asarray(valid.column(KEY))
         return pa.table(
             {
                 SHARD: pa.array(words[:, 1] % np.uint64(shards), pa.uint64()),
@@ -163,8 +163,9 @@ def _band_rows(shards: int, bands: slice) -> Callable[[pa.Table], pa.Table]:
         kept = batch.filter(batch.column(BANDS).is_valid())
         width = kept.schema.field(BANDS).type.list_size
         every = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
-        flat = every.reshape(-1, width)[:, bands].reshape(-1)
-        keys = np.repeat(np.asarray(kept.column(KEY)), len(range(width)[bands]))
+        chosen = every.reshape(-1, width)[:, bands]
+        flat = chosen.reshape(-1)
+        keys = np.repeat(np.asarray(kept.column(KEY)), chosen.shape[1])
         return pa.table(
             {
                 SHARD: pa.array(flat % np.uint64(shards), pa.uint64()),
