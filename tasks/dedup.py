@@ -81,13 +81,24 @@ def key_position(key: int) -> tuple[int, int]:
     return key >> ROW_BITS, key & ((1 << ROW_BITS) - 1)
 
 
+def blank_texts(text: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Which rows' text is null, empty or only whitespace: after the seed's cleaning
+    that is every CJK-only, emoji-only or punctuation-only text. Such rows say nothing
+    about each other, so they are never each other's duplicates."""
+    trimmed = pc.utf8_trim_whitespace(text)
+    blank = pc.fill_null(pc.equal(pc.binary_length(trimmed), 0), True)
+    return np.asarray(blank, dtype=bool)
+
+
 def exact_digests(text: pa.Array | pa.ChunkedArray) -> pa.Array:
-    """A 16-byte BLAKE2b digest of each row's text; a null text gets a null digest."""
+    """A 16-byte BLAKE2b digest of each row's text; a blank text (:func:`blank_texts`)
+    gets a null digest, so it is nobody's exact duplicate."""
+    blank = blank_texts(text)
     digests = [
         None
-        if value is None
+        if is_blank
         else hashlib.blake2b(value.encode(), digest_size=EXACT_DIGEST_BYTES).digest()
-        for value in text.to_pylist()
+        for value, is_blank in zip(text.to_pylist(), blank.tolist(), strict=True)
     ]
     return pa.array(digests, pa.binary(EXACT_DIGEST_BYTES))
 
@@ -254,16 +265,18 @@ def first_of_runs(values: list[np.ndarray], keys: np.ndarray) -> tuple[np.ndarra
     return first[pair], keys[pair]
 
 
-def survivors_of(groups: dict[int, list[int]]) -> dict[int, int]:
-    """For each duplicate key of ``groups`` (any key to its duplicates), the key that
-    survives in its place: the smallest key connected to it."""
+def survivors(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each key of the duplicate ``pairs`` (an (n, 2) array of keys) that is not the
+    smallest of its connected group, that smallest key: ``(keys, survivors)``, sorted by
+    key. Groups are connected components, so A~B and B~C put A, B and C in one group
+    even when A and C are not similar (as datatrove's and NeMo Curator's are)."""
     from scipy.sparse import coo_array
     from scipy.sparse.csgraph import connected_components
 
-    edges = [(key, other) for key, others in groups.items() for other in others]
-    if not edges:
-        return {}
-    keys, index = np.unique(np.array(edges, dtype=np.int64), return_inverse=True)
+    pairs = np.asarray(pairs, dtype=np.int64).reshape(-1, 2)
+    if not len(pairs):
+        return np.array([], np.int64), np.array([], np.int64)
+    keys, index = np.unique(pairs, return_inverse=True)
     index = index.reshape(-1, 2)
     graph = coo_array(
         (np.ones(len(index), dtype=np.int8), (index[:, 0], index[:, 1])),
@@ -272,4 +285,6 @@ def survivors_of(groups: dict[int, list[int]]) -> dict[int, int]:
     _, label = connected_components(graph, directed=False)
     smallest = np.full(label.max() + 1, np.iinfo(np.int64).max, dtype=np.int64)
     np.minimum.at(smallest, label, keys)
-    return {int(k): int(smallest[c]) for k, c in zip(keys, label, strict=True) if smallest[c] != k}
+    survivor = smallest[label]
+    moved = survivor != keys
+    return keys[moved], survivor[moved]

@@ -21,19 +21,21 @@ import logging
 import posixpath
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks import dataset, dedup, inputs, retention, storage
+from tasks import dataset, dedup, inputs, retention, space, storage
 from tasks.clean import check_text_column, text_as_string
 from tasks.dataset import FileEntry
-from tasks.errors import InputError
+from tasks.errors import InputError, TransientPartError
 from tasks.parts import write_part
 from tasks.preprocess import _decode_schema, _encode_schema, inspect_inputs
-from tasks.raydata import Done, RayOptions, execution_summary, map_items
+from tasks.raydata import PART_RETRIES, Done, RayOptions, execution_summary, map_items
+from tasks.retry import is_transient
 from tasks.storage import Location
 
 log = logging.getLogger(__name__)
@@ -109,7 +111,7 @@ def write_signatures(spec: dict[str, Any]) -> dict[str, Any]:
     root = storage.resolve(spec["output_uri"])
     params = _params(spec)
     text_column, index = spec["text_column"], spec["index"]
-    counts = {"num_rows": 0, "text_bytes": 0}
+    counts = {"num_rows": 0, "text_bytes": 0, "empty": 0}
 
     def tables() -> Iterator[pa.Table]:
         for table in _rows(spec):  # its schema was checked before any part started
@@ -117,6 +119,7 @@ def write_signatures(spec: dict[str, Any]) -> dict[str, Any]:
             keys = dedup.order_keys(index, counts["num_rows"], table.num_rows)
             counts["num_rows"] += table.num_rows
             counts["text_bytes"] += int(pa.compute.sum(pa.compute.binary_length(text)).as_py() or 0)
+            counts["empty"] += int(dedup.blank_texts(text).sum())
             yield signature_table(text, keys, params)
 
     storage.make_dirs(root.child(STAGING))
@@ -139,7 +142,7 @@ def _digest_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
     (a slice of the digest space) that brings equal digests together."""
 
     def rows(batch: pa.Table) -> pa.Table:
-        valid = batch.filter(batch.column(DIGEST).is_valid())  # null text: no digest
+        valid = batch.filter(batch.column(DIGEST).is_valid())  # blank text: no digest
         words = dedup.digest_words(valid.column(DIGEST))
         keys = np.asarray(valid.column(KEY))
         return pa.table(
@@ -154,13 +157,20 @@ def _digest_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
     return rows
 
 
-def _band_rows(shards: int, bands: slice) -> Callable[[pa.Table], pa.Table]:
+def _band_rows(shards: int, bands: slice, settled: Any = None) -> Callable[[pa.Table], pa.Table]:
     """One row per (key, band) of the rows that have words, for the ``bands`` of this
     round: the band's hash (bucket), the key, and the shard (a slice of the bucket
-    space) that brings equal buckets together."""
+    space) that brings equal buckets together. Rows in ``settled`` (a Ray reference to
+    the sorted keys already removed as exact duplicates) are left out: their survivor
+    has the same bands, so a huge group of copies costs one row, not one per copy."""
 
     def rows(batch: pa.Table) -> pa.Table:
         kept = batch.filter(batch.column(BANDS).is_valid())
+        if settled is not None:
+            import ray
+
+            keys = np.asarray(kept.column(KEY))
+            kept = kept.filter(pa.array(~np.isin(keys, ray.get(settled))))
         width = kept.schema.field(BANDS).type.list_size
         every = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
         chosen = every.reshape(-1, width)[:, bands]
@@ -189,118 +199,349 @@ def _pairs_in(columns: list[str]) -> Callable[[pa.Table], pa.Table]:
     return pairs
 
 
-def _shard_pairs(rows, columns: list[str], shards: int) -> list[tuple[int, int]]:
+def _collect(rows: Any, columns: dict[str, Any]) -> list[np.ndarray]:
+    """The ``columns`` (name: dtype) of a Ray dataset as NumPy arrays, streamed block by
+    block: the caller holds a few bytes per row, never Python objects per row."""
+    found: dict[str, list[np.ndarray]] = {name: [] for name in columns}
+    for batch in rows.iter_batches(batch_size=None, batch_format="pyarrow"):
+        for name in columns:
+            found[name].append(np.asarray(batch.column(name)))
+    return [
+        np.concatenate(found[name]).astype(dtype) if found[name] else np.array([], dtype)
+        for name, dtype in columns.items()
+    ]
+
+
+def _shard_pairs(rows: Any, columns: list[str], shards: int) -> tuple[np.ndarray, np.ndarray]:
     """The ``(first, key)`` pairs of every shard, grouped by Ray Data. One call per
     shard, vectorised: a call per digest or bucket would cost one Python call per row."""
     grouped = rows.groupby(SHARD, num_partitions=shards).map_groups(
         _pairs_in(columns), batch_format="pyarrow"
     )
-    return [(int(r[FIRST]), int(r[KEY])) for r in grouped.take_all()]
+    first, key = _collect(grouped, {FIRST: np.int64, KEY: np.int64})
+    return first, key
 
 
-def shard_count(files: int, rows: int) -> int:
-    """Shards for grouping ``rows`` rows: at least one per file, and at most
-    ``SHARD_ROWS`` rows each, so a shard's memory is bounded whatever the file sizes."""
-    return max(files, -(-rows // SHARD_ROWS), 1)
+def shard_count(files: int, rows: int, limit: int = SHARD_ROWS) -> int:
+    """Shards for grouping ``rows`` rows: at least one per file, and at most ``limit``
+    rows each, so a shard's memory is bounded whatever the file sizes."""
+    return max(files, -(-rows // limit), 1)
 
 
-def _against_keys(paths: dict[str, int], count: int) -> Callable[[pa.Table], pa.Table]:
-    """Re-key rows of the ``against`` indexes below every key of this run's input: the
-    index file at ``paths[path]`` becomes file ``paths[path] - count`` (negative)."""
-
-    def rekey(batch: pa.Table) -> pa.Table:
-        files = np.array([paths[p] - count for p in batch.column("path").to_pylist()])
-        rows = np.asarray(batch.column(KEY)) & np.int64((1 << dedup.ROW_BITS) - 1)
-        keys = (files.astype(np.int64) << np.int64(dedup.ROW_BITS)) | rows
-        batch = batch.drop_columns(["path"])
-        return batch.set_column(batch.schema.get_field_index(KEY), KEY, pa.array(keys))
-
-    return rekey
+# A signature file to read: its URI and its file number. Input files are numbered from
+# 0 in input order; the ``against`` index files get negative numbers, below them all.
+Source = tuple[str, int]
+# Rows read from a signature file at a time.
+READ_ROWS = 65_536
 
 
-def _signature_rows(signature_uris: list[str], against_uris: list[str], columns: list[str]):
-    """This run's signature rows, and the ``against`` indexes' rows keyed below them."""
+def _read_signature_file(
+    uri: str, file: int, columns: list[str], s3: storage.S3Settings
+) -> Iterator[pa.Table]:
+    """The ``columns`` of one signature file in batches, read through the run's S3
+    settings (its block or chain, its endpoint, fresh credentials on refusal). Rows of
+    an ``against`` index (``file`` < 0) are keyed as rows of file ``file``."""
+    with storage.using_s3(s3):
+        loc = storage.resolve(uri)
+    try:
+        with storage.explained(loc, "read"):
+            handle = storage.with_fresh_credentials(lambda: loc.fs.open_input_file(loc.path))
+            with handle:
+                for batch in pq.ParquetFile(handle).iter_batches(READ_ROWS, columns=columns):
+                    table = pa.Table.from_batches([batch])
+                    if file < 0:
+                        rows = np.asarray(table.column(KEY)) & np.int64((1 << dedup.ROW_BITS) - 1)
+                        keys = (np.int64(file) << np.int64(dedup.ROW_BITS)) | rows
+                        table = table.set_column(
+                            table.schema.get_field_index(KEY), KEY, pa.array(keys, pa.int64())
+                        )
+                    yield table
+    except Exception as exc:
+        if is_transient(exc):  # Ray Data retries this file alone
+            raise TransientPartError(f"{uri}: {exc}") from exc
+        raise
+
+
+def _signature_rows(sources: list[Source], columns: list[str]) -> Any:
+    """A Ray dataset of the ``columns`` of every signature file in ``sources``, each
+    file read by a Ray task through this run's storage settings (never Ray Data's own
+    reader, which knows neither a credentials block nor an endpoint given only there)."""
     import ray.data
 
-    rows = ray.data.read_parquet(signature_uris, columns=columns)
-    if not against_uris:
-        return rows
-    paths = {storage.resolve(uri).path: i for i, uri in enumerate(against_uris)}
-    against = ray.data.read_parquet(against_uris, columns=columns, include_paths=True)
-    return rows.union(
-        against.map_batches(_against_keys(paths, len(against_uris)), batch_format="pyarrow")
+    s3 = storage.current_s3()
+
+    def read(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
+        for uri, file in zip(batch["uri"], batch["file"], strict=True):
+            yield from _read_signature_file(str(uri), int(file), columns, s3)
+
+    items = [{"uri": uri, "file": file} for uri, file in sources]
+    return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
+        read,
+        batch_size=1,
+        batch_format="numpy",
+        max_retries=PART_RETRIES,
+        retry_exceptions=[TransientPartError],
     )
+
+
+# Rows of one verification shard at most: each carries a signature (about 130 MB with
+# 128 values).
+VERIFY_SHARD_ROWS = 250_000
+EDGE, OTHER, SIMILARITY = "edge", "other", "similarity"
+_VERIFY_SCHEMA = pa.schema(
+    [
+        pa.field(SHARD, pa.uint64()),
+        pa.field(KEY, pa.int64()),
+        pa.field(OTHER, pa.int64()),
+        pa.field(EDGE, pa.bool_()),
+        pa.field(SIGNATURE, pa.list_(pa.uint32())),
+    ]
+)
+
+
+def _verify_table(
+    shard: np.ndarray, key: np.ndarray, other: np.ndarray, signature: Any, edge: bool
+) -> pa.Table:
+    """Rows of a verification shuffle: a pair (``edge``: ``key`` and ``other``, with the
+    signature of one of them once known) or a wanted key's signature."""
+    if signature is None:
+        signature = pa.nulls(len(key), pa.list_(pa.uint32()))
+    return pa.table(
+        {
+            SHARD: pa.array(shard.astype(np.uint64), pa.uint64()),
+            KEY: pa.array(key, pa.int64()),
+            OTHER: pa.array(other, pa.int64()),
+            EDGE: pa.array(np.full(len(key), edge), pa.bool_()),
+            SIGNATURE: signature.cast(pa.list_(pa.uint32())),
+        },
+        schema=_VERIFY_SCHEMA,
+    )
+
+
+def _wanted_signatures(wanted: Any, shards: int) -> Callable[[pa.Table], pa.Table]:
+    """The signature rows of the keys in ``wanted`` (a Ray reference to sorted keys),
+    in the verification layout, sharded by their key."""
+
+    def rows(batch: pa.Table) -> pa.Table:
+        import ray
+
+        keys = np.asarray(batch.column(KEY))
+        chosen = batch.filter(pa.array(np.isin(keys, ray.get(wanted))))
+        keys = np.asarray(chosen.column(KEY))
+        signature = chosen.column(SIGNATURE).combine_chunks()
+        return _verify_table(keys % shards, keys, np.full(len(keys), -1), signature, edge=False)
+
+    return rows
+
+
+def _split(table: pa.Table) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
+    """A verification shard as (edges, signatures, sorted signature keys, their order)."""
+    edge = np.asarray(table.column(EDGE), dtype=bool)
+    edges, signatures = table.filter(pa.array(edge)), table.filter(pa.array(~edge))
+    keys = np.asarray(signatures.column(KEY))
+    order = np.argsort(keys, kind="stable")
+    return edges, signatures, keys[order], order
+
+
+def _lookup(edges: pa.Table, signatures: pa.Table, sorted_keys, order) -> tuple[np.ndarray, Any]:
+    """Which edges' ``key`` has a signature in this shard, and those signatures."""
+    wanted = np.asarray(edges.column(KEY))
+    at = np.minimum(np.searchsorted(sorted_keys, wanted), max(len(sorted_keys) - 1, 0))
+    found = sorted_keys[at] == wanted if len(sorted_keys) else np.zeros(len(wanted), dtype=bool)
+    chosen = signatures.column(SIGNATURE).combine_chunks().take(pa.array(order[at[found]]))
+    return found, chosen
+
+
+def _attach(shards: int) -> Callable[[pa.Table], pa.Table]:
+    """Verification, first shuffle (sharded by the pair's first key ``a``): each pair
+    takes ``a``'s signature and moves on, sharded by its other key ``b``."""
+
+    def attach(table: pa.Table) -> pa.Table:
+        edges, signatures, sorted_keys, order = _split(table)
+        found, chosen = _lookup(edges, signatures, sorted_keys, order)
+        a = np.asarray(edges.column(KEY))[found]
+        b = np.asarray(edges.column(OTHER))[found]
+        return _verify_table(b % shards, b, a, chosen, edge=True)
+
+    return attach
+
+
+def _compare(num_perm: int, threshold: float) -> Callable[[pa.Table], pa.Table]:
+    """Verification, second shuffle (sharded by ``b``): each pair's two signatures side
+    by side; the pairs whose estimated similarity reaches ``threshold`` come back."""
+
+    def compare(table: pa.Table) -> pa.Table:
+        edges, signatures, sorted_keys, order = _split(table)
+        found, chosen = _lookup(edges, signatures, sorted_keys, order)
+        edges = edges.filter(pa.array(found))
+        mine = np.asarray(chosen.flatten(), dtype=np.uint32).reshape(-1, num_perm)
+        theirs = edges.column(SIGNATURE).combine_chunks().flatten()
+        theirs = np.asarray(theirs, dtype=np.uint32).reshape(-1, num_perm)
+        similar = dedup.estimated_similarity(theirs, mine)
+        keep = similar >= threshold
+        return pa.table(
+            {
+                "a": pa.array(np.asarray(edges.column(OTHER))[keep], pa.int64()),
+                "b": pa.array(np.asarray(edges.column(KEY))[keep], pa.int64()),
+                SIMILARITY: pa.array(similar[keep], pa.float64()),
+            }
+        )
+
+    return compare
+
+
+def verify_pairs(
+    sources: list[Source], pairs: np.ndarray, params: dedup.MinHashParams
+) -> tuple[np.ndarray, np.ndarray]:
+    """The candidate ``pairs`` ((n, 2) keys) whose signatures' estimated similarity
+    reaches the threshold, and that similarity.
+
+    Checked in Ray tasks, shard by shard: one shuffle brings each pair to its first
+    key's signature, a second to its other key's. The signatures never reach this
+    process, and a shard holds at most ``VERIFY_SHARD_ROWS`` rows.
+    """
+    import ray
+    import ray.data
+
+    if not len(pairs):
+        return np.empty((0, 2), np.int64), np.array([], np.float64)
+    wanted_keys = np.unique(pairs)
+    shards = shard_count(len(sources), len(pairs) + len(wanted_keys), VERIFY_SHARD_ROWS)
+    wanted = ray.put(wanted_keys)
+
+    def signatures() -> Any:
+        return _signature_rows(sources, [KEY, SIGNATURE]).map_batches(
+            _wanted_signatures(wanted, shards), batch_format="pyarrow"
+        )
+
+    step = 1 << 20
+    edges = ray.data.from_arrow(
+        [
+            _verify_table(chunk[:, 0] % shards, chunk[:, 0], chunk[:, 1], None, edge=True)
+            for chunk in (pairs[i : i + step] for i in range(0, len(pairs), step))
+        ]
+    )
+    attached = (
+        edges.union(signatures())
+        .groupby(SHARD, num_partitions=shards)
+        .map_groups(_attach(shards), batch_format="pyarrow")
+    )
+    compared = (
+        attached.union(signatures())
+        .groupby(SHARD, num_partitions=shards)
+        .map_groups(_compare(params.num_perm, params.threshold), batch_format="pyarrow")
+    )
+    a, b, similarity = _collect(compared, {"a": np.int64, "b": np.int64, SIMILARITY: np.float64})
+    return np.stack([a, b], axis=1), similarity
+
+
+@dataclass(frozen=True)
+class Duplicates:
+    """What pass 2 found: every removed key of this run's input (sorted) beside the key
+    that survives in its place (the smallest key of its group; negative for a row of
+    an ``against`` dataset), and how many of them are exact duplicates."""
+
+    removed: np.ndarray
+    survivor: np.ndarray
+    exact: np.ndarray  # True where the removed key is an exact duplicate
+
+    def groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each survivor and its group's size (itself and the rows it stands for),
+        largest first (ties: the smallest survivor)."""
+        survivors, removed = np.unique(self.survivor, return_counts=True)
+        order = np.lexsort((survivors, -removed))
+        return survivors[order], removed[order] + 1
+
+    def in_file(self, file_index: int) -> np.ndarray:
+        """The removed rows of input file ``file_index``, sorted."""
+        lo, hi = np.searchsorted(self.removed, [file_index << 32, (file_index + 1) << 32])
+        return self.removed[lo:hi] & np.int64((1 << dedup.ROW_BITS) - 1)
 
 
 def find_duplicates(
-    signature_uris: list[str],
-    params: dedup.MinHashParams | None,
-    against_uris: list[str] | None = None,
-    rows: int = 0,
-) -> tuple[dict[int, int], dict[int, int]]:
-    """Pass 2: ``(exact, near)``, each mapping a removed key to the key that survives it.
+    sources: list[Source], params: dedup.MinHashParams | None, rows: int
+) -> Duplicates:
+    """Pass 2 over the signature files ``sources`` (``rows`` rows in all, ``against``
+    indexes included): exact duplicates by digest, then in near mode candidates by LSH
+    band among the rows that are not exact duplicates, verified in Ray tasks.
 
-    Ray Data groups the signature rows (``rows`` of them in this run's input) by shard
-    of their digest, and of their band hashes; each shard's duplicates are found in one
-    vectorised call, and only those come back, so the driver holds the duplicates, not
-    the dataset. Rows of the ``against`` index files have negative keys: they survive
-    any group they are in and are never removed (they are not this run's to remove).
+    Ray Data groups the rows by shard of their digest, and of their band hashes; each
+    shard's duplicates are found in one vectorised call, and only the pairs come back,
+    as arrays of keys. Rows of the ``against`` index files have negative keys: they
+    survive any group they are in and are never removed (they are not this run's).
     """
-    against_uris = against_uris or []
-    files = len(signature_uris) + len(against_uris)
-    shards = shard_count(files, rows)
-    digests = _signature_rows(signature_uris, against_uris, [KEY, DIGEST]).map_batches(
-        _digest_rows(shards), batch_format="pyarrow"
-    )
-    exact = {key: first for first, key in _shard_pairs(digests, ["hi", "lo"], shards)}
-    if params is None:
-        return {k: v for k, v in exact.items() if k >= 0}, {}
-    # One row per band is ``bands`` times the rows: in rounds of a few bands each, so
-    # what one Ray Data job shuffles stays about ROUND_ROWS rows whatever the size.
-    rounds = min(params.bands, max(1, -(-rows * params.bands // ROUND_ROWS)))
-    edges: set[tuple[int, int]] = set()
-    for number in range(rounds):
-        bands = slice(number * params.bands // rounds, (number + 1) * params.bands // rounds)
-        shards = shard_count(files, rows * (bands.stop - bands.start))
-        banded = _signature_rows(signature_uris, against_uris, [KEY, BANDS]).map_batches(
-            _band_rows(shards, bands), batch_format="pyarrow"
-        )
-        edges |= set(_shard_pairs(banded, ["bucket"], shards))
-    # Exact duplicates are settled already: only their survivors take part here.
-    edges = {(exact.get(a, a), exact.get(b, b)) for a, b in edges}
-    edges = {(a, b) for a, b in edges if a != b}
-    exact = {k: v for k, v in exact.items() if k >= 0}
-    if not edges:
-        return exact, {}
-    pairs = np.array(sorted(edges), dtype=np.int64)
-    wanted, where = np.unique(pairs, return_inverse=True)
-    found = _signatures_of(signature_uris, against_uris, wanted)
-    matrix = np.stack([found[int(k)] for k in wanted])
-    where = where.reshape(-1, 2)
-    similar = dedup.estimated_similarity(matrix[where[:, 0]], matrix[where[:, 1]])
-    verified: dict[int, list[int]] = {}
-    for a, b in pairs[similar >= params.threshold].tolist():
-        verified.setdefault(min(a, b), []).append(max(a, b))
-    near = {k: v for k, v in dedup.survivors_of(verified).items() if k >= 0}
-    return exact, near
-
-
-def _signatures_of(
-    signature_uris: list[str], against_uris: list[str], keys: np.ndarray
-) -> dict[int, np.ndarray]:
-    """The full signatures of ``keys`` only, read by Ray Data from the signature files."""
     import ray
 
-    wanted = ray.put(keys)
-
-    def keep(batch: pa.Table) -> pa.Table:
-        chosen = np.isin(np.asarray(batch.column(KEY)), ray.get(wanted))
-        return batch.filter(pa.array(chosen))
-
-    found = _signature_rows(signature_uris, against_uris, [KEY, SIGNATURE]).map_batches(
-        keep, batch_format="pyarrow"
+    files = len(sources)
+    shards = shard_count(files, rows)
+    digests = _signature_rows(sources, [KEY, DIGEST]).map_batches(
+        _digest_rows(shards), batch_format="pyarrow"
     )
-    return {int(r[KEY]): np.asarray(r[SIGNATURE]) for r in found.take_all()}
+    exact_first, exact_key = _shard_pairs(digests, ["hi", "lo"], shards)
+    near_key = near_survivor = np.array([], np.int64)
+    if params is not None:
+        settled = ray.put(np.sort(exact_key))
+        # One row per band is ``bands`` times the rows: in rounds of a few bands each, so
+        # what one Ray Data job shuffles stays about ROUND_ROWS rows whatever the size.
+        rounds = min(params.bands, max(1, -(-rows * params.bands // ROUND_ROWS)))
+        found: list[np.ndarray] = []
+        for number in range(rounds):
+            bands = slice(number * params.bands // rounds, (number + 1) * params.bands // rounds)
+            shards = shard_count(files, rows * (bands.stop - bands.start))
+            banded = _signature_rows(sources, [KEY, BANDS]).map_batches(
+                _band_rows(shards, bands, settled), batch_format="pyarrow"
+            )
+            first, key = _shard_pairs(banded, ["bucket"], shards)
+            found.append(np.stack([first, key], axis=1))
+        candidates = np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 2))
+        verified, _ = verify_pairs(sources, candidates.astype(np.int64), params)
+        near_key, near_survivor = dedup.survivors(verified)
+    # An exact duplicate's survivor may itself be a near duplicate of an earlier row.
+    at = np.minimum(np.searchsorted(near_key, exact_first), max(len(near_key) - 1, 0))
+    hit = near_key[at] == exact_first if len(near_key) else np.zeros(len(exact_first), bool)
+    exact_final = np.where(hit, near_survivor[at] if len(near_key) else exact_first, exact_first)
+    removed = np.concatenate([exact_key, near_key])
+    survivor = np.concatenate([exact_final, near_survivor])
+    exact = np.concatenate([np.ones(len(exact_key), bool), np.zeros(len(near_key), bool)])
+    mine = removed >= 0  # an against row is never this run's to remove
+    order = np.argsort(removed[mine], kind="stable")
+    return Duplicates(removed[mine][order], survivor[mine][order], exact[mine][order])
+
+
+def group_span(
+    sources: list[Source], duplicates: Duplicates, survivor: int, num_perm: int
+) -> float:
+    """The lowest estimated similarity of a near duplicate removed in ``survivor``'s
+    group to ``survivor`` itself: how far the group's chaining reached (1.0 when its
+    rows are all exact copies). Computed in Ray tasks, over the group's rows only."""
+    import ray
+
+    members = duplicates.removed[(duplicates.survivor == survivor) & ~duplicates.exact]
+    if not len(members):
+        return 1.0
+    file = survivor >> dedup.ROW_BITS
+    uri = next(uri for uri, number in sources if number == file)
+    own = None
+    for table in _read_signature_file(uri, file, [KEY, SIGNATURE], storage.current_s3()):
+        at = np.flatnonzero(np.asarray(table.column(KEY)) == survivor)
+        if len(at):
+            own = np.asarray(table.column(SIGNATURE)[int(at[0])].as_py(), dtype=np.uint32)
+            break
+    if own is None:
+        raise RuntimeError(f"the signature of row {dedup.key_position(survivor)} is missing")
+    chosen = ray.put(np.sort(members))
+
+    def lowest(batch: pa.Table) -> pa.Table:
+        keys = np.asarray(batch.column(KEY))
+        rows = batch.filter(pa.array(np.isin(keys, ray.get(chosen))))
+        values = np.asarray(rows.column(SIGNATURE).combine_chunks().flatten(), np.uint32)
+        similar = dedup.estimated_similarity(values.reshape(-1, num_perm), own[None, :])
+        lowest_here = [similar.min()] if len(similar) else []
+        return pa.table({SIMILARITY: pa.array(lowest_here, pa.float64())})
+
+    spans = _signature_rows(sources, [KEY, SIGNATURE]).map_batches(lowest, batch_format="pyarrow")
+    (values,) = _collect(spans, {SIMILARITY: np.float64})
+    return float(values.min()) if len(values) else 1.0
 
 
 def write_deduped_part(spec: dict[str, Any]) -> dict[str, Any]:
@@ -339,49 +580,58 @@ def _write_index(root: Location, spec: dict[str, Any], kept: np.ndarray) -> None
     write_part(root.child(INDEX), spec["index"], [chosen], chosen.schema, "none")
 
 
-def index_files(uri: str, params: dedup.MinHashParams | None, output: Location) -> list[str]:
-    """The signature index files of the dataset at ``uri``, checked to be a committed
-    output of this step that carries what this run compares (in near mode, signatures
-    made with the same shingles, permutations and bands)."""
+def _check_apart(root: Location, others: dict[str, Location]) -> None:
+    """Refuse an ``against`` dataset that is, holds or lies inside the input or output:
+    compared with itself, every row of it would be a duplicate of itself."""
+    for name, other in others.items():
+        if root.contains(other) or other.contains(root):
+            raise InputError(
+                f"against {root.uri}: is, holds or lies inside this run's {name} {other.uri}; "
+                "a dataset is never deduplicated against itself"
+            )
+
+
+def index_files(
+    uri: str, params: dedup.MinHashParams | None, others: dict[str, Location]
+) -> tuple[list[str], int]:
+    """The signature index files of the dataset at ``uri`` and its row count, checked to
+    be a committed output of this step that carries what this run compares (in near
+    mode, signatures made with the same shingles, permutations and bands), and to be
+    apart from ``others`` (the run's input and output, by name)."""
     root = storage.resolve(uri)
-    if root.contains(output) or output.contains(root):
-        raise InputError(f"against {root.uri}: is or holds this run's output_uri")
+    _check_apart(root, others)
     manifest = dataset.read_manifest(root)
     if manifest is None:
         raise InputError(f"against {root.uri}: no _manifest.json, not a committed dataset")
-    index = (manifest.get("dedup") or {}).get("index")
-    if index is None:
-        raise InputError(f"against {root.uri}: not written by the dedup step (no signature index)")
-    if params is not None:
-        theirs = (manifest.get("parameters") or {}).get("minhash")
-        if theirs is None:
+    try:
+        index = (manifest.get("dedup") or {}).get("index")
+        if index is None:
             raise InputError(
-                f"against {root.uri}: deduplicated in exact mode, so it has no MinHash "
-                "signatures for near mode"
+                f"against {root.uri}: not written by the dedup step (no signature index)"
             )
-        for name in ("shingle", "num_perm", "bands", "seed"):
-            if theirs[name] != getattr(params, name):
+        if params is not None:
+            theirs = (manifest.get("parameters") or {}).get("minhash")
+            if theirs is None:
                 raise InputError(
-                    f"against {root.uri}: its signatures use {name}={theirs[name]}, this "
-                    f"run {name}={getattr(params, name)}; they must match"
+                    f"against {root.uri}: deduplicated in exact mode, so it has no MinHash "
+                    "signatures for near mode"
                 )
-    return [root.child(path).uri for path in index]
+            for name in ("shingle", "num_perm", "bands", "seed"):
+                if theirs[name] != getattr(params, name):
+                    raise InputError(
+                        f"against {root.uri}: its signatures use {name}={theirs[name]}, this "
+                        f"run {name}={getattr(params, name)}; they must match"
+                    )
+        return [root.child(path).uri for path in index], int(manifest["num_rows"])
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:
+        if isinstance(exc, InputError):
+            raise
+        raise InputError(f"against {root.uri}: its manifest is malformed ({exc!r})") from None
 
 
-def against_indexes(
-    against: list[str], params: dedup.MinHashParams | None, output: Location
-) -> list[str]:
-    """The index files of every ``against`` dataset (:func:`index_files`), in order."""
-    return [file for uri in against for file in index_files(uri, params, output)]
-
-
-def earlier_partitions(
-    output: Location, params: dedup.MinHashParams | None
-) -> dict[str, list[str]]:
-    """The committed outputs of this step in the ``dt=`` folders beside ``output``, dated
-    before it, that this run can compare against (in near mode: the same signatures),
-    each with its index files. For the nightly: each night's rows are checked against
-    every night still kept."""
+def earlier_candidates(output: Location) -> list[str]:
+    """The ``dt=`` folders beside ``output`` dated before it (committed or not): what
+    ``against_earlier`` may compare against, and what a run reads while it does."""
     name = posixpath.basename(output.path.rstrip("/"))
     day = retention.partition_date(name)
     if day is None:
@@ -389,24 +639,57 @@ def earlier_partitions(
             f"against_earlier: output_uri {output.uri} is not a dt=YYYY-MM-DD partition"
         )
     parent = Location(output.scheme, posixpath.dirname(output.path.rstrip("/")), output.s3)
-    found: dict[str, list[str]] = {}
-    for folder in storage.list_dirs(parent):
-        earlier = retention.partition_date(folder)
-        if earlier is None or earlier >= day:
-            continue
-        uri = parent.child(folder).uri
-        try:
-            found[uri] = index_files(uri, params, output)
-        except InputError as exc:  # not ours, not committed, or other signatures
-            log.info("not comparing against %s: %s", uri, exc)
+    return [
+        parent.child(folder).uri
+        for folder in storage.list_dirs(parent)
+        if (earlier := retention.partition_date(folder)) is not None and earlier < day
+    ]
+
+
+@dataclass
+class Against:
+    """The ``against`` datasets a run compares with: each used one's index files and
+    rows, and each skipped one with why (recorded in the manifest)."""
+
+    used: dict[str, tuple[list[str], int]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def files(self) -> list[str]:
+        return [file for files, _ in self.used.values() for file in files]
+
+    @property
+    def rows(self) -> int:
+        return sum(rows for _, rows in self.used.values())
+
+
+def resolve_against(
+    against: list[str],
+    against_earlier: bool,
+    params: dedup.MinHashParams | None,
+    source: Location,
+    output: Location,
+) -> Against:
+    """The datasets this run compares with: every ``against`` one (any that cannot be
+    used is an error), then with ``against_earlier`` the earlier ``dt=`` partitions beside
+    the output that can be (the others skipped, each with its reason)."""
+    others = {"input_uri": source, "output_uri": output}
+    found = Against()
+    for uri in against:
+        found.used[storage.resolve(uri).uri] = index_files(uri, params, others)
+    if against_earlier:
+        for uri in earlier_candidates(output):
+            if uri in found.used:
+                continue
+            try:
+                found.used[uri] = index_files(uri, params, others)
+            except InputError as exc:  # not ours, not committed, other signatures, malformed
+                found.skipped.append({"uri": uri, "reason": str(exc)})
     return found
 
 
 def group_examples(
-    members: dict[int, list[int]],
-    uris: list[str],
-    against_index: list[str],
-    groups: int = EXAMPLE_GROUPS,
+    duplicates: Duplicates, uris: list[str], against_index: list[str], groups: int = EXAMPLE_GROUPS
 ) -> list[dict[str, Any]]:
     """The largest groups of duplicates (ties: the earliest survivor), each with its
     size and the first few rows as ``file:row``: the survivor first, then the removed.
@@ -418,15 +701,18 @@ def group_examples(
             return f"{against_index[file_index + len(against_index)]}:{row}"
         return f"{uris[file_index]}:{row}"
 
-    largest = sorted(members.items(), key=lambda item: (-len(item[1]), item[0]))[:groups]
-    return [
-        {
-            "rows": len(keys),
-            "survivor": where(survivor),
-            "removed (first few)": ", ".join(where(k) for k in keys[1 : EXAMPLE_ROWS + 1]),
-        }
-        for survivor, keys in largest
-    ]
+    survivors, sizes = duplicates.groups()
+    examples = []
+    for survivor, size in zip(survivors[:groups].tolist(), sizes[:groups].tolist(), strict=True):
+        removed = duplicates.removed[duplicates.survivor == survivor][:EXAMPLE_ROWS]
+        examples.append(
+            {
+                "rows": size,
+                "survivor": where(survivor),
+                "removed (first few)": ", ".join(where(k) for k in removed.tolist()),
+            }
+        )
+    return examples
 
 
 def dedup_dataset(
@@ -447,11 +733,12 @@ def dedup_dataset(
     """Remove duplicates of ``text_column`` from the input into a committed dataset.
 
     Of each group of duplicates the row first in input order survives (files in
-    manifest order, then rows). Rows of the ``against`` datasets (earlier outputs of
-    this step) count as kept before all of them: input rows that duplicate one are
-    removed, through those datasets' signature indexes only. ``against_earlier`` adds
-    the earlier ``dt=`` partitions beside the output (:func:`earlier_partitions`).
-    ``on_phase`` hears a line as each pass starts. Returns the manifest.
+    manifest order, then rows). Blank texts (null, empty, whitespace only) are never
+    duplicates. Rows of the ``against`` datasets (earlier outputs of this step) count as
+    kept before all of them: input rows that duplicate one are removed, through those
+    datasets' signature indexes only. ``against_earlier`` adds the earlier ``dt=``
+    partitions beside the output (:func:`resolve_against`). ``on_phase`` hears a line as
+    each pass starts. Returns the manifest.
     """
     if mode not in MODES:
         raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
@@ -463,11 +750,22 @@ def dedup_dataset(
     uris = [f.uri for f in found.files]
     inspected = inspect_inputs(uris, found.format, scheduling)
     schema = input_schema(inspected, found.format, text_column)
-    indexed = {storage.resolve(u).uri: index_files(u, params, root) for u in against or []}
-    if against_earlier:
-        earlier = earlier_partitions(root, params)
-        indexed |= {uri: files for uri, files in earlier.items() if uri not in indexed}
-    against_index = [file for files in indexed.values() for file in files]
+    compared = resolve_against(against or [], against_earlier, params, found.root, root)
+    for skipped in compared.skipped:
+        on_phase(f"not comparing against {skipped['uri']}: {skipped['reason']}")
+    against_index = compared.files
+    rows_in_files = sum(i["num_rows"] for i in inspected)
+    space.check_free_space(
+        root,
+        space.deduplicated_bytes(
+            sum(f.size_bytes for f in found.files),
+            rows_in_files,
+            params.num_perm if params else 0,
+            params.bands if params else 0,
+            any(inputs.codec_of(f.uri) for f in found.files),
+        ),
+        "dedup",
+    )
     leftovers = dataset.prepare_output(root)
     common = {
         "format": found.format,
@@ -488,43 +786,46 @@ def dedup_dataset(
         + (f" and {len(against_index)} index files of earlier outputs" if against_index else "")
         + (" by digest and LSH band" if params else " by digest")
     )
-    exact, near = find_duplicates(signature_uris, params, against_index, rows_in)
-    removed: dict[int, list[int]] = {}
-    for key in (*exact, *near):
-        file_index, row = dedup.key_position(key)
-        removed.setdefault(file_index, []).append(row)
+    sources = [(uri, i) for i, uri in enumerate(signature_uris)] + [
+        (uri, i - len(against_index)) for i, uri in enumerate(against_index)
+    ]
+    duplicates = find_duplicates(sources, params, rows_in + compared.rows)
+    exact_removed = int(duplicates.exact.sum())
+    near_removed = len(duplicates.removed) - exact_removed
     write_specs = [
         {
             **spec,
             "schema": _encode_schema(schema),
             "compression": compression,
-            "removed_rows": sorted(removed.get(i, [])),
+            "removed_rows": duplicates.in_file(i).tolist(),
         }
         for i, spec in enumerate(specs)
     ]
     on_phase(
-        f"pass 3/3: writing {len(uris)} parts without {len(exact)} exact and {len(near)} "
+        f"pass 3/3: writing {len(uris)} parts without {exact_removed} exact and {near_removed} "
         "near duplicates"
     )
     parts = map_items(
         write_deduped_part, write_specs, scheduling=scheduling, on_done=on_done, deadline=deadline
     )
     entries = [FileEntry(**part.result) for part in parts]
-    # Each removed row's final survivor: an exact duplicate's survivor may itself be a
-    # near duplicate of an earlier row.
-    final = {k: near.get(v, v) for k, v in exact.items()} | near
-    members: dict[int, list[int]] = {}  # survivor: the survivor, then the rows removed
-    for removed_key, survivor in sorted(final.items()):
-        members.setdefault(survivor, [survivor]).append(removed_key)
+    survivors, sizes = duplicates.groups()
+    span = None
+    if len(survivors):
+        span = (
+            group_span(sources, duplicates, int(survivors[0]), params.num_perm) if params else 1.0
+        )
     stats = {
         "rows_in": rows_in,
-        "exact_duplicates_removed": len(exact),
-        "near_duplicates_removed": len(near),
-        "groups": len(members),
-        "largest_group": max(map(len, members.values()), default=1),
-        "against_removed": sum(1 for survivor in final.values() if survivor < 0),
+        "empty": sum(part.result["empty"] for part in counted),
+        "exact_duplicates_removed": exact_removed,
+        "near_duplicates_removed": near_removed,
+        "groups": len(survivors),
+        "largest_group": int(sizes[0]) if len(sizes) else 1,
+        "largest_group_span": span,
+        "against_removed": int((duplicates.survivor < 0).sum()),
     }
-    if sum(e.num_rows for e in entries) != rows_in - len(exact) - len(near):
+    if sum(e.num_rows for e in entries) != rows_in - len(duplicates.removed):
         raise RuntimeError(f"wrote {sum(e.num_rows for e in entries)} rows of {rows_in}")
     manifest = dataset.build_manifest(
         entries,
@@ -535,7 +836,8 @@ def dedup_dataset(
             "mode": mode,
             "text_column": text_column,
             **({"minhash": params.__dict__} if params else {}),
-            "against": list(indexed),
+            "against": list(compared.used),
+            "against_skipped": compared.skipped,
         },
         inputs={
             "num_files": len(found.files),
@@ -546,7 +848,7 @@ def dedup_dataset(
         stats={"text_bytes": sum(part.result["text_bytes"] for part in counted)},
         dedup={
             **stats,
-            "examples": group_examples(members, uris, against_index),
+            "examples": group_examples(duplicates, uris, against_index),
             "index": [f"{INDEX}/{dataset.part_name(i)}" for i in range(len(uris))],
         },
         timings={"total_seconds": round(time.monotonic() - started, 3)},
@@ -558,8 +860,10 @@ def dedup_dataset(
             ],
         ),
     )
-    dataset.commit(root, manifest, leftovers, deadline)
+    # The signatures go before the commit: a run killed after it leaves nothing of its
+    # staging behind (a rerun or retention removes the _writing.json marker).
     for i in range(len(uris)):
         storage.delete_file(root.child(STAGING).child(dataset.part_name(i)))
     storage.remove_empty_dir(root.child(STAGING))
+    dataset.commit(root, manifest, leftovers, deadline)
     return manifest

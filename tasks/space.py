@@ -58,3 +58,19 @@ def check_free_space(loc: Location, needed: int, what: str) -> None:
             f"{reserve:,} bytes ({reserve / GIB:.1f} GiB) of them must stay free: free up "
             "space, lower num_rows, or set keep_days on a daily run"
         )
+
+
+def signature_bytes(num_perm: int, bands: int) -> int:
+    """The dedup step's bytes per row of its signature files: the order key and exact
+    digest, and in near mode (``num_perm`` > 0) the band hashes and MinHash values."""
+    return 8 + 16 + 8 * bands + 4 * num_perm
+
+
+def deduplicated_bytes(
+    input_bytes: int, rows: int, num_perm: int, bands: int, compressed_json: bool = False
+) -> int:
+    """About how much ``dedup`` writes until it commits: the output (at most the input)
+    and its signatures twice, the staged ones of its first pass and the kept rows'
+    index beside the output."""
+    text = input_bytes * (COMPRESSED_JSON_RATIO if compressed_json else 1)
+    return text + 2 * rows * signature_bytes(num_perm, bands)

@@ -41,12 +41,13 @@ def test_order_keys_sort_by_file_then_row() -> None:
 
 
 def test_exact_digests_equal_only_for_equal_text() -> None:
-    digests = dedup.exact_digests(pa.array(["a b", "a b", "a  b", "", None, "한국어"]))
+    digests = dedup.exact_digests(pa.array(["a b", "a b", "a  b", "", None, "한국어", " \t\n "]))
     values = digests.to_pylist()
     assert digests.type == pa.binary(dedup.EXACT_DIGEST_BYTES)
     assert values[0] == values[1]
-    assert len({values[0], values[2], values[3], values[5]}) == 4
-    assert values[4] is None
+    assert len({values[0], values[2], values[5]}) == 3
+    # Blank texts (empty, null, whitespace only) have no digest: nobody's duplicates.
+    assert values[3] is None and values[4] is None and values[6] is None
 
 
 def test_shingles_match_the_python_reference() -> None:
@@ -149,8 +150,9 @@ def test_bad_parameters_are_named(fields: dict, message: str) -> None:
 
 def test_the_smallest_connected_key_survives() -> None:
     # 9-5 and 5-3 chain: 3 survives for both; 7-8 alone: 7 survives; 1 has no duplicate.
-    survivors = dedup.survivors_of({9: [5], 5: [3], 8: [7], 1: []})
-    assert survivors == {9: 3, 5: 3, 8: 7}
+    keys, survivors = dedup.survivors(np.array([[9, 5], [5, 3], [8, 7], [1, 1]]))
+    assert dict(zip(keys.tolist(), survivors.tolist(), strict=True)) == {9: 3, 5: 3, 8: 7}
+    assert [len(a) for a in dedup.survivors(np.empty((0, 2), np.int64))] == [0, 0]
 
 
 def test_runs_pair_every_key_with_the_smallest_key_sharing_its_values() -> None:
