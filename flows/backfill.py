@@ -1,4 +1,4 @@
-"""Backfill: one pipeline run per date, skipping dates whose partition is already committed.
+"""Backfill: one pipeline run per date, skipping dates whose partitions are all committed.
 
 Deployed as ``backfill/nightly`` (prefect.yaml): start it from the UI or with
 ``make backfill START=2026-11-01 END=2026-11-03``.
@@ -15,7 +15,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect_aws import AwsCredentials
 
 from flows import runs
-from flows.pipeline import pipeline
+from flows.pipeline import DATASETS, pipeline
 from tasks import dataset, partitions, storage
 from tasks.errors import InputError
 
@@ -30,11 +30,22 @@ def _deployment_parameters(name: str) -> dict[str, Any]:
             ) from None
 
 
-def committed(bucket_uri: str, day: Any, aws_credentials: AwsCredentials | None) -> bool:
-    """Whether ``day``'s preprocessed partition under ``bucket_uri`` has a manifest."""
-    target = partitions.partition(f"{storage.canonical_uri(bucket_uri)}/preprocessed", day)
-    with storage.using_s3(storage.settings_for([target], aws_credentials)):
-        return dataset.read_manifest(storage.resolve(target)) is not None
+def datasets_written(params: dict[str, Any]) -> list[str]:
+    """The datasets a pipeline run with ``params`` writes: raw and preprocessed, and
+    deduped with the dedup step on."""
+    dedup = params.get("dedup") or "none"
+    return [name for name in DATASETS if name != "deduped" or dedup != "none"]
+
+
+def committed(
+    bucket_uri: str, day: Any, aws_credentials: AwsCredentials | None, datasets: list[str]
+) -> bool:
+    """Whether ``day``'s partition of every one of ``datasets`` under ``bucket_uri`` has
+    a manifest: a date whose run stopped after preprocess is not done."""
+    base = storage.canonical_uri(bucket_uri)
+    targets = [partitions.partition(f"{base}/{name}", day) for name in datasets]
+    with storage.using_s3(storage.settings_for(targets, aws_credentials)):
+        return all(dataset.read_manifest(storage.resolve(t)) is not None for t in targets)
 
 
 @flow(name="backfill", flow_run_name="backfill {start_date}..{end_date}")
@@ -52,15 +63,17 @@ def backfill(
 
     Args:
         start_date: The first date (YYYY-MM-DD).
-        end_date: The last date (YYYY-MM-DD), at most 366 days after start_date.
+        end_date: The last date (YYYY-MM-DD), at most 366 days after start_date and at
+            most tomorrow in the pipeline's timezone.
         deployment: The pipeline deployment each date runs as (its worker does the
             work); null to run the pipeline here, as a subflow.
         parameters: Pipeline parameters, over the deployment's.
-        force: Rerun dates whose preprocessed partition is already committed (by
-            default they are skipped).
+        force: Rerun dates already committed (every dataset the run writes: raw,
+            preprocessed, and deduped with dedup); by default they are skipped.
     """
-    days = partitions.date_range(start_date, end_date)
     params = {**(_deployment_parameters(deployment) if deployment else {}), **(parameters or {})}
+    # Refused before any run is created; "today" is the pipeline's, in its timezone.
+    days = partitions.date_range(start_date, end_date, str(params.get("timezone") or "UTC"))
     bucket = str(params.get("bucket_uri") or "").strip()
     if not bucket or storage.is_new_bucket(bucket):  # a bare s3:// names a new bucket per run
         raise InputError(
@@ -70,10 +83,12 @@ def backfill(
     logger = get_run_logger()
     runs.tag_flow_run("backfill", bucket)
     # Typed as the pipeline takes them: a block reference becomes the block.
-    credentials = pipeline.validate_parameters(params).get("aws_credentials")
+    typed = pipeline.validate_parameters(params)
+    credentials = typed.get("aws_credentials")
+    datasets = datasets_written(typed)
     outcomes: dict[str, str] = {}
     for day in days:
-        if not force and committed(bucket, day, credentials):
+        if not force and committed(bucket, day, credentials, datasets):
             logger.info("%s: already committed, skipped (force=True reruns it)", day)
             outcomes[day.isoformat()] = "skipped"
             continue

@@ -73,7 +73,8 @@ def pipeline(
         region: The S3 bucket's region.
         daily: Write one date's partitions, raw/dt=YYYY-MM-DD/ and
             preprocessed/dt=YYYY-MM-DD/: the date the run was scheduled for in timezone.
-        run_date: The date to write instead of the scheduled one (implies daily).
+        run_date: The date to write instead of the scheduled one (implies daily); at
+            most tomorrow in timezone.
         timezone: The IANA timezone that tells a scheduled run's date; match the
             schedule's.
         ray: Where and how the parts of both stages run on Ray (read_blocks applies to
@@ -84,17 +85,24 @@ def pipeline(
             written then is not committed (what an earlier step committed stays).
         keep_days: With daily, after a successful run remove the committed partitions
             of raw, preprocessed and deduped dated keep_days or more days before the
-            run's date (7 keeps the run's date and the six before it). Folders without
-            a manifest of ours are never removed.
+            run's date, or before today in timezone if that is earlier (7 keeps the
+            run's date and the six before it). Folders without a manifest of ours are
+            never removed.
         dedup: A fourth step, the dedup flow with its defaults, from preprocessed into
             {bucket_uri}/deduped: exact or near duplicates removed (none: no fourth
             step). With daily, each date's rows are also checked against the earlier
             dates' deduped partitions still kept.
     """
     until = deadline.after(timeout_minutes)
-    day = None
+    day = today = None
     if daily or run_date:  # checked before anything is written
         day = partitions.run_date(run_date, flow_run.scheduled_start_time, timezone)
+        # One clock reading: the date check and retention's bound agree on today.
+        now = dt.datetime.now(dt.UTC)
+        partitions.check_not_future(
+            day, timezone, now, parameter="run_date" if run_date else "scheduled date"
+        )
+        today = partitions.today(timezone, now)
     if keep_days is not None and day is None:
         raise InputError(f"keep_days={keep_days} applies to daily runs only (daily=true)")
     if not storage.is_s3(bucket_uri):  # before the bucket's directory is made
@@ -149,7 +157,7 @@ def pipeline(
             aws_credentials=aws_credentials,
             timeout_minutes=_minutes_left(until),
         )
-    if day and keep_days:
+    if day and today and keep_days:
         # Light listing and deleting: run in this process, not on Ray.
         with runs.tagged("retention", bucket):
             retention_task(
@@ -157,6 +165,7 @@ def pipeline(
                 datasets=list(DATASETS),
                 day=day,
                 keep_days=keep_days,
+                today=today,  # when the run started: never remove within keep_days of it
                 s3=storage.settings_for([bucket], aws_credentials, region),
             )
     create_link_artifact(

@@ -26,13 +26,18 @@ MANIFEST_NAME = "_manifest.json"
 # Written before the first part and removed after the manifest: marks the files of an
 # unfinished (or crashed) write as ours, so a rerun may replace them.
 WRITING_NAME = "_writing.json"
+# Written by retention before it uncommits a dataset, removed after its last file: lists
+# the files still to delete, so a removal that stopped half way is finished by the next.
+REMOVING_NAME = "_removing.json"
 MANIFEST_VERSION = 1
 # Folders inside a dataset whose part-named files are ours too (tasks/deduplicate.py).
 OWN_FOLDERS = ("_dedup/signatures", "_dedup/index")
 WRITER = "ray-text-pipeline"
 _PART_RE = re.compile(r"^part-\d{5,}\.parquet$")
 # What a crashed local atomic write of ours can leave behind.
-_TEMP_RE = re.compile(r"^(_manifest\.json|_writing\.json|part-\d{5,}\.parquet)\.tmp-[0-9a-f]{32}$")
+_TEMP_RE = re.compile(
+    r"^(_manifest\.json|_writing\.json|_removing\.json|part-\d{5,}\.parquet)\.tmp-[0-9a-f]{32}$"
+)
 
 
 @dataclass(frozen=True)
@@ -49,9 +54,9 @@ def part_name(index: int) -> str:
 
 
 def is_own_file(relative: str) -> bool:
-    """True for names this project writes in a dataset (parts, manifest, temps, and the
-    dedup step's signature files under ``_dedup/``)."""
-    if relative in (MANIFEST_NAME, WRITING_NAME):
+    """True for names this project writes in a dataset (parts, manifest, markers, temps,
+    and the dedup step's signature files under ``_dedup/``)."""
+    if relative in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME):
         return True
     folder, _, name = relative.rpartition("/")
     if folder in OWN_FOLDERS:
@@ -140,8 +145,8 @@ def prepare_output(root: Location) -> list[str]:
         found = [f.path for f in storage.list_files(root)]
     relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
     # Files with our names count as ours only where we left our mark: a manifest we
-    # committed, or the marker of a write of ours that did not finish.
-    ours = WRITING_NAME in relative or _is_our_manifest(root, relative)
+    # committed, or the marker of a write or a removal of ours that did not finish.
+    ours = WRITING_NAME in relative or REMOVING_NAME in relative or _is_our_manifest(root, relative)
     foreign = [r for r in relative if not (ours and is_own_file(r))]
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
@@ -153,10 +158,14 @@ def prepare_output(root: Location) -> list[str]:
     with storage.explained(root, "write"):
         marker = {"writer": WRITER, "started_at": dt.datetime.now(dt.UTC).isoformat()}
         storage.write_bytes_atomic(root.child(WRITING_NAME), json.dumps(marker).encode())
+        if REMOVING_NAME in relative:
+            # A removal that stopped half way is superseded by this write: its listed
+            # files are now our leftovers, which commit deletes unless it rewrites them.
+            storage.delete_file(root.child(REMOVING_NAME))
         # Uncommit: from here until the new manifest lands, readers see no dataset rather
         # than a manifest that disagrees with the files.
         storage.delete_file(root.child(MANIFEST_NAME))
-    return [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME)]
+    return [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME)]
 
 
 def _is_our_manifest(root: Location, relative: list[str]) -> bool:

@@ -1,7 +1,9 @@
 """Daily partitions: which date a run is for, and where that date's data lives.
 
 A nightly run processes the date it was scheduled for, in the schedule's timezone
-(02:00 in Seoul on 2 March is still 1 March in UTC); ``run_date`` overrides it.
+(02:00 in Seoul on 2 March is still 1 March in UTC); ``run_date`` overrides it. No run
+or backfill may be for a date later than tomorrow in that timezone: such a date has no
+data yet, and retention counts back from the run's date.
 """
 
 from __future__ import annotations
@@ -49,16 +51,45 @@ def run_date(override: dt.date | str | None, scheduled: dt.datetime, timezone: s
     return scheduled.astimezone(zone(timezone)).date()
 
 
+def today(timezone: str, now: dt.datetime | None = None) -> dt.date:
+    """The calendar date in ``timezone`` at ``now`` (default: the current time)."""
+    now = now or dt.datetime.now(dt.UTC)
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    return now.astimezone(zone(timezone)).date()
+
+
+def check_not_future(
+    day: dt.date, timezone: str, now: dt.datetime | None = None, parameter: str = "run_date"
+) -> None:
+    """Refuse ``day`` if it is later than tomorrow in ``timezone`` (at ``now``), naming
+    ``parameter`` and today's date there. Tomorrow is allowed: a schedule in a timezone
+    ahead of the clock's may already be there."""
+    current = today(timezone, now)
+    if day > current + dt.timedelta(days=1):
+        raise InputError(
+            f"{parameter} {day.isoformat()} is later than tomorrow in {timezone} (today there "
+            f"is {current.isoformat()}): a date that has not come yet has no data"
+        )
+
+
 def partition(base_uri: str, day: dt.date) -> str:
     """The Hive-style partition of ``day`` under ``base_uri``: ``{base}/dt=YYYY-MM-DD``."""
     return f"{base_uri.rstrip('/')}/dt={day.isoformat()}"
 
 
-def date_range(start: dt.date | str, end: dt.date | str) -> list[dt.date]:
-    """Every date from ``start`` to ``end``, both included."""
+def date_range(
+    start: dt.date | str,
+    end: dt.date | str,
+    timezone: str = "UTC",
+    now: dt.datetime | None = None,
+) -> list[dt.date]:
+    """Every date from ``start`` to ``end``, both included; ``end`` may not be later than
+    tomorrow in ``timezone`` (the pipeline's) at ``now``."""
     first, last = parse_date(start, "start_date"), parse_date(end, "end_date")
     if last < first:
         raise InputError(f"end_date {end} is before start_date {start}")
+    check_not_future(last, timezone, now, parameter="end_date")
     days = (last - first).days + 1
     if days > MAX_BACKFILL_DAYS:
         raise InputError(f"{days} dates from {start} to {end}: at most {MAX_BACKFILL_DAYS}")

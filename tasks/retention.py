@@ -1,14 +1,19 @@
 """Retention of daily partitions: committed ``dt=`` partitions past ``keep_days`` go.
 
 Only what this project committed is removed, and only whole: a partition is removed
-when it has our manifest, manifest first (from then on readers see no dataset), then the
-files that manifest lists. A folder without a manifest (being written, crashed, or not
-ours) and any file the manifest does not list stay where they are.
+when it has our manifest and every file that manifest lists is a file of ours inside
+the partition. The removal first writes ``_removing.json`` listing those files, then
+deletes the manifest (from then on readers see no dataset), the listed files, the own
+leftovers of a killed write, and the marker last; a removal that stops half way is
+finished by the next one, from the marker. A folder with neither (being written,
+crashed, or not ours) and any file that is not ours stay where they are.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
+import logging
 import re
 from collections.abc import Iterable
 
@@ -17,6 +22,10 @@ from tasks.errors import InputError
 from tasks.storage import Location
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
+# Names a manifest may list are data files; these ones steer the protocol instead.
+_CONTROL = (dataset.MANIFEST_NAME, dataset.WRITING_NAME, dataset.REMOVING_NAME)
+
+log = logging.getLogger(__name__)
 
 
 def partition_date(name: str) -> dt.date | None:
@@ -30,37 +39,143 @@ def partition_date(name: str) -> dt.date | None:
         return None
 
 
-def expired(names: Iterable[str], day: dt.date, keep_days: int) -> list[str]:
+def expired(names: Iterable[str], day: dt.date, keep_days: int, today: dt.date) -> list[str]:
     """The partition folders among ``names`` whose date is ``keep_days`` or more days
-    before ``day``: ``keep_days=7`` keeps ``day`` and the six dates before it."""
+    before ``day``, or before ``today`` if that is earlier: ``keep_days=7`` keeps ``day``
+    and the six dates before it, and a run dated in the future never reaches the dates
+    within ``keep_days`` of today."""
     if keep_days < 1:
         raise InputError(f"keep_days must be at least 1, got {keep_days}")
-    cutoff = day - dt.timedelta(days=keep_days)
+    cutoff = min(day, today) - dt.timedelta(days=keep_days)
     return [n for n in names if (d := partition_date(n)) is not None and d <= cutoff]
 
 
-def remove_committed(root: Location) -> int | None:
-    """Remove the dataset committed at ``root``: its manifest, then the files it lists.
+def is_ours(document: object) -> bool:
+    """Whether a manifest or removal marker was written by this project, in the manifest
+    version this code reads."""
+    return (
+        isinstance(document, dict)
+        and document.get("writer") == dataset.WRITER
+        and document.get("manifest_version") == dataset.MANIFEST_VERSION
+    )
 
-    Returns how many data files went, or None (and touches nothing) if ``root`` holds
-    no manifest of ours.
-    """
+
+def unsafe_paths(root: Location, paths: object) -> list[str]:
+    """The entries of ``paths`` retention must not delete: anything but a relative path of
+    a data file of ours inside ``root`` (``../x``, ``/etc/passwd``, foreign names, the
+    protocol's own markers). A ``paths`` that is not a list is unsafe as a whole."""
+    if not isinstance(paths, list):
+        return [repr(paths)]
+    bad = []
+    for path in paths:
+        if not isinstance(path, str) or path in _CONTROL or not dataset.is_own_file(path):
+            bad.append(repr(path))
+            continue
+        try:
+            root.child(path)
+        except InputError:
+            bad.append(repr(path))
+    return bad
+
+
+def _listed(manifest: dict) -> object:
+    """The manifest's files to remove, or whatever malformed value stands in for them."""
+    try:
+        return dataset.listed_files(manifest)
+    except (AttributeError, KeyError, TypeError) as exc:
+        return f"unreadable file list ({exc})"
+
+
+def _removal_list(
+    root: Location, logger: logging.Logger | logging.LoggerAdapter
+) -> list[str] | None:
+    """The files to remove at ``root``, once its removal is under way (marker written,
+    manifest gone); None, having logged why, if ``root`` is not ours to remove."""
     try:
         manifest = dataset.read_manifest(root)
-    except InputError:  # a manifest we cannot read is not one we wrote
+    except InputError as exc:  # a manifest we cannot read is not one we wrote
+        logger.info("left %s: %s", root.uri, exc)
         return None
-    if manifest is None or manifest.get("writer") != dataset.WRITER:
+    if manifest is not None:
+        if not is_ours(manifest):
+            logger.info("left %s: its manifest is not one this pipeline version wrote", root.uri)
+            return None
+        files = _listed(manifest)
+        if bad := unsafe_paths(root, files):
+            logger.warning(
+                "left %s untouched: its manifest lists what retention may not delete: %s",
+                root.uri,
+                ", ".join(bad[:5]),
+            )
+            return None
+        marker = {
+            "writer": dataset.WRITER,
+            "manifest_version": dataset.MANIFEST_VERSION,
+            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            "files": files,
+        }
+        # The marker lands before the manifest goes: from here on a stop leaves a list of
+        # what is still to delete, never files that nothing names as ours.
+        storage.write_bytes_atomic(root.child(dataset.REMOVING_NAME), json.dumps(marker).encode())
+        storage.delete_file(root.child(dataset.MANIFEST_NAME))
+        return files
+    try:
+        marker = json.loads(storage.read_bytes(root.child(dataset.REMOVING_NAME)))
+    except FileNotFoundError:
+        logger.info("left %s: no manifest of ours (not a committed dataset)", root.uri)
         return None
-    storage.delete_file(root.child(dataset.MANIFEST_NAME))
-    for relative in dataset.listed_files(manifest):
+    except ValueError as exc:
+        logger.warning("left %s: unreadable %s (%s)", root.uri, dataset.REMOVING_NAME, exc)
+        return None
+    if not is_ours(marker):
+        logger.info("left %s: its %s is not ours", root.uri, dataset.REMOVING_NAME)
+        return None
+    files = marker.get("files")
+    if bad := unsafe_paths(root, files):
+        logger.warning(
+            "left %s untouched: its %s lists what retention may not delete: %s",
+            root.uri,
+            dataset.REMOVING_NAME,
+            ", ".join(bad[:5]),
+        )
+        return None
+    logger.info("%s: finishing a removal that stopped half way", root.uri)
+    return files
+
+
+def remove_committed(
+    root: Location, logger: logging.Logger | logging.LoggerAdapter = log
+) -> int | None:
+    """Remove the dataset committed at ``root``, or finish removing it.
+
+    Order: ``_removing.json`` listing the files, the manifest, the listed files, our own
+    leftovers of a killed write, the marker, then empty folders. Returns how many data
+    files (the listed files at the top of the dataset; the rest is the dedup index)
+    went, or None, touching nothing and logging why to ``logger``, if ``root`` holds no
+    manifest or removal marker of ours or if either lists a path that is not a file of
+    ours inside ``root``.
+    """
+    files = _removal_list(root, logger)
+    if files is None:
+        return None
+    for relative in files:
         storage.delete_file(root.child(relative))
+    # What a killed write left beside the dataset (_writing.json, signature files, temps)
+    # is ours by the same rule prepare_output applies in a folder with our mark.
+    for info in storage.list_files(root):
+        relative = Location(root.scheme, info.path).relative_to(root)
+        if relative != dataset.REMOVING_NAME and dataset.is_own_file(relative):
+            storage.delete_file(root.child(relative))
+    storage.delete_file(root.child(dataset.REMOVING_NAME))
     for folder in (*dataset.OWN_FOLDERS, "_dedup"):  # the dedup step's, once empty
         storage.remove_empty_dir(root.child(folder))
     storage.remove_empty_dir(root)
-    return len(manifest["files"])
+    return sum(1 for relative in files if "/" not in relative)
 
 
-def expired_partitions(base_uri: str, day: dt.date, keep_days: int) -> list[str]:
-    """The URIs of the partition folders under ``base_uri`` past ``keep_days``."""
+def expired_partitions(base_uri: str, day: dt.date, keep_days: int, today: dt.date) -> list[str]:
+    """The URIs of the partition folders under ``base_uri`` past ``keep_days``, counted
+    back from the earlier of ``day`` and ``today``."""
     base = storage.resolve(base_uri)
-    return [base.child(name).uri for name in expired(storage.list_dirs(base), day, keep_days)]
+    names = storage.list_dirs(base)
+    return [base.child(name).uri for name in expired(names, day, keep_days, today)]

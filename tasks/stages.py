@@ -180,29 +180,38 @@ def retention_task(
     datasets: list[str],
     day: dt.date,
     keep_days: int,
+    today: dt.date,
     s3: S3Settings | None = None,
 ) -> list[str]:
     """Remove the committed partitions of ``datasets`` (under ``bucket_uri``) that are
-    ``keep_days`` or more days older than ``day``; return the URIs removed.
+    ``keep_days`` or more days older than ``day``, or than ``today`` (the run's timezone)
+    if that is earlier; return the URIs removed.
 
     Each removal holds the partition's write slot, so a run writing it is never cut
-    short; a partition busy that long is left for the next run.
+    short; a partition busy that long is left for the next run. A removal that stopped
+    half way (a retry, a kill) is finished here too.
     """
     logger = get_run_logger()
     removed: list[str] = []
     with storage.using_s3(s3):
         for name in datasets:
-            for uri in retention.expired_partitions(f"{bucket_uri}/{name}", day, keep_days):
+            base = f"{bucket_uri}/{name}"
+            for uri in retention.expired_partitions(base, day, keep_days, today):
                 try:
                     with exclusive_output(uri):
-                        files = retention.remove_committed(storage.resolve(uri))
+                        files = retention.remove_committed(storage.resolve(uri), logger)
                 except OutputBusyError as exc:
                     logger.warning("left %s: %s", uri, exc)
                     continue
-                if files is None:
-                    logger.info("left %s: not a dataset this pipeline committed", uri)
+                if files is None:  # remove_committed logged why
                     continue
-                logger.info("removed %s (%d files): older than %d days", uri, files, keep_days)
+                logger.info(
+                    "removed %s (%d files): %d or more days before %s",
+                    uri,
+                    files,
+                    keep_days,
+                    min(day, today),
+                )
                 removed.append(uri)
     metrics("retention", {"keep_days": keep_days, "removed": len(removed)})
     return removed

@@ -20,7 +20,7 @@ from flows.pipeline import pipeline
 from tasks import dataset, retention, space, storage
 from tasks.dataset import FileEntry
 from tasks.errors import DeadlineExceeded, InputError
-from tests.helpers import assert_committed
+from tests.helpers import assert_committed, tree_digest
 
 DAY = dt.date(2026, 3, 10)
 SMALL = {"num_rows": 300, "num_files": 2}
@@ -45,11 +45,16 @@ def _tree(root: Path) -> set[str]:
 
 def test_expired_counts_whole_days_back_from_the_runs_date():
     names = ["dt=2026-03-10", "dt=2026-03-09", "dt=2026-03-08", "dt=2026-03-07", "dt=junk"]
-    assert retention.expired(names, DAY, 2) == ["dt=2026-03-08", "dt=2026-03-07"]
-    assert retention.expired(names, DAY, 1) == ["dt=2026-03-09", "dt=2026-03-08", "dt=2026-03-07"]
-    assert retention.expired(["dt=2026-02-30", "notes", "dt=2026-3-1"], DAY, 1) == []
+    today = DAY + dt.timedelta(days=30)  # a run for a past date counts back from its date
+    assert retention.expired(names, DAY, 2, today) == ["dt=2026-03-08", "dt=2026-03-07"]
+    assert retention.expired(names, DAY, 1, today) == [
+        "dt=2026-03-09",
+        "dt=2026-03-08",
+        "dt=2026-03-07",
+    ]
+    assert retention.expired(["dt=2026-02-30", "notes", "dt=2026-3-1"], DAY, 1, today) == []
     with pytest.raises(InputError, match="keep_days must be at least 1"):
-        retention.expired(names, DAY, 0)
+        retention.expired(names, DAY, 0, today)
 
 
 @pytest.mark.usefixtures("flows_env")
@@ -103,8 +108,9 @@ def test_keep_days_removes_only_older_committed_partitions(tmp_path):
 
 
 def test_a_partition_is_uncommitted_before_its_files_go(tmp_path, monkeypatch):
-    """Manifest first: a removal that stops half way leaves no manifest naming missing
-    files, and a folder without a manifest of ours is left alone."""
+    """The removal marker, then the manifest, then the files: a removal that stops half
+    way leaves no manifest naming missing files but a marker naming what is left, which
+    the next removal finishes; a folder without a manifest of ours is left alone."""
     root = tmp_path / "dt=2026-03-01"
     _commit_by_hand(root)
     real_delete = storage.delete_file
@@ -117,8 +123,12 @@ def test_a_partition_is_uncommitted_before_its_files_go(tmp_path, monkeypatch):
     monkeypatch.setattr(storage, "delete_file", delete_then_stop)
     with pytest.raises(ConnectionResetError):
         retention.remove_committed(storage.resolve(str(root)))
-    assert not (root / dataset.MANIFEST_NAME).exists()  # went first
+    assert not (root / dataset.MANIFEST_NAME).exists()  # went before the files
+    marker = json.loads((root / dataset.REMOVING_NAME).read_text())
+    assert marker["files"] == [dataset.part_name(0)]
     monkeypatch.setattr(storage, "delete_file", real_delete)
+    assert retention.remove_committed(storage.resolve(str(root))) == 1
+    assert not root.exists()
 
     other = tmp_path / "dt=2026-03-02"
     other.mkdir()
@@ -126,6 +136,32 @@ def test_a_partition_is_uncommitted_before_its_files_go(tmp_path, monkeypatch):
     (other / dataset.part_name(0)).write_bytes(b"theirs")
     assert retention.remove_committed(storage.resolve(str(other))) is None
     assert _tree(other) == {dataset.MANIFEST_NAME, dataset.part_name(0)}
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_a_run_dated_after_tomorrow_is_refused_before_anything_is_written(tmp_path):
+    """Two days ahead or years ahead: refused naming today's date, before the free-space
+    check and retention; every committed partition stays, byte for byte."""
+    bucket = tmp_path / "bucket"
+    today = dt.datetime.now(dt.UTC).date()
+    for name in ("raw", "preprocessed"):
+        for back in (0, 1, 2, 5):
+            _commit_by_hand(bucket / name / f"dt={today - dt.timedelta(days=back)}")
+    before, files = _tree(bucket), tree_digest(bucket)
+
+    # 10^11 rows would fail the free-space check: the date's message shows it came first.
+    for day in (today + dt.timedelta(days=2), dt.date(today.year + 5, 1, 1)):
+        with pytest.raises(InputError) as refused:
+            pipeline(
+                bucket_uri=str(bucket), num_rows=10**11, num_files=100, run_date=day, keep_days=2
+            )
+        message = str(refused.value)
+        assert f"run_date {day} is later than tomorrow in UTC" in message
+        assert f"today there is {today}" in message
+        assert (_tree(bucket), tree_digest(bucket)) == (before, files)
+    for name in ("raw", "preprocessed"):
+        for folder in (bucket / name).iterdir():
+            assert_committed(folder)
 
 
 @pytest.mark.usefixtures("flows_env")

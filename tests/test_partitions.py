@@ -59,3 +59,41 @@ def test_each_date_has_its_own_seed_and_reruns_share_it():
     a, b = dt.date(2026, 1, 1), dt.date(2026, 1, 2)
     assert partitions.daily_seed(0, a) != partitions.daily_seed(0, b)
     assert partitions.daily_seed(7, a) == partitions.daily_seed(7, a)
+
+
+# 23:30 UTC on 10 March is already 11 March in Seoul.
+NOW = dt.datetime(2026, 3, 10, 23, 30, tzinfo=UTC)
+
+
+def test_today_is_read_in_the_timezone():
+    assert partitions.today("UTC", NOW) == dt.date(2026, 3, 10)
+    assert partitions.today("Asia/Seoul", NOW) == dt.date(2026, 3, 11)
+
+
+def test_a_date_up_to_tomorrow_is_accepted():
+    for day in (dt.date(2020, 1, 1), dt.date(2026, 3, 10), dt.date(2026, 3, 11)):
+        partitions.check_not_future(day, "UTC", NOW)
+    partitions.check_not_future(dt.date(2026, 3, 12), "Asia/Seoul", NOW)  # tomorrow there
+
+
+@pytest.mark.parametrize("day", [dt.date(2026, 3, 12), dt.date(2031, 1, 1)])
+def test_a_date_after_tomorrow_is_refused_naming_today(day):
+    with pytest.raises(InputError) as refused:
+        partitions.check_not_future(day, "UTC", NOW)
+    message = str(refused.value)
+    assert f"run_date {day} is later than tomorrow in UTC" in message
+    assert "today there is 2026-03-10" in message
+
+
+def test_date_range_refuses_an_end_date_after_tomorrow():
+    assert partitions.date_range("2026-03-10", "2026-03-11", "UTC", NOW)[-1] == dt.date(2026, 3, 11)
+    with pytest.raises(
+        InputError,
+        match=r"end_date 2026-03-12 is later than tomorrow in UTC "
+        r"\(today there is 2026-03-10\)",
+    ):
+        partitions.date_range("2026-03-10", "2026-03-12", "UTC", NOW)
+    # The pipeline's timezone decides: 12 March is tomorrow in Seoul.
+    assert partitions.date_range("2026-03-12", "2026-03-12", "Asia/Seoul", NOW)
+    with pytest.raises(InputError, match="end_date 2031-01-01 is later than tomorrow"):
+        partitions.date_range("2030-12-30", "2031-01-01")  # the real clock
