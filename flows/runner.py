@@ -20,6 +20,7 @@ from prefect_ray.context import remote_options
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from flows import runs
+from tasks import dataset, storage
 from tasks import deadline as deadlines
 from tasks.errors import DeadlineExceeded
 from tasks.raydata import RayInit
@@ -156,7 +157,13 @@ def start_ray(init: RayInit | None) -> None:
 
 
 def run_stage(
-    stage: Task[..., R], name: str, where: str, deadline: float | None = None, **parameters: Any
+    stage: Task[..., R],
+    name: str,
+    where: str,
+    deadline: float | None = None,
+    *,
+    commits: bool | None = None,
+    **parameters: Any,
 ) -> R:
     """Run a stage task on Ray and return its result.
 
@@ -166,6 +173,12 @@ def run_stage(
     ``deadline`` (epoch seconds, also given to the task) the task is cancelled, which
     stops its Ray Data job, and :class:`DeadlineExceeded` is raised; the task itself
     refuses to commit after the deadline, so nothing it wrote is left looking committed.
+
+    A stage that ``commits`` a dataset at ``where`` (by default: one whose ``output_uri``
+    is ``where``) is committed once its manifest is written, whatever follows: when the
+    task is cancelled at the deadline, or fails, after writing a new manifest (cleanup or
+    reports still running), that manifest is returned with a warning. The caller holds
+    the output's write slot, so a manifest that was not there before is this run's.
     """
     runs.tag_flow_run(name, where)
     options: dict[str, Any] = {"num_cpus": 0}
@@ -176,6 +189,9 @@ def run_stage(
         options["scheduling_strategy"] = NodeAffinitySchedulingStrategy(here, soft=True)
     if deadline is not None:
         parameters["deadline"] = deadline
+    if commits is None:
+        commits = parameters.get("output_uri") == where
+    output = _Output(where, parameters.get("s3")) if commits else None
     with remote_options(**options), runs.tagged(name, where):
         future = stage.submit(**parameters)
     remaining = deadlines.remaining(deadline)
@@ -186,11 +202,78 @@ def run_stage(
         if not ready:
             ray.cancel(future.wrapped_future, force=True)
             runs.mark_cancelled(future.task_run_id, "cancelled: the flow run's timeout passed")
+            if output is not None:
+                # Let the cancellation land first: a dead task can no longer commit.
+                ray.wait([future.wrapped_future], timeout=CANCEL_GRACE_SECONDS)
+                if (manifest := output.new_manifest()) is not None:
+                    get_run_logger().warning(
+                        "%s of %s committed at %s but was still cleaning up/reporting past "
+                        "the timeout; cancelled after the commit",
+                        name,
+                        where,
+                        manifest.get("committed_at"),
+                    )
+                    return manifest  # type: ignore[return-value]
             raise DeadlineExceeded(
                 f"{name} of {where} was still running {CANCEL_GRACE_SECONDS:.0f} s after the "
                 "run's timeout and was cancelled; nothing of it is committed"
             )
-    return future.result()
+    try:
+        return future.result()
+    except Exception as exc:
+        manifest = output.new_manifest() if output is not None else None
+        if manifest is None:
+            raise
+        get_run_logger().warning(
+            "%s of %s committed at %s but failed after the commit (%s: %s); the output "
+            "stays committed",
+            name,
+            where,
+            manifest.get("committed_at"),
+            type(exc).__name__,
+            exc,
+        )
+        return manifest  # type: ignore[return-value]
+
+
+class _Output:
+    """The dataset a stage writes at ``where``: whether it has a manifest now that it did
+    not have when the stage was submitted (``s3``: the stage's S3 settings)."""
+
+    def __init__(self, where: str, s3: storage.S3Settings | None) -> None:
+        self.where, self.s3 = where, s3
+        self.known = True
+        self.before: str | None = None
+        try:
+            self.before = self._fingerprint()
+        except Exception as exc:  # the stage itself reports an unreadable output
+            self.known = False
+            get_run_logger().warning(
+                "could not read the manifest of %s before the stage (%s): a failure after "
+                "its commit will be reported as a failure",
+                where,
+                exc,
+            )
+
+    def _fingerprint(self) -> str | None:
+        with storage.using_s3(self.s3):
+            return dataset.manifest_fingerprint(storage.resolve(self.where))
+
+    def new_manifest(self) -> dict[str, Any] | None:
+        """The manifest committed since the stage was submitted, or None (no manifest, the
+        one from before, or one that cannot be read)."""
+        if not self.known:
+            return None
+        try:
+            with storage.using_s3(self.s3):
+                root = storage.resolve(self.where)
+                fingerprint = dataset.manifest_fingerprint(root)
+                if fingerprint is None or fingerprint == self.before:
+                    return None
+                return dataset.read_manifest(root)
+        except Exception as exc:
+            get_run_logger().warning("could not read the manifest of %s: %s", self.where, exc)
+            return None
 
 
 # How long past the deadline a stage may take to stop by itself before it is cancelled.
