@@ -1,0 +1,117 @@
+"""The dedup step read as an adversary would: itself as ``against``, blank texts, one
+huge group of copies, earlier partitions that are malformed or removed between runs.
+Real local Ray (the session's, its object store capped at 512 MiB)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tasks import deduplicate, retention, storage
+from tasks.dataset import read_dataset
+from tasks.deduplicate import dedup_dataset
+from tasks.errors import InputError
+from tests.helpers import tree_digest
+from tests.test_dedup_dataset import corpus
+
+pytestmark = pytest.mark.usefixtures("ray_cluster")
+
+
+def test_against_that_is_or_holds_the_input_is_refused_naming_both(tmp_path):
+    """Deduplicated against itself, every row would be its own duplicate."""
+    source, *_ = corpus(tmp_path)
+    first = tmp_path / "outer" / "first"
+    dedup_dataset(source, str(first), mode="exact")
+    before = tree_digest(first)
+    for input_uri, against in (
+        (str(first), str(first)),  # its own input as against
+        (str(tmp_path / "outer"), str(first)),  # against inside the input
+        (str(first), str(tmp_path / "outer")),  # against holding the input
+    ):
+        with pytest.raises(InputError) as refused:
+            dedup_dataset(input_uri, str(tmp_path / "second"), against=[against])
+        message = str(refused.value)
+        assert "is, holds or lies inside this run's" in message
+        assert storage.resolve(against).uri in message
+        assert not (tmp_path / "second").exists()
+    assert tree_digest(first) == before
+
+
+@pytest.mark.parametrize("mode", ["exact", "near"])
+def test_blank_texts_are_all_kept_while_a_real_copy_goes(tmp_path, mode):
+    """After the seed's cleaning, CJK-only or emoji-only texts are empty or whitespace:
+    they are not copies of each other, and none is removed; a real copy is."""
+    real = "the same real sentence of several words here"
+    texts = ["", "   ", None, real, "\t\n", "", real, " ", None, "other words entirely"]
+    (tmp_path / "in").mkdir()
+    table = pa.table({"id": list(range(len(texts))), "cleaned_text": texts})
+    pq.write_table(table, tmp_path / "in" / "part-0.parquet")
+    manifest = dedup_dataset(str(tmp_path / "in"), str(tmp_path / "out"), mode=mode)
+    kept = read_dataset(str(tmp_path / "out")).column("id").to_pylist()
+    assert kept == [i for i in range(len(texts)) if i != 6]
+    stats = manifest["dedup"]
+    assert stats["empty"] == 7
+    assert stats["exact_duplicates_removed"] == 1 and stats["near_duplicates_removed"] == 0
+
+
+def test_one_group_of_200000_copies_larger_than_a_shard_completes(tmp_path, monkeypatch):
+    """200,000 identical texts are one group, four times a shard's bound here: near mode
+    keeps the first and a few unrelated rows, under the session's capped object store.
+    Exact copies never reach the band grouping (their survivor's bands stand for them)."""
+    monkeypatch.setattr(deduplicate, "SHARD_ROWS", 50_000)
+    monkeypatch.setattr(deduplicate, "VERIFY_SHARD_ROWS", 1_000)
+    same = "one boilerplate line that a crawler saw on every page of a site"
+    others = [f"unrelated row {i} with words of its own {i * 7} {i * 13}" for i in range(50)]
+    texts = others[:25] + [same] * 200_000 + others[25:]
+    (tmp_path / "in").mkdir()
+    table = pa.table({"id": list(range(len(texts))), "cleaned_text": texts})
+    pq.write_table(table.slice(0, 100_025), tmp_path / "in" / "part-0.parquet")
+    pq.write_table(table.slice(100_025), tmp_path / "in" / "part-1.parquet")
+    manifest = dedup_dataset(str(tmp_path / "in"), str(tmp_path / "out"), mode="near")
+    kept = read_dataset(str(tmp_path / "out")).column("id").to_pylist()
+    assert kept == [*range(26), *range(200_025, 200_050)]
+    stats = manifest["dedup"]
+    assert stats["exact_duplicates_removed"] == 199_999
+    assert stats["largest_group"] == 200_000 and stats["groups"] == 1
+    assert stats["largest_group_span"] == 1.0
+
+
+def _day(bucket, day: str):
+    return bucket / "deduped" / f"dt={day}"
+
+
+def test_earlier_partitions_used_and_skipped_are_recorded_and_a_malformed_one_is_skipped(
+    tmp_path,
+):
+    """The nightly's against_earlier: a malformed earlier manifest is skipped with its
+    reason (never a crash), and a rerun after an earlier date was removed records the
+    smaller set it compared with, so a reader can tell why its bytes differ."""
+    source, rows, *_ = corpus(tmp_path)
+    bucket = tmp_path / "bucket"
+    first = _day(bucket, "2026-03-01")
+    dedup_dataset(source, str(first), mode="exact")
+    # 2 March: a copy whose manifest lost the shape of its index.
+    broken = _day(bucket, "2026-03-02")
+    shutil.copytree(first, broken)
+    manifest = json.loads((broken / "_manifest.json").read_text())
+    manifest["dedup"]["index"] = 5
+    (broken / "_manifest.json").write_text(json.dumps(manifest))
+    (bucket / "deduped" / "dt=2026-03-04").mkdir()  # later: never compared with
+
+    third = _day(bucket, "2026-03-03")
+    manifest = dedup_dataset(source, str(third), mode="exact", against_earlier=True)
+    assert manifest["parameters"]["against"] == [f"file://{first}"]
+    (skipped,) = manifest["parameters"]["against_skipped"]
+    assert skipped["uri"] == f"file://{broken}" and "malformed" in skipped["reason"]
+    assert manifest["num_rows"] == 0  # every row was kept on 1 March already
+    assert manifest["dedup"]["against_removed"] == len(rows) - manifest["dedup"]["empty"]
+
+    assert retention.remove_committed(storage.resolve(str(first)))
+    rerun = dedup_dataset(source, str(third), mode="exact", against_earlier=True)
+    assert rerun["parameters"]["against"] == []
+    assert [s["uri"] for s in rerun["parameters"]["against_skipped"]] == [f"file://{broken}"]
+    assert rerun["num_rows"] == len({r["cleaned_text"] for r in rows})
