@@ -12,10 +12,11 @@ from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
 from flows.runs import flow_run_name
 from tasks import deadline
 from tasks.dedup import MinHashParams
-from tasks.exclusive import exclusive_output
+from tasks.deduplicate import earlier_candidates
+from tasks.exclusive import exclusive_output, reading
 from tasks.raydata import RayOptions
 from tasks.stages import dedup_task
-from tasks.storage import canonical_uri, settings_for
+from tasks.storage import canonical_uri, resolve, settings_for, split_glob, using_s3
 
 
 @flow(
@@ -75,14 +76,21 @@ def dedup(
         if mode == "near"
         else None
     )
+    s3 = settings_for([source, output, *earlier], aws_credentials)
+    with using_s3(s3):
+        # Everything this run reads across its passes, leased so that no writer and no
+        # retention changes it meanwhile (the earlier dates it may compare with too).
+        read = [split_glob(source)[0], *earlier]
+        if against_earlier:
+            read += earlier_candidates(resolve(output))
     start_ray(ray.init)
-    with exclusive_output(output):
+    with exclusive_output(output), reading(read):
         manifest = run_stage(
             dedup_task,
             "dedup",
             output,
             until,
-            s3=settings_for([source, output, *earlier], aws_credentials),
+            s3=s3,
             input_uri=source,
             output_uri=output,
             mode=mode,

@@ -18,6 +18,7 @@ from flows.generate import generate
 from flows.preprocess import preprocess
 from flows.runner import PipelineRayTaskRunner, start_ray
 from tasks import deadline, partitions, space, storage
+from tasks.dedup import MinHashParams
 from tasks.errors import InputError
 from tasks.raydata import RayInit, RayOptions
 from tasks.stages import retention_task
@@ -107,12 +108,17 @@ def pipeline(
         raise InputError(f"keep_days={keep_days} applies to daily runs only (daily=true)")
     if not storage.is_s3(bucket_uri):  # before the bucket's directory is made
         raw_bytes = space.generated_bytes(num_rows, text_length)
-        space.check_free_space(
-            storage.resolve(bucket_uri),
-            raw_bytes
-            + space.preprocessed_bytes(raw_bytes, keep_text) * (1 if dedup == "none" else 2),
-            "pipeline",
-        )
+        cleaned_bytes = space.preprocessed_bytes(raw_bytes, keep_text)
+        needed = raw_bytes + cleaned_bytes
+        if dedup != "none":  # its output, and its signatures until it commits
+            minhash = MinHashParams() if dedup == "near" else None
+            needed += space.deduplicated_bytes(
+                cleaned_bytes,
+                num_rows,
+                minhash.num_perm if minhash else 0,
+                minhash.bands if minhash else 0,
+            )
+        space.check_free_space(storage.resolve(bucket_uri), needed, "pipeline")
     runs.tag_flow_run("pipeline", bucket_uri, *([f"dt:{day}"] if day else []))
     start_ray(ray.init)
     stage_ray = ray.model_copy(update={"init": RayInit()})  # this run's Ray is up

@@ -134,13 +134,19 @@ def free_port() -> int:
 
 
 def kill_flow_when(
-    script: str, output_uri: str, gcs_address: str, log: Path, ready: Callable[[str], bool]
+    script: str,
+    output_uri: str,
+    gcs_address: str,
+    log: Path,
+    ready: Callable[[str], bool],
+    reads: tuple[str, ...] = (),
 ) -> None:
-    """Run ``script`` (a flow run writing ``output_uri``) in a process of its own on the
-    Ray at ``gcs_address``, its output into ``log``; SIGKILL it once ``ready(output so
-    far)``, and free the write slot its lease would hold for minutes (as an operator
-    would)."""
+    """Run ``script`` (a flow run writing ``output_uri`` and reading ``reads``) in a
+    process of its own on the Ray at ``gcs_address``, its output into ``log``; SIGKILL
+    it once ``ready(output so far)``, and free the write slot and read leases its leases
+    would hold for minutes (as an operator would)."""
     from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
 
     from tasks import exclusive
@@ -167,6 +173,11 @@ def kill_flow_when(
         client.delete_global_concurrency_limit_by_name(
             exclusive.limit_name(canonical_uri(output_uri))
         )
+        for uri in reads:
+            with contextlib.suppress(ObjectNotFound):
+                client.delete_global_concurrency_limit_by_name(
+                    exclusive.read_limit_name(canonical_uri(uri))
+                )
 
 
 def kill_generate_mid_write(

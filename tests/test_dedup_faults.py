@@ -69,6 +69,7 @@ def test_a_run_killed_mid_phase_then_rerun_commits_the_uninterrupted_output(
         ray_cluster.address_info["gcs_address"],
         tmp_path / "killed.log",
         ready,
+        reads=(source,),
     )
     # Killed where the test meant to, and nothing looks committed.
     assert not (out / "_manifest.json").exists() and (out / "_writing.json").exists()

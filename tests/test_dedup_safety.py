@@ -1,18 +1,23 @@
 """The dedup step read as an adversary would: itself as ``against``, blank texts, one
-huge group of copies, earlier partitions that are malformed or removed between runs.
+huge group of copies, earlier partitions that are malformed or removed between runs or
+while it reads them.
 Real local Ray (the session's, its object store capped at 512 MiB)."""
 
 from __future__ import annotations
 
+import contextvars
+import datetime as dt
 import json
 import shutil
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tasks import deduplicate, retention, storage
-from tasks.dataset import read_dataset
+from tasks.dataset import FileEntry, build_manifest, commit, part_name, read_dataset
 from tasks.deduplicate import dedup_dataset
 from tasks.errors import InputError
 from tests.helpers import tree_digest
@@ -115,3 +120,56 @@ def test_earlier_partitions_used_and_skipped_are_recorded_and_a_malformed_one_is
     assert rerun["parameters"]["against"] == []
     assert [s["uri"] for s in rerun["parameters"]["against_skipped"]] == [f"file://{broken}"]
     assert rerun["num_rows"] == len({r["cleaned_text"] for r in rows})
+
+
+def _commit_texts(root, texts: list[str]) -> None:
+    """A dataset committed with our protocol, without running a flow."""
+    root.mkdir(parents=True)
+    table = pa.table({"id": list(range(len(texts))), "cleaned_text": texts})
+    pq.write_table(table, root / part_name(0))
+    entry = FileEntry(part_name(0), len(texts), (root / part_name(0)).stat().st_size)
+    loc = storage.resolve(str(root))
+    commit(loc, build_manifest([entry], table.schema), [])
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_retention_leaves_what_a_running_dedup_reads_and_removes_it_afterwards(
+    tmp_path, faults, monkeypatch
+):
+    """While a dedup run reads its input and the earlier dates it may compare with,
+    retention skips them (and the date being written); once it has finished, they go."""
+    from flows.dedup import dedup as dedup_flow
+    from tasks import exclusive
+    from tasks.stages import retention_task
+
+    monkeypatch.setattr(exclusive, "WAIT_SECONDS", 1.0)
+    bucket = tmp_path / "bucket"
+    source = bucket / "preprocessed" / "dt=2026-03-01"
+    _commit_texts(source, [f"row {i} of the first date" for i in range(40)])
+    earlier = bucket / "deduped" / "dt=2026-03-02"
+    _commit_texts(earlier, ["an earlier date's row"])
+    (faults / f"{part_name(0)}.slow").write_text("10")  # holds pass 1
+    output = bucket / "deduped" / "dt=2026-03-03"
+    with ThreadPoolExecutor(1) as pool:
+        # In a copy of this context: the thread sees the test's Prefect settings.
+        run = pool.submit(
+            contextvars.copy_context().run,
+            dedup_flow,
+            str(source),
+            str(output),
+            against_earlier=True,
+            return_state=True,
+        )
+        started = time.monotonic()
+        while not (faults / f"{part_name(0)}.slow.fired").exists():
+            assert time.monotonic() - started < 120 and not run.done()
+            time.sleep(0.2)
+        day = dt.date(2026, 3, 20)
+        removed = retention_task(str(bucket), ["preprocessed", "deduped"], day, 1, day)
+        assert removed == []  # each one read (or written) by the run: left
+        assert (source / "_manifest.json").exists() and (earlier / "_manifest.json").exists()
+        state = run.result(timeout=300)
+    assert state.is_completed(), state
+    assert json.loads((output / "_manifest.json").read_text())["num_rows"] == 40
+    removed = retention_task(str(bucket), ["preprocessed", "deduped"], day, 1, day)
+    assert sorted(removed) == sorted(f"file://{p}" for p in (source, earlier, output))
