@@ -11,10 +11,12 @@ show that memory stays flat; the preprocess flow on Parquet, .jsonl.gz and .json
 and the fixed cost of a one-row flow run beside the stack's floor (benchmarks/floor.py).
 Last, the dedup step: its recall and false merges on planted near duplicates for each
 MinHash setting (benchmarks/dedup_quality.py), and the dedup flow, exact and near, at
-two sizes with the object store capped (what each further GB costs per CPU, and memory).
+two sizes with the object store capped (what each further GB costs per CPU, and memory),
+on input with 30% of its rows in duplicate pairs (benchmarks/duplicates.py).
 
     python -m benchmarks.bench [--sizes-gb 2 4] [--seed-sizes-gb 0.5 1] [--size-gb 2]
         [--memory-gb 1 4] [--inputs-gb 1] [--dedup-gb 1 4] [--dedup-pairs 4000]
+        [--dedup-duplicates 0.3]
         [--phases kernels marginal compare memory inputs fixed dedup-quality dedup]
         [--out benchmarks/results]
 """
@@ -444,27 +446,45 @@ def dedup_scaling(
 ) -> list[dict[str, Any]]:
     """The dedup flow, exact and near, at two sizes with the object store capped: what
     each further GB costs per CPU, and whether peak memory stays flat. The input is
-    generated text: no duplicates, so every row goes through every pass."""
+    generated text with ``--dedup-duplicates`` of its rows planted in pairs of exact and
+    near copies (benchmarks/duplicates.py), so the passes find and remove some."""
     rows = []
     capped = int(args.object_store_gib * GIB)
     with ray_head(work, "dedup", object_store_bytes=capped) as ray:
         ray_env = join(ray, env, work)
         for size in args.dedup_gb:
             num_rows, num_files = sized(size)
-            print(f"dedup: {size:g} GB ({num_rows} rows, {num_files} files)")
-            raw = work / f"dedup-{size:g}-raw"
+            print(
+                f"dedup: {size:g} GB ({num_rows} rows, {num_files} files, "
+                f"{args.dedup_duplicates:.0%} of rows in duplicate pairs)"
+            )
+            raw, planted = work / f"dedup-{size:g}-raw", work / f"dedup-{size:g}-planted"
             generate_checked(raw, size, ray_env, work, ray)
+            plant_args = {
+                "input": str(raw),
+                "output": str(planted),
+                "share": args.dedup_duplicates,
+                "column": "text",
+            }
+            copies = run_side("plant-duplicates", plant_args, env, work, None)
+            shutil.rmtree(raw)
             for mode in ("exact", "near"):
                 out = work / f"dedup-{mode}-out"
                 side_args = {
-                    "input_uri": str(raw),
+                    "input_uri": str(planted),
                     "output_uri": str(out),
                     "mode": mode,
                     "text_column": "text",
                 }
                 result = run_side("flow-dedup", side_args, ray_env, work, ray)
-                if manifest_rows(out) != num_rows:
-                    raise RuntimeError(f"dedup {mode} kept {manifest_rows(out)} of {num_rows}")
+                removed = num_rows - manifest_rows(out)
+                planted_here = copies["exact_copies"] + (
+                    copies["near_copies"] if mode == "near" else 0
+                )
+                # Exact mode finds every exact copy and nothing else; near mode every
+                # exact copy, and no more rows than were planted.
+                if removed > planted_here or removed < copies["exact_copies"]:
+                    raise RuntimeError(f"dedup {mode} removed {removed} of {planted_here}")
                 rows.append(
                     {
                         "stage": f"dedup {mode}",
@@ -472,11 +492,14 @@ def dedup_scaling(
                         "size_gb": size,
                         "text_bytes": num_rows * TEXT_LENGTH,
                         "spilled_bytes_total": ray.spilled_bytes(),
+                        "duplicate_share": args.dedup_duplicates,
+                        "planted_copies": planted_here,
+                        "removed": removed,
                         **result,
                     }
                 )
                 shutil.rmtree(out)
-            shutil.rmtree(raw)
+            shutil.rmtree(planted)
     return rows
 
 
@@ -543,6 +566,12 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--dedup-pairs", type=int, default=4000, help="planted pairs for dedup quality"
+    )
+    parser.add_argument(
+        "--dedup-duplicates",
+        type=float,
+        default=0.3,
+        help="share of the dedup flow's input rows in duplicate pairs (half exact, half near)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")

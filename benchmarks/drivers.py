@@ -78,6 +78,15 @@ def flow_dedup(args: dict[str, Any]) -> None:
     dedup(**args)
 
 
+def plant_duplicates(args: dict[str, Any]) -> dict[str, Any]:
+    """A copy of a generated dataset with duplicates planted (benchmarks.duplicates)."""
+    from pathlib import Path
+
+    from benchmarks.duplicates import plant_files
+
+    return plant_files(Path(args["input"]), Path(args["output"]), args["share"], args["column"])
+
+
 def dedup_quality(args: dict[str, Any]) -> dict[str, Any]:
     """Recall and false merges of near dedup per MinHash setting (benchmarks.dedup_quality)."""
     from pathlib import Path
@@ -169,6 +178,7 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     "flow-generate": (flow_generate, ["flows.generate"]),
     "flow-preprocess": (flow_preprocess, ["flows.preprocess"]),
     "flow-dedup": (flow_dedup, ["flows.dedup"]),
+    "plant-duplicates": (plant_duplicates, ["benchmarks.duplicates"]),
     "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
     "kernels": (kernels, ["tasks.generate", "tasks.preprocess"]),
     "floor-flow": (floor_flow, ["benchmarks.floor"]),

@@ -260,14 +260,17 @@ def dedup_markdown(results: dict[str, Any]) -> list[str]:
         rates = marginal_rates(rows)
         lines += [
             *([""] if lines else []),
-            "| dedup flow (object store capped) | size | seconds | peak memory | spilled "
-            "| marginal MB/s of text per CPU |",
-            "|---|---:|---:|---:|---:|---:|",
+            "| dedup flow (object store capped) | size | rows in duplicate pairs | removed "
+            "(planted copies) | seconds | peak memory | spilled | marginal MB/s of text per CPU |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
         ]
         for r in rows:
             rate = rates[(r["stage"], r["method"])]["mb_per_s"]
+            share = r.get("duplicate_share")
             lines.append(
-                f"| {r['stage']} | {r['size_gb']:g} GB | {r['seconds']:.1f} | "
+                f"| {r['stage']} | {r['size_gb']:g} GB | "
+                f"{f'{share:.0%}' if share is not None else '-'} | "
+                f"{r.get('removed', '-')} ({r.get('planted_copies', '-')}) | {r['seconds']:.1f} | "
                 f"{r['peak_memory_bytes'] / GIB:.2f} GiB | "
                 f"{r['spilled_bytes_total'] / 2**20:.0f} MiB | "
                 f"{f'{rate / cpus:.1f}' if rate else '-'} |"
