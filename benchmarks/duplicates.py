@@ -16,16 +16,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-# Characters a near copy overwrites in the middle of its text: about two 5-letter words
-# of a 1,000-character text, which moves 10 of its ~170 five-word shingles (Jaccard
-# similarity about 0.89, above the default threshold of 0.8).
-EDIT_CHARS = 12
+# A near copy has its last letter changed. Generated text has long words (about 20 in
+# 1,000 characters), so that moves one of its five-word shingles: a Jaccard similarity
+# of (n - 5) / (n - 3) for n words, at least 0.8 from 13 words (shorter texts are
+# copied exactly instead).
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+NEAR_MIN_WORDS = 13
 
 
 def plant(texts: pa.Array, share: float, seed: int) -> tuple[pa.Array, int, int]:
     """``texts`` with ``share`` of its rows in pairs: in each pair one row's text becomes
-    a copy of the other's, exact for half of the pairs and near (``EDIT_CHARS`` changed)
-    for the rest. Returns the texts, the exact copies and the near copies."""
+    a copy of the other's, exact for half of the pairs and near (its last letter
+    changed) for the rest. Returns the texts, the exact copies and the near copies."""
     rng = np.random.default_rng(seed)
     pairs = int(len(texts) * share) // 2
     chosen = rng.permutation(len(texts))[: 2 * pairs]
@@ -33,13 +35,15 @@ def plant(texts: pa.Array, share: float, seed: int) -> tuple[pa.Array, int, int]
     source = np.arange(len(texts))
     source[copies] = originals
     copied = texts.take(pa.array(source)).to_pylist()
-    exact = pairs // 2
-    for row in copies[exact:].tolist():  # the near copies: one window overwritten
-        text = copied[row]
-        at = max(0, len(text) // 2 - EDIT_CHARS // 2)
-        edit = "".join(rng.choice(list("abcdefghij"), EDIT_CHARS))
-        copied[row] = text[:at] + edit + text[at + EDIT_CHARS :]
-    return pa.array(copied, pa.string()), exact, pairs - exact
+    near = 0
+    for row in copies[pairs // 2 :].tolist():  # the near copies: their last letter changed
+        text = copied[row].rstrip()
+        if len(text.split()) < NEAR_MIN_WORDS:
+            continue
+        letter = LETTERS[(LETTERS.find(text[-1:].lower()) + 1 + int(rng.integers(25))) % 26]
+        copied[row] = text[:-1] + letter
+        near += 1
+    return pa.array(copied, pa.string()), pairs - near, near
 
 
 def plant_files(input_dir: Path, output_dir: Path, share: float, column: str) -> dict[str, Any]:
