@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from tasks import dataset, dedup, inputs, retention, space, storage
@@ -44,7 +45,7 @@ MODES = ("exact", "near")
 STAGING = "_dedup/signatures"
 INDEX = "_dedup/index"
 KEY, DIGEST, BANDS, SIGNATURE = "key", "digest", "bands", "signature"
-SHARD, FIRST = "shard", "first"
+SHARD, FIRST, LOCAL = "shard", "first", "local"
 # Rows of one shard of the grouping pass: about 100 MB of (shard, key, hash) rows.
 SHARD_ROWS = 4_000_000
 # Band rows one grouping job shuffles at most (near mode groups the bands in rounds).
@@ -137,24 +138,39 @@ def signature_schema(params: dedup.MinHashParams | None) -> pa.Schema:
     return pa.schema(fields)
 
 
-def _digest_rows(shards: int) -> Callable[[pa.Table], pa.Table]:
-    """Signature rows as (shard, key, hi, lo): the digest as two words, and the shard
-    (a slice of the digest space) that brings equal digests together."""
+def file_digests(rows: pa.Table, shards: int) -> pa.Table:
+    """One signature file's rows as (shard, key, hi, lo, local), its repeats settled
+    within the file: ``local`` is the key of the file's first row with the same digest
+    (the row's own key for a first), and ``shard`` the slice of the digest space where
+    equal digests meet. Only a file's first copies of a text go on to be grouped with
+    the other files' (:func:`_file_digests`); its repeats are paired with their first
+    copy there. So a group of 50 million copies of one text puts one row per file into
+    its shard, not 50 million. Blank texts have no digest and are left out."""
+    valid = rows.filter(rows.column(DIGEST).is_valid())
+    words = dedup.digest_words(valid.column(DIGEST))
+    keys = np.asarray(valid.column(KEY), dtype=np.int64)
+    first, repeated = dedup.first_of_runs([words[:, 0], words[:, 1]], keys)
+    local = keys.copy()
+    order = np.argsort(keys, kind="stable")
+    local[order[np.searchsorted(keys[order], repeated)]] = first
+    return pa.table(
+        {
+            SHARD: pa.array(words[:, 1] % np.uint64(shards), pa.uint64()),
+            KEY: pa.array(keys, pa.int64()),
+            "hi": pa.array(words[:, 0], pa.uint64()),
+            "lo": pa.array(words[:, 1], pa.uint64()),
+            LOCAL: pa.array(local, pa.int64()),
+        }
+    )
 
-    def rows(batch: pa.Table) -> pa.Table:
-        valid = batch.filter(batch.column(DIGEST).is_valid())  # blank text: no digest
-        words = dedup.digest_words(valid.column(DIGEST))
-        keys = np.asarray(valid.column(KEY))
-        return pa.table(
-            {
-                SHARD: pa.array(words[:, 1] % np.uint64(shards), pa.uint64()),
-                KEY: pa.array(keys, pa.int64()),
-                "hi": pa.array(words[:, 0], pa.uint64()),
-                "lo": pa.array(words[:, 1], pa.uint64()),
-            }
-        )
 
-    return rows
+def _settle(first: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """Each ``key``'s survivor: its ``first``, or, where that first is itself a removed
+    key (a file's first copy of a text seen in an earlier file), that one's first."""
+    order = np.argsort(key, kind="stable")
+    at = np.minimum(np.searchsorted(key[order], first), max(len(key) - 1, 0))
+    hit = key[order][at] == first if len(key) else np.zeros(len(first), bool)
+    return np.where(hit, first[order][at] if len(key) else first, first)
 
 
 def _band_rows(shards: int, bands: slice, settled: Any = None) -> Callable[[pa.Table], pa.Table]:
@@ -262,21 +278,24 @@ def _read_signature_file(
         raise
 
 
-def _signature_rows(sources: list[Source], columns: list[str]) -> Any:
-    """A Ray dataset of the ``columns`` of every signature file in ``sources``, each
-    file read by a Ray task through this run's storage settings (never Ray Data's own
-    reader, which knows neither a credentials block nor an endpoint given only there)."""
+def _per_file(
+    sources: list[Source], read: Callable[[str, int, storage.S3Settings], Iterator[pa.Table]]
+) -> Any:
+    """A Ray dataset of what ``read(uri, file number, S3 settings)`` gives for each
+    signature file in ``sources``, one Ray task per file, reading through this run's
+    storage settings (never Ray Data's own reader, which knows neither a credentials
+    block nor an endpoint given only there)."""
     import ray.data
 
     s3 = storage.current_s3()
 
-    def read(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
+    def batches(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
         for uri, file in zip(batch["uri"], batch["file"], strict=True):
-            yield from _read_signature_file(str(uri), int(file), columns, s3)
+            yield from read(str(uri), int(file), s3)
 
     items = [{"uri": uri, "file": file} for uri, file in sources]
     return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        read,
+        batches,
         batch_size=1,
         batch_format="numpy",
         max_retries=PART_RETRIES,
@@ -284,9 +303,38 @@ def _signature_rows(sources: list[Source], columns: list[str]) -> Any:
     )
 
 
+def _signature_rows(sources: list[Source], columns: list[str]) -> Any:
+    """The ``columns`` of every signature file in ``sources``, as a Ray dataset."""
+    return _per_file(sources, lambda uri, file, s3: _read_signature_file(uri, file, columns, s3))
+
+
+def _file_digests(sources: list[Source], shards: int, repeats: bool) -> Any:
+    """Every signature file's digest rows (:func:`file_digests`): the files' first
+    copies of each text for grouping, or with ``repeats`` each later copy in a file as
+    (first, key) beside its first copy there. A file's key and digest columns are held
+    whole (24 bytes a row: bounded by a part)."""
+
+    def read(uri: str, file: int, s3: storage.S3Settings) -> Iterator[pa.Table]:
+        tables = list(_read_signature_file(uri, file, [KEY, DIGEST], s3))
+        if not tables:
+            return
+        rows = file_digests(pa.concat_tables(tables), shards)
+        repeat = pc.not_equal(rows.column(LOCAL), rows.column(KEY))
+        if not repeats:
+            yield rows.filter(pc.invert(repeat)).drop_columns([LOCAL])
+            return
+        rows = rows.filter(repeat)
+        yield pa.table({FIRST: rows.column(LOCAL), KEY: rows.column(KEY)})
+
+    return _per_file(sources, read)
+
+
 # Rows of one verification shard at most: each carries a signature (about 130 MB with
 # 128 values).
 VERIFY_SHARD_ROWS = 250_000
+# Candidate pairs one verification round checks at most (with the signatures they name,
+# about 300 MB shuffled with 128 values).
+VERIFY_ROUND_PAIRS = 200_000
 EDGE, OTHER, SIMILARITY = "edge", "other", "similarity"
 _VERIFY_SCHEMA = pa.schema(
     [
@@ -329,7 +377,7 @@ def _wanted_signatures(wanted: Any, shards: int) -> Callable[[pa.Table], pa.Tabl
         chosen = batch.filter(pa.array(np.isin(keys, ray.get(wanted))))
         keys = np.asarray(chosen.column(KEY))
         signature = chosen.column(SIGNATURE).combine_chunks()
-        return _verify_table(keys % shards, keys, np.full(len(keys), -1), signature, edge=False)
+        return _verify_table(keys % shards, keys, np.full(len(keys), -1), signature, False)
 
     return rows
 
@@ -398,40 +446,42 @@ def verify_pairs(
 
     Checked in Ray tasks, shard by shard: one shuffle brings each pair to its first
     key's signature, a second to its other key's. The signatures never reach this
-    process, and a shard holds at most ``VERIFY_SHARD_ROWS`` rows.
+    process. A shuffle holds what it moves until it ends, so the pairs go in rounds of
+    at most ``VERIFY_ROUND_PAIRS``, each shard of at most ``VERIFY_SHARD_ROWS`` rows:
+    memory is bounded by a round, not by how many duplicates the data has.
     """
     import ray
     import ray.data
 
     if not len(pairs):
         return np.empty((0, 2), np.int64), np.array([], np.float64)
-    wanted_keys = np.unique(pairs)
-    shards = shard_count(len(sources), len(pairs) + len(wanted_keys), VERIFY_SHARD_ROWS)
-    wanted = ray.put(wanted_keys)
-
-    def signatures() -> Any:
-        return _signature_rows(sources, [KEY, SIGNATURE]).map_batches(
-            _wanted_signatures(wanted, shards), batch_format="pyarrow"
+    found: list[list[np.ndarray]] = []
+    for start in range(0, len(pairs), VERIFY_ROUND_PAIRS):
+        chunk = pairs[start : start + VERIFY_ROUND_PAIRS]
+        keys = np.unique(chunk)
+        shards = shard_count(len(sources), len(chunk) + len(keys), VERIFY_SHARD_ROWS)
+        # The round's signatures, read once for its two shuffles (the object store
+        # spills past its size).
+        mine = (
+            _signature_rows(sources, [KEY, SIGNATURE])
+            .map_batches(_wanted_signatures(ray.put(keys), shards), batch_format="pyarrow")
+            .materialize()
         )
-
-    step = 1 << 20
-    edges = ray.data.from_arrow(
-        [
+        edges = ray.data.from_arrow(
             _verify_table(chunk[:, 0] % shards, chunk[:, 0], chunk[:, 1], None, edge=True)
-            for chunk in (pairs[i : i + step] for i in range(0, len(pairs), step))
-        ]
-    )
-    attached = (
-        edges.union(signatures())
-        .groupby(SHARD, num_partitions=shards)
-        .map_groups(_attach(shards), batch_format="pyarrow")
-    )
-    compared = (
-        attached.union(signatures())
-        .groupby(SHARD, num_partitions=shards)
-        .map_groups(_compare(params.num_perm, params.threshold), batch_format="pyarrow")
-    )
-    a, b, similarity = _collect(compared, {"a": np.int64, "b": np.int64, SIMILARITY: np.float64})
+        )
+        attached = (
+            edges.union(mine)
+            .groupby(SHARD, num_partitions=shards)
+            .map_groups(_attach(shards), batch_format="pyarrow")
+        )
+        compared = (
+            attached.union(mine)
+            .groupby(SHARD, num_partitions=shards)
+            .map_groups(_compare(params.num_perm, params.threshold), batch_format="pyarrow")
+        )
+        found.append(_collect(compared, {"a": np.int64, "b": np.int64, SIMILARITY: np.float64}))
+    a, b, similarity = (np.concatenate(parts) for parts in zip(*found, strict=True))
     return np.stack([a, b], axis=1), similarity
 
 
@@ -474,10 +524,12 @@ def find_duplicates(
 
     files = len(sources)
     shards = shard_count(files, rows)
-    digests = _signature_rows(sources, [KEY, DIGEST]).map_batches(
-        _digest_rows(shards), batch_format="pyarrow"
-    )
-    exact_first, exact_key = _shard_pairs(digests, ["hi", "lo"], shards)
+    # Repeats within a file never need the shuffle; the files' first copies do.
+    pair = {FIRST: np.int64, KEY: np.int64}
+    repeats = _collect(_file_digests(sources, shards, repeats=True), pair)
+    firsts = _shard_pairs(_file_digests(sources, shards, repeats=False), ["hi", "lo"], shards)
+    exact_first, exact_key = (np.concatenate(both) for both in zip(repeats, firsts, strict=True))
+    exact_first = _settle(exact_first, exact_key)
     near_key = near_survivor = np.array([], np.int64)
     if params is not None:
         settled = ray.put(np.sort(exact_key))

@@ -190,3 +190,47 @@ def test_a_grouping_round_explodes_only_its_bands_into_their_shards() -> None:
     expected = np.concatenate([bands[0, 4:8], bands[3, 4:8]])
     assert rows.column("bucket").to_pylist() == expected.tolist()
     assert rows.column("shard").to_pylist() == (expected % np.uint64(7)).tolist()
+
+
+def test_a_files_repeats_are_settled_within_it() -> None:
+    """Each copy of a text in a file points at the file's first copy of it; only those
+    first copies are grouped across files, so a group of many copies puts one row per
+    file into its digest's shard."""
+    from tasks.deduplicate import file_digests
+
+    texts = pa.array(["a", "b", "a", "a", "c", "b", None, "a", "d", "c"] * 100)
+    keys = dedup.order_keys(3, 0, len(texts))
+    rows = file_digests(pa.table({"key": keys, "digest": dedup.exact_digests(texts)}), 7)
+    assert rows.num_rows == 900  # the null text has no digest
+    local = dict(zip(rows["key"].to_pylist(), rows["local"].to_pylist(), strict=True))
+    first = {t: int(keys[texts.to_pylist().index(t)]) for t in "abcd"}
+    for key, text in zip(keys.tolist(), texts.to_pylist(), strict=True):
+        if text is not None:
+            assert local[key] == first[text]
+    assert sorted(k for k, v in local.items() if k == v) == sorted(first.values())
+
+
+def test_repeats_and_grouped_first_copies_settle_to_the_smallest_key_of_a_text() -> None:
+    """Two files: the repeats within each file, and the files' first copies grouped
+    together, settle every removed key to the smallest key with its text across files,
+    as a dict of groups says."""
+    from tasks.deduplicate import _settle, file_digests
+
+    rng = np.random.default_rng(8)
+    tables, reference = [], {}
+    for file in (0, 1):
+        texts = [f"t{v}" for v in rng.integers(0, 40, 300)]
+        keys = dedup.order_keys(file, 0, len(texts))
+        digests = dedup.exact_digests(pa.array(texts))
+        tables.append(file_digests(pa.table({"key": keys, "digest": digests}), 5))
+        for key, text in zip(keys.tolist(), texts, strict=True):
+            reference.setdefault(text, []).append(key)
+    rows = pa.concat_tables(tables)
+    key, local = np.asarray(rows["key"]), np.asarray(rows["local"])
+    repeat = local != key
+    values = [np.asarray(rows[c])[~repeat] for c in ("hi", "lo")]
+    first, grouped = dedup.first_of_runs(values, key[~repeat])
+    removed = np.concatenate([key[repeat], grouped])
+    survivor = _settle(np.concatenate([local[repeat], first]), removed)
+    expected = {k: min(g) for g in reference.values() for k in g if k != min(g)}
+    assert dict(zip(removed.tolist(), survivor.tolist(), strict=True)) == expected

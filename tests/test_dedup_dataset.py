@@ -75,7 +75,11 @@ def test_exact_mode_keeps_the_first_of_identical_texts(tmp_path):
     assert not (tmp_path / "out" / STAGING).exists()  # the signatures were staging only
 
 
-def test_near_mode_removes_planted_copies_and_keeps_the_rest(tmp_path):
+def test_near_mode_removes_planted_copies_and_keeps_the_rest(tmp_path, monkeypatch):
+    """Also with the candidate pairs verified in rounds of 7 (the same pairs found)."""
+    from tasks import deduplicate
+
+    monkeypatch.setattr(deduplicate, "VERIFY_ROUND_PAIRS", 7)
     source, rows, exact, near = corpus(tmp_path, seed=1)
     assert near and exact
     manifest = dedup_dataset(source, str(tmp_path / "out"), mode="near")
