@@ -173,3 +173,33 @@ def test_retention_leaves_what_a_running_dedup_reads_and_removes_it_afterwards(
     assert json.loads((output / "_manifest.json").read_text())["num_rows"] == 40
     removed = retention_task(str(bucket), ["preprocessed", "deduped"], day, 1, day)
     assert sorted(removed) == sorted(f"file://{p}" for p in (source, earlier, output))
+
+
+def test_dedup_counts_its_signature_files_in_the_space_it_needs(tmp_path, monkeypatch):
+    """A local dedup run checks free space before it writes, counting its output and
+    its signature files twice (staged, and the index); the pipeline's estimate counts
+    them too. Here the whole disk must stay free, so any write is refused."""
+    from tasks import space
+
+    source, rows, *_ = corpus(tmp_path)
+    monkeypatch.setattr(space, "reserve_bytes", lambda total: total)
+    input_bytes = sum(p.stat().st_size for p in (tmp_path / "input").iterdir())
+    needed = space.deduplicated_bytes(input_bytes, len(rows), 128, 16)
+    assert needed == input_bytes + 2 * len(rows) * (8 + 16 + 8 * 16 + 4 * 128)
+    with pytest.raises(InputError, match=f"dedup needs about {needed:,} bytes"):
+        dedup_dataset(source, str(tmp_path / "out"), mode="near")
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_the_pipelines_estimate_counts_its_dedup_step(tmp_path):
+    from flows.pipeline import pipeline
+    from tasks import space
+
+    rows = 10**11
+    raw = space.generated_bytes(rows, 1000)
+    cleaned = space.preprocessed_bytes(raw, keep_text=True)
+    needed = raw + cleaned + space.deduplicated_bytes(cleaned, rows, 128, 16)
+    with pytest.raises(InputError, match=f"pipeline needs about {needed:,} bytes"):
+        pipeline(bucket_uri=str(tmp_path / "bucket"), num_rows=rows, num_files=100, dedup="near")
+    assert not (tmp_path / "bucket").exists()
