@@ -60,9 +60,11 @@ def dedup(
         against: Earlier outputs of this step (for the nightly, earlier dt= partitions)
             whose rows count as already kept: input rows duplicating them are removed,
             read through their signature indexes, not their text. In near mode they
-            must have been written with the same shingle, num_perm and bands.
+            must have been written with the same shingle, num_perm and bands; one that
+            is, holds or lies inside the input or output is refused.
         against_earlier: Also compare against this step's committed outputs in the
-            dt= folders beside output_uri dated before it (the nightly's earlier dates).
+            dt= folders beside output_uri dated before it (the nightly's earlier dates);
+            those that cannot be used are skipped, each recorded in the manifest.
         compression: Parquet codec of the output files.
         ray: Where and how the parts run on Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3.

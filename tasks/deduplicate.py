@@ -1,14 +1,17 @@
 """Step 4: remove exact and near duplicates from a dataset, on Ray Data.
 
-Three passes, each over parts, so memory is bounded by a part, not by the dataset:
+Three passes, each over parts, so memory is bounded by a part or a shard, never by the
+dataset or by how many duplicates it has:
 
 1. **Signatures.** One Ray Data task per input file reads its text and writes, under
    ``_dedup/signatures/`` in the output, each row's order key, exact digest and (near
-   mode) MinHash signature and band hashes (:mod:`tasks.dedup`).
-2. **Groups.** Ray Data groups the signature rows by digest, and by band hash, and
-   returns only the groups of more than one row. Candidate pairs of a band are checked
-   against the threshold with their full signatures; the duplicates' connected groups
-   keep their smallest order key (the survivor rule).
+   mode) MinHash signature and band hashes (:mod:`tasks.dedup`). Blank texts get none.
+2. **Groups.** Ray tasks read the signature files through the run's S3 settings. Each
+   file's repeats of a text are paired with its first copy there; Ray Data groups the
+   files' first copies by digest, and (near mode) the rows that are not exact copies by
+   band hash, in shards of bounded size. Candidate pairs of a band are verified with
+   their full signatures in Ray tasks, in rounds; the duplicates' connected groups keep
+   their smallest order key (the survivor rule).
 3. **Filter.** One task per input file writes the part without the removed rows, and
    beside it the signature index of what it kept (``_dedup/index/``).
 
