@@ -265,6 +265,16 @@ def first_of_runs(values: list[np.ndarray], keys: np.ndarray) -> tuple[np.ndarra
     return first[pair], keys[pair]
 
 
+def find_sorted(sorted_keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each of ``wanted`` is in ``sorted_keys``: ``(positions, found)``; a position
+    where ``found`` is False is in range but means nothing."""
+    wanted = np.asarray(wanted)
+    if not len(sorted_keys):
+        return np.zeros(len(wanted), np.int64), np.zeros(len(wanted), bool)
+    at = np.minimum(np.searchsorted(sorted_keys, wanted), len(sorted_keys) - 1)
+    return at, sorted_keys[at] == wanted
+
+
 def survivors(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each key of the duplicate ``pairs`` (an (n, 2) array of keys) that is not the
     smallest of its connected group, that smallest key: ``(keys, survivors)``, sorted by

@@ -171,8 +171,7 @@ def _settle(first: np.ndarray, key: np.ndarray) -> np.ndarray:
     """Each ``key``'s survivor: its ``first``, or, where that first is itself a removed
     key (a file's first copy of a text seen in an earlier file), that one's first."""
     order = np.argsort(key, kind="stable")
-    at = np.minimum(np.searchsorted(key[order], first), max(len(key) - 1, 0))
-    hit = key[order][at] == first if len(key) else np.zeros(len(first), bool)
+    at, hit = dedup.find_sorted(key[order], first)
     return np.where(hit, first[order][at] if len(key) else first, first)
 
 
@@ -396,9 +395,7 @@ def _split(table: pa.Table) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]
 
 def _lookup(edges: pa.Table, signatures: pa.Table, sorted_keys, order) -> tuple[np.ndarray, Any]:
     """Which edges' ``key`` has a signature in this shard, and those signatures."""
-    wanted = np.asarray(edges.column(KEY))
-    at = np.minimum(np.searchsorted(sorted_keys, wanted), max(len(sorted_keys) - 1, 0))
-    found = sorted_keys[at] == wanted if len(sorted_keys) else np.zeros(len(wanted), dtype=bool)
+    at, found = dedup.find_sorted(sorted_keys, np.asarray(edges.column(KEY)))
     chosen = signatures.column(SIGNATURE).combine_chunks().take(pa.array(order[at[found]]))
     return found, chosen
 
@@ -507,7 +504,8 @@ class Duplicates:
 
     def in_file(self, file_index: int) -> np.ndarray:
         """The removed rows of input file ``file_index``, sorted."""
-        lo, hi = np.searchsorted(self.removed, [file_index << 32, (file_index + 1) << 32])
+        bits = dedup.ROW_BITS
+        lo, hi = np.searchsorted(self.removed, [file_index << bits, (file_index + 1) << bits])
         return self.removed[lo:hi] & np.int64((1 << dedup.ROW_BITS) - 1)
 
 
@@ -548,12 +546,10 @@ def find_duplicates(
             )
             first, key = _shard_pairs(banded, ["bucket"], shards)
             found.append(np.stack([first, key], axis=1))
-        candidates = np.unique(np.concatenate(found), axis=0) if found else np.empty((0, 2))
-        verified, _ = verify_pairs(sources, candidates.astype(np.int64), params)
+        verified, _ = verify_pairs(sources, np.unique(np.concatenate(found), axis=0), params)
         near_key, near_survivor = dedup.survivors(verified)
     # An exact duplicate's survivor may itself be a near duplicate of an earlier row.
-    at = np.minimum(np.searchsorted(near_key, exact_first), max(len(near_key) - 1, 0))
-    hit = near_key[at] == exact_first if len(near_key) else np.zeros(len(exact_first), bool)
+    at, hit = dedup.find_sorted(near_key, exact_first)
     exact_final = np.where(hit, near_survivor[at] if len(near_key) else exact_first, exact_first)
     removed = np.concatenate([exact_key, near_key])
     survivor = np.concatenate([exact_final, near_survivor])
@@ -678,9 +674,9 @@ def index_files(
                         f"run {name}={getattr(params, name)}; they must match"
                     )
         return [root.child(path).uri for path in index], int(manifest["num_rows"])
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:
-        if isinstance(exc, InputError):
-            raise
+    except InputError:
+        raise
+    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # not the shape we write
         raise InputError(f"against {root.uri}: its manifest is malformed ({exc!r})") from None
 
 

@@ -97,49 +97,43 @@ def _removal_list(
         logger.info("left %s: %s", root.uri, exc)
         return None
     if manifest is not None:
-        if not is_ours(manifest):
-            logger.info("left %s: its manifest is not one this pipeline version wrote", root.uri)
-            return None
+        document, named = manifest, "its manifest"
         files = _listed(manifest)
-        if bad := unsafe_paths(root, files):
-            logger.warning(
-                "left %s untouched: its manifest lists what retention may not delete: %s",
-                root.uri,
-                ", ".join(bad[:5]),
-            )
+    else:
+        try:
+            document = json.loads(storage.read_bytes(root.child(dataset.REMOVING_NAME)))
+        except FileNotFoundError:
+            logger.info("left %s: no manifest of ours (not a committed dataset)", root.uri)
             return None
-        marker = {
-            "writer": dataset.WRITER,
-            "manifest_version": dataset.MANIFEST_VERSION,
-            "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-            "files": files,
-        }
-        # The marker lands before the manifest goes: from here on a stop leaves a list of
-        # what is still to delete, never files that nothing names as ours.
-        storage.write_bytes_atomic(root.child(dataset.REMOVING_NAME), json.dumps(marker).encode())
-        storage.delete_file(root.child(dataset.MANIFEST_NAME))
-        return files
-    try:
-        marker = json.loads(storage.read_bytes(root.child(dataset.REMOVING_NAME)))
-    except FileNotFoundError:
-        logger.info("left %s: no manifest of ours (not a committed dataset)", root.uri)
+        except ValueError as exc:
+            logger.warning("left %s: unreadable %s (%s)", root.uri, dataset.REMOVING_NAME, exc)
+            return None
+        named = f"its {dataset.REMOVING_NAME}"
+        files = document.get("files") if isinstance(document, dict) else None
+    if not is_ours(document):
+        logger.info("left %s: %s is not one this pipeline version wrote", root.uri, named)
         return None
-    except ValueError as exc:
-        logger.warning("left %s: unreadable %s (%s)", root.uri, dataset.REMOVING_NAME, exc)
-        return None
-    if not is_ours(marker):
-        logger.info("left %s: its %s is not ours", root.uri, dataset.REMOVING_NAME)
-        return None
-    files = marker.get("files")
     if bad := unsafe_paths(root, files):
         logger.warning(
-            "left %s untouched: its %s lists what retention may not delete: %s",
+            "left %s untouched: %s lists what retention may not delete: %s",
             root.uri,
-            dataset.REMOVING_NAME,
+            named,
             ", ".join(bad[:5]),
         )
         return None
-    logger.info("%s: finishing a removal that stopped half way", root.uri)
+    if manifest is None:
+        logger.info("%s: finishing a removal that stopped half way", root.uri)
+        return files
+    marker = {
+        "writer": dataset.WRITER,
+        "manifest_version": dataset.MANIFEST_VERSION,
+        "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "files": files,
+    }
+    # The marker lands before the manifest goes: from here on a stop leaves a list of
+    # what is still to delete, never files that nothing names as ours.
+    storage.write_bytes_atomic(root.child(dataset.REMOVING_NAME), json.dumps(marker).encode())
+    storage.delete_file(root.child(dataset.MANIFEST_NAME))
     return files
 
 
