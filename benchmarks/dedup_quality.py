@@ -3,8 +3,8 @@
 A corpus of unrelated documents, each followed (somewhere later, in another file perhaps)
 by an edited copy whose word-shingle Jaccard similarity to it spans 0.3 to 1.0. The
 similarity of every planted pair, and of a sample of unrelated pairs, is computed by
-brute force (``tasks.dedup.jaccard``); the dedup step then runs on the corpus as it
-runs on any dataset (``tasks.deduplicate.dedup_dataset`` on Ray), once per MinHash
+brute force (``tasks.steps.dedup.minhash.jaccard``); the dedup step then runs on the corpus as it
+runs on any dataset (``tasks.steps.dedup.step.dedup_dataset`` on Ray), once per MinHash
 setting, and what it removed is scored against those similarities:
 
 * recall: the share of pairs at or above ``threshold + 0.05`` whose copy was removed;
@@ -22,9 +22,9 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks import dedup
-from tasks.dataset import read_dataset
-from tasks.deduplicate import dedup_dataset
+from tasks.data.dataset import read_dataset
+from tasks.steps.dedup import minhash as dedup
+from tasks.steps.dedup.step import dedup_dataset
 
 VOCABULARY = 50_000
 WORDS = (100, 250)  # words per document: about the seed's 1 KB of text

@@ -51,7 +51,7 @@ def seed_preprocess(args: dict[str, Any]) -> None:
 def polars_preprocess(args: dict[str, Any]) -> None:
     import polars as pl
 
-    from tasks.clean import SEED_PATTERN
+    from tasks.steps.preprocess.clean import SEED_PATTERN
 
     # Rust's regex \s is Unicode White_Space, a hair narrower than Python's isspace()
     # (it lacks \x1c-\x1f); the benchmark's text has neither.
@@ -114,7 +114,9 @@ def kernels(args: dict[str, Any]) -> dict[str, float]:
 
     import pyarrow as pa
 
-    from tasks import generate, preprocess, synth
+    from tasks.steps.generate import step as generate
+    from tasks.steps.generate import synth
+    from tasks.steps.preprocess import step as preprocess
 
     pa.set_cpu_count(1)  # one core: Arrow's thread pool would spread the work
     pa.set_io_thread_count(1)
@@ -174,13 +176,13 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     "ray-data-warmup": (ray_data_warmup, ["ray", "ray.data"]),
     "seed-generate": (seed_generate, ["ray", "ray.data", "pandas", "benchmarks.seed_method"]),
     "seed-preprocess": (seed_preprocess, ["ray", "ray.data", "pandas", "benchmarks.seed_method"]),
-    "polars-preprocess": (polars_preprocess, ["polars", "tasks.clean"]),
+    "polars-preprocess": (polars_preprocess, ["polars", "tasks.steps.preprocess.clean"]),
     "flow-generate": (flow_generate, ["flows.generate"]),
     "flow-preprocess": (flow_preprocess, ["flows.preprocess"]),
     "flow-dedup": (flow_dedup, ["flows.dedup"]),
     "plant-duplicates": (plant_duplicates, ["benchmarks.duplicates"]),
     "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
-    "kernels": (kernels, ["tasks.generate", "tasks.preprocess"]),
+    "kernels": (kernels, ["tasks.steps.generate.step", "tasks.steps.preprocess.step"]),
     "floor-flow": (floor_flow, ["benchmarks.floor"]),
 }
 

@@ -24,7 +24,9 @@ QUIET = {"PREFECT_SERVER_ANALYTICS_ENABLED": "false", "RAY_USAGE_STATS_ENABLED":
 # Ray starts fresh worker processes for every job (every flow run, every seed script);
 # this has them import Ray Data and the pipeline's work modules before taking work.
 # The same setting as deployments/local.sh; it helps the seed's scripts as much.
-PRELOAD = {"RAY_preload_python_modules": "ray.data,tasks.generate,tasks.preprocess"}
+PRELOAD = {
+    "RAY_preload_python_modules": "ray.data,tasks.steps.generate.step,tasks.steps.preprocess.step"
+}
 
 
 def free_port() -> int:

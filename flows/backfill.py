@@ -16,7 +16,7 @@ from prefect_aws import AwsCredentials
 
 from flows import runs
 from flows.pipeline import DATASETS, pipeline
-from tasks import dataset, partitions, storage
+from tasks.data import dataset, partitions, storage
 from tasks.errors import InputError
 
 

@@ -10,13 +10,13 @@ from pydantic import Field
 
 from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
 from flows.runs import flow_run_name
-from tasks import deadline
-from tasks.dedup import MinHashParams
-from tasks.deduplicate import earlier_candidates
-from tasks.exclusive import exclusive_output, reading
-from tasks.raydata import RayOptions
-from tasks.stages import dedup_task
-from tasks.storage import canonical_uri, resolve, settings_for, split_glob, using_s3
+from tasks.cluster.mapping import RayOptions
+from tasks.data.storage import canonical_uri, resolve, settings_for, split_glob, using_s3
+from tasks.nightly import deadline
+from tasks.orchestration.exclusive import exclusive_output, reading
+from tasks.orchestration.tasks import dedup_task
+from tasks.steps.dedup.minhash import MinHashParams
+from tasks.steps.dedup.step import earlier_candidates
 
 
 @flow(

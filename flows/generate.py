@@ -10,12 +10,12 @@ from pydantic import Field
 
 from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
 from flows.runs import flow_run_name
-from tasks import deadline
-from tasks.exclusive import exclusive_output
-from tasks.raydata import RayOptions
-from tasks.stages import generate_task
-from tasks.storage import canonical_uri, settings_for
-from tasks.synth import MAX_TEXT_LENGTH
+from tasks.cluster.mapping import RayOptions
+from tasks.data.storage import canonical_uri, settings_for
+from tasks.nightly import deadline
+from tasks.orchestration.exclusive import exclusive_output
+from tasks.orchestration.tasks import generate_task
+from tasks.steps.generate.synth import MAX_TEXT_LENGTH
 
 
 @flow(

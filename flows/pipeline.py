@@ -17,12 +17,13 @@ from flows.dedup import dedup as dedup_step
 from flows.generate import generate
 from flows.preprocess import preprocess
 from flows.runner import PipelineRayTaskRunner, start_ray
-from tasks import deadline, partitions, space, storage
-from tasks.dedup import MinHashParams
+from tasks.cluster.mapping import RayInit, RayOptions
+from tasks.data import partitions, storage
 from tasks.errors import InputError
-from tasks.raydata import RayInit, RayOptions
-from tasks.stages import retention_task
-from tasks.synth import MAX_TEXT_LENGTH
+from tasks.nightly import deadline, space
+from tasks.orchestration.tasks import retention_task
+from tasks.steps.dedup.minhash import MinHashParams
+from tasks.steps.generate.synth import MAX_TEXT_LENGTH
 
 # The datasets of a bucket, in the order the pipeline writes them (deduped only with
 # the dedup step on).

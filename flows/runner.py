@@ -20,11 +20,11 @@ from prefect_ray.context import remote_options
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from flows import runs
-from tasks import dataset, storage
-from tasks import deadline as deadlines
+from tasks.cluster.mapping import RayInit
+from tasks.data import dataset, storage
+from tasks.data.storage import saved_block_id
 from tasks.errors import DeadlineExceeded
-from tasks.raydata import RayInit
-from tasks.storage import saved_block_id
+from tasks.nightly import deadline as deadlines
 
 R = TypeVar("R")
 

@@ -10,7 +10,7 @@ from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
-from tasks import partitions, storage
+from tasks.data import partitions, storage
 from tasks.errors import InputError
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.clean import clean_text
-from tasks.dataset import listed_files
+from tasks.data.dataset import listed_files
+from tasks.steps.preprocess.clean import clean_text
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -149,8 +149,8 @@ def kill_flow_when(
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
 
-    from tasks import exclusive
-    from tasks.storage import canonical_uri
+    from tasks.data.storage import canonical_uri
+    from tasks.orchestration import exclusive
 
     env = {
         **os.environ,

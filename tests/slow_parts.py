@@ -18,7 +18,7 @@ PART_SECONDS = 1.5
 def install() -> None:
     import ray
 
-    import tasks.preprocess as preprocess
+    import tasks.steps.preprocess.step as preprocess
 
     write = preprocess.write_cleaned_part
     markers = Path(os.environ["SLOW_PARTS_MARKERS"])

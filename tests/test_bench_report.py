@@ -244,8 +244,8 @@ def test_planted_duplicates_are_exact_and_near_copies_in_the_share_asked_for():
     near copies whose shingle similarity is above the default threshold, nothing else
     changed, and the same seed plants the same copies."""
     from benchmarks.duplicates import plant
-    from tasks import synth
-    from tasks.dedup import MinHashParams, jaccard
+    from tasks.steps.dedup.minhash import MinHashParams, jaccard
+    from tasks.steps.generate import synth
 
     texts = pa.concat_tables(synth.generate_rows(1, 0, 2000, 1000)).column("text")
     texts = texts.combine_chunks()

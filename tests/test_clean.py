@@ -6,8 +6,14 @@ import sys
 import pyarrow as pa
 import pytest
 
-from tasks.clean import PYTHON_WHITESPACE, clean_array, clean_ascii, clean_batch, clean_text
 from tasks.errors import InputError
+from tasks.steps.preprocess.clean import (
+    PYTHON_WHITESPACE,
+    clean_array,
+    clean_ascii,
+    clean_batch,
+    clean_text,
+)
 
 # Arrow strings are UTF-8, which cannot hold lone surrogates; every other code point of
 # planes 0 and 1 is checked.

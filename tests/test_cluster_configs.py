@@ -10,7 +10,7 @@ from pathlib import Path
 
 import yaml
 
-from tasks.internals import validate_cluster_config
+from tasks.cluster.internals import validate_cluster_config
 
 RAY_DIR = Path(__file__).resolve().parents[1] / "deployments" / "ray"
 AWS = yaml.safe_load((RAY_DIR / "aws.yaml").read_text())
@@ -145,6 +145,6 @@ def test_dockerignore_keeps_local_state_and_data_out_of_the_image():
         "tasks/__pycache__/clean.cpython-311.pyc",
     ):
         assert _docker_ignores(left_out, patterns), left_out
-    for needed in ("pyproject.toml", "uv.lock", "README.md", "flows/pipeline.py", "tasks/clean.py"):
+    for needed in ("pyproject.toml", "uv.lock", "README.md", "flows/pipeline.py", "tasks/steps/preprocess/clean.py"):
         assert (ROOT / needed).exists()
         assert not _docker_ignores(needed, patterns), needed

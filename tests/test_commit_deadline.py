@@ -19,8 +19,8 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from flows import runner
 from flows.runner import PipelineRayTaskRunner, run_stage
-from tasks import dataset, storage
-from tasks.dataset import FileEntry
+from tasks.data import dataset, storage
+from tasks.data.dataset import FileEntry
 from tasks.errors import DeadlineExceeded
 from tests.helpers import assert_committed
 

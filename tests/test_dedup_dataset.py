@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks import dedup
-from tasks.dataset import read_dataset
-from tasks.deduplicate import STAGING, dedup_dataset
+from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
+from tasks.steps.dedup import minhash as dedup
+from tasks.steps.dedup.step import STAGING, dedup_dataset
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -77,7 +77,7 @@ def test_exact_mode_keeps_the_first_of_identical_texts(tmp_path):
 
 def test_near_mode_removes_planted_copies_and_keeps_the_rest(tmp_path, monkeypatch):
     """Also with the candidate pairs verified in rounds of 7 (the same pairs found)."""
-    from tasks import deduplicate
+    from tasks.steps.dedup import step as deduplicate
 
     monkeypatch.setattr(deduplicate, "VERIFY_ROUND_PAIRS", 7)
     source, rows, exact, near = corpus(tmp_path, seed=1)

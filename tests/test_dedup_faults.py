@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from tasks import deduplicate
-from tasks.deduplicate import INDEX, STAGING, dedup_dataset
+from tasks.steps.dedup import step as deduplicate
+from tasks.steps.dedup.step import INDEX, STAGING, dedup_dataset
 from tests.helpers import assert_committed, committed_bytes, kill_flow_when
 from tests.test_dedup_dataset import corpus
 

@@ -15,8 +15,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.dedup import dedup as dedup_flow
-from tasks import storage
-from tasks.deduplicate import dedup_dataset
+from tasks.data import storage
+from tasks.steps.dedup.step import dedup_dataset
 from tests.conftest import AWS_KEY_ID, AWS_SECRET
 from tests.helpers import start_process, stop_process
 from tests.test_dedup_dataset import corpus

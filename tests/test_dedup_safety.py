@@ -16,10 +16,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks import deduplicate, retention, storage
-from tasks.dataset import FileEntry, build_manifest, commit, part_name, read_dataset
-from tasks.deduplicate import dedup_dataset
+from tasks.data import storage
+from tasks.data.dataset import FileEntry, build_manifest, commit, part_name, read_dataset
 from tasks.errors import InputError
+from tasks.nightly import retention
+from tasks.steps.dedup import step as deduplicate
+from tasks.steps.dedup.step import dedup_dataset
 from tests.helpers import tree_digest
 from tests.test_dedup_dataset import corpus
 
@@ -139,8 +141,8 @@ def test_retention_leaves_what_a_running_dedup_reads_and_removes_it_afterwards(
     """While a dedup run reads its input and the earlier dates it may compare with,
     retention skips them (and the date being written); once it has finished, they go."""
     from flows.dedup import dedup as dedup_flow
-    from tasks import exclusive
-    from tasks.stages import retention_task
+    from tasks.orchestration import exclusive
+    from tasks.orchestration.tasks import retention_task
 
     monkeypatch.setattr(exclusive, "WAIT_SECONDS", 1.0)
     bucket = tmp_path / "bucket"
@@ -179,7 +181,7 @@ def test_dedup_counts_its_signature_files_in_the_space_it_needs(tmp_path, monkey
     """A local dedup run checks free space before it writes, counting its output and
     its signature files twice (staged, and the index); the pipeline's estimate counts
     them too. Here the whole disk must stay free, so any write is refused."""
-    from tasks import space
+    from tasks.nightly import space
 
     source, rows, *_ = corpus(tmp_path)
     monkeypatch.setattr(space, "reserve_bytes", lambda total: total)
@@ -194,7 +196,7 @@ def test_dedup_counts_its_signature_files_in_the_space_it_needs(tmp_path, monkey
 @pytest.mark.usefixtures("flows_env")
 def test_the_pipelines_estimate_counts_its_dedup_step(tmp_path):
     from flows.pipeline import pipeline
-    from tasks import space
+    from tasks.nightly import space
 
     rows = 10**11
     raw = space.generated_bytes(rows, 1000)

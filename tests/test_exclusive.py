@@ -1,4 +1,4 @@
-"""Write slots and read leases (tasks/exclusive.py) against the session's Prefect server:
+"""Write slots and read leases (tasks/orchestration/exclusive.py) against the session's Prefect server:
 many readers at once, no reader while a run writes, no writer (nor retention) while a run
 reads. No Ray. Each contender runs in a thread of its own, as another run would."""
 
@@ -14,8 +14,8 @@ import pytest
 from prefect.client.orchestration import get_client
 from prefect.exceptions import ObjectNotFound
 
-from tasks import exclusive
 from tasks.errors import OutputBusyError
+from tasks.orchestration import exclusive
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

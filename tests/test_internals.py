@@ -1,4 +1,4 @@
-"""tasks/internals.py, the one module that uses private APIs of Ray, Prefect or prefect-ray:
+"""tasks/cluster/internals.py, the one module that uses private APIs of Ray, Prefect or prefect-ray:
 each private name still exists and still works on a real Ray, or the test says which one
 changed; and no other module uses one."""
 
@@ -14,8 +14,8 @@ import pytest
 import ray
 import yaml
 
-from tasks import internals
-from tasks.internals import PrivateApiChanged
+from tasks.cluster import internals
+from tasks.cluster.internals import PrivateApiChanged
 
 ROOT = Path(__file__).resolve().parents[1]
 CHECKED_DIRS = ("tasks", "flows", "deployments", "benchmarks", "tests")
@@ -54,13 +54,13 @@ def test_no_other_module_uses_an_unpublished_api():
     found = []
     for directory in CHECKED_DIRS:
         for path in sorted((ROOT / directory).rglob("*.py")):
-            if path == ROOT / "tasks" / "internals.py":
+            if path == ROOT / "tasks" / "cluster" / "internals.py":
                 continue
             text = path.read_text()
             for match in PRIVATE_USE.finditer(text):
                 line = text[: match.start()].count("\n") + 1
                 found.append(f"{path.relative_to(ROOT)}:{line}: {match.group().strip()}")
-    assert not found, "private APIs used outside tasks/internals.py (move them there):\n" + (
+    assert not found, "private APIs used outside tasks/cluster/internals.py (move them there):\n" + (
         "\n".join(found)
     )
 
@@ -115,7 +115,7 @@ def test_a_vanished_name_fails_clearly(monkeypatch):
     monkeypatch.setattr(internals, "PRIVATE_NAMES", (*internals.PRIVATE_NAMES, (module, "nope")))
     with pytest.raises(PrivateApiChanged) as gone:
         internals.private(module, "nope")
-    assert str(gone.value) == f"{module}.nope is gone in ray {version}: update tasks/internals.py"
+    assert str(gone.value) == f"{module}.nope is gone in ray {version}: update tasks/cluster/internals.py"
 
     monkeypatch.setattr(
         internals, "PRIVATE_NAMES", (*internals.PRIVATE_NAMES, (f"{module}_moved", name))

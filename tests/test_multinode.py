@@ -25,9 +25,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks import synth
-from tasks.dataset import read_dataset
-from tasks.deduplicate import dedup_dataset
+from tasks.data.dataset import read_dataset
+from tasks.steps.dedup.step import dedup_dataset
+from tasks.steps.generate import synth
 from tests.helpers import (
     assert_cleaned_exactly,
     assert_committed,
@@ -183,7 +183,7 @@ ray.init()
 @ray.remote(resources={"Old": 1})
 def clean():
     import pyarrow as pa
-    from tasks.clean import clean_array
+    from tasks.steps.preprocess.clean import clean_array
     return clean_array(pa.array(["Ab"])).to_pylist()
 
 print(ray.get(clean.remote()))
@@ -213,7 +213,7 @@ def test_a_node_with_an_older_copy_at_the_same_path_runs_the_flow_runs_code(tmp_
     old = tmp_path / "old"
     for package in PACKAGES:
         shutil.copytree(ROOT / package, old / package, ignore=shutil.ignore_patterns("__pycache__"))
-    with (old / "tasks" / "clean.py").open("a") as module:
+    with (old / "tasks" / "steps" / "preprocess" / "clean.py").open("a") as module:
         module.write(OLD_CLEANING)
     bucket = tmp_path / "bucket"
     with _cluster(tmp_path, [(2, {"Old": 2}, _with_old_code(old))]) as (address, _):

@@ -17,9 +17,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.generate import generate
 from flows.pipeline import pipeline
-from tasks import dataset, retention, space, storage
-from tasks.dataset import FileEntry
+from tasks.data import dataset, storage
+from tasks.data.dataset import FileEntry
 from tasks.errors import DeadlineExceeded, InputError
+from tasks.nightly import retention, space
 from tests.helpers import assert_committed, tree_digest
 
 DAY = dt.date(2026, 3, 10)

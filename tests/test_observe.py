@@ -21,7 +21,7 @@ from prefect.exceptions import ParameterTypeError
 
 from flows.backfill import backfill
 from flows.pipeline import pipeline
-from tasks.dataset import read_dataset
+from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
 from tests.helpers import assert_committed
 

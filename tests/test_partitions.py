@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from tasks import partitions
+from tasks.data import partitions
 from tasks.errors import InputError
 
 UTC = dt.UTC

@@ -7,8 +7,9 @@ import random
 import pyarrow as pa
 import pytest
 
-from tasks import quality, summary
-from tasks.clean import clean_batch, clean_text
+from tasks.orchestration import summary
+from tasks.steps.preprocess import counters as quality
+from tasks.steps.preprocess.clean import clean_batch, clean_text
 
 POOL = list("가힣ㄱ ") + list("AbZz09 \t!?ÄéΣ😀")
 

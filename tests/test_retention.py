@@ -13,8 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.backfill import committed, datasets_written
-from tasks import dataset, retention, storage
-from tasks.dataset import FileEntry
+from tasks.data import dataset, storage
+from tasks.data.dataset import FileEntry
+from tasks.nightly import retention
 from tests.helpers import assert_committed, tree_digest
 
 INDEX = "_dedup/index/part-00000.parquet"

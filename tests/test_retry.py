@@ -4,7 +4,7 @@ import pytest
 from ray import exceptions as rex
 
 from tasks.errors import InputError
-from tasks.retry import is_transient
+from tasks.orchestration.retry import is_transient
 
 
 @pytest.mark.parametrize(

@@ -12,11 +12,12 @@ from flows.create_bucket import create_bucket
 from flows.generate import generate
 from flows.pipeline import pipeline
 from flows.preprocess import preprocess
-from tasks import storage, synth
-from tasks.bucket import check_bucket_name, seed_bucket_name
-from tasks.dataset import read_dataset
+from tasks.cluster.mapping import PART_RETRIES
+from tasks.data import storage
+from tasks.data.bucket import check_bucket_name, seed_bucket_name
+from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
-from tasks.raydata import PART_RETRIES
+from tasks.steps.generate import synth
 from tests.conftest import AWS_KEY_ID, AWS_SECRET, aws_test_env
 from tests.helpers import (
     assert_cleaned_exactly,
@@ -351,8 +352,8 @@ def test_a_flow_killed_mid_write_on_s3_is_finished_by_the_next_run(aws_env, ray_
 
 @pytest.mark.usefixtures("flows_env")
 def test_a_second_writer_of_an_s3_output_fails_clearly(aws_env, monkeypatch):
-    from tasks import exclusive
     from tasks.errors import OutputBusyError
+    from tasks.orchestration import exclusive
 
     monkeypatch.setattr(exclusive, "WAIT_SECONDS", 2.0)
     bucket = _new_bucket()
@@ -369,7 +370,7 @@ def test_compressed_json_lines_picked_by_a_glob_on_s3(aws_env):
 
     import pyarrow as pa
 
-    from tasks.clean import clean_text
+    from tasks.steps.preprocess.clean import clean_text
 
     bucket = unique()
     s3 = client()

@@ -4,8 +4,8 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from tasks import synth
 from tasks.errors import InputError
+from tasks.steps.generate import synth
 
 
 def rows(seed, start, stop, text_length=50):

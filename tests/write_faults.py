@@ -19,18 +19,18 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.dataset import part_name
+from tasks.data.dataset import part_name
 
 FAULTS_ENV = "PIPELINE_TEST_WRITE_FAULTS"
 
 
 def install() -> None:
-    import tasks.deduplicate
-    import tasks.generate
-    import tasks.parts
-    import tasks.preprocess
+    import tasks.data.parts
+    import tasks.steps.dedup.step
+    import tasks.steps.generate.step
+    import tasks.steps.preprocess.step
 
-    write = tasks.parts.write_part
+    write = tasks.data.parts.write_part
 
     def faulty(root: Any, index: int, tables: Iterable[pa.Table], schema: pa.Schema, *rest):
         name = part_name(index)
@@ -48,5 +48,10 @@ def install() -> None:
             pq.write_table(next(iter(tables)).cast(schema), sink)
         raise ConnectionResetError(f"injected fault while writing {name} ({FAULTS_ENV})")
 
-    for module in (tasks.parts, tasks.generate, tasks.preprocess, tasks.deduplicate):
+    for module in (
+        tasks.data.parts,
+        tasks.steps.generate.step,
+        tasks.steps.preprocess.step,
+        tasks.steps.dedup.step,
+    ):
         module.write_part = faulty

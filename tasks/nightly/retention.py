@@ -17,9 +17,9 @@ import logging
 import re
 from collections.abc import Iterable
 
-from tasks import dataset, storage
+from tasks.data import dataset, storage
+from tasks.data.storage import Location
 from tasks.errors import InputError
-from tasks.storage import Location
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 # Names a manifest may list are data files; these ones steer the protocol instead.

@@ -50,7 +50,7 @@ def changed(what: str, how: str) -> PrivateApiChanged:
         version = metadata.version(dist)
     except metadata.PackageNotFoundError:
         version = "(not installed)"
-    return PrivateApiChanged(f"{what} {how} in {dist} {version}: update tasks/internals.py")
+    return PrivateApiChanged(f"{what} {how} in {dist} {version}: update tasks/cluster/internals.py")
 
 
 def private(module: str, name: str) -> Any:

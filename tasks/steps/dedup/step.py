@@ -5,7 +5,7 @@ dataset or by how many duplicates it has:
 
 1. **Signatures.** One Ray Data task per input file reads its text and writes, under
    ``_dedup/signatures/`` in the output, each row's order key, exact digest and (near
-   mode) MinHash signature and band hashes (:mod:`tasks.dedup`). Blank texts get none.
+   mode) MinHash signature and band hashes (:mod:`tasks.steps.dedup.minhash`). Blank texts get none.
 2. **Groups.** Ray tasks read the signature files through the run's S3 settings. Each
    file's repeats of a text are paired with its first copy there; Ray Data groups the
    files' first copies by digest, and (near mode) the rows that are not exact copies by
@@ -32,15 +32,17 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from tasks import dataset, dedup, inputs, retention, space, storage
-from tasks.clean import check_text_column, text_as_string
-from tasks.dataset import FileEntry
+from tasks.cluster.mapping import PART_RETRIES, Done, RayOptions, execution_summary, map_items
+from tasks.data import dataset, inputs, storage
+from tasks.data.dataset import FileEntry
+from tasks.data.parts import write_part
+from tasks.data.storage import Location
 from tasks.errors import InputError, TransientPartError
-from tasks.parts import write_part
-from tasks.preprocess import _decode_schema, _encode_schema, inspect_inputs
-from tasks.raydata import PART_RETRIES, Done, RayOptions, execution_summary, map_items
-from tasks.retry import is_transient
-from tasks.storage import Location
+from tasks.nightly import retention, space
+from tasks.orchestration.retry import is_transient
+from tasks.steps.dedup import minhash as dedup
+from tasks.steps.preprocess.clean import check_text_column, text_as_string
+from tasks.steps.preprocess.step import _decode_schema, _encode_schema, inspect_inputs
 
 log = logging.getLogger(__name__)
 
@@ -207,7 +209,7 @@ def _band_rows(shards: int, bands: slice, settled: Any = None) -> Callable[[pa.T
 
 def _pairs_in(columns: list[str]) -> Callable[[pa.Table], pa.Table]:
     """A shard's duplicates: each key that shares ``columns`` with a smaller key, beside
-    the smallest such key (:func:`tasks.dedup.first_of_runs`)."""
+    the smallest such key (:func:`tasks.steps.dedup.minhash.first_of_runs`)."""
 
     def pairs(shard: pa.Table) -> pa.Table:
         values = [np.asarray(shard.column(c)) for c in columns]

@@ -21,8 +21,10 @@ from prefect.artifacts import (
 )
 from prefect.runtime import task_run
 
-from tasks import internals, raydata, summary
-from tasks.raydata import Done, RayOptions
+from tasks.cluster import internals
+from tasks.cluster import mapping as raydata
+from tasks.cluster.mapping import Done, RayOptions
+from tasks.orchestration import summary
 
 
 @contextlib.contextmanager

@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from tasks import storage
-from tasks.dataset import manifest_fingerprint, read_manifest
+from tasks.data import storage
+from tasks.data.dataset import manifest_fingerprint, read_manifest
 from tasks.errors import InputError
-from tasks.storage import Location
+from tasks.data.storage import Location
 
 FORMATS = ("parquet", "json")
 EXTENSIONS = {"parquet": (".parquet", ".pq"), "json": (".jsonl", ".json", ".ndjson")}

@@ -2,7 +2,7 @@
 
 The work modules never import Prefect, so the Ray Data tasks they run stay light. These
 wrappers run where the stage runs (a Ray worker, through prefect-ray), with the flow's
-S3 settings in force, and report to the Prefect API from there (``tasks.reporting``).
+S3 settings in force, and report to the Prefect API from there (``tasks.orchestration.reporting``).
 ``deadline`` is the flow run's timeout as epoch seconds: past it nothing is committed.
 """
 
@@ -18,18 +18,19 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
 
-from tasks import retention, storage
-from tasks.bucket import ensure_bucket
-from tasks.dedup import MinHashParams
-from tasks.deduplicate import dedup_dataset
+from tasks.cluster.mapping import RayOptions
+from tasks.data import storage
+from tasks.data.bucket import ensure_bucket
+from tasks.data.storage import S3Settings
 from tasks.errors import OutputBusyError
-from tasks.exclusive import exclusive_output
-from tasks.generate import generate_dataset
-from tasks.preprocess import preprocess_dataset
-from tasks.raydata import RayOptions
-from tasks.reporting import OnDone, metrics, reported
-from tasks.retry import retry_if_transient
-from tasks.storage import S3Settings
+from tasks.nightly import retention
+from tasks.orchestration.exclusive import exclusive_output
+from tasks.orchestration.reporting import OnDone, metrics, reported
+from tasks.orchestration.retry import retry_if_transient
+from tasks.steps.dedup.minhash import MinHashParams
+from tasks.steps.dedup.step import dedup_dataset
+from tasks.steps.generate.step import generate_dataset
+from tasks.steps.preprocess.step import preprocess_dataset
 
 # Up to three retries of transient failures only, after about 5 s, 10 s and 20 s (+-50%
 # jitter so parallel runs do not retry in step). No caching: whether work can be skipped
@@ -60,7 +61,7 @@ def create_bucket_task(
     tags: dict[str, str] | None = None,
     s3: S3Settings | None = None,
 ) -> dict[str, Any]:
-    """Create the bucket if it does not exist (``tasks.bucket.ensure_bucket``)."""
+    """Create the bucket if it does not exist (``tasks.data.bucket.ensure_bucket``)."""
     with storage.using_s3(s3):
         result = ensure_bucket(bucket_uri, region, tags)
     metrics("create-bucket", result)
@@ -81,7 +82,7 @@ def generate_task(
     s3: S3Settings | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Generate and commit the synthetic dataset (``tasks.generate``); its manifest."""
+    """Generate and commit the synthetic dataset (``tasks.steps.generate.step``); its manifest."""
     work = functools.partial(
         generate_dataset,
         output_uri,
@@ -116,7 +117,7 @@ def preprocess_task(
     s3: S3Settings | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Clean the input into a committed dataset (``tasks.preprocess``); its manifest."""
+    """Clean the input into a committed dataset (``tasks.steps.preprocess.step``); its manifest."""
 
     def work(on_done: OnDone) -> dict[str, Any]:
         return preprocess_dataset(
@@ -152,7 +153,7 @@ def dedup_task(
     s3: S3Settings | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Remove duplicates into a committed dataset (``tasks.deduplicate``); its manifest."""
+    """Remove duplicates into a committed dataset (``tasks.steps.dedup.step``); its manifest."""
 
     def work(on_done: OnDone) -> dict[str, Any]:
         return dedup_dataset(

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks import storage
-from tasks.deadline import check as deadline_check
+from tasks.data import storage
+from tasks.nightly.deadline import check as deadline_check
 from tasks.errors import InputError, OutputConflictError
-from tasks.storage import Location
+from tasks.data.storage import Location
 
 MANIFEST_NAME = "_manifest.json"
 # Written before the first part and removed after the manifest: marks the files of an
@@ -30,7 +30,7 @@ WRITING_NAME = "_writing.json"
 # the files still to delete, so a removal that stopped half way is finished by the next.
 REMOVING_NAME = "_removing.json"
 MANIFEST_VERSION = 1
-# Folders inside a dataset whose part-named files are ours too (tasks/deduplicate.py).
+# Folders inside a dataset whose part-named files are ours too (tasks/steps/dedup/step.py).
 OWN_FOLDERS = ("_dedup/signatures", "_dedup/index")
 WRITER = "ray-text-pipeline"
 _PART_RE = re.compile(r"^part-\d{5,}\.parquet$")

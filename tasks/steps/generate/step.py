@@ -6,10 +6,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from tasks import dataset, space, storage, synth
+from tasks.cluster.mapping import Done, RayOptions, execution_summary, map_items
+from tasks.data import dataset, storage
+from tasks.data.parts import write_part
 from tasks.errors import InputError
-from tasks.parts import write_part
-from tasks.raydata import Done, RayOptions, execution_summary, map_items
+from tasks.nightly import space
+from tasks.steps.generate import synth
 
 
 def plan_parts(num_rows: int, num_files: int) -> list[dict[str, int]]:

@@ -16,10 +16,10 @@ from typing import Annotated, Any, Literal, NamedTuple
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 
-from tasks import storage
-from tasks.deadline import check as deadline_check
+from tasks.data import storage
 from tasks.errors import InputError, TransientPartError
-from tasks.retry import is_transient
+from tasks.nightly.deadline import check as deadline_check
+from tasks.orchestration.retry import is_transient
 
 Item = dict[str, Any]
 

@@ -16,11 +16,13 @@ from typing import Any
 
 import pyarrow as pa
 
-from tasks import dataset, inputs, quality, space, storage
-from tasks.clean import CLEANED_COLUMN, check_input_schema, clean_batch
+from tasks.cluster.mapping import Done, RayOptions, execution_summary, map_items
+from tasks.data import dataset, inputs, storage
+from tasks.data.parts import write_part
 from tasks.errors import InputError
-from tasks.parts import write_part
-from tasks.raydata import Done, RayOptions, execution_summary, map_items
+from tasks.nightly import space
+from tasks.steps.preprocess import counters as quality
+from tasks.steps.preprocess.clean import CLEANED_COLUMN, check_input_schema, clean_batch
 
 Slice = tuple[int, int, int]  # (input file index, first row, stop row)
 # Parquet codecs of the output: Spark's default, the smaller one, or none.

@@ -11,8 +11,8 @@ from __future__ import annotations
 import os
 import shutil
 
+from tasks.data.storage import Location
 from tasks.errors import InputError
-from tasks.storage import Location
 
 # Per row besides its text: the id, the label and Parquet's overhead.
 ROW_OVERHEAD_BYTES = 16

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.clean import CLEANED_COLUMN
+from tasks.steps.preprocess.clean import CLEANED_COLUMN
 
 # The counters one part reports; a run's are their sums (labels: summed per label).
 COUNTS = ("rows", "null_texts", "text_bytes", "text_chars", "cleaned_chars")

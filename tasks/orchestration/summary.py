@@ -1,14 +1,14 @@
 """What a stage run did, as the rows of the tables people read in the Prefect UI.
 
 Pure functions of a stage's manifest and a few facts about the run; publishing them as
-Prefect artifacts is ``tasks.stages``' job.
+Prefect artifacts is ``tasks.orchestration.tasks``' job.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from tasks import quality
+from tasks.steps.preprocess import counters as quality
 
 MB = 1e6
 
