@@ -106,7 +106,7 @@ def test_signatures_do_not_depend_on_batching_or_chunking() -> None:
 def test_signatures_are_the_same_in_another_process() -> None:
     """No per-process salt (Python's hash) leaks into a signature."""
     code = (
-        "import json, pyarrow as pa; from tasks import dedup; "
+        "import json, pyarrow as pa; from tasks.steps.dedup import minhash as dedup; "
         "s = dedup.signatures(pa.array(['one two three four five six', 'a b']), "
         "dedup.MinHashParams(num_perm=16, bands=4)); print(json.dumps(s.tolist()))"
     )
