@@ -4,7 +4,7 @@ A corpus of unrelated documents, each followed (somewhere later, in another file
 by an edited copy whose word-shingle Jaccard similarity to it spans 0.3 to 1.0. The
 similarity of every planted pair, and of a sample of unrelated pairs, is computed by
 brute force (``tasks.steps.dedup.minhash.jaccard``); the dedup step then runs on the corpus as it
-runs on any dataset (``tasks.steps.dedup.step.dedup_dataset`` on Ray), once per MinHash
+runs on any dataset (the Dedup step on Ray), once per MinHash
 setting, and what it removed is scored against those similarities:
 
 * recall: the share of pairs at or above ``threshold + 0.05`` whose copy was removed;
@@ -22,9 +22,10 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.data.dataset import read_dataset
 from tasks.steps.dedup import minhash as dedup
-from tasks.steps.dedup.step import dedup_dataset
+from tasks.steps.dedup.step import Dedup, DedupParams
+from tasks.steps.skeleton import run_step
+from tasks.store.dataset import read_dataset
 
 VOCABULARY = 50_000
 WORDS = (100, 250)  # words per document: about the seed's 1 KB of text
@@ -128,7 +129,8 @@ def measure(work: Path, pairs: int, threshold: float = 0.8) -> list[dict[str, An
         params = dedup.MinHashParams(threshold, shingle, num_perm, bands)
         out = work / f"dedup-quality-{shingle}-{num_perm}-{bands}"
         started = time.perf_counter()
-        manifest = dedup_dataset(str(source), str(out), "near", "text", params)
+        step = DedupParams(input_uri=str(source), mode="near", text_column="text", minhash=params)
+        manifest = run_step(Dedup, step, str(out))
         seconds = time.perf_counter() - started
         kept = set(read_dataset(str(out), columns=["id"]).column("id").to_pylist())
         removed = set(range(rows)) - kept

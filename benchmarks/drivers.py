@@ -102,7 +102,7 @@ def dedup_quality(args: dict[str, Any]) -> dict[str, Any]:
 def kernels(args: dict[str, Any]) -> dict[str, float]:
     """Each stage's per-part work on one core of a plain process, no Ray, no Prefect.
 
-    The same functions a part runs (``write_generated_part``, ``write_cleaned_part``):
+    The same functions a part runs (``Generate.write_part``, ``Preprocess.write_part``):
     generate ``rows`` rows and write them as one part, then read that part back, clean
     it and write it; ``repeats`` parts each, after an untimed small run of each. The
     median part counts: the first full-size part of a process also pays for growing its
@@ -123,28 +123,28 @@ def kernels(args: dict[str, Any]) -> dict[str, float]:
     work, rows, length = Path(args["work"]), args["rows"], args["text_length"]
 
     def generated(name: str, n: int, seed: int = 0) -> tuple[str, float]:
-        spec = {"index": 0, "start": 0, "stop": n, "seed": seed, "text_length": length}
+        spec = generate.GeneratePart(str(work / name), 0, 0, n, seed, length)
         (work / name).mkdir(parents=True)
         started = time.perf_counter()
-        generate.write_generated_part({**spec, "output_uri": str(work / name)})
+        generate.Generate.write_part(spec)
         return str(work / name / "part-00000.parquet"), time.perf_counter() - started
 
     def cleaned(name: str, part: str, n: int) -> float:
         schema = preprocess.output_schema(synth.SCHEMA, part)
-        spec = {
-            "index": 0,
-            "slices": [(part, 0, n)],
-            "format": "parquet",
-            "schema": preprocess._encode_schema(schema),
-            "input_schema": preprocess._encode_schema(synth.SCHEMA),
-            "text_column": "text",
-            "compression": "snappy",
-            "batch_size": 1024,
-            "output_uri": str(work / name),
-        }
+        spec = preprocess.CleanPart(
+            str(work / name),
+            0,
+            [(part, 0, n)],
+            "parquet",
+            schema,
+            synth.SCHEMA,
+            "text",
+            "snappy",
+            1024,
+        )
         (work / name).mkdir(parents=True)
         started = time.perf_counter()
-        preprocess.write_cleaned_part(spec)
+        preprocess.Preprocess.write_part(spec)
         return time.perf_counter() - started
 
     warm, _ = generated("warm-raw", 2048)

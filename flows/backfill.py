@@ -16,8 +16,8 @@ from prefect_aws import AwsCredentials
 
 from flows import runs
 from flows.pipeline import DATASETS, pipeline
-from tasks.data import dataset, partitions, storage
 from tasks.errors import InputError
+from tasks.store import dataset, partitions, storage
 
 
 def _deployment_parameters(name: str) -> dict[str, Any]:

@@ -7,8 +7,8 @@ from prefect_aws import AwsCredentials
 
 from flows.runner import PipelineRayTaskRunner, run_stage
 from flows.runs import flow_run_name
-from tasks.data.storage import canonical_uri, is_s3, settings_for
 from tasks.orchestration.tasks import create_bucket_task
+from tasks.store.storage import canonical_uri, is_s3, settings_for
 
 
 @flow(

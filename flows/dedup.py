@@ -8,15 +8,15 @@ from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
+from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
-from tasks.cluster.mapping import RayOptions
-from tasks.data.storage import canonical_uri, resolve, settings_for, split_glob, using_s3
+from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_output, reading
-from tasks.orchestration.tasks import dedup_task
+from tasks.steps.dedup.against import earlier_candidates
 from tasks.steps.dedup.minhash import MinHashParams
-from tasks.steps.dedup.step import earlier_candidates
+from tasks.steps.dedup.step import Dedup, DedupParams
+from tasks.store.storage import canonical_uri, resolve, settings_for, split_glob, using_s3
 
 
 @flow(
@@ -29,10 +29,10 @@ def dedup(
     output_uri: str,
     mode: Literal["exact", "near"] = "exact",
     text_column: Annotated[str, Field(min_length=1)] = "cleaned_text",
-    threshold: Annotated[float, Field(gt=0, le=1)] = 0.8,
-    shingle: Annotated[int, Field(ge=1)] = 5,
-    num_perm: Annotated[int, Field(ge=1)] = 128,
-    bands: Annotated[int, Field(ge=1)] = 16,
+    threshold: Annotated[float, Field(gt=0, le=1)] = MinHashParams.threshold,
+    shingle: Annotated[int, Field(ge=1)] = MinHashParams.shingle,
+    num_perm: Annotated[int, Field(ge=1)] = MinHashParams.num_perm,
+    bands: Annotated[int, Field(ge=1)] = MinHashParams.bands,
     against: list[str] | None = None,
     against_earlier: bool = False,
     compression: Literal["snappy", "zstd", "none"] = "snappy",
@@ -87,21 +87,21 @@ def dedup(
             read += earlier_candidates(resolve(output))
     start_ray(ray.init)
     with exclusive_output(output), reading(read):
-        manifest = run_stage(
-            dedup_task,
-            "dedup",
+        manifest = run_step_task(
+            Dedup,
+            DedupParams(
+                input_uri=source,
+                mode=mode,
+                text_column=text_column,
+                minhash=params,
+                compression=compression,
+                against=earlier,
+                against_earlier=against_earlier,
+            ),
             output,
             until,
-            s3=s3,
-            input_uri=source,
-            output_uri=output,
-            mode=mode,
-            text_column=text_column,
-            params=params,
-            compression=compression,
             scheduling=ray,
-            against=earlier,
-            against_earlier=against_earlier,
+            s3=s3,
         )
     stats = manifest["dedup"]
     get_run_logger().info(

@@ -8,14 +8,14 @@ from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
+from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
-from tasks.cluster.mapping import RayOptions
-from tasks.data.storage import canonical_uri, settings_for
+from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_output
-from tasks.orchestration.tasks import generate_task
+from tasks.steps.generate.step import Generate, GenerateParams
 from tasks.steps.generate.synth import MAX_TEXT_LENGTH
+from tasks.store.storage import canonical_uri, settings_for
 
 
 @flow(
@@ -60,19 +60,19 @@ def generate(
         get_run_logger().warning("ray.read_blocks applies to preprocess only; generate ignores it")
     start_ray(ray.init)
     with exclusive_output(output):
-        manifest = run_stage(
-            generate_task,
-            "generate",
+        manifest = run_step_task(
+            Generate,
+            GenerateParams(
+                num_rows=num_rows,
+                num_files=num_files,
+                rows_per_file=rows_per_file,
+                text_length=text_length,
+                seed=seed,
+            ),
             output,
             until,
-            s3=settings_for([output], aws_credentials),
-            output_uri=output,
-            num_rows=num_rows,
-            num_files=num_files,
-            text_length=text_length,
-            seed=seed,
             scheduling=ray.model_copy(update={"read_blocks": None}),
-            rows_per_file=rows_per_file,
+            s3=settings_for([output], aws_credentials),
         )
     get_run_logger().info(
         "committed %d rows in %d files (%.1f MB) at %s",

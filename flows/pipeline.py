@@ -1,4 +1,5 @@
-"""The seed's three steps in order: create the bucket, generate raw data, clean it."""
+"""The pipeline in order: create the bucket, generate raw data, clean it, and optionally
+remove its duplicates; with daily runs, retention of the dates past keep_days."""
 
 from __future__ import annotations
 
@@ -17,13 +18,16 @@ from flows.dedup import dedup as dedup_step
 from flows.generate import generate
 from flows.preprocess import preprocess
 from flows.runner import PipelineRayTaskRunner, start_ray
-from tasks.cluster.mapping import RayInit, RayOptions
-from tasks.data import partitions, storage
+from tasks.cluster.options import RayInit, RayOptions
 from tasks.errors import InputError
 from tasks.nightly import deadline, space
 from tasks.orchestration.tasks import retention_task
 from tasks.steps.dedup.minhash import MinHashParams
+from tasks.steps.dedup.step import deduplicated_bytes
+from tasks.steps.generate.step import generated_bytes
 from tasks.steps.generate.synth import MAX_TEXT_LENGTH
+from tasks.steps.preprocess.step import preprocessed_bytes
+from tasks.store import partitions, storage
 
 # The datasets of a bucket, in the order the pipeline writes them (deduped only with
 # the dedup step on).
@@ -108,12 +112,12 @@ def pipeline(
     if keep_days is not None and day is None:
         raise InputError(f"keep_days={keep_days} applies to daily runs only (daily=true)")
     if not storage.is_s3(bucket_uri):  # before the bucket's directory is made
-        raw_bytes = space.generated_bytes(num_rows, text_length)
-        cleaned_bytes = space.preprocessed_bytes(raw_bytes, keep_text)
+        raw_bytes = generated_bytes(num_rows, text_length)
+        cleaned_bytes = preprocessed_bytes(raw_bytes, keep_text)
         needed = raw_bytes + cleaned_bytes
         if dedup != "none":  # its output, and its signatures until it commits
             minhash = MinHashParams() if dedup == "near" else None
-            needed += space.deduplicated_bytes(
+            needed += deduplicated_bytes(
                 cleaned_bytes,
                 num_rows,
                 minhash.num_perm if minhash else 0,

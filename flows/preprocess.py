@@ -8,13 +8,13 @@ from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.runner import PipelineRayTaskRunner, run_stage, start_ray
+from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
-from tasks.cluster.mapping import RayOptions
-from tasks.data.storage import canonical_uri, settings_for
+from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_output
-from tasks.orchestration.tasks import preprocess_task
+from tasks.steps.preprocess.step import Preprocess, PreprocessParams
+from tasks.store.storage import canonical_uri, settings_for
 
 
 @flow(
@@ -67,22 +67,22 @@ def preprocess(
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
     start_ray(ray.init)
     with exclusive_output(output):
-        manifest = run_stage(
-            preprocess_task,
-            "preprocess",
+        manifest = run_step_task(
+            Preprocess,
+            PreprocessParams(
+                input_uri=source,
+                input_format=input_format,
+                text_column=text_column,
+                keep_text=keep_text,
+                compression=compression,
+                batch_size=batch_size,
+                num_files=num_files,
+                rows_per_file=rows_per_file,
+            ),
             output,
             until,
-            s3=settings_for([source, output], aws_credentials),
-            input_uri=source,
-            output_uri=output,
-            input_format=input_format,
-            text_column=text_column,
-            keep_text=keep_text,
-            compression=compression,
-            batch_size=batch_size,
-            num_files=num_files,
             scheduling=ray,
-            rows_per_file=rows_per_file,
+            s3=settings_for([source, output], aws_credentials),
         )
     get_run_logger().info(
         "committed %d cleaned rows in %d files at %s",

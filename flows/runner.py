@@ -17,14 +17,17 @@ from prefect.context import FlowRunContext
 from prefect.task_runners import TaskRunner
 from prefect_ray import RayTaskRunner
 from prefect_ray.context import remote_options
+from pydantic import BaseModel
 from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from flows import runs
-from tasks.cluster.mapping import RayInit
-from tasks.data import dataset, storage
-from tasks.data.storage import saved_block_id
+from tasks.cluster.options import RayInit, RayOptions
 from tasks.errors import DeadlineExceeded
 from tasks.nightly import deadline as deadlines
+from tasks.orchestration.tasks import step_reference, task_for
+from tasks.steps.skeleton import Step
+from tasks.store import dataset, storage
+from tasks.store.storage import saved_block_id
 
 R = TypeVar("R")
 
@@ -107,7 +110,7 @@ def _reference(block: Block) -> dict[str, Any] | None:
 
 
 # What a checkout holds besides code: never shipped (Ray also skips what .gitignore names).
-SHIP_EXCLUDES = [".git", ".venv", ".tools", ".prefect", ".run", "data", "docs", "**/__pycache__"]
+SHIP_EXCLUDES = [".git", ".venv", ".tools", ".prefect", ".run", "/data", "/docs", "**/__pycache__"]
 
 
 def code_runtime_env() -> dict[str, Any]:
@@ -234,6 +237,30 @@ def run_stage(
             exc,
         )
         return manifest  # type: ignore[return-value]
+
+
+def run_step_task(
+    step: type[Step],
+    params: BaseModel,
+    output: str,
+    deadline: float | None,
+    *,
+    scheduling: RayOptions,
+    s3: storage.S3Settings | None,
+) -> dict[str, Any]:
+    """Run the data ``step`` with ``params`` into ``output`` as its Prefect task on Ray
+    (:func:`run_stage`); the committed manifest."""
+    return run_stage(
+        task_for(step),
+        step.name,
+        output,
+        deadline,
+        s3=s3,
+        step=step_reference(step),
+        params=params,
+        output_uri=output,
+        scheduling=scheduling,
+    )
 
 
 class _Output:

@@ -10,8 +10,8 @@ from prefect.context import FlowRunContext
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
-from tasks.data import partitions, storage
 from tasks.errors import InputError
+from tasks.store import partitions, storage
 
 
 def _day() -> str:

@@ -37,7 +37,7 @@ def faults():
         leftover.unlink()
 
 
-# The test AWS identity. Every process resolves its own credentials (tasks.data.storage), so
+# The test AWS identity. Every process resolves its own credentials (tasks.store.storage), so
 # the Ray workers get these from their environment, as a node would from its role.
 AWS_KEY_ID = "AKIATESTPIPELINE0001"
 AWS_SECRET = "s3cr3t-SENTINEL-never-logged-0123456789"

@@ -14,12 +14,32 @@ import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.data.dataset import listed_files
+from tasks.steps.dedup.minhash import MinHashParams
+from tasks.steps.dedup.step import Dedup, DedupParams
 from tasks.steps.preprocess.clean import clean_text
+from tasks.steps.skeleton import run_step
+from tasks.store.dataset import listed_files
+
+
+def dedup_dataset(
+    input_uri: str,
+    output_uri: str,
+    mode: str = "exact",
+    text_column: str = "cleaned_text",
+    params: MinHashParams | None = None,
+    **options: Any,
+) -> dict:
+    """The dedup step on the step skeleton in this process, on the session's Ray (no
+    Prefect): its manifest."""
+    step = DedupParams(
+        input_uri=input_uri, mode=mode, text_column=text_column, minhash=params, **options
+    )
+    return run_step(Dedup, step, output_uri)
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -149,8 +169,8 @@ def kill_flow_when(
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
 
-    from tasks.data.storage import canonical_uri
     from tasks.orchestration import exclusive
+    from tasks.store.storage import canonical_uri
 
     env = {
         **os.environ,

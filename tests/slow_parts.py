@@ -18,15 +18,15 @@ PART_SECONDS = 1.5
 def install() -> None:
     import ray
 
-    import tasks.steps.preprocess.step as preprocess
+    from tasks.steps.preprocess.step import Preprocess
 
-    write = preprocess.write_cleaned_part
+    write = Preprocess.write_part
     markers = Path(os.environ["SLOW_PARTS_MARKERS"])
 
-    def slow(spec: dict) -> dict:
+    def slow(spec):
         node = ray.get_runtime_context().get_node_id()
-        (markers / f"{node}-{spec['index']}").touch()
+        (markers / f"{node}-{spec.index}").touch()
         time.sleep(PART_SECONDS)
         return write(spec)
 
-    preprocess.write_cleaned_part = slow
+    Preprocess.write_part = staticmethod(slow)

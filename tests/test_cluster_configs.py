@@ -145,6 +145,7 @@ def test_dockerignore_keeps_local_state_and_data_out_of_the_image():
         "tasks/__pycache__/clean.cpython-311.pyc",
     ):
         assert _docker_ignores(left_out, patterns), left_out
-    for needed in ("pyproject.toml", "uv.lock", "README.md", "flows/pipeline.py", "tasks/steps/preprocess/clean.py"):
+    kernel = "tasks/steps/preprocess/clean.py"
+    for needed in ("pyproject.toml", "uv.lock", "README.md", "flows/pipeline.py", kernel):
         assert (ROOT / needed).exists()
         assert not _docker_ignores(needed, patterns), needed

@@ -19,9 +19,9 @@ from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 
 from flows import runner
 from flows.runner import PipelineRayTaskRunner, run_stage
-from tasks.data import dataset, storage
-from tasks.data.dataset import FileEntry
 from tasks.errors import DeadlineExceeded
+from tasks.store import dataset, storage
+from tasks.store.dataset import FileEntry
 from tests.helpers import assert_committed
 
 pytestmark = pytest.mark.usefixtures("flows_env")

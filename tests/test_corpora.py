@@ -12,9 +12,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.preprocess import preprocess
-from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
 from tasks.steps.preprocess.clean import clean_text
+from tasks.store.dataset import read_dataset
 from tests.helpers import assert_committed, jsonl_bytes, tree_digest
 
 pytestmark = pytest.mark.usefixtures("flows_env")

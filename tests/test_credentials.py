@@ -29,9 +29,9 @@ from prefect.context import FlowRunContext
 from prefect_aws import AwsCredentials
 
 from flows.runner import PipelineRayTaskRunner
-from tasks.data import storage
-from tasks.data.dataset import read_dataset
 from tasks.steps.generate import synth
+from tasks.store import storage
+from tasks.store.dataset import read_dataset
 from tests.helpers import (
     assert_cleaned_exactly,
     everything_prefect_recorded,

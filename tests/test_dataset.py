@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data import dataset, storage
-from tasks.data.parts import write_part
 from tasks.errors import InputError, OutputConflictError
+from tasks.store import dataset, storage
+from tasks.store.part_files import write_part
 from tests.helpers import assert_committed
 
 SCHEMA = pa.schema([("id", pa.int64()), ("text", pa.string())])

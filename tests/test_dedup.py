@@ -178,7 +178,8 @@ def test_digest_words_are_the_digests_bytes_and_skip_nulls() -> None:
 
 
 def test_a_grouping_round_explodes_only_its_bands_into_their_shards() -> None:
-    from tasks.steps.dedup.step import _band_rows, signature_table
+    from tasks.steps.dedup.grouping import _band_rows
+    from tasks.steps.dedup.step import signature_table
 
     params = dedup.MinHashParams()
     texts = pa.array(["a b c d e f", None, "", "g h i j k l m"])
@@ -196,7 +197,7 @@ def test_a_files_repeats_are_settled_within_it() -> None:
     """Each copy of a text in a file points at the file's first copy of it; only those
     first copies are grouped across files, so a group of many copies puts one row per
     file into its digest's shard."""
-    from tasks.steps.dedup.step import file_digests
+    from tasks.steps.dedup.grouping import file_digests
 
     texts = pa.array(["a", "b", "a", "a", "c", "b", None, "a", "d", "c"] * 100)
     keys = dedup.order_keys(3, 0, len(texts))
@@ -214,7 +215,7 @@ def test_repeats_and_grouped_first_copies_settle_to_the_smallest_key_of_a_text()
     """Two files: the repeats within each file, and the files' first copies grouped
     together, settle every removed key to the smallest key with its text across files,
     as a dict of groups says."""
-    from tasks.steps.dedup.step import _settle, file_digests
+    from tasks.steps.dedup.grouping import _settle, file_digests
 
     rng = np.random.default_rng(8)
     tables, reference = [], {}

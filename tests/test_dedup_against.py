@@ -11,10 +11,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
 from tasks.steps.dedup import minhash as dedup
-from tasks.steps.dedup.step import dedup_dataset
+from tasks.store.dataset import read_dataset
+from tests.helpers import dedup_dataset
 from tests.test_dedup_dataset import corpus, document, near_copy
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -53,8 +53,8 @@ def test_against_removes_what_an_earlier_night_kept_without_its_text(tmp_path):
 
 
 def test_against_must_be_a_dedup_output_with_matching_signatures(tmp_path):
-    from tasks.data.storage import resolve
-    from tasks.steps.dedup.step import index_files
+    from tasks.steps.dedup.against import index_files
+    from tasks.store.storage import resolve
 
     output = resolve(str(tmp_path / "out"))
 
@@ -82,8 +82,8 @@ def test_against_must_be_a_dedup_output_with_matching_signatures(tmp_path):
 
 
 def test_retention_removes_a_dedup_output_with_its_index(tmp_path):
-    from tasks.data.storage import resolve
     from tasks.nightly.retention import remove_committed
+    from tasks.store.storage import resolve
 
     source, *_ = corpus(tmp_path)
     manifest = dedup_dataset(source, str(tmp_path / "out"), mode="exact")

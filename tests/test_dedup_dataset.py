@@ -9,10 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
 from tasks.steps.dedup import minhash as dedup
-from tasks.steps.dedup.step import STAGING, dedup_dataset
+from tasks.steps.dedup.step import STAGING
+from tasks.store.dataset import read_dataset
+from tests.helpers import dedup_dataset
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -77,9 +78,9 @@ def test_exact_mode_keeps_the_first_of_identical_texts(tmp_path):
 
 def test_near_mode_removes_planted_copies_and_keeps_the_rest(tmp_path, monkeypatch):
     """Also with the candidate pairs verified in rounds of 7 (the same pairs found)."""
-    from tasks.steps.dedup import step as deduplicate
+    from tasks.steps.dedup import grouping
 
-    monkeypatch.setattr(deduplicate, "VERIFY_ROUND_PAIRS", 7)
+    monkeypatch.setattr(grouping, "VERIFY_ROUND_PAIRS", 7)
     source, rows, exact, near = corpus(tmp_path, seed=1)
     assert near and exact
     manifest = dedup_dataset(source, str(tmp_path / "out"), mode="near")

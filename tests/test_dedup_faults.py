@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from tasks.steps.dedup import step as deduplicate
-from tasks.steps.dedup.step import INDEX, STAGING, dedup_dataset
-from tests.helpers import assert_committed, committed_bytes, kill_flow_when
+from tasks.steps.dedup import grouping
+from tasks.steps.dedup.step import INDEX, STAGING
+from tests.helpers import assert_committed, committed_bytes, dedup_dataset, kill_flow_when
 from tests.test_dedup_dataset import corpus
 
 pytestmark = pytest.mark.usefixtures("flows_env")
@@ -83,8 +83,8 @@ def test_a_run_killed_mid_phase_then_rerun_commits_the_uninterrupted_output(
     if phase == "groups":
         # The rerun also groups differently: the 150 rows' 16 bands in 4 rounds, into
         # shards of 100 rows. The output may not depend on how the grouping is split.
-        monkeypatch.setattr(deduplicate, "ROUND_ROWS", 600)
-        monkeypatch.setattr(deduplicate, "SHARD_ROWS", 100)
+        monkeypatch.setattr(grouping, "ROUND_ROWS", 600)
+        monkeypatch.setattr(grouping, "SHARD_ROWS", 100)
     manifest = dedup_dataset(source, str(out), mode="near")
     assert_committed(out)
     assert not (out / STAGING).exists()

@@ -15,10 +15,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.dedup import dedup as dedup_flow
-from tasks.data import storage
-from tasks.steps.dedup.step import dedup_dataset
+from tasks.store import storage
 from tests.conftest import AWS_KEY_ID, AWS_SECRET
-from tests.helpers import start_process, stop_process
+from tests.helpers import dedup_dataset, start_process, stop_process
 from tests.test_dedup_dataset import corpus
 from tests.test_s3 import aws_env, client, unique  # noqa: F401 (a fixture)
 

@@ -16,13 +16,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data import storage
-from tasks.data.dataset import FileEntry, build_manifest, commit, part_name, read_dataset
 from tasks.errors import InputError
 from tasks.nightly import retention
-from tasks.steps.dedup import step as deduplicate
-from tasks.steps.dedup.step import dedup_dataset
-from tests.helpers import tree_digest
+from tasks.steps.dedup import grouping
+from tasks.steps.dedup.step import deduplicated_bytes
+from tasks.steps.generate.step import generated_bytes
+from tasks.steps.preprocess.step import preprocessed_bytes
+from tasks.store import storage
+from tasks.store.dataset import FileEntry, build_manifest, commit, part_name, read_dataset
+from tests.helpers import dedup_dataset, tree_digest
 from tests.test_dedup_dataset import corpus
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -69,8 +71,8 @@ def test_one_group_of_200000_copies_larger_than_a_shard_completes(tmp_path, monk
     """200,000 identical texts are one group, four times a shard's bound here: near mode
     keeps the first and a few unrelated rows, under the session's capped object store.
     Exact copies never reach the band grouping (their survivor's bands stand for them)."""
-    monkeypatch.setattr(deduplicate, "SHARD_ROWS", 50_000)
-    monkeypatch.setattr(deduplicate, "VERIFY_SHARD_ROWS", 1_000)
+    monkeypatch.setattr(grouping, "SHARD_ROWS", 50_000)
+    monkeypatch.setattr(grouping, "VERIFY_SHARD_ROWS", 1_000)
     same = "one boilerplate line that a crawler saw on every page of a site"
     others = [f"unrelated row {i} with words of its own {i * 7} {i * 13}" for i in range(50)]
     texts = others[:25] + [same] * 200_000 + others[25:]
@@ -186,7 +188,7 @@ def test_dedup_counts_its_signature_files_in_the_space_it_needs(tmp_path, monkey
     source, rows, *_ = corpus(tmp_path)
     monkeypatch.setattr(space, "reserve_bytes", lambda total: total)
     input_bytes = sum(p.stat().st_size for p in (tmp_path / "input").iterdir())
-    needed = space.deduplicated_bytes(input_bytes, len(rows), 128, 16)
+    needed = deduplicated_bytes(input_bytes, len(rows), 128, 16)
     assert needed == input_bytes + 2 * len(rows) * (8 + 16 + 8 * 16 + 4 * 128)
     with pytest.raises(InputError, match=f"dedup needs about {needed:,} bytes"):
         dedup_dataset(source, str(tmp_path / "out"), mode="near")
@@ -196,12 +198,11 @@ def test_dedup_counts_its_signature_files_in_the_space_it_needs(tmp_path, monkey
 @pytest.mark.usefixtures("flows_env")
 def test_the_pipelines_estimate_counts_its_dedup_step(tmp_path):
     from flows.pipeline import pipeline
-    from tasks.nightly import space
 
     rows = 10**11
-    raw = space.generated_bytes(rows, 1000)
-    cleaned = space.preprocessed_bytes(raw, keep_text=True)
-    needed = raw + cleaned + space.deduplicated_bytes(cleaned, rows, 128, 16)
+    raw = generated_bytes(rows, 1000)
+    cleaned = preprocessed_bytes(raw, keep_text=True)
+    needed = raw + cleaned + deduplicated_bytes(cleaned, rows, 128, 16)
     with pytest.raises(InputError, match=f"pipeline needs about {needed:,} bytes"):
         pipeline(bucket_uri=str(tmp_path / "bucket"), num_rows=rows, num_files=100, dedup="near")
     assert not (tmp_path / "bucket").exists()

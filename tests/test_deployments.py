@@ -139,7 +139,7 @@ def test_pipeline_default_runs_through_a_worker_and_shows_in_the_ui(project):
     _run_deployment("pipeline/default", env, work)
     assert assert_committed(bucket / "raw")["num_rows"] == 20000
     assert assert_committed(bucket / "preprocessed")["num_rows"] == 20000
-    from tasks.data.dataset import read_dataset
+    from tasks.store.dataset import read_dataset
 
     assert_cleaned_exactly(read_dataset(str(bucket / "preprocessed")))
     report = subprocess.run(
@@ -204,8 +204,8 @@ def test_nightly_one_at_a_time_on_schedule_then_the_backfill_deployment(project)
     the worker fills in the missing date only, and a second backfill starts nothing."""
     from prefect.deployments import run_deployment
 
-    from tasks.data.storage import canonical_uri
     from tasks.orchestration.exclusive import exclusive_output
+    from tasks.store.storage import canonical_uri
 
     work, env = project
     nightly = work / "nightly-bucket"

@@ -1,6 +1,7 @@
-"""Write slots and read leases (tasks/orchestration/exclusive.py) against the session's Prefect server:
-many readers at once, no reader while a run writes, no writer (nor retention) while a run
-reads. No Ray. Each contender runs in a thread of its own, as another run would."""
+"""Write slots and read leases (tasks/orchestration/exclusive.py) against the session's
+Prefect server: many readers at once, no reader while a run writes, no writer (nor
+retention) while a run reads. No Ray. Each contender runs in a thread of its own, as
+another run would."""
 
 from __future__ import annotations
 

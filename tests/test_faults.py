@@ -14,10 +14,10 @@ import pytest
 
 from flows.generate import generate
 from flows.preprocess import preprocess
-from tasks.data.dataset import read_dataset
 from tasks.errors import OutputBusyError
 from tasks.orchestration import exclusive
 from tasks.steps.generate import synth
+from tasks.store.dataset import read_dataset
 from tests.helpers import assert_cleaned_exactly, assert_committed, kill_generate_mid_write
 from tests.test_flows import _task_runs, write_parquet_inputs
 

@@ -14,9 +14,9 @@ from flows.create_bucket import create_bucket
 from flows.generate import generate
 from flows.pipeline import pipeline
 from flows.preprocess import preprocess
-from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
 from tasks.steps.generate import synth
+from tasks.store.dataset import read_dataset
 from tests.helpers import assert_cleaned_exactly, assert_committed, tree_digest, write_jsonl
 
 pytestmark = pytest.mark.usefixtures("flows_env")

@@ -6,9 +6,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data import inputs
 from tasks.errors import InputError
 from tasks.steps.preprocess.step import plan_parts
+from tasks.store import inputs
 from tests.helpers import write_jsonl
 
 

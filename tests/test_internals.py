@@ -60,9 +60,8 @@ def test_no_other_module_uses_an_unpublished_api():
             for match in PRIVATE_USE.finditer(text):
                 line = text[: match.start()].count("\n") + 1
                 found.append(f"{path.relative_to(ROOT)}:{line}: {match.group().strip()}")
-    assert not found, "private APIs used outside tasks/cluster/internals.py (move them there):\n" + (
-        "\n".join(found)
-    )
+    where = "tasks/cluster/internals.py"
+    assert not found, f"private APIs used outside {where} (move them there):\n" + "\n".join(found)
 
 
 def _report(name: str) -> tuple[object, list[str]]:
@@ -115,7 +114,8 @@ def test_a_vanished_name_fails_clearly(monkeypatch):
     monkeypatch.setattr(internals, "PRIVATE_NAMES", (*internals.PRIVATE_NAMES, (module, "nope")))
     with pytest.raises(PrivateApiChanged) as gone:
         internals.private(module, "nope")
-    assert str(gone.value) == f"{module}.nope is gone in ray {version}: update tasks/cluster/internals.py"
+    update = "update tasks/cluster/internals.py"
+    assert str(gone.value) == f"{module}.nope is gone in ray {version}: {update}"
 
     monkeypatch.setattr(
         internals, "PRIVATE_NAMES", (*internals.PRIVATE_NAMES, (f"{module}_moved", name))

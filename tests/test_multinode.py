@@ -25,13 +25,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.data.dataset import read_dataset
-from tasks.steps.dedup.step import dedup_dataset
 from tasks.steps.generate import synth
+from tasks.store.dataset import read_dataset
 from tests.helpers import (
     assert_cleaned_exactly,
     assert_committed,
     committed_bytes,
+    dedup_dataset,
     free_port,
     start_process,
     stop_process,

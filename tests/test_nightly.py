@@ -17,10 +17,12 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
 from flows.generate import generate
 from flows.pipeline import pipeline
-from tasks.data import dataset, storage
-from tasks.data.dataset import FileEntry
 from tasks.errors import DeadlineExceeded, InputError
 from tasks.nightly import retention, space
+from tasks.steps.generate.step import generated_bytes
+from tasks.steps.preprocess.step import preprocessed_bytes
+from tasks.store import dataset, storage
+from tasks.store.dataset import FileEntry
 from tests.helpers import assert_committed, tree_digest
 
 DAY = dt.date(2026, 3, 10)
@@ -183,8 +185,8 @@ def test_a_run_that_would_not_fit_is_refused_before_it_writes(tmp_path):
     bucket = tmp_path / "bucket"
     with pytest.raises(InputError) as refused:
         pipeline(bucket_uri=str(bucket), num_rows=10**11, num_files=100)
-    needed = space.generated_bytes(10**11, 1000) + space.preprocessed_bytes(
-        space.generated_bytes(10**11, 1000), keep_text=True
+    needed = generated_bytes(10**11, 1000) + preprocessed_bytes(
+        generated_bytes(10**11, 1000), keep_text=True
     )
     message = str(refused.value)
     assert f"pipeline needs about {needed:,} bytes" in message

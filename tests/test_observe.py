@@ -21,8 +21,8 @@ from prefect.exceptions import ParameterTypeError
 
 from flows.backfill import backfill
 from flows.pipeline import pipeline
-from tasks.data.dataset import read_dataset
 from tasks.errors import InputError
+from tasks.store.dataset import read_dataset
 from tests.helpers import assert_committed
 
 pytestmark = pytest.mark.usefixtures("flows_env")

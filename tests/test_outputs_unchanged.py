@@ -18,7 +18,7 @@ import pytest
 
 from flows.dedup import dedup
 from flows.pipeline import pipeline
-from tasks.data.dataset import listed_files
+from tasks.store.dataset import listed_files
 
 pytestmark = pytest.mark.usefixtures("flows_env")
 

@@ -6,8 +6,8 @@ import datetime as dt
 
 import pytest
 
-from tasks.data import partitions
 from tasks.errors import InputError
+from tasks.store import partitions
 
 UTC = dt.UTC
 

@@ -72,7 +72,7 @@ def test_description_and_quality_table():
         "mean_chars_after": 8.0,
         "removed_share": pytest.approx(0.2),
     }
-    rows = {r["metric"]: r["value"] for r in summary.quality_table(stats)}
+    rows = {r["metric"]: r["value"] for r in quality.quality_table(stats)}
     assert rows["null texts"] == 1
     assert rows["share of characters removed"] == 0.2
     assert rows["rows with label 0"] == 3

@@ -13,9 +13,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.backfill import committed, datasets_written
-from tasks.data import dataset, storage
-from tasks.data.dataset import FileEntry
 from tasks.nightly import retention
+from tasks.store import dataset, storage
+from tasks.store.dataset import FileEntry
 from tests.helpers import assert_committed, tree_digest
 
 INDEX = "_dedup/index/part-00000.parquet"
@@ -34,7 +34,7 @@ def _commit_by_hand(root: Path, parts: int = 2, index: bool = False, **extra: ob
     if index:
         (root / INDEX).parent.mkdir(parents=True)
         pq.write_table(table, root / INDEX)
-        extra = {"dedup": {"index": [INDEX]}, **extra}
+        extra = {"side_files": [INDEX], "side_folders": ["_dedup/index"], **extra}
     manifest = {**dataset.build_manifest(entries, table.schema), **extra}
     dataset.commit(storage.resolve(str(root)), manifest, [])
     return manifest
@@ -124,7 +124,7 @@ def test_a_forced_rerun_of_a_date_whose_removal_stopped_commits(tmp_path, monkey
 @pytest.mark.parametrize(
     "bad", ["../other/part-00000.parquet", "/etc/passwd", "notes.txt", dataset.MANIFEST_NAME]
 )
-@pytest.mark.parametrize("where", ["files", "index"])
+@pytest.mark.parametrize("where", ["files", "index", "folder"])
 def test_a_manifest_listing_what_is_not_ours_deletes_nothing(tmp_path, bad, where):
     """Every listed path is checked before anything goes: one bad entry, even after good
     ones, and the partition is left as it is, manifest included."""
@@ -135,8 +135,11 @@ def test_a_manifest_listing_what_is_not_ours_deletes_nothing(tmp_path, bad, wher
     manifest = _commit_by_hand(root)
     if where == "files":
         manifest["files"].append({"path": bad, "num_rows": 0, "size_bytes": 0})
-    else:
-        manifest["dedup"] = {"index": [INDEX, bad]}
+    elif where == "index":
+        manifest["side_files"] = [INDEX, bad]
+    else:  # a side folder named outside the partition claims the file for itself
+        manifest["side_folders"] = [bad.rpartition("/")[0] or bad]
+        manifest["side_files"] = [bad]
     (root / dataset.MANIFEST_NAME).write_text(json.dumps(manifest))
     before = tree_digest(tmp_path)
 

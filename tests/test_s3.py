@@ -12,12 +12,12 @@ from flows.create_bucket import create_bucket
 from flows.generate import generate
 from flows.pipeline import pipeline
 from flows.preprocess import preprocess
-from tasks.cluster.mapping import PART_RETRIES
-from tasks.data import storage
-from tasks.data.bucket import check_bucket_name, seed_bucket_name
-from tasks.data.dataset import read_dataset
+from tasks.cluster.options import PART_RETRIES
 from tasks.errors import InputError
 from tasks.steps.generate import synth
+from tasks.store import storage
+from tasks.store.bucket import check_bucket_name, seed_bucket_name
+from tasks.store.dataset import read_dataset
 from tests.conftest import AWS_KEY_ID, AWS_SECRET, aws_test_env
 from tests.helpers import (
     assert_cleaned_exactly,

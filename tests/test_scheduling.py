@@ -15,9 +15,9 @@ from pydantic import ValidationError
 from flows.generate import generate
 from flows.preprocess import preprocess
 from flows.runner import ray_init_options
-from tasks.cluster.mapping import RayInit, RayOptions
-from tasks.data.dataset import file_count, read_dataset
+from tasks.cluster.options import RayInit, RayOptions
 from tasks.errors import InputError
+from tasks.store.dataset import file_count, read_dataset
 from tests.helpers import assert_cleaned_exactly, assert_committed
 
 

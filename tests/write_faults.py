@@ -19,18 +19,15 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.data.dataset import part_name
+from tasks.store.dataset import part_name
 
 FAULTS_ENV = "PIPELINE_TEST_WRITE_FAULTS"
 
 
 def install() -> None:
-    import tasks.data.parts
-    import tasks.steps.dedup.step
-    import tasks.steps.generate.step
-    import tasks.steps.preprocess.step
+    import tasks.store.part_files
 
-    write = tasks.data.parts.write_part
+    write = tasks.store.part_files.write_part
 
     def faulty(root: Any, index: int, tables: Iterable[pa.Table], schema: pa.Schema, *rest):
         name = part_name(index)
@@ -48,10 +45,5 @@ def install() -> None:
             pq.write_table(next(iter(tables)).cast(schema), sink)
         raise ConnectionResetError(f"injected fault while writing {name} ({FAULTS_ENV})")
 
-    for module in (
-        tasks.data.parts,
-        tasks.steps.generate.step,
-        tasks.steps.preprocess.step,
-        tasks.steps.dedup.step,
-    ):
-        module.write_part = faulty
+    # Every step writes its parts through this one function.
+    tasks.store.part_files.write_part = faulty

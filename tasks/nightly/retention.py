@@ -17,9 +17,9 @@ import logging
 import re
 from collections.abc import Iterable
 
-from tasks.data import dataset, storage
-from tasks.data.storage import Location
 from tasks.errors import InputError
+from tasks.store import dataset, storage
+from tasks.store.storage import Location
 
 _PARTITION = re.compile(r"dt=(\d{4}-\d{2}-\d{2})")
 # Names a manifest may list are data files; these ones steer the protocol instead.
@@ -60,7 +60,9 @@ def is_ours(document: object) -> bool:
     )
 
 
-def unsafe_paths(root: Location, paths: object) -> list[str]:
+def unsafe_paths(
+    root: Location, paths: object, folders: tuple[str, ...] = dataset.LEGACY_SIDE_FOLDERS
+) -> list[str]:
     """The entries of ``paths`` retention must not delete: anything but a relative path of
     a data file of ours inside ``root`` (``../x``, ``/etc/passwd``, foreign names, the
     protocol's own markers). A ``paths`` that is not a list is unsafe as a whole."""
@@ -68,7 +70,7 @@ def unsafe_paths(root: Location, paths: object) -> list[str]:
         return [repr(paths)]
     bad = []
     for path in paths:
-        if not isinstance(path, str) or path in _CONTROL or not dataset.is_own_file(path):
+        if not isinstance(path, str) or path in _CONTROL or not dataset.is_own_file(path, folders):
             bad.append(repr(path))
             continue
         try:
@@ -88,9 +90,10 @@ def _listed(manifest: dict) -> object:
 
 def _removal_list(
     root: Location, logger: logging.Logger | logging.LoggerAdapter
-) -> list[str] | None:
-    """The files to remove at ``root``, once its removal is under way (marker written,
-    manifest gone); None, having logged why, if ``root`` is not ours to remove."""
+) -> tuple[list[str], tuple[str, ...]] | None:
+    """The files to remove at ``root`` and the side folders they may lie in, once its
+    removal is under way (marker written, manifest gone); None, having logged why, if
+    ``root`` is not ours to remove."""
     try:
         manifest = dataset.read_manifest(root)
     except InputError as exc:  # a manifest we cannot read is not one we wrote
@@ -113,7 +116,8 @@ def _removal_list(
     if not is_ours(document):
         logger.info("left %s: %s is not one this pipeline version wrote", root.uri, named)
         return None
-    if bad := unsafe_paths(root, files):
+    folders = dataset.side_folders(document)
+    if bad := unsafe_paths(root, files, folders):
         logger.warning(
             "left %s untouched: %s lists what retention may not delete: %s",
             root.uri,
@@ -123,18 +127,19 @@ def _removal_list(
         return None
     if manifest is None:
         logger.info("%s: finishing a removal that stopped half way", root.uri)
-        return files
+        return files, folders
     marker = {
         "writer": dataset.WRITER,
         "manifest_version": dataset.MANIFEST_VERSION,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": files,
+        "side_folders": list(folders),
     }
     # The marker lands before the manifest goes: from here on a stop leaves a list of
     # what is still to delete, never files that nothing names as ours.
     storage.write_bytes_atomic(root.child(dataset.REMOVING_NAME), json.dumps(marker).encode())
     storage.delete_file(root.child(dataset.MANIFEST_NAME))
-    return files
+    return files, folders
 
 
 def remove_committed(
@@ -144,25 +149,28 @@ def remove_committed(
 
     Order: ``_removing.json`` listing the files, the manifest, the listed files, our own
     leftovers of a killed write, the marker, then empty folders. Returns how many data
-    files (the listed files at the top of the dataset; the rest is the dedup index)
+    files (the listed files at the top of the dataset; the rest are side files)
     went, or None, touching nothing and logging why to ``logger``, if ``root`` holds no
     manifest or removal marker of ours or if either lists a path that is not a file of
     ours inside ``root``.
     """
-    files = _removal_list(root, logger)
-    if files is None:
+    found = _removal_list(root, logger)
+    if found is None:
         return None
+    files, folders = found
     for relative in files:
         storage.delete_file(root.child(relative))
     # What a killed write left beside the dataset (_writing.json, signature files, temps)
     # is ours by the same rule prepare_output applies in a folder with our mark.
     for info in storage.list_files(root):
         relative = Location(root.scheme, info.path).relative_to(root)
-        if relative != dataset.REMOVING_NAME and dataset.is_own_file(relative):
+        if relative != dataset.REMOVING_NAME and dataset.is_own_file(relative, folders):
             storage.delete_file(root.child(relative))
     storage.delete_file(root.child(dataset.REMOVING_NAME))
-    for folder in (*dataset.OWN_FOLDERS, "_dedup"):  # the dedup step's, once empty
-        storage.remove_empty_dir(root.child(folder))
+    for folder in folders:  # each side folder, then its parents, once empty
+        parts = folder.split("/")
+        for depth in range(len(parts), 0, -1):
+            storage.remove_empty_dir(root.child("/".join(parts[:depth])))
     storage.remove_empty_dir(root)
     return sum(1 for relative in files if "/" not in relative)
 

@@ -2,8 +2,8 @@
 
 A nightly run left alone for a month must not fill the disk it shares with everything
 else, so a run that would not leave ``reserve_bytes`` free refuses before it writes.
-S3 has no such limit and is not checked. The estimates are upper bounds of the usual
-case: Parquet barely compresses random letters, and cleaning shrinks text.
+S3 has no such limit and is not checked. Each step estimates what it writes
+(``Step.prepare``); the estimates are upper bounds of the usual case.
 """
 
 from __future__ import annotations
@@ -11,26 +11,10 @@ from __future__ import annotations
 import os
 import shutil
 
-from tasks.data.storage import Location
 from tasks.errors import InputError
+from tasks.store.storage import Location
 
-# Per row besides its text: the id, the label and Parquet's overhead.
-ROW_OVERHEAD_BYTES = 16
-# What a compressed JSON Lines file of a corpus usually grows to once decompressed.
-COMPRESSED_JSON_RATIO = 4
 GIB = 1024**3
-
-
-def generated_bytes(num_rows: int, text_length: int) -> int:
-    """About how large ``generate`` writes ``num_rows`` rows of ``text_length`` characters."""
-    return num_rows * (text_length + ROW_OVERHEAD_BYTES)
-
-
-def preprocessed_bytes(input_bytes: int, keep_text: bool, compressed_json: bool = False) -> int:
-    """About how large ``preprocess`` writes an input of ``input_bytes`` on storage: the
-    cleaned text, and the raw text too with ``keep_text``."""
-    text = input_bytes * (COMPRESSED_JSON_RATIO if compressed_json else 1)
-    return text * (2 if keep_text else 1)
 
 
 def reserve_bytes(disk_total: int) -> int:
@@ -58,19 +42,3 @@ def check_free_space(loc: Location, needed: int, what: str) -> None:
             f"{reserve:,} bytes ({reserve / GIB:.1f} GiB) of them must stay free: free up "
             "space, lower num_rows, or set keep_days on a daily run"
         )
-
-
-def signature_bytes(num_perm: int, bands: int) -> int:
-    """The dedup step's bytes per row of its signature files: the order key and exact
-    digest, and in near mode (``num_perm`` > 0) the band hashes and MinHash values."""
-    return 8 + 16 + 8 * bands + 4 * num_perm
-
-
-def deduplicated_bytes(
-    input_bytes: int, rows: int, num_perm: int, bands: int, compressed_json: bool = False
-) -> int:
-    """About how much ``dedup`` writes until it commits: the output (at most the input)
-    and its signatures twice, the staged ones of its first pass and the kept rows'
-    index beside the output."""
-    text = input_bytes * (COMPRESSED_JSON_RATIO if compressed_json else 1)
-    return text + 2 * rows * signature_bytes(num_perm, bands)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from prefect import get_run_logger
@@ -21,10 +21,11 @@ from prefect.artifacts import (
 )
 from prefect.runtime import task_run
 
-from tasks.cluster import internals
-from tasks.cluster import mapping as raydata
-from tasks.cluster.mapping import Done, RayOptions
+from tasks.cluster import internals, nodes
+from tasks.cluster.mapping import Done
+from tasks.cluster.options import RayOptions
 from tasks.orchestration import summary
+from tasks.steps.skeleton import Step
 
 
 @contextlib.contextmanager
@@ -47,23 +48,6 @@ def metrics(stage: str, result: dict[str, Any]) -> None:
         )
 
 
-OnDone = Callable[[int, int, Done], None]
-
-
-def reported(
-    stage: str,
-    output_uri: str,
-    scheduling: RayOptions | None,
-    write: Callable[..., dict[str, Any]],
-) -> dict[str, Any]:
-    """Run ``write(on_done=...)``, a stage that commits a dataset at ``output_uri``, with
-    its reports; return the manifest it committed."""
-    report = StageReport(stage, output_uri, scheduling)
-    manifest = write(on_done=report.part_done)
-    report.publish(manifest)
-    return manifest
-
-
 class StageReport:
     """The reports of one dataset-writing stage run: create it before the work starts,
     pass :meth:`part_done` as the work's ``on_done``, :meth:`publish` its manifest."""
@@ -73,7 +57,7 @@ class StageReport:
         self.logger = get_run_logger()
         self.started = time.monotonic()
         self.spilled_before = internals.spilled_bytes()
-        for name in raydata.missing_resources(scheduling):
+        for name in nodes.missing_resources(scheduling):
             self.logger.warning(
                 "no live Ray node offers the resource %r yet: the parts wait until one joins",
                 name,
@@ -94,18 +78,19 @@ class StageReport:
             "part %d/%d: %s, %d rows, %.1f s on node %s",
             done,
             total,
-            part.result["path"],
-            part.result["num_rows"],
+            part.result.entry.path,
+            part.result.entry.num_rows,
             part.seconds,
             part.node_id[:12],
         )
 
-    def publish(self, manifest: dict[str, Any]) -> None:
-        """The keyed summary artifacts of the committed stage run."""
+    def publish(self, manifest: dict[str, Any], step: type[Step]) -> None:
+        """The keyed summary artifacts of the committed run of ``step``: the summary,
+        the nodes, the step's own tables, the links."""
         with best_effort("publish the run summary"):
-            self._publish(manifest, time.monotonic() - self.started)
+            self._publish(manifest, step, time.monotonic() - self.started)
 
-    def _publish(self, manifest: dict[str, Any], seconds: float) -> None:
+    def _publish(self, manifest: dict[str, Any], step: type[Step], seconds: float) -> None:
         stage, output = self.stage, self.output_uri
         spilled_after = internals.spilled_bytes()
         spilled = (
@@ -121,6 +106,7 @@ class StageReport:
                 seconds=seconds,
                 retries=task_run.run_count - 1,
                 spilled_bytes=spilled,
+                extra=step.summary_rows(manifest),
             ),
             key=f"{stage}-summary",
             description=f"What this {stage} run committed at {output}",
@@ -130,17 +116,9 @@ class StageReport:
             key=f"{stage}-nodes",
             description="Work and throughput per Ray node type",
         )
-        if stage == "preprocess":
+        for table in step.tables(manifest):
             create_table_artifact(
-                summary.quality_table(manifest["stats"]),
-                key=f"{stage}-quality",
-                description="Labels, null texts and how much cleaning removed",
-            )
-        if stage == "dedup":
-            create_table_artifact(
-                manifest["dedup"]["examples"],
-                key=f"{stage}-groups",
-                description="The largest groups of duplicates: the survivor and rows removed",
+                table.rows, key=f"{stage}-{table.key}", description=table.description
             )
         links = [f"- Output: [{output}]({output}) (read it through `_manifest.json`)"]
         if dashboard := internals.dashboard_url():

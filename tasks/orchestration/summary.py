@@ -8,8 +8,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tasks.steps.preprocess import counters as quality
-
 MB = 1e6
 
 
@@ -25,8 +23,10 @@ def stage_summary(
     seconds: float,
     retries: int,
     spilled_bytes: int | None,
+    extra: list[tuple[str, Any]] = (),
 ) -> list[dict[str, Any]]:
-    """Metric/value rows: rows, bytes and files in and out, time, speed, retries, Ray."""
+    """Metric/value rows: rows, bytes and files in and out, time, speed, retries, Ray,
+    and the step's own ``extra`` rows."""
     inputs = manifest.get("inputs") or {}
     stats = manifest.get("stats") or {}
     execution = manifest.get("execution") or {}
@@ -47,9 +47,7 @@ def stage_summary(
         ("Ray nodes", len(nodes)),
         ("Ray CPUs", sum(n["cpus"] for n in nodes)),
     ]
-    for name, value in (manifest.get("dedup") or {}).items():
-        if name not in ("index", "examples"):  # the dedup step's counts only
-            rows.append((name.replace("_", " "), value))
+    rows += extra
     if spilled_bytes:
         rows.append(("object store spilled bytes", spilled_bytes))
     for lost in execution.get("lost_nodes", []):
@@ -64,32 +62,6 @@ def stage_summary(
         rows.append(("parts redone", ", ".join(f"part {r['part']}" for r in redone)))
     # Rows that do not apply (no input for generate) are left out, not shown as blanks.
     return [{"metric": name, "value": value} for name, value in rows if value is not None]
-
-
-def quality_table(stats: dict[str, Any]) -> list[dict[str, Any]]:
-    """Data-quality rows for a preprocess run: labels, null texts, lengths, removed share."""
-    described = quality.describe(stats)
-
-    def fixed(value: float | None, digits: int) -> Any:
-        return "n/a" if value is None else round(value, digits)
-
-    rows: list[dict[str, Any]] = [
-        {"metric": "rows", "value": stats["rows"]},
-        {"metric": "null texts", "value": stats["null_texts"]},
-        {
-            "metric": "mean text length before (chars)",
-            "value": fixed(described["mean_chars_before"], 1),
-        },
-        {
-            "metric": "mean text length after (chars)",
-            "value": fixed(described["mean_chars_after"], 1),
-        },
-        {"metric": "share of characters removed", "value": fixed(described["removed_share"], 4)},
-    ]
-    rows += [
-        {"metric": f"rows with label {label}", "value": n} for label, n in stats["labels"].items()
-    ]
-    return rows
 
 
 def node_table(manifest: dict[str, Any]) -> list[dict[str, Any]]:

@@ -1,36 +1,36 @@
 """The pipeline's Prefect tasks: thin, typed, retrying wrappers around the work.
 
-The work modules never import Prefect, so the Ray Data tasks they run stay light. These
-wrappers run where the stage runs (a Ray worker, through prefect-ray), with the flow's
-S3 settings in force, and report to the Prefect API from there (``tasks.orchestration.reporting``).
-``deadline`` is the flow run's timeout as epoch seconds: past it nothing is committed.
+Every data step runs in one task, :func:`step_task`, on the step skeleton
+(``tasks.steps.skeleton``); the work modules never import Prefect, so the Ray Data tasks
+they run stay light. The task runs where the flow runs its stage (a Ray worker, through
+prefect-ray), with the flow's S3 settings in force, and reports to the Prefect API from
+there (``tasks.orchestration.reporting``). ``deadline`` is the flow run's timeout as
+epoch seconds: past it nothing is committed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import functools
+import importlib
 from collections.abc import Callable
 from typing import Any
 
-from prefect import get_run_logger, task
+from prefect import Task, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import task_run
 from prefect.tasks import exponential_backoff
+from pydantic import BaseModel
 
-from tasks.cluster.mapping import RayOptions
-from tasks.data import storage
-from tasks.data.bucket import ensure_bucket
-from tasks.data.storage import S3Settings
+from tasks.cluster.options import RayOptions
 from tasks.errors import OutputBusyError
 from tasks.nightly import retention
 from tasks.orchestration.exclusive import exclusive_output
-from tasks.orchestration.reporting import OnDone, metrics, reported
+from tasks.orchestration.reporting import StageReport, metrics
 from tasks.orchestration.retry import retry_if_transient
-from tasks.steps.dedup.minhash import MinHashParams
-from tasks.steps.dedup.step import dedup_dataset
-from tasks.steps.generate.step import generate_dataset
-from tasks.steps.preprocess.step import preprocess_dataset
+from tasks.steps.skeleton import Step, run_step
+from tasks.store import storage
+from tasks.store.bucket import ensure_bucket
+from tasks.store.storage import S3Settings
 
 # Up to three retries of transient failures only, after about 5 s, 10 s and 20 s (+-50%
 # jitter so parallel runs do not retry in step). No caching: whether work can be skipped
@@ -61,118 +61,59 @@ def create_bucket_task(
     tags: dict[str, str] | None = None,
     s3: S3Settings | None = None,
 ) -> dict[str, Any]:
-    """Create the bucket if it does not exist (``tasks.data.bucket.ensure_bucket``)."""
+    """Create the bucket if it does not exist (``tasks.store.bucket.ensure_bucket``)."""
     with storage.using_s3(s3):
         result = ensure_bucket(bucket_uri, region, tags)
     metrics("create-bucket", result)
     return result
 
 
-@task(
-    name="generate-dataset", task_run_name=_named("generate-dataset", "output_uri"), **STAGE_OPTIONS
-)
-def generate_task(
+def step_reference(step: type[Step]) -> str:
+    """``module:Class`` of a step: how a task names the step it runs (a string, so the
+    task run's parameters show it and any step class will do, registered nowhere)."""
+    return f"{step.__module__}:{step.__qualname__}"
+
+
+def _step_type(reference: str) -> type[Step]:
+    module, _, name = reference.partition(":")
+    found = getattr(importlib.import_module(module), name)
+    if not (isinstance(found, type) and issubclass(found, Step)):
+        raise TypeError(f"{reference} is not a data step")
+    return found
+
+
+@task(name="step-dataset", **STAGE_OPTIONS)
+def step_task(
+    step: str,
+    params: BaseModel,
     output_uri: str,
-    num_rows: int,
-    num_files: int | None,
-    rows_per_file: int | None,
-    text_length: int,
-    seed: int,
     scheduling: RayOptions,
     s3: S3Settings | None = None,
     deadline: float | None = None,
 ) -> dict[str, Any]:
-    """Generate and commit the synthetic dataset (``tasks.steps.generate.step``); its manifest."""
-    work = functools.partial(
-        generate_dataset,
-        output_uri,
-        num_rows,
-        num_files,
-        text_length,
-        seed,
-        scheduling,
-        rows_per_file,
-        deadline=deadline,
-    )
+    """Run the data step ``step`` (``module:Class``) with ``params`` into a committed
+    dataset at ``output_uri`` on the step skeleton, with its reports; its manifest."""
+    step_type = _step_type(step)
     with storage.using_s3(s3):
-        return reported("generate", output_uri, scheduling, work)
-
-
-@task(
-    name="preprocess-dataset",
-    task_run_name=_named("preprocess-dataset", "output_uri"),
-    **STAGE_OPTIONS,
-)
-def preprocess_task(
-    input_uri: str,
-    output_uri: str,
-    input_format: str,
-    text_column: str,
-    keep_text: bool,
-    compression: str,
-    batch_size: int,
-    num_files: int | None,
-    rows_per_file: int | None,
-    scheduling: RayOptions,
-    s3: S3Settings | None = None,
-    deadline: float | None = None,
-) -> dict[str, Any]:
-    """Clean the input into a committed dataset (``tasks.steps.preprocess.step``); its manifest."""
-
-    def work(on_done: OnDone) -> dict[str, Any]:
-        return preprocess_dataset(
-            input_uri,
+        report = StageReport(step_type.name, output_uri, scheduling)
+        manifest = run_step(
+            step_type,
+            params,
             output_uri,
-            input_format=input_format,
-            batch_size=batch_size,
-            num_files=num_files,
-            scheduling=scheduling,
-            rows_per_file=rows_per_file,
-            on_done=on_done,
-            text_column=text_column,
-            keep_text=keep_text,
-            compression=compression,
+            scheduling,
             deadline=deadline,
-        )
-
-    with storage.using_s3(s3):
-        return reported("preprocess", output_uri, scheduling, work)
-
-
-@task(name="dedup-dataset", task_run_name=_named("dedup-dataset", "output_uri"), **STAGE_OPTIONS)
-def dedup_task(
-    input_uri: str,
-    output_uri: str,
-    mode: str,
-    text_column: str,
-    params: MinHashParams | None,
-    compression: str,
-    scheduling: RayOptions,
-    against: list[str] | None = None,
-    against_earlier: bool = False,
-    s3: S3Settings | None = None,
-    deadline: float | None = None,
-) -> dict[str, Any]:
-    """Remove duplicates into a committed dataset (``tasks.steps.dedup.step``); its manifest."""
-
-    def work(on_done: OnDone) -> dict[str, Any]:
-        return dedup_dataset(
-            input_uri,
-            output_uri,
-            mode=mode,
-            text_column=text_column,
-            params=params,
-            compression=compression,
-            scheduling=scheduling,
-            on_done=on_done,
-            deadline=deadline,
-            against=against,
-            against_earlier=against_earlier,
+            on_done=report.part_done,
             on_phase=get_run_logger().info,
         )
+        report.publish(manifest, step_type)
+    return manifest
 
-    with storage.using_s3(s3):
-        return reported("dedup", output_uri, scheduling, work)
+
+def task_for(step: type[Step]) -> Task[..., dict[str, Any]]:
+    """The Prefect task that runs ``step``: ``{step}-dataset``, each run named by the
+    dataset it writes (``generate-dataset local-bucket/raw``)."""
+    name = f"{step.name}-dataset"
+    return step_task.with_options(name=name, task_run_name=_named(name, "output_uri"))
 
 
 @task(name="retention", task_run_name=_named("retention", "bucket_uri"), **STAGE_OPTIONS)

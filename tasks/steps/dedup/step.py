@@ -5,90 +5,115 @@ dataset or by how many duplicates it has:
 
 1. **Signatures.** One Ray Data task per input file reads its text and writes, under
    ``_dedup/signatures/`` in the output, each row's order key, exact digest and (near
-   mode) MinHash signature and band hashes (:mod:`tasks.steps.dedup.minhash`). Blank texts get none.
-2. **Groups.** Ray tasks read the signature files through the run's S3 settings. Each
-   file's repeats of a text are paired with its first copy there; Ray Data groups the
-   files' first copies by digest, and (near mode) the rows that are not exact copies by
-   band hash, in shards of bounded size. Candidate pairs of a band are verified with
-   their full signatures in Ray tasks, in rounds; the duplicates' connected groups keep
-   their smallest order key (the survivor rule).
+   mode) MinHash signature and band hashes (:mod:`tasks.steps.dedup.minhash`). Blank
+   texts get none.
+2. **Groups.** Which rows duplicate which, from the signature files alone
+   (:mod:`tasks.steps.dedup.grouping`), ``against`` datasets' indexes included
+   (:mod:`tasks.steps.dedup.against`).
 3. **Filter.** One task per input file writes the part without the removed rows, and
    beside it the signature index of what it kept (``_dedup/index/``).
 
-Then the manifest commits the dataset, as every stage here does.
+Then the step skeleton commits the dataset, as every step's.
 """
 
 from __future__ import annotations
 
-import logging
-import posixpath
-import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
 
-from tasks.cluster.mapping import PART_RETRIES, Done, RayOptions, execution_summary, map_items
-from tasks.data import dataset, inputs, storage
-from tasks.data.dataset import FileEntry
-from tasks.data.parts import write_part
-from tasks.data.storage import Location
-from tasks.errors import InputError, TransientPartError
-from tasks.nightly import retention, space
-from tasks.orchestration.retry import is_transient
+from tasks.cluster.mapping import Done
+from tasks.errors import InputError
+from tasks.steps import reading
 from tasks.steps.dedup import minhash as dedup
+from tasks.steps.dedup.against import Against, resolve_against
+from tasks.steps.dedup.grouping import (
+    BANDS,
+    DIGEST,
+    KEY,
+    SIGNATURE,
+    Duplicates,
+    find_duplicates,
+    group_span,
+)
 from tasks.steps.preprocess.clean import check_text_column, text_as_string
-from tasks.steps.preprocess.step import _decode_schema, _encode_schema, inspect_inputs
-
-log = logging.getLogger(__name__)
+from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
+from tasks.store import dataset, inputs, part_files, storage
+from tasks.store.storage import Location
 
 MODES = ("exact", "near")
 STAGING = "_dedup/signatures"
 INDEX = "_dedup/index"
-KEY, DIGEST, BANDS, SIGNATURE = "key", "digest", "bands", "signature"
-SHARD, FIRST, LOCAL = "shard", "first", "local"
-# Rows of one shard of the grouping pass: about 100 MB of (shard, key, hash) rows.
-SHARD_ROWS = 4_000_000
-# Band rows one grouping job shuffles at most (near mode groups the bands in rounds).
-ROUND_ROWS = 16_000_000
 # The per-group examples a run reports: this many largest groups, this many rows each.
 EXAMPLE_GROUPS, EXAMPLE_ROWS = 10, 5
 
 
-def _rows(spec: dict[str, Any]) -> Iterator[pa.Table]:
+class DedupParams(BaseModel):
+    """What to deduplicate and how (see the dedup flow's arguments); ``minhash`` is
+    used in near mode only."""
+
+    model_config = ConfigDict(frozen=True)
+
+    input_uri: str
+    mode: str = "exact"
+    text_column: str = "cleaned_text"
+    minhash: dedup.MinHashParams | None = None
+    batch_size: int = 8192
+    compression: str = "snappy"
+    against: list[str] = []
+    against_earlier: bool = False
+
+
+@dataclass(frozen=True)
+class FilePart:
+    """One input file, for the signature pass and (with the rest) the filter pass."""
+
+    output_uri: str
+    index: int
+    uri: str
+    format: str
+    input_schema: pa.Schema
+    text_column: str
+    batch_size: int
+    params: dedup.MinHashParams | None
+
+
+@dataclass(frozen=True)
+class DedupPart:
+    """One output part: its input file without ``removed_rows`` (``text_bytes``: the
+    text the file held, which the throughput figures count)."""
+
+    file: FilePart
+    schema: pa.Schema
+    compression: str
+    removed_rows: np.ndarray
+    text_bytes: int
+
+
+def _rows(spec: FilePart) -> Iterator[pa.Table]:
     """The rows of one input file, in order, in batches."""
-    if spec["format"] == "parquet":
-        yield from inputs.iter_parquet(spec["uri"], spec["batch_size"])
-    else:
-        yield from inputs.iter_json(
-            spec["uri"], spec["batch_size"], _decode_schema(spec["input_schema"])
-        )
+    return reading.iter_slice(spec.format, spec.uri, spec.batch_size, spec.input_schema)
 
 
-def input_schema(inspected: list[dict[str, Any]], fmt: str, text_column: str) -> pa.Schema:
-    """The one schema of every input file, which must have a string ``text_column``.
-    JSON files' schemas are unified as preprocess does; Parquet files must agree."""
-    schemas = [_decode_schema(i["schema"]) for i in inspected]
-    for info, schema in zip(inspected, schemas, strict=True):
-        check_text_column(schema, info["uri"], text_column)
-    if fmt == "json":
-        where = f"{inspected[0]['uri']} and the other input files: their columns' types differ"
-        return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
-    for info, schema in zip(inspected[1:], schemas[1:], strict=True):
-        if not schema.equals(schemas[0]):
-            raise InputError(
-                f"{info['uri']}: schema {schema.names} differs from {inspected[0]['uri']}'s "
-                f"{schemas[0].names}"
-            )
-    return schemas[0]
+def signature_bytes(num_perm: int, bands: int) -> int:
+    """Bytes per row of the signature files: the order key and exact digest, and in
+    near mode (``num_perm`` > 0) the band hashes and MinHash values."""
+    return 8 + 16 + 8 * bands + 4 * num_perm
 
 
-def _params(spec: dict[str, Any]) -> dedup.MinHashParams | None:
-    return dedup.MinHashParams(**spec["params"]) if spec["mode"] == "near" else None
+def deduplicated_bytes(
+    input_bytes: int, rows: int, num_perm: int, bands: int, compressed_json: bool = False
+) -> int:
+    """About how much dedup writes until it commits: the output (at most the input) and
+    its signatures twice, the staged ones of its first pass and the kept rows' index
+    beside the output."""
+    text = input_bytes * (inputs.COMPRESSED_JSON_RATIO if compressed_json else 1)
+    return text + 2 * rows * signature_bytes(num_perm, bands)
 
 
 def signature_table(
@@ -112,11 +137,11 @@ def signature_table(
     return pa.table(columns)
 
 
-def write_signatures(spec: dict[str, Any]) -> dict[str, Any]:
+def write_signatures(spec: FilePart) -> dict[str, Any]:
     """Pass 1 for one input file: its signature rows, as ``_dedup/signatures/part-N``."""
-    root = storage.resolve(spec["output_uri"])
-    params = _params(spec)
-    text_column, index = spec["text_column"], spec["index"]
+    root = storage.resolve(spec.output_uri)
+    params = spec.params
+    text_column, index = spec.text_column, spec.index
     counts = {"num_rows": 0, "text_bytes": 0, "empty": 0}
 
     def tables() -> Iterator[pa.Table]:
@@ -129,7 +154,7 @@ def write_signatures(spec: dict[str, Any]) -> dict[str, Any]:
             yield signature_table(text, keys, params)
 
     storage.make_dirs(root.child(STAGING))
-    write_part(root.child(STAGING), index, tables(), signature_schema(params), "none")
+    part_files.write_part(root.child(STAGING), index, tables(), signature_schema(params), "none")
     return counts
 
 
@@ -143,602 +168,40 @@ def signature_schema(params: dedup.MinHashParams | None) -> pa.Schema:
     return pa.schema(fields)
 
 
-def file_digests(rows: pa.Table, shards: int) -> pa.Table:
-    """One signature file's rows as (shard, key, hi, lo, local), its repeats settled
-    within the file: ``local`` is the key of the file's first row with the same digest
-    (the row's own key for a first), and ``shard`` the slice of the digest space where
-    equal digests meet. Only a file's first copies of a text go on to be grouped with
-    the other files' (:func:`_file_digests`); its repeats are paired with their first
-    copy there. So a group of 50 million copies of one text puts one row per file into
-    its shard, not 50 million. Blank texts have no digest and are left out."""
-    valid = rows.filter(rows.column(DIGEST).is_valid())
-    words = dedup.digest_words(valid.column(DIGEST))
-    keys = np.asarray(valid.column(KEY), dtype=np.int64)
-    first, repeated = dedup.first_of_runs([words[:, 0], words[:, 1]], keys)
-    local = keys.copy()
-    order = np.argsort(keys, kind="stable")
-    local[order[np.searchsorted(keys[order], repeated)]] = first
-    return pa.table(
-        {
-            SHARD: pa.array(words[:, 1] % np.uint64(shards), pa.uint64()),
-            KEY: pa.array(keys, pa.int64()),
-            "hi": pa.array(words[:, 0], pa.uint64()),
-            "lo": pa.array(words[:, 1], pa.uint64()),
-            LOCAL: pa.array(local, pa.int64()),
-        }
-    )
-
-
-def _settle(first: np.ndarray, key: np.ndarray) -> np.ndarray:
-    """Each ``key``'s survivor: its ``first``, or, where that first is itself a removed
-    key (a file's first copy of a text seen in an earlier file), that one's first."""
-    order = np.argsort(key, kind="stable")
-    at, hit = dedup.find_sorted(key[order], first)
-    return np.where(hit, first[order][at] if len(key) else first, first)
-
-
-def _band_rows(shards: int, bands: slice, settled: Any = None) -> Callable[[pa.Table], pa.Table]:
-    """One row per (key, band) of the rows that have words, for the ``bands`` of this
-    round: the band's hash (bucket), the key, and the shard (a slice of the bucket
-    space) that brings equal buckets together. Rows in ``settled`` (a Ray reference to
-    the sorted keys already removed as exact duplicates) are left out: their survivor
-    has the same bands, so a huge group of copies costs one row, not one per copy."""
-
-    def rows(batch: pa.Table) -> pa.Table:
-        kept = batch.filter(batch.column(BANDS).is_valid())
-        if settled is not None:
-            import ray
-
-            keys = np.asarray(kept.column(KEY))
-            kept = kept.filter(pa.array(~np.isin(keys, ray.get(settled))))
-        width = kept.schema.field(BANDS).type.list_size
-        every = np.asarray(kept.column(BANDS).combine_chunks().flatten(), dtype=np.uint64)
-        chosen = every.reshape(-1, width)[:, bands]
-        flat = chosen.reshape(-1)
-        keys = np.repeat(np.asarray(kept.column(KEY)), chosen.shape[1])
-        return pa.table(
-            {
-                SHARD: pa.array(flat % np.uint64(shards), pa.uint64()),
-                KEY: pa.array(keys, pa.int64()),
-                "bucket": pa.array(flat, pa.uint64()),
-            }
-        )
-
-    return rows
-
-
-def _pairs_in(columns: list[str]) -> Callable[[pa.Table], pa.Table]:
-    """A shard's duplicates: each key that shares ``columns`` with a smaller key, beside
-    the smallest such key (:func:`tasks.steps.dedup.minhash.first_of_runs`)."""
-
-    def pairs(shard: pa.Table) -> pa.Table:
-        values = [np.asarray(shard.column(c)) for c in columns]
-        first, keys = dedup.first_of_runs(values, np.asarray(shard.column(KEY)))
-        return pa.table({FIRST: pa.array(first, pa.int64()), KEY: pa.array(keys, pa.int64())})
-
-    return pairs
-
-
-def _collect(rows: Any, columns: dict[str, Any]) -> list[np.ndarray]:
-    """The ``columns`` (name: dtype) of a Ray dataset as NumPy arrays, streamed block by
-    block: the caller holds a few bytes per row, never Python objects per row."""
-    found: dict[str, list[np.ndarray]] = {name: [] for name in columns}
-    for batch in rows.iter_batches(batch_size=None, batch_format="pyarrow"):
-        for name in columns:
-            found[name].append(np.asarray(batch.column(name)))
-    return [
-        np.concatenate(found[name]).astype(dtype) if found[name] else np.array([], dtype)
-        for name, dtype in columns.items()
-    ]
-
-
-def _shard_pairs(rows: Any, columns: list[str], shards: int) -> tuple[np.ndarray, np.ndarray]:
-    """The ``(first, key)`` pairs of every shard, grouped by Ray Data. One call per
-    shard, vectorised: a call per digest or bucket would cost one Python call per row."""
-    grouped = rows.groupby(SHARD, num_partitions=shards).map_groups(
-        _pairs_in(columns), batch_format="pyarrow"
-    )
-    first, key = _collect(grouped, {FIRST: np.int64, KEY: np.int64})
-    return first, key
-
-
-def shard_count(files: int, rows: int, limit: int = SHARD_ROWS) -> int:
-    """Shards for grouping ``rows`` rows: at least one per file, and at most ``limit``
-    rows each, so a shard's memory is bounded whatever the file sizes."""
-    return max(files, -(-rows // limit), 1)
-
-
-# A signature file to read: its URI and its file number. Input files are numbered from
-# 0 in input order; the ``against`` index files get negative numbers, below them all.
-Source = tuple[str, int]
-# Rows read from a signature file at a time.
-READ_ROWS = 65_536
-
-
-def _read_signature_file(
-    uri: str, file: int, columns: list[str], s3: storage.S3Settings
-) -> Iterator[pa.Table]:
-    """The ``columns`` of one signature file in batches, read through the run's S3
-    settings (its block or chain, its endpoint, fresh credentials on refusal). Rows of
-    an ``against`` index (``file`` < 0) are keyed as rows of file ``file``."""
-    with storage.using_s3(s3):
-        loc = storage.resolve(uri)
-    try:
-        with storage.explained(loc, "read"):
-            handle = storage.with_fresh_credentials(lambda: loc.fs.open_input_file(loc.path))
-            with handle:
-                for batch in pq.ParquetFile(handle).iter_batches(READ_ROWS, columns=columns):
-                    table = pa.Table.from_batches([batch])
-                    if file < 0:
-                        rows = np.asarray(table.column(KEY)) & np.int64((1 << dedup.ROW_BITS) - 1)
-                        keys = (np.int64(file) << np.int64(dedup.ROW_BITS)) | rows
-                        table = table.set_column(
-                            table.schema.get_field_index(KEY), KEY, pa.array(keys, pa.int64())
-                        )
-                    yield table
-    except Exception as exc:
-        if is_transient(exc):  # Ray Data retries this file alone
-            raise TransientPartError(f"{uri}: {exc}") from exc
-        raise
-
-
-def _per_file(
-    sources: list[Source], read: Callable[[str, int, storage.S3Settings], Iterator[pa.Table]]
-) -> Any:
-    """A Ray dataset of what ``read(uri, file number, S3 settings)`` gives for each
-    signature file in ``sources``, one Ray task per file, reading through this run's
-    storage settings (never Ray Data's own reader, which knows neither a credentials
-    block nor an endpoint given only there)."""
-    import ray.data
-
-    s3 = storage.current_s3()
-
-    def batches(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
-        for uri, file in zip(batch["uri"], batch["file"], strict=True):
-            yield from read(str(uri), int(file), s3)
-
-    items = [{"uri": uri, "file": file} for uri, file in sources]
-    return ray.data.from_items(items, override_num_blocks=len(items)).map_batches(
-        batches,
-        batch_size=1,
-        batch_format="numpy",
-        max_retries=PART_RETRIES,
-        retry_exceptions=[TransientPartError],
-    )
-
-
-def _signature_rows(sources: list[Source], columns: list[str]) -> Any:
-    """The ``columns`` of every signature file in ``sources``, as a Ray dataset."""
-    return _per_file(sources, lambda uri, file, s3: _read_signature_file(uri, file, columns, s3))
-
-
-def _file_digests(sources: list[Source], shards: int, repeats: bool) -> Any:
-    """Every signature file's digest rows (:func:`file_digests`): the files' first
-    copies of each text for grouping, or with ``repeats`` each later copy in a file as
-    (first, key) beside its first copy there. A file's key and digest columns are held
-    whole (24 bytes a row: bounded by a part)."""
-
-    def read(uri: str, file: int, s3: storage.S3Settings) -> Iterator[pa.Table]:
-        tables = list(_read_signature_file(uri, file, [KEY, DIGEST], s3))
-        if not tables:
-            return
-        rows = file_digests(pa.concat_tables(tables), shards)
-        repeat = pc.not_equal(rows.column(LOCAL), rows.column(KEY))
-        if not repeats:
-            yield rows.filter(pc.invert(repeat)).drop_columns([LOCAL])
-            return
-        rows = rows.filter(repeat)
-        yield pa.table({FIRST: rows.column(LOCAL), KEY: rows.column(KEY)})
-
-    return _per_file(sources, read)
-
-
-# Rows of one verification shard at most: each carries a signature (about 130 MB with
-# 128 values).
-VERIFY_SHARD_ROWS = 250_000
-# Candidate pairs one verification round checks at most (with the signatures they name,
-# about 300 MB shuffled with 128 values).
-VERIFY_ROUND_PAIRS = 200_000
-EDGE, OTHER, SIMILARITY = "edge", "other", "similarity"
-_VERIFY_SCHEMA = pa.schema(
-    [
-        pa.field(SHARD, pa.uint64()),
-        pa.field(KEY, pa.int64()),
-        pa.field(OTHER, pa.int64()),
-        pa.field(EDGE, pa.bool_()),
-        pa.field(SIGNATURE, pa.list_(pa.uint32())),
-    ]
-)
-
-
-def _verify_table(
-    shard: np.ndarray, key: np.ndarray, other: np.ndarray, signature: Any, edge: bool
-) -> pa.Table:
-    """Rows of a verification shuffle: a pair (``edge``: ``key`` and ``other``, with the
-    signature of one of them once known) or a wanted key's signature."""
-    if signature is None:
-        signature = pa.nulls(len(key), pa.list_(pa.uint32()))
-    return pa.table(
-        {
-            SHARD: pa.array(shard.astype(np.uint64), pa.uint64()),
-            KEY: pa.array(key, pa.int64()),
-            OTHER: pa.array(other, pa.int64()),
-            EDGE: pa.array(np.full(len(key), edge), pa.bool_()),
-            SIGNATURE: signature.cast(pa.list_(pa.uint32())),
-        },
-        schema=_VERIFY_SCHEMA,
-    )
-
-
-def _wanted_signatures(wanted: Any, shards: int) -> Callable[[pa.Table], pa.Table]:
-    """The signature rows of the keys in ``wanted`` (a Ray reference to sorted keys),
-    in the verification layout, sharded by their key."""
-
-    def rows(batch: pa.Table) -> pa.Table:
-        import ray
-
-        keys = np.asarray(batch.column(KEY))
-        chosen = batch.filter(pa.array(np.isin(keys, ray.get(wanted))))
-        keys = np.asarray(chosen.column(KEY))
-        signature = chosen.column(SIGNATURE).combine_chunks()
-        return _verify_table(keys % shards, keys, np.full(len(keys), -1), signature, False)
-
-    return rows
-
-
-def _split(table: pa.Table) -> tuple[pa.Table, pa.Table, np.ndarray, np.ndarray]:
-    """A verification shard as (edges, signatures, sorted signature keys, their order)."""
-    edge = np.asarray(table.column(EDGE), dtype=bool)
-    edges, signatures = table.filter(pa.array(edge)), table.filter(pa.array(~edge))
-    keys = np.asarray(signatures.column(KEY))
-    order = np.argsort(keys, kind="stable")
-    return edges, signatures, keys[order], order
-
-
-def _lookup(edges: pa.Table, signatures: pa.Table, sorted_keys, order) -> tuple[np.ndarray, Any]:
-    """Which edges' ``key`` has a signature in this shard, and those signatures."""
-    at, found = dedup.find_sorted(sorted_keys, np.asarray(edges.column(KEY)))
-    chosen = signatures.column(SIGNATURE).combine_chunks().take(pa.array(order[at[found]]))
-    return found, chosen
-
-
-def _attach(shards: int) -> Callable[[pa.Table], pa.Table]:
-    """Verification, first shuffle (sharded by the pair's first key ``a``): each pair
-    takes ``a``'s signature and moves on, sharded by its other key ``b``."""
-
-    def attach(table: pa.Table) -> pa.Table:
-        edges, signatures, sorted_keys, order = _split(table)
-        found, chosen = _lookup(edges, signatures, sorted_keys, order)
-        a = np.asarray(edges.column(KEY))[found]
-        b = np.asarray(edges.column(OTHER))[found]
-        return _verify_table(b % shards, b, a, chosen, edge=True)
-
-    return attach
-
-
-def _compare(num_perm: int, threshold: float) -> Callable[[pa.Table], pa.Table]:
-    """Verification, second shuffle (sharded by ``b``): each pair's two signatures side
-    by side; the pairs whose estimated similarity reaches ``threshold`` come back."""
-
-    def compare(table: pa.Table) -> pa.Table:
-        edges, signatures, sorted_keys, order = _split(table)
-        found, chosen = _lookup(edges, signatures, sorted_keys, order)
-        edges = edges.filter(pa.array(found))
-        mine = np.asarray(chosen.flatten(), dtype=np.uint32).reshape(-1, num_perm)
-        theirs = edges.column(SIGNATURE).combine_chunks().flatten()
-        theirs = np.asarray(theirs, dtype=np.uint32).reshape(-1, num_perm)
-        similar = dedup.estimated_similarity(theirs, mine)
-        keep = similar >= threshold
-        return pa.table(
-            {
-                "a": pa.array(np.asarray(edges.column(OTHER))[keep], pa.int64()),
-                "b": pa.array(np.asarray(edges.column(KEY))[keep], pa.int64()),
-                SIMILARITY: pa.array(similar[keep], pa.float64()),
-            }
-        )
-
-    return compare
-
-
-def verify_pairs(
-    sources: list[Source], pairs: np.ndarray, params: dedup.MinHashParams
-) -> tuple[np.ndarray, np.ndarray]:
-    """The candidate ``pairs`` ((n, 2) keys) whose signatures' estimated similarity
-    reaches the threshold, and that similarity.
-
-    Checked in Ray tasks, shard by shard: one shuffle brings each pair to its first
-    key's signature, a second to its other key's. The signatures never reach this
-    process. A shuffle holds what it moves until it ends, so the pairs go in rounds of
-    at most ``VERIFY_ROUND_PAIRS``, each shard of at most ``VERIFY_SHARD_ROWS`` rows:
-    memory is bounded by a round, not by how many duplicates the data has.
-    """
-    import ray
-    import ray.data
-
-    if not len(pairs):
-        return np.empty((0, 2), np.int64), np.array([], np.float64)
-    found: list[list[np.ndarray]] = []
-    for start in range(0, len(pairs), VERIFY_ROUND_PAIRS):
-        chunk = pairs[start : start + VERIFY_ROUND_PAIRS]
-        keys = np.unique(chunk)
-        shards = shard_count(len(sources), len(chunk) + len(keys), VERIFY_SHARD_ROWS)
-        # The round's signatures, read once for its two shuffles (the object store
-        # spills past its size).
-        mine = (
-            _signature_rows(sources, [KEY, SIGNATURE])
-            .map_batches(_wanted_signatures(ray.put(keys), shards), batch_format="pyarrow")
-            .materialize()
-        )
-        edges = ray.data.from_arrow(
-            _verify_table(chunk[:, 0] % shards, chunk[:, 0], chunk[:, 1], None, edge=True)
-        )
-        attached = (
-            edges.union(mine)
-            .groupby(SHARD, num_partitions=shards)
-            .map_groups(_attach(shards), batch_format="pyarrow")
-        )
-        compared = (
-            attached.union(mine)
-            .groupby(SHARD, num_partitions=shards)
-            .map_groups(_compare(params.num_perm, params.threshold), batch_format="pyarrow")
-        )
-        found.append(_collect(compared, {"a": np.int64, "b": np.int64, SIMILARITY: np.float64}))
-    a, b, similarity = (np.concatenate(parts) for parts in zip(*found, strict=True))
-    return np.stack([a, b], axis=1), similarity
-
-
-@dataclass(frozen=True)
-class Duplicates:
-    """What pass 2 found: every removed key of this run's input (sorted) beside the key
-    that survives in its place (the smallest key of its group; negative for a row of
-    an ``against`` dataset), and how many of them are exact duplicates."""
-
-    removed: np.ndarray
-    survivor: np.ndarray
-    exact: np.ndarray  # True where the removed key is an exact duplicate
-
-    def groups(self) -> tuple[np.ndarray, np.ndarray]:
-        """Each survivor and its group's size (itself and the rows it stands for),
-        largest first (ties: the smallest survivor)."""
-        survivors, removed = np.unique(self.survivor, return_counts=True)
-        order = np.lexsort((survivors, -removed))
-        return survivors[order], removed[order] + 1
-
-    def in_file(self, file_index: int) -> np.ndarray:
-        """The removed rows of input file ``file_index``, sorted."""
-        bits = dedup.ROW_BITS
-        lo, hi = np.searchsorted(self.removed, [file_index << bits, (file_index + 1) << bits])
-        return self.removed[lo:hi] & np.int64((1 << dedup.ROW_BITS) - 1)
-
-
-def find_duplicates(
-    sources: list[Source], params: dedup.MinHashParams | None, rows: int
-) -> Duplicates:
-    """Pass 2 over the signature files ``sources`` (``rows`` rows in all, ``against``
-    indexes included): exact duplicates by digest, then in near mode candidates by LSH
-    band among the rows that are not exact duplicates, verified in Ray tasks.
-
-    Ray Data groups the rows by shard of their digest, and of their band hashes; each
-    shard's duplicates are found in one vectorised call, and only the pairs come back,
-    as arrays of keys. Rows of the ``against`` index files have negative keys: they
-    survive any group they are in and are never removed (they are not this run's).
-    """
-    import ray
-
-    files = len(sources)
-    shards = shard_count(files, rows)
-    # Repeats within a file never need the shuffle; the files' first copies do.
-    pair = {FIRST: np.int64, KEY: np.int64}
-    repeats = _collect(_file_digests(sources, shards, repeats=True), pair)
-    firsts = _shard_pairs(_file_digests(sources, shards, repeats=False), ["hi", "lo"], shards)
-    exact_first, exact_key = (np.concatenate(both) for both in zip(repeats, firsts, strict=True))
-    exact_first = _settle(exact_first, exact_key)
-    near_key = near_survivor = np.array([], np.int64)
-    if params is not None:
-        settled = ray.put(np.sort(exact_key))
-        # One row per band is ``bands`` times the rows: in rounds of a few bands each, so
-        # what one Ray Data job shuffles stays about ROUND_ROWS rows whatever the size.
-        rounds = min(params.bands, max(1, -(-rows * params.bands // ROUND_ROWS)))
-        found: list[np.ndarray] = []
-        for number in range(rounds):
-            bands = slice(number * params.bands // rounds, (number + 1) * params.bands // rounds)
-            shards = shard_count(files, rows * (bands.stop - bands.start))
-            banded = _signature_rows(sources, [KEY, BANDS]).map_batches(
-                _band_rows(shards, bands, settled), batch_format="pyarrow"
-            )
-            first, key = _shard_pairs(banded, ["bucket"], shards)
-            found.append(np.stack([first, key], axis=1))
-        verified, _ = verify_pairs(sources, np.unique(np.concatenate(found), axis=0), params)
-        near_key, near_survivor = dedup.survivors(verified)
-    # An exact duplicate's survivor may itself be a near duplicate of an earlier row.
-    at, hit = dedup.find_sorted(near_key, exact_first)
-    exact_final = np.where(hit, near_survivor[at] if len(near_key) else exact_first, exact_first)
-    removed = np.concatenate([exact_key, near_key])
-    survivor = np.concatenate([exact_final, near_survivor])
-    exact = np.concatenate([np.ones(len(exact_key), bool), np.zeros(len(near_key), bool)])
-    mine = removed >= 0  # an against row is never this run's to remove
-    order = np.argsort(removed[mine], kind="stable")
-    return Duplicates(removed[mine][order], survivor[mine][order], exact[mine][order])
-
-
-def group_span(
-    sources: list[Source], duplicates: Duplicates, survivor: int, num_perm: int
-) -> float:
-    """The lowest estimated similarity of a near duplicate removed in ``survivor``'s
-    group to ``survivor`` itself: how far the group's chaining reached (1.0 when its
-    rows are all exact copies). Computed in Ray tasks, over the group's rows only."""
-    import ray
-
-    members = duplicates.removed[(duplicates.survivor == survivor) & ~duplicates.exact]
-    if not len(members):
-        return 1.0
-    file = survivor >> dedup.ROW_BITS
-    uri = next(uri for uri, number in sources if number == file)
-    own = None
-    for table in _read_signature_file(uri, file, [KEY, SIGNATURE], storage.current_s3()):
-        at = np.flatnonzero(np.asarray(table.column(KEY)) == survivor)
-        if len(at):
-            own = np.asarray(table.column(SIGNATURE)[int(at[0])].as_py(), dtype=np.uint32)
-            break
-    if own is None:
-        raise RuntimeError(f"the signature of row {dedup.key_position(survivor)} is missing")
-    chosen = ray.put(np.sort(members))
-
-    def lowest(batch: pa.Table) -> pa.Table:
-        keys = np.asarray(batch.column(KEY))
-        rows = batch.filter(pa.array(np.isin(keys, ray.get(chosen))))
-        values = np.asarray(rows.column(SIGNATURE).combine_chunks().flatten(), np.uint32)
-        similar = dedup.estimated_similarity(values.reshape(-1, num_perm), own[None, :])
-        lowest_here = [similar.min()] if len(similar) else []
-        return pa.table({SIMILARITY: pa.array(lowest_here, pa.float64())})
-
-    spans = _signature_rows(sources, [KEY, SIGNATURE]).map_batches(lowest, batch_format="pyarrow")
-    (values,) = _collect(spans, {SIMILARITY: np.float64})
-    return float(values.min()) if len(values) else 1.0
-
-
-def write_deduped_part(spec: dict[str, Any]) -> dict[str, Any]:
+def write_deduped_part(spec: DedupPart) -> PartResult:
     """Pass 3 for one input file: the part without its removed rows, and its index."""
-    root = storage.resolve(spec["output_uri"])
-    schema = _decode_schema(spec["schema"])
-    removed = np.array(spec["removed_rows"], dtype=np.int64)
+    root = storage.resolve(spec.file.output_uri)
+    schema = spec.schema
+    removed = spec.removed_rows
     position = 0
     kept_rows: list[np.ndarray] = []
 
     def tables() -> Iterator[pa.Table]:
         nonlocal position
-        for table in _rows(spec):
+        for table in _rows(spec.file):
             rows = np.arange(position, position + table.num_rows, dtype=np.int64)
             position += table.num_rows
             keep = ~np.isin(rows, removed)
             kept_rows.append(rows[keep])
             yield table.filter(pa.array(keep)).select(schema.names).cast(schema)
 
-    entry = write_part(root, spec["index"], tables(), schema, spec["compression"])
+    entry = part_files.write_part(root, spec.file.index, tables(), schema, spec.compression)
     kept = np.concatenate(kept_rows) if kept_rows else np.array([], np.int64)
-    _write_index(root, spec, kept)
-    return {"path": entry.path, "num_rows": entry.num_rows, "size_bytes": entry.size_bytes}
+    _write_index(root, spec.file.index, kept)
+    return PartResult(entry, spec.text_bytes)
 
 
-def _write_index(root: Location, spec: dict[str, Any], kept: np.ndarray) -> None:
+def _write_index(root: Location, index: int, kept: np.ndarray) -> None:
     """The kept rows' signature rows, keyed by their place in the output part."""
-    staging = root.child(STAGING).child(dataset.part_name(spec["index"]))
+    staging = root.child(STAGING).child(dataset.part_name(index))
     with staging.fs.open_input_file(staging.path) as handle:
         signatures = pq.read_table(handle)
     rows = np.asarray(signatures.column(KEY)) & np.int64((1 << dedup.ROW_BITS) - 1)
     chosen = signatures.filter(pa.array(np.isin(rows, kept)))
-    keys = dedup.order_keys(spec["index"], 0, chosen.num_rows)
+    keys = dedup.order_keys(index, 0, chosen.num_rows)
     chosen = chosen.set_column(0, KEY, pa.array(keys, pa.int64()))
     storage.make_dirs(root.child(INDEX))
-    write_part(root.child(INDEX), spec["index"], [chosen], chosen.schema, "none")
-
-
-def _check_apart(root: Location, others: dict[str, Location]) -> None:
-    """Refuse an ``against`` dataset that is, holds or lies inside the input or output:
-    compared with itself, every row of it would be a duplicate of itself."""
-    for name, other in others.items():
-        if root.contains(other) or other.contains(root):
-            raise InputError(
-                f"against {root.uri}: is, holds or lies inside this run's {name} {other.uri}; "
-                "a dataset is never deduplicated against itself"
-            )
-
-
-def index_files(
-    uri: str, params: dedup.MinHashParams | None, others: dict[str, Location]
-) -> tuple[list[str], int]:
-    """The signature index files of the dataset at ``uri`` and its row count, checked to
-    be a committed output of this step that carries what this run compares (in near
-    mode, signatures made with the same shingles, permutations and bands), and to be
-    apart from ``others`` (the run's input and output, by name)."""
-    root = storage.resolve(uri)
-    _check_apart(root, others)
-    manifest = dataset.read_manifest(root)
-    if manifest is None:
-        raise InputError(f"against {root.uri}: no _manifest.json, not a committed dataset")
-    try:
-        index = (manifest.get("dedup") or {}).get("index")
-        if index is None:
-            raise InputError(
-                f"against {root.uri}: not written by the dedup step (no signature index)"
-            )
-        if params is not None:
-            theirs = (manifest.get("parameters") or {}).get("minhash")
-            if theirs is None:
-                raise InputError(
-                    f"against {root.uri}: deduplicated in exact mode, so it has no MinHash "
-                    "signatures for near mode"
-                )
-            for name in ("shingle", "num_perm", "bands", "seed"):
-                if theirs[name] != getattr(params, name):
-                    raise InputError(
-                        f"against {root.uri}: its signatures use {name}={theirs[name]}, this "
-                        f"run {name}={getattr(params, name)}; they must match"
-                    )
-        return [root.child(path).uri for path in index], int(manifest["num_rows"])
-    except InputError:
-        raise
-    except (KeyError, TypeError, AttributeError, ValueError) as exc:  # not the shape we write
-        raise InputError(f"against {root.uri}: its manifest is malformed ({exc!r})") from None
-
-
-def earlier_candidates(output: Location) -> list[str]:
-    """The ``dt=`` folders beside ``output`` dated before it (committed or not): what
-    ``against_earlier`` may compare against, and what a run reads while it does."""
-    name = posixpath.basename(output.path.rstrip("/"))
-    day = retention.partition_date(name)
-    if day is None:
-        raise InputError(
-            f"against_earlier: output_uri {output.uri} is not a dt=YYYY-MM-DD partition"
-        )
-    parent = Location(output.scheme, posixpath.dirname(output.path.rstrip("/")), output.s3)
-    return [
-        parent.child(folder).uri
-        for folder in storage.list_dirs(parent)
-        if (earlier := retention.partition_date(folder)) is not None and earlier < day
-    ]
-
-
-@dataclass
-class Against:
-    """The ``against`` datasets a run compares with: each used one's index files and
-    rows, and each skipped one with why (recorded in the manifest)."""
-
-    used: dict[str, tuple[list[str], int]] = field(default_factory=dict)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-
-    @property
-    def files(self) -> list[str]:
-        return [file for files, _ in self.used.values() for file in files]
-
-    @property
-    def rows(self) -> int:
-        return sum(rows for _, rows in self.used.values())
-
-
-def resolve_against(
-    against: list[str],
-    against_earlier: bool,
-    params: dedup.MinHashParams | None,
-    source: Location,
-    output: Location,
-) -> Against:
-    """The datasets this run compares with: every ``against`` one (any that cannot be
-    used is an error), then with ``against_earlier`` the earlier ``dt=`` partitions beside
-    the output that can be (the others skipped, each with its reason)."""
-    others = {"input_uri": source, "output_uri": output}
-    found = Against()
-    for uri in against:
-        found.used[storage.resolve(uri).uri] = index_files(uri, params, others)
-    if against_earlier:
-        for uri in earlier_candidates(output):
-            if uri in found.used:
-                continue
-            try:
-                found.used[uri] = index_files(uri, params, others)
-            except InputError as exc:  # not ours, not committed, other signatures, malformed
-                found.skipped.append({"uri": uri, "reason": str(exc)})
-    return found
+    part_files.write_part(root.child(INDEX), index, [chosen], chosen.schema, "none")
 
 
 def group_examples(
@@ -768,155 +231,157 @@ def group_examples(
     return examples
 
 
-def dedup_dataset(
-    input_uri: str,
-    output_uri: str,
-    mode: str = "exact",
-    text_column: str = "cleaned_text",
-    params: dedup.MinHashParams | None = None,
-    batch_size: int = 8192,
-    compression: str = "snappy",
-    scheduling: RayOptions | None = None,
-    on_done: Callable[[int, int, Done], None] | None = None,
-    deadline: float | None = None,
-    against: list[str] | None = None,
-    against_earlier: bool = False,
-    on_phase: Callable[[str], None] = log.info,
-) -> dict[str, Any]:
-    """Remove duplicates of ``text_column`` from the input into a committed dataset.
-
-    Of each group of duplicates the row first in input order survives (files in
+class Dedup(Step[DedupParams]):
+    """Of each group of duplicates the row first in input order survives (files in
     manifest order, then rows). Blank texts (null, empty, whitespace only) are never
     duplicates. Rows of the ``against`` datasets (earlier outputs of this step) count as
     kept before all of them: input rows that duplicate one are removed, through those
-    datasets' signature indexes only. ``against_earlier`` adds the earlier ``dt=``
-    partitions beside the output (:func:`resolve_against`). ``on_phase`` hears a line as
-    each pass starts. Returns the manifest.
-    """
-    if mode not in MODES:
-        raise InputError(f"mode must be one of {', '.join(MODES)}; got {mode!r}")
-    params = (params or dedup.MinHashParams()) if mode == "near" else None
-    started = time.monotonic()
-    found = inputs.discover(input_uri, "auto")
-    root = storage.resolve(output_uri)
-    dataset.check_disjoint(found.root, root)
-    uris = [f.uri for f in found.files]
-    inspected = inspect_inputs(uris, found.format, scheduling)
-    schema = input_schema(inspected, found.format, text_column)
-    compared = resolve_against(against or [], against_earlier, params, found.root, root)
-    for skipped in compared.skipped:
-        on_phase(f"not comparing against {skipped['uri']}: {skipped['reason']}")
-    against_index = compared.files
-    rows_in_files = sum(i["num_rows"] for i in inspected)
-    space.check_free_space(
-        root,
-        space.deduplicated_bytes(
-            sum(f.size_bytes for f in found.files),
-            rows_in_files,
-            params.num_perm if params else 0,
-            params.bands if params else 0,
-            any(inputs.codec_of(f.uri) for f in found.files),
-        ),
-        "dedup",
-    )
-    leftovers = dataset.prepare_output(root)
-    common = {
-        "format": found.format,
-        "input_schema": _encode_schema(schema),
-        "text_column": text_column,
-        "batch_size": batch_size,
-        "output_uri": root.uri,
-        "mode": mode,
-        "params": params.__dict__ if params else None,
-    }
-    specs = [{**common, "index": i, "uri": uri} for i, uri in enumerate(uris)]
-    on_phase(f"pass 1/3: signatures of {len(uris)} input files into {root.child(STAGING).uri}")
-    counted = map_items(write_signatures, specs, scheduling=scheduling, deadline=deadline)
-    signature_uris = [root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))]
-    rows_in = sum(part.result["num_rows"] for part in counted)
-    on_phase(
-        f"pass 2/3: grouping {rows_in} rows"
-        + (f" and {len(against_index)} index files of earlier outputs" if against_index else "")
-        + (" by digest and LSH band" if params else " by digest")
-    )
-    sources = [(uri, i) for i, uri in enumerate(signature_uris)] + [
-        (uri, i - len(against_index)) for i, uri in enumerate(against_index)
-    ]
-    duplicates = find_duplicates(sources, params, rows_in + compared.rows)
-    exact_removed = int(duplicates.exact.sum())
-    near_removed = len(duplicates.removed) - exact_removed
-    write_specs = [
-        {
-            **spec,
-            "schema": _encode_schema(schema),
-            "compression": compression,
-            "removed_rows": duplicates.in_file(i).tolist(),
-        }
-        for i, spec in enumerate(specs)
-    ]
-    on_phase(
-        f"pass 3/3: writing {len(uris)} parts without {exact_removed} exact and {near_removed} "
-        "near duplicates"
-    )
-    parts = map_items(
-        write_deduped_part, write_specs, scheduling=scheduling, on_done=on_done, deadline=deadline
-    )
-    entries = [FileEntry(**part.result) for part in parts]
-    survivors, sizes = duplicates.groups()
-    span = None
-    if len(survivors):
-        span = (
-            group_span(sources, duplicates, int(survivors[0]), params.num_perm) if params else 1.0
+    datasets' signature indexes only."""
+
+    name = "dedup"
+    side_folders = (STAGING, INDEX)
+    staging_folders = (STAGING,)
+
+    def prepare(self) -> int:
+        p = self.params
+        if p.mode not in MODES:
+            raise InputError(f"mode must be one of {', '.join(MODES)}; got {p.mode!r}")
+        self.minhash = (p.minhash or dedup.MinHashParams()) if p.mode == "near" else None
+        self.found = found = inputs.discover(p.input_uri, "auto")
+        root = self.run.output
+        dataset.check_disjoint(found.root, root)
+        self.uris = [f.uri for f in found.files]
+        inspected = reading.inspect_inputs(self.uris, found.format, self.run.map)
+        self.schema = reading.common_schema(
+            inspected,
+            found.format,
+            check=lambda schema, uri: check_text_column(schema, uri, p.text_column),
         )
-    stats = {
-        "rows_in": rows_in,
-        "empty": sum(part.result["empty"] for part in counted),
-        "exact_duplicates_removed": exact_removed,
-        "near_duplicates_removed": near_removed,
-        "groups": len(survivors),
-        "largest_group": int(sizes[0]) if len(sizes) else 1,
-        "largest_group_span": span,
-        "against_removed": int((duplicates.survivor < 0).sum()),
-    }
-    if sum(e.num_rows for e in entries) != rows_in - len(duplicates.removed):
-        raise RuntimeError(f"wrote {sum(e.num_rows for e in entries)} rows of {rows_in}")
-    manifest = dataset.build_manifest(
-        entries,
-        schema,
-        stage="dedup",
-        parameters={
-            "input_uri": found.uri,
-            "mode": mode,
-            "text_column": text_column,
-            **({"minhash": params.__dict__} if params else {}),
-            "against": list(compared.used),
-            "against_skipped": compared.skipped,
-        },
-        inputs={
-            "num_files": len(found.files),
-            "num_rows": rows_in,
-            "size_bytes": sum(f.size_bytes for f in found.files),
-            **found.fingerprint,
-        },
-        stats={"text_bytes": sum(part.result["text_bytes"] for part in counted)},
-        dedup={
-            **stats,
-            "examples": group_examples(duplicates, uris, against_index),
-            "index": [f"{INDEX}/{dataset.part_name(i)}" for i in range(len(uris))],
-        },
-        timings={"total_seconds": round(time.monotonic() - started, 3)},
-        execution=execution_summary(
-            parts,
-            [
-                (p.result["num_rows"], c.result["text_bytes"])
-                for p, c in zip(parts, counted, strict=True)
-            ],
-        ),
-    )
-    # The signatures go before the commit: a run killed after it leaves nothing of its
-    # staging behind (a rerun or retention removes the _writing.json marker).
-    for i in range(len(uris)):
-        storage.delete_file(root.child(STAGING).child(dataset.part_name(i)))
-    storage.remove_empty_dir(root.child(STAGING))
-    dataset.commit(root, manifest, leftovers, deadline)
-    return manifest
+        self.compared: Against = resolve_against(
+            p.against, p.against_earlier, self.minhash, found.root, root
+        )
+        for skipped in self.compared.skipped:
+            self.run.on_phase(f"not comparing against {skipped['uri']}: {skipped['reason']}")
+        return deduplicated_bytes(
+            sum(f.size_bytes for f in found.files),
+            sum(i.num_rows for i in inspected),
+            self.minhash.num_perm if self.minhash else 0,
+            self.minhash.bands if self.minhash else 0,
+            any(inputs.codec_of(f.uri) for f in found.files),
+        )
+
+    def plan(self) -> Plan:
+        p, root, uris = self.params, self.run.output, self.uris
+        files = [
+            FilePart(
+                root.uri,
+                i,
+                uri,
+                self.found.format,
+                self.schema,
+                p.text_column,
+                p.batch_size,
+                self.minhash,
+            )
+            for i, uri in enumerate(uris)
+        ]
+        say = self.run.on_phase
+        say(f"pass 1/3: signatures of {len(uris)} input files into {root.child(STAGING).uri}")
+        self.counted = self.run.map(write_signatures, files)
+        signature_uris = [
+            root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))
+        ]
+        self.rows_in = sum(part.result["num_rows"] for part in self.counted)
+        against_index = self.compared.files
+        say(
+            f"pass 2/3: grouping {self.rows_in} rows"
+            + (f" and {len(against_index)} index files of earlier outputs" if against_index else "")
+            + (" by digest and LSH band" if self.minhash else " by digest")
+        )
+        self.sources = [(uri, i) for i, uri in enumerate(signature_uris)] + [
+            (uri, i - len(against_index)) for i, uri in enumerate(against_index)
+        ]
+        self.duplicates = duplicates = find_duplicates(
+            self.sources, self.minhash, self.rows_in + self.compared.rows
+        )
+        self.exact_removed = int(duplicates.exact.sum())
+        near_removed = len(duplicates.removed) - self.exact_removed
+        say(
+            f"pass 3/3: writing {len(uris)} parts without {self.exact_removed} exact and "
+            f"{near_removed} near duplicates"
+        )
+        specs = [
+            DedupPart(
+                file,
+                self.schema,
+                p.compression,
+                duplicates.in_file(i),
+                self.counted[i].result["text_bytes"],
+            )
+            for i, file in enumerate(files)
+        ]
+        return Plan(specs, self.schema, self.rows_in - len(duplicates.removed))
+
+    write_part = staticmethod(write_deduped_part)
+
+    def finish(self, parts: list[Done]) -> Record:
+        p, found, duplicates = self.params, self.found, self.duplicates
+        survivors, sizes = duplicates.groups()
+        span = None
+        if len(survivors):
+            span = (
+                group_span(self.sources, duplicates, int(survivors[0]), self.minhash.num_perm)
+                if self.minhash
+                else 1.0
+            )
+        index = [f"{INDEX}/{dataset.part_name(i)}" for i in range(len(self.uris))]
+        return Record(
+            parameters={
+                "input_uri": found.uri,
+                "mode": p.mode,
+                "text_column": p.text_column,
+                **({"minhash": self.minhash.__dict__} if self.minhash else {}),
+                "against": list(self.compared.used),
+                "against_skipped": self.compared.skipped,
+            },
+            inputs={
+                "num_files": len(found.files),
+                "num_rows": self.rows_in,
+                "size_bytes": sum(f.size_bytes for f in found.files),
+                **found.fingerprint,
+            },
+            stats={"text_bytes": sum(c.result["text_bytes"] for c in self.counted)},
+            sections={
+                "dedup": {
+                    "rows_in": self.rows_in,
+                    "empty": sum(part.result["empty"] for part in self.counted),
+                    "exact_duplicates_removed": self.exact_removed,
+                    "near_duplicates_removed": len(duplicates.removed) - self.exact_removed,
+                    "groups": len(survivors),
+                    "largest_group": int(sizes[0]) if len(sizes) else 1,
+                    "largest_group_span": span,
+                    "against_removed": int((duplicates.survivor < 0).sum()),
+                    "examples": group_examples(duplicates, self.uris, self.compared.files),
+                    "index": index,
+                }
+            },
+            side_files=index,
+        )
+
+    @classmethod
+    def tables(cls, manifest: dict[str, Any]) -> list[ReportTable]:
+        return [
+            ReportTable(
+                "groups",
+                manifest["dedup"]["examples"],
+                "The largest groups of duplicates: the survivor and rows removed",
+            )
+        ]
+
+    @classmethod
+    def summary_rows(cls, manifest: dict[str, Any]) -> list[tuple[str, Any]]:
+        return [
+            (name.replace("_", " "), value)
+            for name, value in manifest["dedup"].items()
+            if name not in ("index", "examples")
+        ]

@@ -82,3 +82,29 @@ def describe(stats: dict[str, Any]) -> dict[str, float | None]:
         "mean_chars_after": after / texts if texts else None,
         "removed_share": 1 - after / before if before else None,
     }
+
+
+def quality_table(stats: dict[str, Any]) -> list[dict[str, Any]]:
+    """Data-quality rows for a preprocess run: labels, null texts, lengths, removed share."""
+    described = describe(stats)
+
+    def fixed(value: float | None, digits: int) -> Any:
+        return "n/a" if value is None else round(value, digits)
+
+    rows: list[dict[str, Any]] = [
+        {"metric": "rows", "value": stats["rows"]},
+        {"metric": "null texts", "value": stats["null_texts"]},
+        {
+            "metric": "mean text length before (chars)",
+            "value": fixed(described["mean_chars_before"], 1),
+        },
+        {
+            "metric": "mean text length after (chars)",
+            "value": fixed(described["mean_chars_after"], 1),
+        },
+        {"metric": "share of characters removed", "value": fixed(described["removed_share"], 4)},
+    ]
+    rows += [
+        {"metric": f"rows with label {label}", "value": n} for label, n in stats["labels"].items()
+    ]
+    return rows

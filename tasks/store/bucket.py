@@ -7,9 +7,9 @@ import os
 import re
 import time
 
-from tasks.data import storage
 from tasks.errors import InputError
-from tasks.data.storage import Location
+from tasks.store import storage
+from tasks.store.storage import Location
 
 SEED_BUCKET_PREFIX = "ray-on-aws-"
 

@@ -17,10 +17,10 @@ from dataclasses import asdict, dataclass
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.data import storage
-from tasks.nightly.deadline import check as deadline_check
 from tasks.errors import InputError, OutputConflictError
-from tasks.data.storage import Location
+from tasks.nightly.deadline import check as deadline_check
+from tasks.store import storage
+from tasks.store.storage import Location
 
 MANIFEST_NAME = "_manifest.json"
 # Written before the first part and removed after the manifest: marks the files of an
@@ -30,8 +30,11 @@ WRITING_NAME = "_writing.json"
 # the files still to delete, so a removal that stopped half way is finished by the next.
 REMOVING_NAME = "_removing.json"
 MANIFEST_VERSION = 1
-# Folders inside a dataset whose part-named files are ours too (tasks/steps/dedup/step.py).
-OWN_FOLDERS = ("_dedup/signatures", "_dedup/index")
+# A step's side folders inside its output (staging, an index, rejected rows) are named
+# by the step (``Step.side_folders``) and recorded in the write marker and the manifest,
+# so their part-named files are known as ours. These were written before they were
+# recorded (manifest version 1 as first released): they stay known as ours.
+LEGACY_SIDE_FOLDERS = ("_dedup/signatures", "_dedup/index")
 WRITER = "ray-text-pipeline"
 _PART_RE = re.compile(r"^part-\d{5,}\.parquet$")
 # What a crashed local atomic write of ours can leave behind.
@@ -53,13 +56,20 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
-def is_own_file(relative: str) -> bool:
-    """True for names this project writes in a dataset (parts, manifest, markers, temps,
-    and the dedup step's signature files under ``_dedup/``)."""
+def side_folders(document: object) -> tuple[str, ...]:
+    """The side folders a manifest or marker of ours names, and the legacy ones."""
+    named = document.get("side_folders") if isinstance(document, dict) else None
+    own = [f for f in named or () if isinstance(f, str) and f and not f.startswith("/")]
+    return tuple(dict.fromkeys([*own, *LEGACY_SIDE_FOLDERS]))
+
+
+def is_own_file(relative: str, folders: Iterable[str] = LEGACY_SIDE_FOLDERS) -> bool:
+    """True for names this project writes in a dataset: parts, manifest, markers, temps,
+    and part-named files in its side ``folders``."""
     if relative in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME):
         return True
     folder, _, name = relative.rpartition("/")
-    if folder in OWN_FOLDERS:
+    if folder and folder in folders:
         return bool(_PART_RE.match(name) or _TEMP_RE.match(name))
     return not folder and bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
 
@@ -134,8 +144,9 @@ def check_disjoint(input_root: Location, output_root: Location) -> None:
         raise InputError(f"input_uri {input_root.uri} is inside output_uri {output_root.uri}")
 
 
-def prepare_output(root: Location) -> list[str]:
-    """Check ``root`` may be written and uncommit any dataset already there.
+def prepare_output(root: Location, folders: Iterable[str] = ()) -> list[str]:
+    """Check ``root`` may be written and uncommit any dataset already there; the write
+    about to start keeps its side files in ``folders``.
 
     Returns the relative names of our own files found there (old parts, temps). Raises
     :class:`OutputConflictError` if anything else is there: we never delete what we did
@@ -145,9 +156,12 @@ def prepare_output(root: Location) -> list[str]:
         found = [f.path for f in storage.list_files(root)]
     relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
     # Files with our names count as ours only where we left our mark: a manifest we
-    # committed, or the marker of a write or a removal of ours that did not finish.
-    ours = WRITING_NAME in relative or REMOVING_NAME in relative or _is_our_manifest(root, relative)
-    foreign = [r for r in relative if not (ours and is_own_file(r))]
+    # committed, or the marker of a write or a removal of ours that did not finish; in
+    # side folders, only those that mark names.
+    marks = [_our_document(root, name, relative) for name in _MARKS]
+    ours = any(mark is not None for mark in marks)
+    known = tuple(f for mark in marks if mark is not None for f in side_folders(mark))
+    foreign = [r for r in relative if not (ours and is_own_file(r, known))]
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise OutputConflictError(
@@ -156,7 +170,11 @@ def prepare_output(root: Location) -> list[str]:
         )
     storage.make_dirs(root)
     with storage.explained(root, "write"):
-        marker = {"writer": WRITER, "started_at": dt.datetime.now(dt.UTC).isoformat()}
+        marker = {
+            "writer": WRITER,
+            "started_at": dt.datetime.now(dt.UTC).isoformat(),
+            "side_folders": list(folders),
+        }
         storage.write_bytes_atomic(root.child(WRITING_NAME), json.dumps(marker).encode())
         if REMOVING_NAME in relative:
             # A removal that stopped half way is superseded by this write: its listed
@@ -168,22 +186,33 @@ def prepare_output(root: Location) -> list[str]:
     return [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME)]
 
 
-def _is_our_manifest(root: Location, relative: list[str]) -> bool:
-    if MANIFEST_NAME not in relative:
-        return False
+# What marks a location as ours: a manifest we committed, or a marker of ours.
+_MARKS = (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME)
+
+
+def _our_document(root: Location, name: str, relative: list[str]) -> dict | None:
+    """The manifest or marker ``name`` at ``root`` if it is there and ours (an empty
+    document for a marker that cannot be read: its name alone marks the write as ours)."""
+    if name not in relative:
+        return None
+    if name == MANIFEST_NAME:
+        try:
+            manifest = read_manifest(root)
+        except InputError:
+            return None
+        ok = manifest is not None and manifest.get("manifest_version") == MANIFEST_VERSION
+        return manifest if ok else None
     try:
-        manifest = read_manifest(root)
-    except InputError:
-        return False
-    return manifest is not None and manifest.get("manifest_version") == MANIFEST_VERSION
+        document = json.loads(storage.read_bytes(root.child(name)))
+    except (FileNotFoundError, ValueError):
+        return {}
+    return document if isinstance(document, dict) else {}
 
 
 def listed_files(manifest: dict) -> list[str]:
     """Every file a manifest owns, relative to the dataset root: its data files, and the
-    dedup step's signature index beside them."""
-    return [f["path"] for f in manifest["files"]] + list(
-        (manifest.get("dedup") or {}).get("index", [])
-    )
+    side files (an index, rejected rows) its step keeps beside them."""
+    return [f["path"] for f in manifest["files"]] + list(manifest.get("side_files") or [])
 
 
 def commit(
@@ -196,8 +225,9 @@ def commit(
     """
     deadline_check(deadline, f"commit {root.uri}")
     listed = set(listed_files(manifest))
+    folders = side_folders(manifest)
     for relative in leftovers:
-        if relative not in listed and is_own_file(relative):
+        if relative not in listed and is_own_file(relative, folders):
             storage.delete_file(root.child(relative))
     body = json.dumps(manifest, indent=2, sort_keys=False).encode()
     with storage.explained(root, "commit"):

@@ -14,10 +14,10 @@ import pyarrow.compute as pc
 import pyarrow.json as pajson
 import pyarrow.parquet as pq
 
-from tasks.data import storage
-from tasks.data.dataset import manifest_fingerprint, read_manifest
 from tasks.errors import InputError
-from tasks.data.storage import Location
+from tasks.store import storage
+from tasks.store.dataset import manifest_fingerprint, read_manifest
+from tasks.store.storage import Location
 
 FORMATS = ("parquet", "json")
 EXTENSIONS = {"parquet": (".parquet", ".pq"), "json": (".jsonl", ".json", ".ndjson")}
@@ -30,6 +30,11 @@ _CODEC_ERROR = re.compile(
     r"Truncated compressed stream|inflate failed|decompress failed|gzip|zlib|ZSTD|bz2",
     re.IGNORECASE,
 )
+
+
+# What a compressed JSON Lines file of a corpus usually grows to once decompressed (the
+# steps' estimates of what they write).
+COMPRESSED_JSON_RATIO = 4
 
 
 @dataclass(frozen=True)

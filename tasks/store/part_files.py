@@ -9,9 +9,9 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from tasks.data import storage
-from tasks.data.dataset import FileEntry, part_name
-from tasks.data.storage import Location
+from tasks.store import storage
+from tasks.store.dataset import FileEntry, part_name
+from tasks.store.storage import Location
 
 # Row groups of about this many bytes (uncompressed): big enough for fast scans in
 # Spark/Athena/pyarrow, small enough that a writer holds little in memory.

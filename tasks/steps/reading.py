@@ -1,0 +1,105 @@
+"""What the steps that read a dataset share: every input file inspected (rows and
+schema) before anything is written, one schema for them all, and a file's rows read
+in order, a slice of them at a time."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+from tasks.errors import InputError
+from tasks.store import inputs
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """One input file to inspect or read."""
+
+    uri: str
+    format: str  # "parquet" or "json"
+
+
+@dataclass(frozen=True)
+class Inspected:
+    """One input file's row count and schema."""
+
+    uri: str
+    num_rows: int
+    schema: pa.Schema
+
+
+def inspect_input(spec: InputSpec) -> Inspected:
+    """Row count and schema of one input file; fails naming the file if unreadable."""
+    if spec.format == "parquet":
+        rows, schema = inputs.parquet_metadata(spec.uri)
+    else:
+        rows, schema = inputs.scan_json(spec.uri)
+    return Inspected(spec.uri, rows, schema)
+
+
+# Parquet footers are small reads: threads in the step's own process fetch them faster
+# than a Ray Data job could start. JSON Lines must be parsed in full, so it goes to Ray.
+FOOTER_THREADS = 16
+
+
+def inspect_inputs(uris: list[str], fmt: str, map_parts: Callable[..., list]) -> list[Inspected]:
+    """:func:`inspect_input` for every input file, in input order; ``map_parts`` runs
+    JSON files' scans on Ray (``Run.map``)."""
+    import contextvars
+
+    specs = [InputSpec(uri, fmt) for uri in uris]
+    if fmt == "parquet":
+        with ThreadPoolExecutor(min(FOOTER_THREADS, len(specs))) as pool:
+            # Each call runs in a copy of this context, so the flow's S3 settings hold.
+            contexts = [contextvars.copy_context() for _ in specs]
+            return list(pool.map(lambda c, spec: c.run(inspect_input, spec), contexts, specs))
+    return [part.result for part in map_parts(inspect_input, specs)]
+
+
+def common_schema(
+    inspected: list[Inspected],
+    fmt: str,
+    check: Callable[[pa.Schema, str], None],
+    comparable: Callable[[pa.Schema, str], pa.Schema] = lambda schema, _: schema,
+) -> pa.Schema:
+    """The one schema of every input file, each checked by ``check(schema, uri)``.
+    JSON files' schemas are unified as their blocks' are
+    (:func:`inputs.unify_json_schemas`); Parquet files must agree in what
+    ``comparable(schema, uri)`` keeps of theirs."""
+    for info in inspected:
+        check(info.schema, info.uri)
+    if fmt == "json":
+        where = f"{inspected[0].uri} and the other input files: their columns' types differ"
+        schemas = [i.schema for i in inspected]
+        return inputs.settle_json_schema(inputs.unify_json_schemas(schemas, where))
+    first = comparable(inspected[0].schema, inspected[0].uri)
+    for info in inspected[1:]:
+        other = comparable(info.schema, info.uri)
+        if not other.equals(first):
+            raise InputError(
+                f"{info.uri}: schema {other.names} differs from {inspected[0].uri}'s "
+                f"{first.names} ({other} vs {first})"
+            )
+    return inspected[0].schema
+
+
+def iter_slice(
+    fmt: str, uri: str, batch_size: int, schema: pa.Schema, start: int = 0, stop: int | None = None
+) -> Iterator[pa.Table]:
+    """Rows ``start`` to ``stop`` (None: to the end) of one input file, in order, in
+    batches of at most ``batch_size`` rows; JSON is read as ``schema``."""
+    if fmt == "parquet":
+        yield from inputs.iter_parquet(uri, batch_size, start, stop)
+        return
+    position = 0  # JSON cannot seek by row: skip to the slice.
+    for table in inputs.iter_json(uri, batch_size, schema):
+        end = table.num_rows if stop is None else min(stop - position, table.num_rows)
+        lo = max(start - position, 0)
+        if end > lo:
+            yield table.slice(lo, end - lo)
+        position += table.num_rows
+        if stop is not None and position >= stop:
+            return
