@@ -23,6 +23,22 @@ FAULTS_DIR = Path(tempfile.mkdtemp(prefix="pipeline-faults-"))
 os.environ["PIPELINE_TEST_WRITE_FAULTS"] = str(FAULTS_DIR)
 
 
+# Fixtures that start or use a real part (Ray, a Prefect server, an S3 server): a test
+# that asks for none of them is a unit test. tests/e2e/ holds the end-to-end ones.
+REAL_PARTS = {"ray_cluster", "flows_env", "prefect_server", "moto_endpoint"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test by its role: ``pytest -m unit`` runs the fast ones alone."""
+    for item in items:
+        if item.path.parent.name == "e2e":
+            item.add_marker(pytest.mark.e2e)
+        elif REAL_PARTS & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
+        else:
+            item.add_marker(pytest.mark.unit)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _remove_faults_dir():
     yield

@@ -25,7 +25,7 @@ from tasks.steps.preprocess.step import preprocessed_bytes
 from tasks.store import storage
 from tasks.store.dataset import FileEntry, build_manifest, commit, part_name, read_dataset
 from tests.helpers import dedup_dataset, tree_digest
-from tests.test_dedup_dataset import corpus
+from tests.integration.test_dedup_dataset import corpus
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

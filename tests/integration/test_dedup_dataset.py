@@ -127,7 +127,7 @@ def test_the_dedup_flow_commits_and_reports_its_counts(tmp_path, prefect_server)
     from prefect import get_client
 
     from flows.dedup import dedup as dedup_flow
-    from tests.test_observe import artifacts_of, table
+    from tests.integration.test_observe import artifacts_of, table
 
     source, rows, exact, near = corpus(tmp_path, seed=3)
     state = dedup_flow(source, str(tmp_path / "out"), mode="near", return_state=True)

@@ -40,7 +40,7 @@ from tests.helpers import (
     stop_process,
 )
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 REGION = "us-east-1"
 BLOCK = "pipeline-rotated"

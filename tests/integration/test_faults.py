@@ -19,7 +19,7 @@ from tasks.orchestration import exclusive
 from tasks.steps.generate import synth
 from tasks.store.dataset import read_dataset
 from tests.helpers import assert_cleaned_exactly, assert_committed, kill_generate_mid_write
-from tests.test_flows import _task_runs, write_parquet_inputs
+from tests.integration.test_flows import _task_runs, write_parquet_inputs
 
 pytestmark = pytest.mark.usefixtures("flows_env")
 

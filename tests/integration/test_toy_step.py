@@ -25,7 +25,7 @@ from tests.toy_step import Upper, UpperParams
 
 pytestmark = pytest.mark.usefixtures("flows_env")
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @flow(task_runner=PipelineRayTaskRunner())
@@ -71,7 +71,7 @@ def test_a_toy_step_killed_mid_run_reruns_to_the_same_bytes(tmp_path, faults, ra
     upper(source_uri, f"file://{tmp_path}/whole")
     (faults / "part-00004.parquet.slow").write_text("60")  # the kill finds it in flight
     out = tmp_path / "out"
-    script = f"from tests.test_toy_step import upper\nupper({source_uri!r}, 'file://{out}')\n"
+    script = f"from tests.integration.test_toy_step import upper\nupper({source_uri!r}, 'file://{out}')\n"
     kill_flow_when(
         script,
         f"file://{out}",

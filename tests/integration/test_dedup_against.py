@@ -15,7 +15,7 @@ from tasks.errors import InputError
 from tasks.steps.dedup import minhash as dedup
 from tasks.store.dataset import read_dataset
 from tests.helpers import dedup_dataset
-from tests.test_dedup_dataset import corpus, document, near_copy
+from tests.integration.test_dedup_dataset import corpus, document, near_copy
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 

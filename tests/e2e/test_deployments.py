@@ -22,7 +22,7 @@ from prefect.flows import load_flow_from_entrypoint
 
 from tests.helpers import assert_cleaned_exactly, assert_committed, start_process, stop_process
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 SPEC = yaml.safe_load((ROOT / "prefect.yaml").read_text())
 DEPLOYMENTS = {

@@ -18,10 +18,10 @@ from flows.dedup import dedup as dedup_flow
 from tasks.store import storage
 from tests.conftest import AWS_KEY_ID, AWS_SECRET
 from tests.helpers import dedup_dataset, start_process, stop_process
-from tests.test_dedup_dataset import corpus
-from tests.test_s3 import aws_env, client, unique  # noqa: F401 (a fixture)
+from tests.integration.test_dedup_dataset import corpus
+from tests.integration.test_s3 import aws_env, client, unique  # noqa: F401 (a fixture)
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 BLOCK = "pipeline-dedup-s3"
 

@@ -17,7 +17,7 @@ import yaml
 from tasks.cluster import internals
 from tasks.cluster.internals import PrivateApiChanged
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHECKED_DIRS = ("tasks", "flows", "deployments", "benchmarks", "tests")
 # A private module or name of Ray, Prefect or prefect-ray: a dotted path with a part that
 # starts with "_" (the autoscaler's, Prefect's internals...), or a "_name" imported from one.

@@ -10,7 +10,7 @@ import pytest
 from tasks.steps.dedup import grouping
 from tasks.steps.dedup.step import INDEX, STAGING
 from tests.helpers import assert_committed, committed_bytes, dedup_dataset, kill_flow_when
-from tests.test_dedup_dataset import corpus
+from tests.integration.test_dedup_dataset import corpus
 
 pytestmark = pytest.mark.usefixtures("flows_env")
 

@@ -36,7 +36,7 @@ from tests.helpers import (
     start_process,
     stop_process,
 )
-from tests.test_dedup_dataset import corpus
+from tests.integration.test_dedup_dataset import corpus
 
 BIN = Path(sys.executable).parent
 QUIET = {"RAY_USAGE_STATS_ENABLED": "0", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
@@ -56,7 +56,7 @@ def _wait_for(log: Path, text: str, process: subprocess.Popen, timeout: float = 
         time.sleep(0.5)
 
 
-ROOT = Path(__file__).resolve().parent.parent  # the checkout the flow runs from
+ROOT = Path(__file__).resolve().parents[2]  # the checkout the flow runs from
 PACKAGES = ("tasks", "flows")
 
 
@@ -155,7 +155,7 @@ def alive_nodes(count: int) -> dict[str, dict[str, float]]:
 DRIVER = """
 import json, sys
 import ray
-from tests.test_multinode import alive_nodes
+from tests.integration.test_multinode import alive_nodes
 ray.init()
 nodes = alive_nodes(2)
 ray.shutdown()  # the flow run joins the cluster itself, as a deployment's run would
@@ -247,7 +247,7 @@ def test_a_node_with_an_older_copy_at_the_same_path_runs_the_flow_runs_code(tmp_
 LOSS_DRIVER = """
 import json, os, sys
 import ray
-from tests.test_multinode import alive_nodes
+from tests.integration.test_multinode import alive_nodes
 from flows.runner import code_runtime_env
 hook = {
     "worker_process_setup_hook": "tests.slow_parts.install",
@@ -372,7 +372,7 @@ async def _latest_artifact(key: str) -> str:
 DEDUP_DRIVER = """
 import sys
 import ray
-from tests.test_multinode import alive_nodes
+from tests.integration.test_multinode import alive_nodes
 ray.init()
 alive_nodes(2)
 ray.shutdown()

@@ -209,7 +209,7 @@ def faulty_s3(aws_env, monkeypatch):
 
 
 def _run_counts(state) -> list[int]:
-    from tests.test_flows import _task_runs
+    from tests.integration.test_flows import _task_runs
 
     return [r.run_count for r in asyncio.run(_task_runs(state.state_details.flow_run_id))]
 

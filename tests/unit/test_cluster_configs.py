@@ -12,7 +12,7 @@ import yaml
 
 from tasks.cluster.internals import validate_cluster_config
 
-RAY_DIR = Path(__file__).resolve().parents[1] / "deployments" / "ray"
+RAY_DIR = Path(__file__).resolve().parents[2] / "deployments" / "ray"
 AWS = yaml.safe_load((RAY_DIR / "aws.yaml").read_text())
 KUBE_DOCS = {d["kind"]: d for d in yaml.safe_load_all((RAY_DIR / "kuberay.yaml").read_text())}
 KUBE = KUBE_DOCS["RayCluster"]
