@@ -114,10 +114,12 @@ def kernels(args: dict[str, Any]) -> dict[str, float]:
 
     import pyarrow as pa
 
+    from tasks.cluster import worker
     from tasks.steps.generate import step as generate
     from tasks.steps.generate import synth
     from tasks.steps.preprocess import step as preprocess
 
+    worker.setup()  # as a Ray worker of a flow run sets up (tasks/cluster/worker.py)
     pa.set_cpu_count(1)  # one core: Arrow's thread pool would spread the work
     pa.set_io_thread_count(1)
     work, rows, length = Path(args["work"]), args["rows"], args["text_length"]

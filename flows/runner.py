@@ -32,6 +32,10 @@ from tasks.store.storage import saved_block_id
 R = TypeVar("R")
 
 
+# Run by Ray in each new worker process of a flow run's Ray (tasks/cluster/worker.py).
+WORKER_SETUP = "tasks.cluster.worker.setup"
+
+
 class PipelineRayTaskRunner(RayTaskRunner):
     """``RayTaskRunner`` that joins the cluster in ``RAY_ADDRESS`` or starts its own.
 
@@ -50,11 +54,15 @@ class PipelineRayTaskRunner(RayTaskRunner):
     def __enter__(self):
         if self.address is None:
             self.address = os.environ.get("RAY_ADDRESS") or "local"
+        if not ray.is_initialized():
+            runtime_env = self.init_kwargs.setdefault("runtime_env", {})
+            # Every worker of this run sets its process-wide settings once, as it starts.
+            runtime_env.setdefault("worker_process_setup_hook", WORKER_SETUP)
         if self.address == "local" and not ray.is_initialized():
             TaskRunner.__enter__(self)  # Prefect's bookkeeping; Ray starts in start_ray
             return self
         if not ray.is_initialized():  # joining a cluster: its nodes run this run's code
-            runtime_env = self.init_kwargs.setdefault("runtime_env", {})
+            runtime_env = self.init_kwargs["runtime_env"]
             if "working_dir" not in runtime_env and "py_modules" not in runtime_env:
                 runtime_env.update(code_runtime_env())
         return super().__enter__()

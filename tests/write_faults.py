@@ -1,7 +1,8 @@
 """Test-only: write faults injected into the Ray workers of the test session.
 
-conftest's Ray runs :func:`install` in every worker (a ``worker_process_setup_hook``),
-so production code knows nothing of it. A file named like a part (``part-00001.parquet``)
+conftest's Ray runs :func:`install` in every worker (a ``worker_process_setup_hook``,
+in place of the project's own, which it runs first), so production code knows nothing
+of it. A file named like a part (``part-00001.parquet``)
 in the directory ``PIPELINE_TEST_WRITE_FAULTS`` names makes the next write of that part
 fail once, half written: its first batch of rows lands in the file, then the connection
 "resets" (a retryable error).
@@ -26,6 +27,9 @@ FAULTS_ENV = "PIPELINE_TEST_WRITE_FAULTS"
 
 def install() -> None:
     import tasks.store.part_files
+    from tasks.cluster import worker
+
+    worker.setup()  # what a flow run's own Ray runs in each worker (flows/runner.py)
 
     write = tasks.store.part_files.write_part
 

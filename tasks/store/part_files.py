@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import ctypes
-import functools
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -19,27 +17,6 @@ ROW_GROUP_BYTES = 64 * 1024 * 1024
 COMPRESSION = "snappy"
 
 
-@functools.cache
-def keep_freed_memory() -> None:
-    """Have glibc keep freed memory for reuse instead of unmapping it at once.
-
-    A part streams through many same-sized multi-megabyte buffers. By default glibc
-    returns each to the OS when freed, and the next one page-faults its way in again:
-    measured on a 2-core VM, that cost a third of the generation throughput. Up to
-    ``FREED_MEMORY_BYTES`` stay with the process instead. Not glibc: nothing to do.
-    """
-    try:
-        libc = ctypes.CDLL("libc.so.6")
-    except OSError:
-        return
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    libc.mallopt(m_mmap_threshold, 32 * 1024 * 1024)  # glibc's maximum on 64-bit
-    libc.mallopt(m_trim_threshold, FREED_MEMORY_BYTES)
-
-
-FREED_MEMORY_BYTES = 256 * 1024 * 1024
-
-
 def write_part(
     root: Location,
     index: int,
@@ -51,7 +28,6 @@ def write_part(
 
     The name depends only on ``index``, so a retry overwrites the same file.
     """
-    keep_freed_memory()
     name = part_name(index)
     loc = root.child(name)
     rows = 0
