@@ -44,8 +44,8 @@ def committed(
     a manifest: a date whose run stopped after preprocess is not done."""
     base = storage.canonical_uri(bucket_uri)
     targets = [partitions.partition(f"{base}/{name}", day) for name in datasets]
-    with storage.using_s3(storage.settings_for(targets, aws_credentials)):
-        return all(dataset.read_manifest(storage.resolve(t)) is not None for t in targets)
+    s3 = storage.settings_for(targets, aws_credentials)
+    return all(dataset.read_manifest(storage.resolve(t, s3)) is not None for t in targets)
 
 
 @flow(name="backfill", flow_run_name="backfill {start_date}..{end_date}")

@@ -16,7 +16,7 @@ from tasks.orchestration.exclusive import exclusive_output, reading
 from tasks.steps.dedup.against import earlier_candidates
 from tasks.steps.dedup.minhash import MinHashParams
 from tasks.steps.dedup.step import Dedup, DedupParams
-from tasks.store.storage import canonical_uri, resolve, settings_for, split_glob, using_s3
+from tasks.store.storage import canonical_uri, resolve, settings_for, split_glob
 
 
 @flow(
@@ -79,12 +79,11 @@ def dedup(
         else None
     )
     s3 = settings_for([source, output, *earlier], aws_credentials)
-    with using_s3(s3):
-        # Everything this run reads across its passes, leased so that no writer and no
-        # retention changes it meanwhile (the earlier dates it may compare with too).
-        read = [split_glob(source)[0], *earlier]
-        if against_earlier:
-            read += earlier_candidates(resolve(output))
+    # Everything this run reads across its passes, leased so that no writer and no
+    # retention changes it meanwhile (the earlier dates it may compare with too).
+    read = [split_glob(source)[0], *earlier]
+    if against_earlier:
+        read += earlier_candidates(resolve(output, s3))
     start_ray(ray.init)
     with exclusive_output(output), reading(read):
         manifest = run_step_task(

@@ -291,8 +291,7 @@ class _Output:
             )
 
     def _fingerprint(self) -> str | None:
-        with storage.using_s3(self.s3):
-            return dataset.manifest_fingerprint(storage.resolve(self.where))
+        return dataset.manifest_fingerprint(storage.resolve(self.where, self.s3))
 
     def new_manifest(self) -> dict[str, Any] | None:
         """The manifest committed since the stage was submitted, or None (no manifest, the
@@ -300,12 +299,11 @@ class _Output:
         if not self.known:
             return None
         try:
-            with storage.using_s3(self.s3):
-                root = storage.resolve(self.where)
-                fingerprint = dataset.manifest_fingerprint(root)
-                if fingerprint is None or fingerprint == self.before:
-                    return None
-                return dataset.read_manifest(root)
+            root = storage.resolve(self.where, self.s3)
+            fingerprint = dataset.manifest_fingerprint(root)
+            if fingerprint is None or fingerprint == self.before:
+                return None
+            return dataset.read_manifest(root)
         except Exception as exc:
             get_run_logger().warning("could not read the manifest of %s: %s", self.where, exc)
             return None

@@ -24,6 +24,7 @@ from tasks.steps.dedup.step import Dedup, DedupParams
 from tasks.steps.preprocess.clean import clean_text
 from tasks.steps.skeleton import run_step
 from tasks.store.dataset import listed_files
+from tasks.store.storage import S3Settings
 
 
 def dedup_dataset(
@@ -32,14 +33,15 @@ def dedup_dataset(
     mode: str = "exact",
     text_column: str = "cleaned_text",
     params: MinHashParams | None = None,
+    s3: S3Settings | None = None,
     **options: Any,
 ) -> dict:
     """The dedup step on the step skeleton in this process, on the session's Ray (no
-    Prefect): its manifest."""
+    Prefect), reaching S3 as ``s3`` says: its manifest."""
     step = DedupParams(
         input_uri=input_uri, mode=mode, text_column=text_column, minhash=params, **options
     )
-    return run_step(Dedup, step, output_uri)
+    return run_step(Dedup, step, output_uri, s3=s3)
 
 
 def tree_digest(root: Path) -> dict[str, str]:

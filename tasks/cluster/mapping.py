@@ -75,16 +75,14 @@ def _attempt_record(book: NodeBook) -> Any:
 class _PartActor:
     """The part function as a callable class, for Ray Data's actor pool."""
 
-    def __init__(self, fn: Callable[[Item], Item], s3: Any, attempts: Any):
-        self.fn, self.s3, self.attempts = fn, s3, attempts
+    def __init__(self, fn: Callable[[Item], Item], attempts: Any):
+        self.fn, self.attempts = fn, attempts
 
     def __call__(self, row: dict[str, Any]) -> dict[str, Any]:
-        return _run_part(self.fn, self.s3, self.attempts, row)
+        return _run_part(self.fn, self.attempts, row)
 
 
-def _run_part(
-    fn: Callable[[Item], Item], s3: Any, attempts: Any, row: dict[str, Any]
-) -> dict[str, Any]:
+def _run_part(fn: Callable[[Item], Item], attempts: Any, row: dict[str, Any]) -> dict[str, Any]:
     import ray
 
     started = time.perf_counter()
@@ -96,15 +94,15 @@ def _run_part(
             ray.get(attempts.started.remote(row["index"], node_id), timeout=30)
         except Exception as exc:
             log.warning("part %s: could not record its attempt: %s", row["index"], exc)
+    # The spec carries its locations, each with the S3 settings it is reached with.
     item = pickle.loads(row["item"])
-    with storage.using_s3(s3):
-        try:
-            # Parts are idempotent: one refused by S3 runs again with fresh credentials.
-            result = storage.with_fresh_credentials(lambda: fn(item))
-        except Exception as exc:
-            if is_transient(exc):  # Ray Data retries this part alone (see map_options)
-                raise TransientPartError(f"part {row['index']}: {exc}") from exc
-            raise
+    try:
+        # Parts are idempotent: one refused by S3 runs again with fresh credentials.
+        result = storage.with_fresh_credentials(lambda: fn(item))
+    except Exception as exc:
+        if is_transient(exc):  # Ray Data retries this part alone (see map_options)
+            raise TransientPartError(f"part {row['index']}: {exc}") from exc
+        raise
     return {
         "index": row["index"],
         "result": pickle.dumps(result),
@@ -144,16 +142,13 @@ def map_items(
     # This job's own copy of Ray Data's settings (the process-wide one is left alone):
     # a part's error surfaces as itself, not as Ray Data's UserCodeException.
     dataset.context.raise_original_map_exception = True
-    # The settings travel with the function (nothing secret in them: each worker
-    # resolves its own credentials), so every worker reaches S3 as the flow was told to.
-    s3 = storage.current_s3()
     attempts = _attempt_record(book or NodeBook())
     if scheduling.compute == "actors":
         mapped = dataset.map(
-            _PartActor, fn_constructor_args=(fn, s3, attempts), **scheduling.map_options()
+            _PartActor, fn_constructor_args=(fn, attempts), **scheduling.map_options()
         )
     else:
-        part = functools.partial(_run_part, fn, s3, attempts)
+        part = functools.partial(_run_part, fn, attempts)
         mapped = dataset.map(part, **scheduling.map_options())
     done: dict[int, Done] = {}
     try:

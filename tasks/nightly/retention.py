@@ -175,9 +175,10 @@ def remove_committed(
     return sum(1 for relative in files if "/" not in relative)
 
 
-def expired_partitions(base_uri: str, day: dt.date, keep_days: int, today: dt.date) -> list[str]:
-    """The URIs of the partition folders under ``base_uri`` past ``keep_days``, counted
-    back from the earlier of ``day`` and ``today``."""
-    base = storage.resolve(base_uri)
+def expired_partitions(
+    base: Location, day: dt.date, keep_days: int, today: dt.date
+) -> list[Location]:
+    """The partition folders under ``base`` past ``keep_days``, counted back from the
+    earlier of ``day`` and ``today``."""
     names = storage.list_dirs(base)
-    return [base.child(name).uri for name in expired(names, day, keep_days, today)]
+    return [base.child(name) for name in expired(names, day, keep_days, today)]

@@ -62,8 +62,7 @@ def create_bucket_task(
     s3: S3Settings | None = None,
 ) -> dict[str, Any]:
     """Create the bucket if it does not exist (``tasks.store.bucket.ensure_bucket``)."""
-    with storage.using_s3(s3):
-        result = ensure_bucket(bucket_uri, region, tags)
+    result = ensure_bucket(bucket_uri, region, tags, s3)
     metrics("create-bucket", result)
     return result
 
@@ -94,18 +93,18 @@ def step_task(
     """Run the data step ``step`` (``module:Class``) with ``params`` into a committed
     dataset at ``output_uri`` on the step skeleton, with its reports; its manifest."""
     step_type = _step_type(step)
-    with storage.using_s3(s3):
-        report = StageReport(step_type.name, output_uri, scheduling)
-        manifest = run_step(
-            step_type,
-            params,
-            output_uri,
-            scheduling,
-            deadline=deadline,
-            on_done=report.part_done,
-            on_phase=get_run_logger().info,
-        )
-        report.publish(manifest, step_type)
+    report = StageReport(step_type.name, output_uri, scheduling)
+    manifest = run_step(
+        step_type,
+        params,
+        output_uri,
+        scheduling,
+        s3=s3,
+        deadline=deadline,
+        on_done=report.part_done,
+        on_phase=get_run_logger().info,
+    )
+    report.publish(manifest, step_type)
     return manifest
 
 
@@ -135,25 +134,25 @@ def retention_task(
     """
     logger = get_run_logger()
     removed: list[str] = []
-    with storage.using_s3(s3):
-        for name in datasets:
-            base = f"{bucket_uri}/{name}"
-            for uri in retention.expired_partitions(base, day, keep_days, today):
-                try:
-                    with exclusive_output(uri):
-                        files = retention.remove_committed(storage.resolve(uri), logger)
-                except OutputBusyError as exc:
-                    logger.warning("left %s: %s", uri, exc)
-                    continue
-                if files is None:  # remove_committed logged why
-                    continue
-                logger.info(
-                    "removed %s (%d files): %d or more days before %s",
-                    uri,
-                    files,
-                    keep_days,
-                    min(day, today),
-                )
-                removed.append(uri)
+    for name in datasets:
+        base = storage.resolve(f"{bucket_uri}/{name}", s3)
+        for partition in retention.expired_partitions(base, day, keep_days, today):
+            uri = partition.uri
+            try:
+                with exclusive_output(uri):
+                    files = retention.remove_committed(partition, logger)
+            except OutputBusyError as exc:
+                logger.warning("left %s: %s", uri, exc)
+                continue
+            if files is None:  # remove_committed logged why
+                continue
+            logger.info(
+                "removed %s (%d files): %d or more days before %s",
+                uri,
+                files,
+                keep_days,
+                min(day, today),
+            )
+            removed.append(uri)
     metrics("retention", {"keep_days": keep_days, "removed": len(removed)})
     return removed

@@ -12,13 +12,14 @@ import pyarrow as pa
 
 from tasks.errors import InputError
 from tasks.store import inputs
+from tasks.store.storage import Location
 
 
 @dataclass(frozen=True)
 class InputSpec:
-    """One input file to inspect or read."""
+    """One input file to inspect or read (its location carries its S3 settings)."""
 
-    uri: str
+    loc: Location
     format: str  # "parquet" or "json"
 
 
@@ -34,10 +35,10 @@ class Inspected:
 def inspect_input(spec: InputSpec) -> Inspected:
     """Row count and schema of one input file; fails naming the file if unreadable."""
     if spec.format == "parquet":
-        rows, schema = inputs.parquet_metadata(spec.uri)
+        rows, schema = inputs.parquet_metadata(spec.loc)
     else:
-        rows, schema = inputs.scan_json(spec.uri)
-    return Inspected(spec.uri, rows, schema)
+        rows, schema = inputs.scan_json(spec.loc)
+    return Inspected(spec.loc.uri, rows, schema)
 
 
 # Parquet footers are small reads: threads in the step's own process fetch them faster
@@ -45,17 +46,15 @@ def inspect_input(spec: InputSpec) -> Inspected:
 FOOTER_THREADS = 16
 
 
-def inspect_inputs(uris: list[str], fmt: str, map_parts: Callable[..., list]) -> list[Inspected]:
+def inspect_inputs(
+    files: list[Location], fmt: str, map_parts: Callable[..., list]
+) -> list[Inspected]:
     """:func:`inspect_input` for every input file, in input order; ``map_parts`` runs
     JSON files' scans on Ray (``Run.map``)."""
-    import contextvars
-
-    specs = [InputSpec(uri, fmt) for uri in uris]
+    specs = [InputSpec(loc, fmt) for loc in files]
     if fmt == "parquet":
         with ThreadPoolExecutor(min(FOOTER_THREADS, len(specs))) as pool:
-            # Each call runs in a copy of this context, so the flow's S3 settings hold.
-            contexts = [contextvars.copy_context() for _ in specs]
-            return list(pool.map(lambda c, spec: c.run(inspect_input, spec), contexts, specs))
+            return list(pool.map(inspect_input, specs))
     return [part.result for part in map_parts(inspect_input, specs)]
 
 
@@ -87,15 +86,20 @@ def common_schema(
 
 
 def iter_slice(
-    fmt: str, uri: str, batch_size: int, schema: pa.Schema, start: int = 0, stop: int | None = None
+    fmt: str,
+    loc: Location,
+    batch_size: int,
+    schema: pa.Schema,
+    start: int = 0,
+    stop: int | None = None,
 ) -> Iterator[pa.Table]:
     """Rows ``start`` to ``stop`` (None: to the end) of one input file, in order, in
     batches of at most ``batch_size`` rows; JSON is read as ``schema``."""
     if fmt == "parquet":
-        yield from inputs.iter_parquet(uri, batch_size, start, stop)
+        yield from inputs.iter_parquet(loc, batch_size, start, stop)
         return
     position = 0  # JSON cannot seek by row: skip to the slice.
-    for table in inputs.iter_json(uri, batch_size, schema):
+    for table in inputs.iter_json(loc, batch_size, schema):
         end = table.num_rows if stop is None else min(stop - position, table.num_rows)
         lo = max(start - position, 0)
         if end > lo:

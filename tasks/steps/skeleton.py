@@ -92,8 +92,9 @@ class Run:
     """One run of a step: where it writes, how its parts run, its deadline, and who
     hears of its parts and phases."""
 
-    output: Location
+    output: Location  # with the S3 settings of the run (each spec carries its locations)
     scheduling: RayOptions = field(default_factory=RayOptions)
+    s3: storage.S3Settings | None = None
     deadline: float | None = None
     on_done: OnDone | None = None
     on_phase: Callable[[str], None] = log.info
@@ -161,11 +162,13 @@ def run_step(
     output_uri: str,
     scheduling: RayOptions | None = None,
     *,
+    s3: storage.S3Settings | None = None,
     deadline: float | None = None,
     on_done: OnDone | None = None,
     on_phase: Callable[[str], None] = log.info,
 ) -> dict[str, Any]:
     """Run one step into a committed dataset at ``output_uri``; return its manifest.
+    ``s3`` says how this run reaches S3 (None: as each process's environment says).
 
     A bad parameter or input fails before the output is touched; an output holding
     files we did not write is refused; past ``deadline`` (epoch seconds) nothing is
@@ -173,8 +176,9 @@ def run_step(
     """
     started = time.monotonic()
     run = Run(
-        storage.resolve(output_uri),
+        storage.resolve(output_uri, s3),
         scheduling or RayOptions(),
+        s3,
         deadline,
         on_done,
         on_phase,

@@ -54,12 +54,12 @@ def check_bucket_name(name: str) -> None:
             raise InputError(f"invalid S3 bucket name {name!r}: a bucket name {rule}")
 
 
-def bucket_location(bucket_uri: str) -> Location:
-    """Parse ``bucket_uri``; a bare ``s3://`` gets the seed's name. Checks S3 names
-    before anything talks to S3."""
+def bucket_location(bucket_uri: str, s3: storage.S3Settings | None = None) -> Location:
+    """Parse ``bucket_uri`` (reached as ``s3`` says); a bare ``s3://`` gets the seed's
+    name. Checks S3 names before anything talks to S3."""
     if storage.is_new_bucket(bucket_uri):
         bucket_uri = f"s3://{seed_bucket_name()}"
-    loc = storage.resolve(bucket_uri)
+    loc = storage.resolve(bucket_uri, s3)
     if loc.scheme == "s3":
         name, _, prefix = loc.path.partition("/")
         check_bucket_name(name)
@@ -84,7 +84,7 @@ def ensure_s3_bucket(loc: Location, region: str | None, tags: dict[str, str] | N
     """
     from botocore.exceptions import ClientError
 
-    settings = loc.s3 or storage.current_s3()
+    settings = loc.s3 or storage.S3Settings.from_environment()
     region = region or settings.region or "us-east-1"
     client = settings.client(region)
     request: dict = {"Bucket": loc.bucket}
@@ -132,10 +132,14 @@ def ensure_s3_bucket(loc: Location, region: str | None, tags: dict[str, str] | N
 
 
 def ensure_bucket(
-    bucket_uri: str, region: str | None = None, tags: dict[str, str] | None = None
+    bucket_uri: str,
+    region: str | None = None,
+    tags: dict[str, str] | None = None,
+    s3: storage.S3Settings | None = None,
 ) -> dict[str, object]:
-    """Idempotently create the bucket; report its URI and whether it was new."""
-    loc = bucket_location(bucket_uri)
+    """Idempotently create the bucket (on S3 as ``s3`` says); report its URI and whether
+    it was new."""
+    loc = bucket_location(bucket_uri, s3)
     if loc.scheme == "s3":
         created = ensure_s3_bucket(loc, region, tags)
     else:

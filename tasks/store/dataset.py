@@ -235,9 +235,11 @@ def commit(
         storage.delete_file(root.child(WRITING_NAME))
 
 
-def read_dataset(uri: str, columns: list[str] | None = None) -> pa.Table:
+def read_dataset(
+    uri: str, columns: list[str] | None = None, s3: storage.S3Settings | None = None
+) -> pa.Table:
     """Read a committed dataset through its manifest (never by listing)."""
-    root = storage.resolve(uri)
+    root = storage.resolve(uri, s3)
     manifest = read_manifest(root)
     if manifest is None:
         raise InputError(f"{root.uri} has no {MANIFEST_NAME}: not a committed dataset")

@@ -39,9 +39,13 @@ COMPRESSED_JSON_RATIO = 4
 
 @dataclass(frozen=True)
 class InputFile:
-    uri: str
+    loc: Location  # with the S3 settings it is read with
     size_bytes: int
     num_rows: int | None = None  # known for Parquet (footer) and manifest entries
+
+    @property
+    def uri(self) -> str:
+        return self.loc.uri
 
 
 @dataclass(frozen=True)
@@ -97,14 +101,15 @@ def _suffixes(fmt: str) -> str:
     return ", ".join(names)
 
 
-def discover(uri: str, input_format: str = "auto") -> Inputs:
-    """The input files at ``uri``: a committed dataset, a directory (walked recursively),
-    a glob (``s3://bucket/c4/en/c4-train.*.json.gz``; ``**`` spans directories) or one
-    file. Names starting with ``_`` or ``.`` are skipped, as pyarrow and Spark do."""
+def discover(uri: str, input_format: str = "auto", s3: storage.S3Settings | None = None) -> Inputs:
+    """The input files at ``uri`` (on S3 as ``s3`` says): a committed dataset, a directory
+    (walked recursively), a glob (``s3://bucket/c4/en/c4-train.*.json.gz``; ``**`` spans
+    directories) or one file. Names starting with ``_`` or ``.`` are skipped, as pyarrow
+    and Spark do."""
     if input_format not in (*FORMATS, "auto"):
         raise InputError(f"input_format must be one of parquet, json, auto; got {input_format!r}")
     base, pattern = storage.split_glob(uri)
-    root = storage.resolve(base)
+    root = storage.resolve(base, s3)
     with storage.explained(root, "read"):
         if pattern is not None:
             return _discover_glob(root, pattern, input_format)
@@ -160,7 +165,7 @@ def _choose(
             f"no {input_format} input files ({_suffixes(input_format)}) under {shown} "
             f"(found: {seen})"
         )
-    files = [InputFile(Location(root.scheme, f.path).uri, f.size) for f in chosen]
+    files = [InputFile(Location(root.scheme, f.path, root.s3), f.size) for f in chosen]
     fingerprint = {"files": [[f.path, f.size, f.mtime_ns] for f in chosen]}
     return Inputs(root, shown, input_format, files, fingerprint)
 
@@ -179,7 +184,7 @@ def _discover(root: Location, input_format: str) -> Inputs:
             root,
             root.uri,
             fmt,
-            [InputFile(root.uri, kind.size)],
+            [InputFile(root, kind.size)],
             {"files": [[root.uri, kind.size, kind.mtime_ns]]},
         )
 
@@ -188,7 +193,7 @@ def _discover(root: Location, input_format: str) -> Inputs:
         if input_format == "json":
             raise InputError(f"{root.uri} is a Parquet dataset but input_format is 'json'")
         files = [
-            InputFile(root.child(f["path"]).uri, f["size_bytes"], f["num_rows"])
+            InputFile(root.child(f["path"]), f["size_bytes"], f["num_rows"])
             for f in manifest["files"]
         ]
         fingerprint = {"manifest_sha256": manifest_fingerprint(root)}
@@ -197,9 +202,10 @@ def _discover(root: Location, input_format: str) -> Inputs:
     return _choose(root, root.uri, _visible_files(root), input_format)
 
 
-def parquet_metadata(uri: str) -> tuple[int, pa.Schema]:
+def parquet_metadata(where: Location | str) -> tuple[int, pa.Schema]:
     """Row count and Arrow schema from a Parquet footer; a clear error if unreadable."""
-    loc = storage.resolve(uri)
+    loc = storage.as_location(where)
+    uri = loc.uri
     try:
         with loc.fs.open_input_file(loc.path) as handle:
             meta = pq.ParquetFile(handle)
@@ -213,10 +219,11 @@ def parquet_metadata(uri: str) -> tuple[int, pa.Schema]:
 
 
 def iter_parquet(
-    uri: str, batch_size: int, start: int = 0, stop: int | None = None
+    where: Location | str, batch_size: int, start: int = 0, stop: int | None = None
 ) -> Iterator[pa.Table]:
     """Rows ``[start, stop)`` of a Parquet file in batches, reading only the row groups needed."""
-    loc = storage.resolve(uri)
+    loc = storage.as_location(where)
+    uri = loc.uri
     try:
         with loc.fs.open_input_file(loc.path) as handle:
             pf = pq.ParquetFile(handle)
@@ -287,12 +294,13 @@ def _concat(first: pa.Buffer, second: pa.Buffer) -> pa.Buffer:
     return out.getvalue()
 
 
-def _json_blocks(uri: str) -> Iterator[tuple[int, int, pa.Buffer]]:
+def _json_blocks(where: Location | str) -> Iterator[tuple[int, int, pa.Buffer]]:
     """``(first line number, lines, data)`` of a JSON Lines file, decompressed as its name says,
     in blocks of about ``JSON_BLOCK_BYTES`` cut at line ends; each checked to be UTF-8
     (pyarrow's JSON reader would silently replace invalid bytes). The blocks are Arrow
     buffers: no Python copies of them linger in the heap."""
-    loc = storage.resolve(uri)
+    loc = storage.as_location(where)
+    uri = loc.uri
     codec = codec_of(loc.name)
     try:
         stream = loc.fs.open_input_stream(loc.path, compression=codec)
@@ -437,11 +445,13 @@ def _infer_block(uri: str, line: int, block: pa.Buffer, pinned: dict[str, pa.Dat
     return table.select(order + [n for n in table.column_names if n not in order])
 
 
-def scan_json(uri: str) -> tuple[int, pa.Schema]:
+def scan_json(where: Location | str) -> tuple[int, pa.Schema]:
     """Rows and schema of a JSON Lines file: a full parse, so it also validates it."""
+    loc = storage.as_location(where)
+    uri = loc.uri
     rows, schema = 0, None
     pinned: dict[str, pa.DataType] = {}  # columns held to the type JSON gave them
-    for line, lines, block in _json_blocks(uri):
+    for line, lines, block in _json_blocks(loc):
         table = None
         if schema is not None:
             # The types so far usually fit the next block, and parsing with known types
@@ -457,13 +467,16 @@ def scan_json(uri: str) -> tuple[int, pa.Schema]:
     return rows, schema if schema is not None else pa.schema([])
 
 
-def iter_json(uri: str, batch_size: int, schema: pa.Schema | None = None) -> Iterator[pa.Table]:
+def iter_json(
+    where: Location | str, batch_size: int, schema: pa.Schema | None = None
+) -> Iterator[pa.Table]:
     """A JSON Lines file in batches of ``schema`` (by default, what :func:`scan_json`
     finds, settled). Rejects non-UTF-8 bytes and bad lines, naming the line."""
+    loc = storage.as_location(where)
     if schema is None:
-        schema = settle_json_schema(scan_json(uri)[1])
+        schema = settle_json_schema(scan_json(loc)[1])
     options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error")
-    for line, _, block in _json_blocks(uri):
-        table = _parse_json(uri, line, block, options)
+    for line, _, block in _json_blocks(loc):
+        table = _parse_json(loc.uri, line, block, options)
         for batch in table.to_batches(max_chunksize=batch_size):
             yield pa.Table.from_batches([batch], schema=schema)

@@ -3,9 +3,10 @@
 Everything else passes URIs around (they pickle to Ray workers and print well) and
 asks this module for a :class:`Location` when it needs to touch bytes. How to reach S3
 (region, endpoint, where credentials come from) is decided once, where the flow runs,
-and travels with the work in :class:`S3Settings`; :func:`using_s3` makes it current for
-a block of code. The credentials themselves never travel: every process resolves them
-for itself (:func:`credentials`) and resolves them again when S3 refuses them.
+and travels with the work in :class:`S3Settings`, given to :func:`resolve` and carried
+by every :class:`Location` (which pickles with it to Ray workers). The credentials
+themselves never travel: every process resolves them for itself (:func:`credentials`)
+and resolves them again when S3 refuses them.
 """
 
 from __future__ import annotations
@@ -202,26 +203,6 @@ def with_fresh_credentials(fn: Callable[[], T]) -> T:
         _REFRESHING.reset(token)
 
 
-_CURRENT_S3: contextvars.ContextVar[S3Settings | None] = contextvars.ContextVar(
-    "current_s3", default=None
-)
-
-
-@contextlib.contextmanager
-def using_s3(settings: S3Settings | None) -> Iterator[None]:
-    """Make ``settings`` the S3 settings of every location resolved inside the block."""
-    token = _CURRENT_S3.set(settings)
-    try:
-        yield
-    finally:
-        _CURRENT_S3.reset(token)
-
-
-def current_s3() -> S3Settings:
-    """The S3 settings in force: the block's, else this process's environment."""
-    return _CURRENT_S3.get() or S3Settings.from_environment()
-
-
 @dataclass(frozen=True)
 class Location:
     """A file or directory: ``scheme`` plus ``path`` inside that filesystem."""
@@ -239,7 +220,7 @@ class Location:
     @property
     def fs(self) -> pafs.FileSystem:
         if self.scheme == "s3":
-            return (self.s3 or current_s3()).filesystem()
+            return (self.s3 or S3Settings.from_environment()).filesystem()
         return _local_filesystem()
 
     @property
@@ -269,8 +250,9 @@ class Location:
         return self.uri
 
 
-def resolve(uri: str) -> Location:
-    """Parse a user-given URI: a plain path, ``file://`` or ``s3://``.
+def resolve(uri: str, s3: S3Settings | None = None) -> Location:
+    """Parse a user-given URI: a plain path, ``file://`` or ``s3://``; an S3 location
+    reaches S3 as ``s3`` says (None: as this process's environment says).
 
     Local paths are made absolute here, in the process that received them, because
     Ray workers run in other working directories.
@@ -289,10 +271,16 @@ def resolve(uri: str) -> Location:
             raise InputError(f"{uri}: an s3:// URI needs a bucket name")
         key = parsed.path.strip("/")
         path = f"{parsed.netloc}/{key}" if key else parsed.netloc
-        return Location("s3", path, current_s3())
+        return Location("s3", path, s3 or S3Settings.from_environment())
     raise InputError(
         f"{uri}: unsupported scheme {parsed.scheme!r}; use a local path, file:// or s3://"
     )
+
+
+def as_location(where: Location | str) -> Location:
+    """``where`` as a location: a :class:`Location` as it is (its S3 settings with it), a
+    URI resolved with this process's environment."""
+    return where if isinstance(where, Location) else resolve(where)
 
 
 def is_s3(uri: str) -> bool:
@@ -487,7 +475,7 @@ def delete_file(loc: Location) -> None:
         # Not through pyarrow: after a delete it recreates the parent "directory" as an
         # empty marker object, which would be a stray object beside the dataset.
         bucket, _, key = loc.path.partition("/")
-        settings = loc.s3 or current_s3()
+        settings = loc.s3 or S3Settings.from_environment()
         _s3_retried(loc, lambda: _s3_client(settings).delete_object(Bucket=bucket, Key=key))
         return
     with contextlib.suppress(FileNotFoundError):

@@ -271,8 +271,8 @@ def test_keys_rotated_mid_run_the_run_finishes_with_the_new_ones_exactly_once(
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", iam_s3.admin[0])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", iam_s3.admin[1])
     storage.forget_credentials()
-    with storage.using_s3(storage.S3Settings(region=REGION, endpoint_url=iam_s3.endpoint)):
-        cleaned = read_dataset(f"s3://{bucket}/clean")
+    settings = storage.S3Settings(region=REGION, endpoint_url=iam_s3.endpoint)
+    cleaned = read_dataset(f"s3://{bucket}/clean", s3=settings)
     storage.forget_credentials()
     assert cleaned["id"].to_pylist() == rotated_run["table"]["id"].to_pylist()
     assert cleaned["text"].equals(rotated_run["table"]["text"])

@@ -105,8 +105,8 @@ def test_exact_and_near_dedup_on_s3_with_a_block_as_the_only_credentials(
     earlier_input = tmp_path / "earlier-input"
     earlier_input.mkdir()
     pq.write_table(pa.Table.from_pylist(rows[:40]), earlier_input / "part-0.parquet")
-    with storage.using_s3(storage.S3Settings.from_block(AwsCredentials.load(BLOCK))):
-        dedup_dataset(str(earlier_input), f"s3://{bucket}/earlier", mode="near")
+    settings = storage.S3Settings.from_block(AwsCredentials.load(BLOCK))
+    dedup_dataset(str(earlier_input), f"s3://{bucket}/earlier", mode="near", s3=settings)
 
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "RAY_ADDRESS"))}
     env.update(

@@ -177,8 +177,7 @@ def test_aws_credentials_block_instead_of_environment(aws_env, monkeypatch):
     # A deployment run's parameters hold the block as a reference (the UI's block picker).
     reference = {"$ref": {"block_document_id": str(block_id)}}
     out = preprocess(f"s3://{bucket}/raw", f"s3://{bucket}/clean", aws_credentials=reference)
-    with storage.using_s3(storage.S3Settings.from_block(block)):
-        table = read_dataset(out)
+    table = read_dataset(out, s3=storage.S3Settings.from_block(block))
     assert table.num_rows == 500
     assert_cleaned_exactly(table)
 

@@ -26,13 +26,17 @@ def _check_apart(root: Location, others: dict[str, Location]) -> None:
 
 
 def index_files(
-    uri: str, params: dedup.MinHashParams | None, others: dict[str, Location]
+    uri: str,
+    params: dedup.MinHashParams | None,
+    others: dict[str, Location],
+    s3: storage.S3Settings | None = None,
 ) -> tuple[list[str], int]:
     """The signature index files of the dataset at ``uri`` and its row count, checked to
     be a committed output of this step that carries what this run compares (in near
     mode, signatures made with the same shingles, permutations and bands), and to be
-    apart from ``others`` (the run's input and output, by name)."""
-    root = storage.resolve(uri)
+    apart from ``others`` (the run's input and output, by name). ``s3``: how the run
+    reaches S3."""
+    root = storage.resolve(uri, s3)
     _check_apart(root, others)
     manifest = dataset.read_manifest(root)
     if manifest is None:
@@ -110,13 +114,15 @@ def resolve_against(
     others = {"input_uri": source, "output_uri": output}
     found = Against()
     for uri in against:
-        found.used[storage.resolve(uri).uri] = index_files(uri, params, others)
+        found.used[storage.resolve(uri, output.s3).uri] = index_files(
+            uri, params, others, output.s3
+        )
     if against_earlier:
         for uri in earlier_candidates(output):
             if uri in found.used:
                 continue
             try:
-                found.used[uri] = index_files(uri, params, others)
+                found.used[uri] = index_files(uri, params, others, output.s3)
             except InputError as exc:  # not ours, not committed, other signatures, malformed
                 found.skipped.append({"uri": uri, "reason": str(exc)})
     return found

@@ -149,13 +149,12 @@ READ_ROWS = 65_536
 
 
 def _read_signature_file(
-    uri: str, file: int, columns: list[str], s3: storage.S3Settings
+    uri: str, file: int, columns: list[str], s3: storage.S3Settings | None
 ) -> Iterator[pa.Table]:
     """The ``columns`` of one signature file in batches, read through the run's S3
     settings (its block or chain, its endpoint, fresh credentials on refusal). Rows of
     an ``against`` index (``file`` < 0) are keyed as rows of file ``file``."""
-    with storage.using_s3(s3):
-        loc = storage.resolve(uri)
+    loc = storage.resolve(uri, s3)
     try:
         with storage.explained(loc, "read"):
             handle = storage.with_fresh_credentials(lambda: loc.fs.open_input_file(loc.path))
@@ -176,15 +175,15 @@ def _read_signature_file(
 
 
 def _per_file(
-    sources: list[Source], read: Callable[[str, int, storage.S3Settings], Iterator[pa.Table]]
+    sources: list[Source],
+    read: Callable[[str, int, storage.S3Settings | None], Iterator[pa.Table]],
+    s3: storage.S3Settings | None,
 ) -> Any:
     """A Ray dataset of what ``read(uri, file number, S3 settings)`` gives for each
     signature file in ``sources``, one Ray task per file, reading through this run's
     storage settings (never Ray Data's own reader, which knows neither a credentials
     block nor an endpoint given only there)."""
     import ray.data
-
-    s3 = storage.current_s3()
 
     def batches(batch: dict[str, np.ndarray]) -> Iterator[pa.Table]:
         for uri, file in zip(batch["uri"], batch["file"], strict=True):
@@ -200,12 +199,18 @@ def _per_file(
     )
 
 
-def _signature_rows(sources: list[Source], columns: list[str]) -> Any:
+def _signature_rows(
+    sources: list[Source], columns: list[str], s3: storage.S3Settings | None
+) -> Any:
     """The ``columns`` of every signature file in ``sources``, as a Ray dataset."""
-    return _per_file(sources, lambda uri, file, s3: _read_signature_file(uri, file, columns, s3))
+    return _per_file(
+        sources, lambda uri, file, s3: _read_signature_file(uri, file, columns, s3), s3
+    )
 
 
-def _file_digests(sources: list[Source], shards: int, repeats: bool) -> Any:
+def _file_digests(
+    sources: list[Source], shards: int, repeats: bool, s3: storage.S3Settings | None
+) -> Any:
     """Every signature file's digest rows (:func:`file_digests`): the files' first
     copies of each text for grouping, or with ``repeats`` each later copy in a file as
     (first, key) beside its first copy there. A file's key and digest columns are held
@@ -223,7 +228,7 @@ def _file_digests(sources: list[Source], shards: int, repeats: bool) -> Any:
         rows = rows.filter(repeat)
         yield pa.table({FIRST: rows.column(LOCAL), KEY: rows.column(KEY)})
 
-    return _per_file(sources, read)
+    return _per_file(sources, read, s3)
 
 
 # Rows of one verification shard at most: each carries a signature (about 130 MB with
@@ -334,7 +339,10 @@ def _compare(num_perm: int, threshold: float) -> Callable[[pa.Table], pa.Table]:
 
 
 def verify_pairs(
-    sources: list[Source], pairs: np.ndarray, params: dedup.MinHashParams
+    sources: list[Source],
+    pairs: np.ndarray,
+    params: dedup.MinHashParams,
+    s3: storage.S3Settings | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """The candidate ``pairs`` ((n, 2) keys) whose signatures' estimated similarity
     reaches the threshold, and that similarity.
@@ -358,7 +366,7 @@ def verify_pairs(
         # The round's signatures, read once for its two shuffles (the object store
         # spills past its size).
         mine = (
-            _signature_rows(sources, [KEY, SIGNATURE])
+            _signature_rows(sources, [KEY, SIGNATURE], s3)
             .map_batches(_wanted_signatures(ray.put(keys), shards), batch_format="pyarrow")
             .materialize()
         )
@@ -405,7 +413,10 @@ class Duplicates:
 
 
 def find_duplicates(
-    sources: list[Source], params: dedup.MinHashParams | None, rows: int
+    sources: list[Source],
+    params: dedup.MinHashParams | None,
+    rows: int,
+    s3: storage.S3Settings | None = None,
 ) -> Duplicates:
     """Pass 2 over the signature files ``sources`` (``rows`` rows in all, ``against``
     indexes included): exact duplicates by digest, then in near mode candidates by LSH
@@ -422,8 +433,8 @@ def find_duplicates(
     shards = shard_count(files, rows)
     # Repeats within a file never need the shuffle; the files' first copies do.
     pair = {FIRST: np.int64, KEY: np.int64}
-    repeats = _collect(_file_digests(sources, shards, repeats=True), pair)
-    firsts = _shard_pairs(_file_digests(sources, shards, repeats=False), ["hi", "lo"], shards)
+    repeats = _collect(_file_digests(sources, shards, True, s3), pair)
+    firsts = _shard_pairs(_file_digests(sources, shards, False, s3), ["hi", "lo"], shards)
     exact_first, exact_key = (np.concatenate(both) for both in zip(repeats, firsts, strict=True))
     exact_first = _settle(exact_first, exact_key)
     near_key = near_survivor = np.array([], np.int64)
@@ -436,12 +447,13 @@ def find_duplicates(
         for number in range(rounds):
             bands = slice(number * params.bands // rounds, (number + 1) * params.bands // rounds)
             shards = shard_count(files, rows * (bands.stop - bands.start))
-            banded = _signature_rows(sources, [KEY, BANDS]).map_batches(
+            banded = _signature_rows(sources, [KEY, BANDS], s3).map_batches(
                 _band_rows(shards, bands, settled), batch_format="pyarrow"
             )
             first, key = _shard_pairs(banded, ["bucket"], shards)
             found.append(np.stack([first, key], axis=1))
-        verified, _ = verify_pairs(sources, np.unique(np.concatenate(found), axis=0), params)
+        candidates = np.unique(np.concatenate(found), axis=0)
+        verified, _ = verify_pairs(sources, candidates, params, s3)
         near_key, near_survivor = dedup.survivors(verified)
     # An exact duplicate's survivor may itself be a near duplicate of an earlier row.
     at, hit = dedup.find_sorted(near_key, exact_first)
@@ -455,7 +467,11 @@ def find_duplicates(
 
 
 def group_span(
-    sources: list[Source], duplicates: Duplicates, survivor: int, num_perm: int
+    sources: list[Source],
+    duplicates: Duplicates,
+    survivor: int,
+    num_perm: int,
+    s3: storage.S3Settings | None = None,
 ) -> float:
     """The lowest estimated similarity of a near duplicate removed in ``survivor``'s
     group to ``survivor`` itself: how far the group's chaining reached (1.0 when its
@@ -468,7 +484,7 @@ def group_span(
     file = survivor >> dedup.ROW_BITS
     uri = next(uri for uri, number in sources if number == file)
     own = None
-    for table in _read_signature_file(uri, file, [KEY, SIGNATURE], storage.current_s3()):
+    for table in _read_signature_file(uri, file, [KEY, SIGNATURE], s3):
         at = np.flatnonzero(np.asarray(table.column(KEY)) == survivor)
         if len(at):
             own = np.asarray(table.column(SIGNATURE)[int(at[0])].as_py(), dtype=np.uint32)
@@ -485,6 +501,8 @@ def group_span(
         lowest_here = [similar.min()] if len(similar) else []
         return pa.table({SIMILARITY: pa.array(lowest_here, pa.float64())})
 
-    spans = _signature_rows(sources, [KEY, SIGNATURE]).map_batches(lowest, batch_format="pyarrow")
+    spans = _signature_rows(sources, [KEY, SIGNATURE], s3).map_batches(
+        lowest, batch_format="pyarrow"
+    )
     (values,) = _collect(spans, {SIMILARITY: np.float64})
     return float(values.min()) if len(values) else 1.0

@@ -73,9 +73,9 @@ class DedupParams(BaseModel):
 class FilePart:
     """One input file, for the signature pass and (with the rest) the filter pass."""
 
-    output_uri: str
+    output: Location
     index: int
-    uri: str
+    loc: Location
     format: str
     input_schema: pa.Schema
     text_column: str
@@ -97,7 +97,7 @@ class DedupPart:
 
 def _rows(spec: FilePart) -> Iterator[pa.Table]:
     """The rows of one input file, in order, in batches."""
-    return reading.iter_slice(spec.format, spec.uri, spec.batch_size, spec.input_schema)
+    return reading.iter_slice(spec.format, spec.loc, spec.batch_size, spec.input_schema)
 
 
 def signature_bytes(num_perm: int, bands: int) -> int:
@@ -139,7 +139,7 @@ def signature_table(
 
 def write_signatures(spec: FilePart) -> dict[str, Any]:
     """Pass 1 for one input file: its signature rows, as ``_dedup/signatures/part-N``."""
-    root = storage.resolve(spec.output_uri)
+    root = spec.output
     params = spec.params
     text_column, index = spec.text_column, spec.index
     counts = {"num_rows": 0, "text_bytes": 0, "empty": 0}
@@ -170,7 +170,7 @@ def signature_schema(params: dedup.MinHashParams | None) -> pa.Schema:
 
 def write_deduped_part(spec: DedupPart) -> PartResult:
     """Pass 3 for one input file: the part without its removed rows, and its index."""
-    root = storage.resolve(spec.file.output_uri)
+    root = spec.file.output
     schema = spec.schema
     removed = spec.removed_rows
     position = 0
@@ -247,11 +247,12 @@ class Dedup(Step[DedupParams]):
         if p.mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {p.mode!r}")
         self.minhash = (p.minhash or dedup.MinHashParams()) if p.mode == "near" else None
-        self.found = found = inputs.discover(p.input_uri, "auto")
+        self.found = found = inputs.discover(p.input_uri, "auto", self.run.s3)
         root = self.run.output
         dataset.check_disjoint(found.root, root)
         self.uris = [f.uri for f in found.files]
-        inspected = reading.inspect_inputs(self.uris, found.format, self.run.map)
+        files = [f.loc for f in found.files]
+        inspected = reading.inspect_inputs(files, found.format, self.run.map)
         self.schema = reading.common_schema(
             inspected,
             found.format,
@@ -272,18 +273,19 @@ class Dedup(Step[DedupParams]):
 
     def plan(self) -> Plan:
         p, root, uris = self.params, self.run.output, self.uris
+        locs = [f.loc for f in self.found.files]
         files = [
             FilePart(
-                root.uri,
+                root,
                 i,
-                uri,
+                loc,
                 self.found.format,
                 self.schema,
                 p.text_column,
                 p.batch_size,
                 self.minhash,
             )
-            for i, uri in enumerate(uris)
+            for i, loc in enumerate(locs)
         ]
         say = self.run.on_phase
         say(f"pass 1/3: signatures of {len(uris)} input files into {root.child(STAGING).uri}")
@@ -302,7 +304,7 @@ class Dedup(Step[DedupParams]):
             (uri, i - len(against_index)) for i, uri in enumerate(against_index)
         ]
         self.duplicates = duplicates = find_duplicates(
-            self.sources, self.minhash, self.rows_in + self.compared.rows
+            self.sources, self.minhash, self.rows_in + self.compared.rows, self.run.s3
         )
         self.exact_removed = int(duplicates.exact.sum())
         near_removed = len(duplicates.removed) - self.exact_removed
@@ -330,7 +332,13 @@ class Dedup(Step[DedupParams]):
         span = None
         if len(survivors):
             span = (
-                group_span(self.sources, duplicates, int(survivors[0]), self.minhash.num_perm)
+                group_span(
+                    self.sources,
+                    duplicates,
+                    int(survivors[0]),
+                    self.minhash.num_perm,
+                    self.run.s3,
+                )
                 if self.minhash
                 else 1.0
             )

@@ -10,7 +10,8 @@ from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps.generate import synth
 from tasks.steps.skeleton import PartResult, Plan, Record, Step
-from tasks.store import dataset, part_files, storage
+from tasks.store import dataset, part_files
+from tasks.store.storage import Location
 
 # Per row besides its text: the id, the label and Parquet's overhead.
 ROW_OVERHEAD_BYTES = 16
@@ -32,7 +33,7 @@ class GenerateParams(BaseModel):
 class GeneratePart:
     """One part: the ids ``start`` to ``stop`` of the rows of ``seed``."""
 
-    output_uri: str
+    output: Location
     index: int
     start: int
     stop: int
@@ -59,7 +60,7 @@ class Generate(Step[GenerateParams]):
     def plan(self) -> Plan:
         p = self.params
         specs = [
-            GeneratePart(self.run.output.uri, i, start, stop, p.seed, p.text_length)
+            GeneratePart(self.run.output, i, start, stop, p.seed, p.text_length)
             for i, (start, stop) in enumerate(synth.split_rows(p.num_rows, self.num_files))
         ]
         return Plan(specs, synth.SCHEMA, p.num_rows)
@@ -67,9 +68,7 @@ class Generate(Step[GenerateParams]):
     @staticmethod
     def write_part(spec: GeneratePart) -> PartResult:
         rows = synth.generate_rows(spec.seed, spec.start, spec.stop, spec.text_length)
-        entry = part_files.write_part(
-            storage.resolve(spec.output_uri), spec.index, rows, synth.SCHEMA
-        )
+        entry = part_files.write_part(spec.output, spec.index, rows, synth.SCHEMA)
         return PartResult(entry, text_bytes=entry.num_rows * spec.text_length)  # ASCII
 
     def finish(self, parts: list[Done]) -> Record:

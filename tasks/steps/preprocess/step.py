@@ -20,7 +20,8 @@ from tasks.steps import reading
 from tasks.steps.preprocess import counters
 from tasks.steps.preprocess.clean import CLEANED_COLUMN, check_input_schema, clean_batch
 from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
-from tasks.store import dataset, inputs, part_files, storage
+from tasks.store import dataset, inputs, part_files
+from tasks.store.storage import Location
 
 Slice = tuple[int, int, int]  # (input file index, first row, stop row)
 # Parquet codecs of the output: Spark's default, the smaller one, or none.
@@ -47,9 +48,9 @@ class PreprocessParams(BaseModel):
 class CleanPart:
     """One output part: the input slices it holds, cleaned, as ``schema``."""
 
-    output_uri: str
+    output: Location
     index: int
-    slices: list[tuple[str, int, int]]  # (input file URI, first row, stop row)
+    slices: list[tuple[Location, int, int]]  # (input file, first row, stop row)
     format: str
     schema: pa.Schema
     input_schema: pa.Schema
@@ -121,10 +122,10 @@ class Preprocess(Step[PreprocessParams]):
         if p.num_files is not None and p.num_files < 1:
             raise InputError(f"num_files must be at least 1 or None, got {p.num_files}")
         dataset.file_count(1, p.num_files, p.rows_per_file)  # checked before any read
-        self.found = found = inputs.discover(p.input_uri, p.input_format)
+        self.found = found = inputs.discover(p.input_uri, p.input_format, self.run.s3)
         dataset.check_disjoint(found.root, self.run.output)
         self.inspected = reading.inspect_inputs(
-            [f.uri for f in found.files], found.format, self.run.map
+            [f.loc for f in found.files], found.format, self.run.map
         )
         self.source_schema = reading.common_schema(
             self.inspected,
@@ -143,14 +144,14 @@ class Preprocess(Step[PreprocessParams]):
 
     def plan(self) -> Plan:
         p = self.params
-        uris = [i.uri for i in self.inspected]
+        files = [f.loc for f in self.found.files]
         counts = [i.num_rows for i in self.inspected]
         num_files = dataset.file_count(self.rows, p.num_files, p.rows_per_file)
         specs = [
             CleanPart(
-                self.run.output.uri,
+                self.run.output,
                 index,
-                [(uris[i], a, b) for i, a, b in slices],
+                [(files[i], a, b) for i, a, b in slices],
                 self.found.format,
                 self.schema,
                 self.source_schema,
@@ -169,9 +170,10 @@ class Preprocess(Step[PreprocessParams]):
         counts: list[dict[str, Any]] = []
 
         def cleaned() -> Iterator[pa.Table]:
-            for uri, start, stop in spec.slices:
+            for loc, start, stop in spec.slices:
+                uri = loc.uri
                 for table in reading.iter_slice(
-                    spec.format, uri, spec.batch_size, spec.input_schema, start, stop
+                    spec.format, loc, spec.batch_size, spec.input_schema, start, stop
                 ):
                     out = clean_batch(table, where=uri, text_column=spec.text_column)
                     counts.append(counters.part_quality(out, spec.text_column))
@@ -184,8 +186,7 @@ class Preprocess(Step[PreprocessParams]):
                         ) from exc
                     yield out
 
-        root = storage.resolve(spec.output_uri)
-        entry = part_files.write_part(root, spec.index, cleaned(), schema, spec.compression)
+        entry = part_files.write_part(spec.output, spec.index, cleaned(), schema, spec.compression)
         stats = counters.merge(counts)
         return PartResult(entry, stats["text_bytes"], {"quality": stats})
 
