@@ -69,15 +69,24 @@ def test_a_toy_step_runs_its_parts_on_ray_retries_one_and_commits_and_reports(tm
 def test_a_toy_step_killed_mid_run_reruns_to_the_same_bytes(tmp_path, faults, ray_cluster):
     source_uri = source(tmp_path, rows=6000, files=6)
     upper(source_uri, f"file://{tmp_path}/whole")
-    (faults / "part-00004.parquet.slow").write_text("60")  # the kill finds it in flight
+    # The run is killed while part 1 is being written (its write waits 30 s first).
+    slow = faults / "part-00001.parquet.slow"
+    slow.write_text("30")
     out = tmp_path / "out"
-    script = f"from tests.integration.test_toy_step import upper\nupper({source_uri!r}, 'file://{out}')\n"
+    # A run of its own (joining the session's Ray), whose workers take write faults too.
+    script = (
+        "from flows.runner import PipelineRayTaskRunner\n"
+        "from tests.integration.test_toy_step import upper\n"
+        "hook = {'worker_process_setup_hook': 'tests.write_faults.install'}\n"
+        "runner = PipelineRayTaskRunner(init_kwargs={'runtime_env': hook})\n"
+        f"upper.with_options(task_runner=runner)({source_uri!r}, 'file://{out}')\n"
+    )
     kill_flow_when(
         script,
         f"file://{out}",
         ray_cluster.address_info["gcs_address"],
         tmp_path / "killed.log",
-        lambda _: (out / "part-00000.parquet").exists(),
+        lambda _: Path(f"{slow}.fired").exists(),
     )
     assert not (out / "_manifest.json").exists()
 
