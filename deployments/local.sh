@@ -72,7 +72,7 @@ case "${1:-}" in
     echo "starting a local Ray head on 127.0.0.1:$RAY_PORT (log: $RUN_DIR/ray.log)"
     # Ray starts new worker processes for every job (every flow run); have them import
     # Ray Data and our work modules as they start, before any task waits on them.
-    RAY_preload_python_modules=ray.data,tasks.steps.generate.step,tasks.steps.preprocess.step \
+    RAY_preload_python_modules=ray.data,tasks.steps.generate.step,tasks.steps.preprocess.step,tasks.steps.dedup.step \
       start_bg ray "$BIN/ray" start --head --block --disable-usage-stats \
       --node-ip-address 127.0.0.1 --port "$RAY_PORT" \
       --dashboard-host 127.0.0.1 --dashboard-port "$RAY_DASHBOARD_PORT"

@@ -118,6 +118,8 @@ def saved_block_id(block: Any) -> str | None:
     return reference["$ref"]["block_document_id"]
 
 
+# Credentials belong to the process that uses them (each resolves its own, by design):
+# one session per settings, kept until forget_credentials(), like the clients below.
 _SESSIONS: dict[S3Settings, Any] = {}
 _SESSIONS_LOCK = threading.Lock()
 
@@ -176,6 +178,8 @@ def refused(exc: BaseException) -> bool:
     return bool(_S3_DENIED.search(str(exc)))
 
 
+# Whether an outer with_fresh_credentials already retries this call chain on a refusal.
+# Never copied anywhere: a new thread (or Ray worker) starts without one and retries itself.
 _REFRESHING: contextvars.ContextVar[bool] = contextvars.ContextVar("refreshing", default=False)
 
 
