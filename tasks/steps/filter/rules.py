@@ -1,0 +1,841 @@
+"""Heuristic quality-filter rules of HF datatrove (English), computed per Arrow batch.
+
+A pure kernel: pyarrow, numpy and pydantic only. ``evaluate(texts, options)`` returns,
+for every row, the first failing rule (``<filter>.<rule>``, null when kept) and, for
+every rule, the mask of the rows it fails on regardless of the other rules.
+
+Reference: datatrove ``src/datatrove/pipeline/filters/`` (commit a649de7, 2026-08).
+Our own implementation; datatrove is not a dependency. Defaults are datatrove's for
+English. A threshold set to ``None`` turns its rule off.
+
+Words
+    datatrove splits English with spaCy's blank ``en`` tokenizer. We approximate it with
+    one RE2 pass: a word is a run of letters/digits/marks/underscore that may contain
+    ``'`` ``’`` ``.`` between word characters and ``,`` before digits (``don't``,
+    ``U.S``, ``3.5``, ``1,000``); a run of two or more dots is one token (``...``);
+    every other non-space character is a token of its own (``,`` ``-`` ``#`` ``(``).
+    Differences from spaCy: contractions and possessives stay whole (spaCy: ``do`` +
+    ``n't``), URLs, e-mails, emoticons and abbreviation exceptions (``U.S.``, ``e.g.``)
+    are split, and ``:`` ``/`` inside words split them.
+
+Filter ``gopher_quality`` (``GopherQualityFilter``), rules in datatrove's order:
+    word_count         fewer than ``min_doc_words`` (50) or more than ``max_doc_words``
+                       (100000) non-symbol words (words with a character outside
+                       datatrove's punctuation set).
+    mean_word_length   mean length of the non-symbol words below ``min_avg_word_length``
+                       (3) or above ``max_avg_word_length`` (10).
+    hash_ratio         count of ``#`` / words > ``max_symbol_word_ratio`` (0.1).
+    ellipsis_ratio     count of ``...`` and ``…`` / words > ``max_symbol_word_ratio``.
+    bullet_lines       fraction of lines starting (after leading blanks) with ``•`` or
+                       ``-`` > ``max_bullet_lines_ratio`` (0.9).
+    ellipsis_lines     fraction of lines ending (before trailing blanks) with ``...`` or
+                       ``…`` > ``max_ellipsis_lines_ratio`` (0.3). Lines as ``str.splitlines``.
+    alpha_words        fraction of words with a letter < ``min_alpha_words_ratio`` (0.8;
+                       datatrove's misnamed ``max_non_alpha_words_ratio``).
+    stop_words         fewer than ``min_stop_words`` (2) distinct words of ``stop_words``
+                       (the, be, to, of, and, that, have, with; case-sensitive).
+
+Filter ``gopher_repetition`` (``GopherRepetitionFilter``, Gopher paper table A1):
+    dup_para_frac / dup_para_char_frac  paragraphs (the stripped text split on 2+
+        newlines) that repeat an earlier one: their count / paragraphs > 0.3, their
+        characters / text length > 0.2.
+    dup_line_frac / dup_line_char_frac  the same for lines (split on 1+ newlines, not
+        stripped): > 0.3 and > 0.2.
+    top_2_gram, top_3_gram, top_4_gram  characters of the most frequent word n-gram
+        (words joined by spaces) times its count / text length > 0.20, 0.18, 0.16. On a
+        tie the n-gram seen first counts, as with ``Counter.most_common``.
+    dup_5_gram ... dup_10_gram  characters of repeated word n-grams found by datatrove's
+        greedy scan (a repeat adds its length without spaces and skips n words) / text
+        length > 0.15, 0.14, 0.13, 0.12, 0.11, 0.10.
+
+Filter ``c4`` (``C4QualityFilter``, ``split_paragraph=True``), as a pure filter:
+    datatrove walks the lines (``str.splitlines``, stripped) and *drops* lines with a
+    word longer than ``max_word_length`` (1000), lines not ending in ``. ? ! " '`` or
+    ending in ``...`` (``filter_no_terminal_punct``), lines with fewer than
+    ``min_words_per_line`` (3) words, lines mentioning ``javascript`` and lines with a
+    cookie/terms-of-use phrase (``filter_policy``), after removing ``[1]``/``[edit]``/
+    ``[citation needed]`` citations (``remove_citations``); it rejects the document on
+    the rules below and otherwise keeps it *with those lines removed*. We compute the
+    same line decisions but only to reach the same keep/reject verdict; kept rows are
+    NOT rewritten (their text is left as is). Rules:
+    lorem_ipsum        a line that survives the long-word, punctuation and word-count
+                       checks contains "lorem ipsum" (case-insensitive).
+    curly_bracket      such a line, not a javascript line, contains ``{``.
+    too_few_sentences  the kept lines hold fewer than ``min_num_sentences`` (5) sentences.
+    datatrove reports whichever of lorem ipsum / curly bracket occurs on the earlier
+    line; we report lorem_ipsum first when both fire. Sentences: datatrove uses spaCy's
+    sentencizer; we count 1 per non-blank kept line plus 1 per terminal punctuation
+    mark followed by whitespace and then a non-punctuation character (dot runs like
+    ``...`` do not end sentences, as in spaCy; abbreviations like ``e.g. x`` do here).
+
+Filter ``fineweb`` (``FineWebQualityFilter``): lines are ``text.split("\\n")`` without
+    the blank ones.
+    empty              no non-blank line.
+    line_punct_ratio   fraction of lines ending with a terminal punctuation mark
+                       (``stop_chars``, default datatrove's ``TERMINAL_PUNCTUATION``)
+                       < ``line_punct_thr`` (0.12), unless it is 0 and
+                       ``line_punct_exclude_zero`` (False).
+    short_line_ratio   fraction of lines of at most ``short_line_length`` (30)
+                       characters > ``short_line_thr`` (0.67).
+    char_dup_ratio     characters of lines repeating an earlier line / characters of the
+                       text without newlines > ``char_duplicates_ratio`` (0.01).
+    list_ratio         newlines / words > ``new_line_ratio`` (0.3).
+
+Deliberate differences besides the tokenizer and the C4 rewrite:
+    * A threshold of 0 is a real threshold (datatrove's ``if threshold and ...`` turns a
+      0 off); ``None`` turns a rule off. C4's ``-1`` sentinels are ``None`` here.
+    * A ratio whose denominator is 0 (no words, no lines, empty text) does not fire;
+      datatrove raises ``ZeroDivisionError`` there.
+    * Duplicated 5..10-grams compare word tuples; datatrove compares the words joined
+      without a separator, so it also matches e.g. ("ab", "c") with ("a", "bc").
+    * Null texts are evaluated as empty strings: there is nothing to keep, and under
+      the default options an empty text fails ``gopher_quality.word_count`` (and
+      ``fineweb.empty``); with every filter off it is kept like any other row.
+    * Only the n of datatrove's defaults exist (top 2..4, duplicated 5..10).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+from pydantic import BaseModel, ConfigDict, Field
+
+# --- character sets (facts from datatrove's utils/text.py, as code point ranges) ------
+
+# datatrove's PUNCTUATION string (includes C0/C1 controls but not \t \n, and the
+# fullwidth digit one U+FF11, as datatrove does).
+_PUNCTUATION_RANGES = (
+    (0x0, 0x8), (0xB, 0x1F), (0x21, 0x2F), (0x3A, 0x40), (0x5B, 0x60), (0x7B, 0x9F),
+    (0xAB, 0xAB), (0xB4, 0xB4), (0xBB, 0xBB), (0x2013, 0x2014), (0x2019, 0x2019),
+    (0x201C, 0x201E), (0x2026, 0x2026), (0x2236, 0x2236), (0x2501, 0x2501),
+    (0x25BA, 0x25BA), (0x3001, 0x3001), (0x3008, 0x300D), (0x3010, 0x3011),
+    (0xFF05, 0xFF05), (0xFF08, 0xFF09), (0xFF0C, 0xFF0C), (0xFF11, 0xFF11),
+    (0xFF1A, 0xFF1B), (0xFF5E, 0xFF5E),
+)  # fmt: skip
+# datatrove's TERMINAL_PUNCTUATION (Unicode sentence terminals).
+_TERMINAL_RANGES = (
+    (0x21, 0x21), (0x2E, 0x2E), (0x3F, 0x3F), (0x589, 0x589), (0x61D, 0x61F),
+    (0x6D4, 0x6D4), (0x700, 0x702), (0x7F9, 0x7F9), (0x837, 0x837), (0x839, 0x839),
+    (0x83D, 0x83E), (0x964, 0x965), (0x104A, 0x104B), (0x1362, 0x1362), (0x1367, 0x1368),
+    (0x166E, 0x166E), (0x1735, 0x1736), (0x17D4, 0x17D6), (0x17D9, 0x17DA),
+    (0x1803, 0x1803), (0x1809, 0x1809), (0x1944, 0x1945), (0x1AA8, 0x1AAB),
+    (0x1B5A, 0x1B5B), (0x1B5E, 0x1B5F), (0x1B7D, 0x1B7E), (0x1C3B, 0x1C3C),
+    (0x1C7E, 0x1C7F), (0x203C, 0x203D), (0x2047, 0x2049), (0x2E2E, 0x2E2E),
+    (0x2E3C, 0x2E3C), (0x2E53, 0x2E54), (0x3002, 0x3002), (0xA4FF, 0xA4FF),
+    (0xA60E, 0xA60F), (0xA6F3, 0xA6F3), (0xA6F7, 0xA6F7), (0xA876, 0xA877),
+    (0xA8CE, 0xA8CF), (0xA92F, 0xA92F), (0xA9C8, 0xA9C9), (0xAA5D, 0xAA5F),
+    (0xAAF0, 0xAAF1), (0xABEB, 0xABEB), (0xFE52, 0xFE52), (0xFE56, 0xFE57),
+    (0xFF01, 0xFF01), (0xFF0E, 0xFF0E), (0xFF1F, 0xFF1F), (0xFF61, 0xFF61),
+    (0x10A56, 0x10A57), (0x10F55, 0x10F59), (0x10F86, 0x10F89), (0x11047, 0x11048),
+    (0x110BE, 0x110C1), (0x11141, 0x11143), (0x111C5, 0x111C6), (0x111CD, 0x111CD),
+    (0x111DE, 0x111DF), (0x11238, 0x11239), (0x1123B, 0x1123C), (0x112A9, 0x112A9),
+    (0x1144B, 0x1144C), (0x115C2, 0x115C3), (0x115C9, 0x115D7), (0x11641, 0x11642),
+    (0x1173C, 0x1173E), (0x11944, 0x11944), (0x11946, 0x11946), (0x11A42, 0x11A43),
+    (0x11A9B, 0x11A9C), (0x11C41, 0x11C42), (0x11EF7, 0x11EF8), (0x11F43, 0x11F44),
+    (0x16A6E, 0x16A6F), (0x16AF5, 0x16AF5), (0x16B37, 0x16B38), (0x16B44, 0x16B44),
+    (0x16E98, 0x16E98), (0x1BC9F, 0x1BC9F), (0x1DA88, 0x1DA88),
+)  # fmt: skip
+
+
+def _chars(ranges: tuple[tuple[int, int], ...]) -> frozenset[str]:
+    return frozenset(chr(c) for a, b in ranges for c in range(a, b + 1))
+
+
+def _re2_class(chars: frozenset[str] | set[str], negate: bool = False) -> str:
+    body = "".join(f"\\x{{{ord(c):X}}}" for c in sorted(chars))
+    return f"[{'^' if negate else ''}{body}]"
+
+
+TERMINAL_PUNCTUATION = _chars(_TERMINAL_RANGES)
+PUNCTUATION_SET = _chars(_PUNCTUATION_RANGES) | TERMINAL_PUNCTUATION
+ENGLISH_STOP_WORDS = ("the", "be", "to", "of", "and", "that", "have", "with")
+C4_POLICY_PHRASES = (
+    "terms of use",
+    "privacy policy",
+    "cookie policy",
+    "uses cookies",
+    "use of cookies",
+    "use cookies",
+)
+
+# RE2 patterns (pyarrow.compute). RE2's \s and \d are ASCII, hence explicit classes.
+_WORD_CHAR = r"[\p{L}\p{N}\p{M}_]"
+TOKEN_PATTERN = rf"\.\.+|{_WORD_CHAR}+(?:['’.]{_WORD_CHAR}+|,\p{{N}}+)*|\S"
+# Python's str.splitlines boundaries (\r\n first so it counts once).
+_SPLITLINES_PATTERN = r"\r\n|[\n\r\x{B}\x{C}\x{1C}-\x{1E}\x{85}\x{2028}\x{2029}]"
+_NON_SYMBOL_PATTERN = _re2_class(PUNCTUATION_SET, negate=True)
+_CITATION_PATTERN = r"\[\p{Nd}*\]|\[edit\]|\[citation needed\]"
+_POLICY_PATTERN = "|".join(C4_POLICY_PHRASES)
+# A sentence ends at a terminal mark followed by punctuation/blanks, at least one blank,
+# then a non-punctuation character (spaCy: the next non-punctuation token).
+_SENTENCE_BREAK_PATTERN = _re2_class(TERMINAL_PUNCTUATION) + r"[\p{P}\s]*\s[^\p{P}\s]"
+
+# --- options ---------------------------------------------------------------------------
+
+_MODEL = ConfigDict(extra="forbid", frozen=True)
+
+
+def _ratio(default: float | None, what: str) -> object:
+    return Field(default, ge=0.0, le=1.0, description=what)
+
+
+def _count(default: int | None, what: str) -> object:
+    return Field(default, ge=0, description=what)
+
+
+class GopherQuality(BaseModel):
+    """Thresholds of datatrove's ``GopherQualityFilter``."""
+
+    model_config = _MODEL
+
+    min_doc_words: int | None = _count(50, "datatrove min_doc_words: fewest non-symbol words")
+    max_doc_words: int | None = _count(100_000, "datatrove max_doc_words: most non-symbol words")
+    min_avg_word_length: float | None = Field(
+        3, ge=0, description="datatrove min_avg_word_length: lowest mean non-symbol word length"
+    )
+    max_avg_word_length: float | None = Field(
+        10, ge=0, description="datatrove max_avg_word_length: highest mean non-symbol word length"
+    )
+    max_symbol_word_ratio: float | None = _ratio(
+        0.1, "datatrove max_symbol_word_ratio: most '#' (and, apart, ellipses) per word"
+    )
+    max_bullet_lines_ratio: float | None = _ratio(
+        0.9, "datatrove max_bullet_lines_ratio: most lines starting with a bullet"
+    )
+    max_ellipsis_lines_ratio: float | None = _ratio(
+        0.3, "datatrove max_ellipsis_lines_ratio: most lines ending with an ellipsis"
+    )
+    min_alpha_words_ratio: float | None = _ratio(
+        0.8, "datatrove max_non_alpha_words_ratio: fewest words with a letter, per word"
+    )
+    min_stop_words: int | None = _count(2, "datatrove min_stop_words: fewest distinct stop words")
+    stop_words: tuple[str, ...] = Field(
+        ENGLISH_STOP_WORDS, description="datatrove stop_words: the stop words (case-sensitive)"
+    )
+
+
+class GopherRepetition(BaseModel):
+    """Thresholds of datatrove's ``GopherRepetitionFilter``."""
+
+    model_config = _MODEL
+
+    max_dup_para_frac: float | None = _ratio(
+        0.3, "datatrove dup_para_frac: most repeated paragraphs per paragraph"
+    )
+    max_dup_para_char_frac: float | None = _ratio(
+        0.2, "datatrove dup_para_char_frac: most repeated-paragraph characters per character"
+    )
+    max_dup_line_frac: float | None = _ratio(
+        0.3, "datatrove dup_line_frac: most repeated lines per line"
+    )
+    max_dup_line_char_frac: float | None = _ratio(
+        0.2, "datatrove dup_line_char_frac: most repeated-line characters per character"
+    )
+    max_top_2_gram_frac: float | None = _ratio(0.20, "datatrove top_n_grams (2, 0.2)")
+    max_top_3_gram_frac: float | None = _ratio(0.18, "datatrove top_n_grams (3, 0.18)")
+    max_top_4_gram_frac: float | None = _ratio(0.16, "datatrove top_n_grams (4, 0.16)")
+    max_dup_5_gram_frac: float | None = _ratio(0.15, "datatrove dup_n_grams (5, 0.15)")
+    max_dup_6_gram_frac: float | None = _ratio(0.14, "datatrove dup_n_grams (6, 0.14)")
+    max_dup_7_gram_frac: float | None = _ratio(0.13, "datatrove dup_n_grams (7, 0.13)")
+    max_dup_8_gram_frac: float | None = _ratio(0.12, "datatrove dup_n_grams (8, 0.12)")
+    max_dup_9_gram_frac: float | None = _ratio(0.11, "datatrove dup_n_grams (9, 0.11)")
+    max_dup_10_gram_frac: float | None = _ratio(0.10, "datatrove dup_n_grams (10, 0.1)")
+
+
+class C4(BaseModel):
+    """Settings of datatrove's ``C4QualityFilter`` (``split_paragraph=True``)."""
+
+    model_config = _MODEL
+
+    remove_citations: bool = Field(
+        True, description="datatrove remove_citations: drop [1], [edit] before line checks"
+    )
+    filter_no_terminal_punct: bool = Field(
+        True, description="datatrove filter_no_terminal_punct: ignore lines without end mark"
+    )
+    min_num_sentences: int | None = _count(
+        5, "datatrove min_num_sentences (-1 there is None here): fewest sentences kept"
+    )
+    min_words_per_line: int | None = _count(
+        3, "datatrove min_words_per_line (-1 there is None here): ignore shorter lines"
+    )
+    max_word_length: int | None = _count(
+        1000, "datatrove max_word_length (-1 there is None here): ignore lines with longer words"
+    )
+    filter_lorem_ipsum: bool = Field(
+        True, description="datatrove filter_lorem_ipsum: reject on 'lorem ipsum'"
+    )
+    filter_javascript: bool = Field(
+        True, description="datatrove filter_javascript: ignore lines mentioning javascript"
+    )
+    filter_curly_bracket: bool = Field(
+        True, description="datatrove filter_curly_bracket: reject on '{'"
+    )
+    filter_policy: bool = Field(
+        True, description="datatrove filter_policy: ignore cookie / terms-of-use lines"
+    )
+
+
+class FineWeb(BaseModel):
+    """Thresholds of datatrove's ``FineWebQualityFilter``."""
+
+    model_config = _MODEL
+
+    line_punct_thr: float | None = _ratio(
+        0.12, "datatrove line_punct_thr: fewest lines ending in terminal punctuation, per line"
+    )
+    line_punct_exclude_zero: bool = Field(
+        False, description="datatrove line_punct_exclude_zero: keep docs with no such line"
+    )
+    stop_chars: tuple[str, ...] | None = Field(
+        None, description="datatrove stop_chars: line endings that count (None: terminal marks)"
+    )
+    short_line_thr: float | None = _ratio(
+        0.67, "datatrove short_line_thr: most short lines per line"
+    )
+    short_line_length: int = Field(
+        30, ge=0, description="datatrove short_line_length: longest 'short' line, in characters"
+    )
+    char_duplicates_ratio: float | None = _ratio(
+        0.01, "datatrove char_duplicates_ratio: most repeated-line characters per character"
+    )
+    new_line_ratio: float | None = _ratio(0.3, "datatrove new_line_ratio: most newlines per word")
+
+
+class FilterOptions(BaseModel):
+    """Which filters run (None turns one off) and their thresholds."""
+
+    model_config = _MODEL
+
+    gopher_quality: GopherQuality | None = GopherQuality()
+    gopher_repetition: GopherRepetition | None = GopherRepetition()
+    c4: C4 | None = C4()
+    fineweb: FineWeb | None = FineWeb()
+
+
+# --- batch views -----------------------------------------------------------------------
+
+
+def _np(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=False)
+
+
+class _Split:
+    """A list array flattened: its values, each value's row, and per-row counts."""
+
+    def __init__(self, lists: pa.Array, n_rows: int) -> None:
+        self.values = lists.flatten()
+        self.row = _np(pc.list_parent_indices(lists)).astype(np.int64)
+        self.n_rows = n_rows
+        self.count = _np(pc.list_value_length(lists)).astype(np.int64)
+
+    def per_row(self, weights: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        """Sum of ``weights`` (bool or numbers) over each row's values, optionally masked."""
+        w = weights.astype(np.float64)
+        if where is not None:
+            w = w * where
+        return np.bincount(self.row, weights=w, minlength=self.n_rows)
+
+    def any_per_row(self, mask: np.ndarray) -> np.ndarray:
+        return self.per_row(mask) > 0
+
+    def only(self, keep: np.ndarray) -> _Split:
+        """The same split with only the values where ``keep`` is true."""
+        counts = np.bincount(self.row[keep], minlength=self.n_rows)
+        offsets = np.concatenate([[0], np.cumsum(counts)])
+        values = self.values.filter(pa.array(keep))
+        if offsets[-1] < 2**31:
+            lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+        else:
+            lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values)
+        return _Split(lists, self.n_rows)
+
+
+def _split_whitespace(texts: pa.Array) -> _Split:
+    """Python's ``str.split()``: Arrow's kernel also yields empty pieces at the ends."""
+    split = _Split(pc.utf8_split_whitespace(texts), len(texts))
+    nonempty = _np(pc.utf8_length(split.values)) > 0
+    return split if nonempty.all() else split.only(nonempty)
+
+
+def _first_seen(keys: np.ndarray) -> np.ndarray:
+    """True where ``keys[i]`` occurs for the first time (in order)."""
+    first = np.zeros(len(keys), dtype=bool)
+    if len(keys):
+        _, index = np.unique(keys, return_index=True)
+        first[index] = True
+    return first
+
+
+def _duplicates(values: pa.Array, row: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how many values repeat an earlier value of the row, and their characters."""
+    if len(values) == 0:
+        zeros = np.zeros(n_rows)
+        return zeros, zeros
+    codes = _np(pc.dictionary_encode(values).indices).astype(np.int64)
+    repeat = ~_first_seen(row * (int(codes.max()) + 1) + codes)
+    chars = _np(pc.utf8_length(values)).astype(np.float64)
+    return (
+        np.bincount(row, weights=repeat.astype(np.float64), minlength=n_rows),
+        np.bincount(row, weights=chars * repeat, minlength=n_rows),
+    )
+
+
+def _above(num: np.ndarray, den: np.ndarray, limit: float) -> np.ndarray:
+    """num / den > limit, False where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (den > 0) & (num / np.where(den > 0, den, 1) > limit)
+
+
+def _below(num: np.ndarray, den: np.ndarray, limit: float) -> np.ndarray:
+    """num / den < limit, False where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (den > 0) & (num / np.where(den > 0, den, 1) < limit)
+
+
+class _Batch:
+    """The texts of a batch and the splits the rules share, computed once when needed."""
+
+    def __init__(self, texts: pa.Array | pa.ChunkedArray) -> None:
+        if isinstance(texts, pa.ChunkedArray):
+            texts = texts.combine_chunks() if texts.num_chunks else pa.array([], texts.type)
+        if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+            raise TypeError(f"texts must be strings, got {texts.type}")
+        self.text = pc.fill_null(texts, "")
+        self.n = len(texts)
+        self.shared: dict[object, object] = {}  # results several rules use (see _memo)
+
+    def _count(self, pattern: str) -> np.ndarray:
+        return _np(pc.count_substring(self.text, pattern)).astype(np.float64)
+
+    @cached_property
+    def length(self) -> np.ndarray:
+        return _np(pc.utf8_length(self.text)).astype(np.float64)
+
+    @cached_property
+    def newlines(self) -> np.ndarray:
+        return self._count("\n")
+
+    @cached_property
+    def words(self) -> _Split:
+        spaced = pc.replace_substring_regex(self.text, pattern=TOKEN_PATTERN, replacement=r" \0 ")
+        return _split_whitespace(spaced)
+
+    @cached_property
+    def word_length(self) -> np.ndarray:
+        return _np(pc.utf8_length(self.words.values)).astype(np.int64)
+
+    @cached_property
+    def word_codes(self) -> np.ndarray:
+        values = self.words.values
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.int64)
+        return _np(pc.dictionary_encode(values).indices).astype(np.int64)
+
+    @cached_property
+    def splitlines(self) -> _Split:
+        """Lines as Python's ``str.splitlines``: a trailing empty piece is not a line."""
+        pieces = _Split(pc.split_pattern_regex(self.text, _SPLITLINES_PATTERN), self.n)
+        # Each row's last piece is empty exactly when the text ends with a line break
+        # (or is empty); splitlines yields no line for it.
+        ends = np.cumsum(pieces.count) - 1
+        keep = np.ones(len(pieces.values), dtype=bool)
+        keep[ends[_np(pc.utf8_length(pieces.values))[ends] == 0]] = False
+        return pieces.only(keep)
+
+    def ngram_ids(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Ids of the word n-grams starting at each flattened word, and which are valid.
+
+        Equal ids mean equal word sequences. Built by pairing the (n-1)-gram id with the
+        next word's code and re-densifying, so ids stay below the word count.
+        """
+        ids = self._ngram_cache.get(n)
+        if ids is None:
+            prev, _ = self.ngram_ids(n - 1)
+            codes = self.word_codes
+            if len(prev) <= 1:
+                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
+            pair = prev[:-1] * (int(codes.max()) + 1) + codes[n - 1 :]
+            ids = np.unique(pair, return_inverse=True)[1].astype(np.int64).reshape(-1)
+            self._ngram_cache[n] = ids
+        row = self.words.row
+        valid = row[: len(ids)] == row[n - 1 : n - 1 + len(ids)]
+        return ids, valid
+
+    @cached_property
+    def _ngram_cache(self) -> dict[int, np.ndarray]:
+        return {1: self.word_codes}
+
+
+# --- rules -----------------------------------------------------------------------------
+
+Rule = Callable[[_Batch], np.ndarray]
+
+
+def _gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
+    def non_symbol(b: _Batch) -> np.ndarray:
+        return _np(pc.match_substring_regex(b.words.values, _NON_SYMBOL_PATTERN))
+
+    def word_count(b: _Batch) -> np.ndarray:
+        n = b.words.per_row(non_symbol(b))
+        fired = np.zeros(b.n, dtype=bool)
+        if o.min_doc_words is not None:
+            fired |= n < o.min_doc_words
+        if o.max_doc_words is not None:
+            fired |= n > o.max_doc_words
+        return fired
+
+    def mean_word_length(b: _Batch) -> np.ndarray:
+        mask = non_symbol(b)
+        n = b.words.per_row(mask)
+        total = b.words.per_row(b.word_length, mask)
+        fired = np.zeros(b.n, dtype=bool)
+        if o.min_avg_word_length is not None:
+            fired |= _below(total, n, o.min_avg_word_length)
+        if o.max_avg_word_length is not None:
+            fired |= _above(total, n, o.max_avg_word_length)
+        return fired
+
+    def hash_ratio(b: _Batch) -> np.ndarray:
+        return _above(b._count("#"), b.words.count, o.max_symbol_word_ratio)
+
+    def ellipsis_ratio(b: _Batch) -> np.ndarray:
+        return _above(b._count("...") + b._count("…"), b.words.count, o.max_symbol_word_ratio)
+
+    def bullet_lines(b: _Batch) -> np.ndarray:
+        start = pc.utf8_ltrim_whitespace(b.splitlines.values)
+        bullet = _np(pc.or_(pc.starts_with(start, "•"), pc.starts_with(start, "-")))
+        lines = b.splitlines
+        return _above(lines.per_row(bullet), lines.count, o.max_bullet_lines_ratio)
+
+    def ellipsis_lines(b: _Batch) -> np.ndarray:
+        end = pc.utf8_rtrim_whitespace(b.splitlines.values)
+        ellipsis = _np(pc.or_(pc.ends_with(end, "..."), pc.ends_with(end, "…")))
+        lines = b.splitlines
+        return _above(lines.per_row(ellipsis), lines.count, o.max_ellipsis_lines_ratio)
+
+    def alpha_words(b: _Batch) -> np.ndarray:
+        alpha = _np(pc.match_substring_regex(b.words.values, r"\p{L}"))
+        return _below(b.words.per_row(alpha), b.words.count, o.min_alpha_words_ratio)
+
+    def stop_words(b: _Batch) -> np.ndarray:
+        stops = list(dict.fromkeys(o.stop_words))
+        index = pc.index_in(b.words.values, value_set=pa.array(stops, pa.string()))
+        hit = _np(pc.is_valid(index))
+        rows = b.words.row[hit]
+        keys = rows * max(len(stops), 1) + _np(index.filter(pc.is_valid(index))).astype(np.int64)
+        distinct = np.bincount(rows[_first_seen(keys)], minlength=b.n)
+        return distinct < o.min_stop_words
+
+    rules: list[tuple[str, Rule | None]] = [
+        ("word_count", word_count),
+        ("mean_word_length", mean_word_length),
+        ("hash_ratio", hash_ratio if o.max_symbol_word_ratio is not None else None),
+        ("ellipsis_ratio", ellipsis_ratio if o.max_symbol_word_ratio is not None else None),
+        ("bullet_lines", bullet_lines if o.max_bullet_lines_ratio is not None else None),
+        ("ellipsis_lines", ellipsis_lines if o.max_ellipsis_lines_ratio is not None else None),
+        ("alpha_words", alpha_words if o.min_alpha_words_ratio is not None else None),
+        ("stop_words", stop_words if o.min_stop_words is not None else None),
+    ]
+    return [(name, rule) for name, rule in rules if rule is not None]
+
+
+def _top_ngram_chars(b: _Batch, n: int) -> np.ndarray:
+    """Per row: characters of its most frequent n-gram (joined by spaces) times its count.
+
+    Ties go to the n-gram whose first occurrence is earliest (``Counter.most_common``).
+    Rows with fewer than n words get NaN (datatrove skips the rule for them).
+    """
+    out = np.full(b.n, np.nan)
+    ids, valid = b.ngram_ids(n)
+    pos = np.flatnonzero(valid)
+    if len(pos) == 0:
+        return out
+    row = b.words.row[pos]
+    keys = row * (int(ids.max()) + 1) + ids[pos]
+    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
+    urow = row[first]
+    start = pos[first]  # earliest position of each (row, n-gram)
+    order = np.lexsort((start, -counts, urow))
+    head = order[np.r_[True, urow[order][1:] != urow[order][:-1]]]
+    cum = np.concatenate([[0], np.cumsum(b.word_length)])
+    gram_chars = cum[start[head] + n] - cum[start[head]] + (n - 1)
+    out[urow[head]] = counts[head] * gram_chars
+    return out
+
+
+def _greedy_dup_chars(ids: list[int], chars: list[int], n: int, start: int) -> int:
+    """datatrove's scan over one document's n-gram ids (all before ``start`` are new).
+
+    Sequential by nature (a repeat skips the next n-1 positions, which then are never
+    remembered), so it stays a Python loop; callers only run it on rows that can fail.
+    """
+    seen = set(ids[:start])
+    total, i, end = 0, start, len(ids)
+    while i < end:
+        g = ids[i]
+        if g in seen:
+            total += chars[i]
+            i += n
+        else:
+            seen.add(g)
+            i += 1
+    return total
+
+
+def _dup_ngram_fired(b: _Batch, n: int, limit: float) -> np.ndarray:
+    fired = np.zeros(b.n, dtype=bool)
+    ids, valid = b.ngram_ids(n)
+    pos = np.flatnonzero(valid)
+    if len(pos) == 0:
+        return fired
+    row = b.words.row[pos]
+    gram = ids[pos]
+    repeat = ~_first_seen(row * (int(ids.max()) + 1) + gram)
+    cum = np.concatenate([[0], np.cumsum(b.word_length)])
+    chars = cum[pos + n] - cum[pos]  # joined without spaces, as datatrove counts them
+    # Every counted repeat is a non-first occurrence, so their characters bound the
+    # result: rows under the limit by that bound cannot fail and skip the scan.
+    bound = np.bincount(row, weights=chars * repeat, minlength=b.n)
+    candidates = np.flatnonzero(_above(bound, b.length, limit))
+    if len(candidates) == 0:
+        return fired
+    bounds = np.searchsorted(row, np.stack([candidates, candidates + 1]))
+    for r, lo, hi in zip(candidates, bounds[0], bounds[1], strict=True):
+        first_repeat = int(np.argmax(repeat[lo:hi]))
+        total = _greedy_dup_chars(gram[lo:hi].tolist(), chars[lo:hi].tolist(), n, first_repeat)
+        fired[r] = total / b.length[r] > limit
+    return fired
+
+
+def _gopher_repetition_rules(o: GopherRepetition) -> list[tuple[str, Rule]]:
+    def paragraphs(b: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        split = _Split(pc.split_pattern_regex(pc.utf8_trim_whitespace(b.text), r"\n{2,}"), b.n)
+        return (*_duplicates(split.values, split.row, b.n), split.count)
+
+    def lines(b: _Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        split = _Split(pc.split_pattern_regex(b.text, r"\n+"), b.n)
+        return (*_duplicates(split.values, split.row, b.n), split.count)
+
+    def fraction(part: Callable, limit: float) -> Rule:
+        return lambda b: _above(part(b)[0], part(b)[2], limit)
+
+    def char_fraction(part: Callable, limit: float) -> Rule:
+        return lambda b: _above(part(b)[1], b.length, limit)
+
+    def top(n: int, limit: float) -> Rule:
+        def rule(b: _Batch) -> np.ndarray:
+            chars = _top_ngram_chars(b, n)
+            return ~np.isnan(chars) & _above(np.nan_to_num(chars), b.length, limit)
+
+        return rule
+
+    def dup(n: int, limit: float) -> Rule:
+        return lambda b: _dup_ngram_fired(b, n, limit)
+
+    rules: list[tuple[str, Rule]] = []
+    for name, part, unit, limit in (
+        ("dup_para_frac", paragraphs, fraction, o.max_dup_para_frac),
+        ("dup_para_char_frac", paragraphs, char_fraction, o.max_dup_para_char_frac),
+        ("dup_line_frac", lines, fraction, o.max_dup_line_frac),
+        ("dup_line_char_frac", lines, char_fraction, o.max_dup_line_char_frac),
+    ):
+        if limit is not None:
+            rules.append((name, unit(_memo(part), limit)))
+    for n in (2, 3, 4):
+        limit = getattr(o, f"max_top_{n}_gram_frac")
+        if limit is not None:
+            rules.append((f"top_{n}_gram", top(n, limit)))
+    for n in range(5, 11):
+        limit = getattr(o, f"max_dup_{n}_gram_frac")
+        if limit is not None:
+            rules.append((f"dup_{n}_gram", dup(n, limit)))
+    return rules
+
+
+def _memo(part: Callable[[_Batch], object]) -> Callable[[_Batch], object]:
+    """Share a per-batch computation between rules: it is stored on the batch itself."""
+
+    def run(b: _Batch) -> object:
+        if part not in b.shared:
+            b.shared[part] = part(b)
+        return b.shared[part]
+
+    return run
+
+
+def _c4_rules(o: C4) -> list[tuple[str, Rule]]:
+    def lines(b: _Batch) -> dict[str, np.ndarray]:
+        split = b.splitlines
+        line = pc.utf8_trim_whitespace(split.values)
+        words = _split_whitespace(line)
+        n_lines = len(line)
+        long_word = np.zeros(n_lines, dtype=bool)
+        if o.max_word_length is not None:
+            too_long = _np(pc.utf8_length(words.values)) > o.max_word_length
+            long_word = words.any_per_row(too_long)
+        if o.remove_citations:
+            line = pc.replace_substring_regex(line, pattern=_CITATION_PATTERN, replacement="")
+        eligible = ~long_word
+        if o.filter_no_terminal_punct:
+            ends = _np(pc.match_substring_regex(line, r"[.?!\"']$"))
+            dots = _np(pc.ends_with(line, "..."))
+            eligible &= ends & ~dots
+        if o.min_words_per_line is not None:
+            eligible &= words.count >= o.min_words_per_line
+        lower = pc.utf8_lower(line)
+        lorem = _np(pc.match_substring(lower, "lorem ipsum"))
+        js = _np(pc.match_substring(lower, "javascript")) if o.filter_javascript else None
+        curly = _np(pc.match_substring(line, "{"))
+        policy = _np(pc.match_substring_regex(lower, _POLICY_PATTERN))
+        kept = eligible.copy()
+        if js is not None:
+            kept &= ~js
+        if o.filter_policy:
+            kept &= ~policy
+        return {
+            "lorem": split.any_per_row(eligible & lorem),
+            "curly": split.any_per_row(eligible & curly & (~js if js is not None else True)),
+            "sentences": _sentences_per_row(split, line, kept),
+        }
+
+    shared = _memo(lines)
+    rules: list[tuple[str, Rule]] = []
+    if o.filter_lorem_ipsum:
+        rules.append(("lorem_ipsum", lambda b: shared(b)["lorem"]))
+    if o.filter_curly_bracket:
+        rules.append(("curly_bracket", lambda b: shared(b)["curly"]))
+    if o.min_num_sentences is not None:
+        limit = o.min_num_sentences
+        rules.append(("too_few_sentences", lambda b: shared(b)["sentences"] < limit))
+    return rules
+
+
+def _sentences(lines: pa.Array) -> np.ndarray:
+    """Approximate spaCy sentencizer counts for C4 lines (see the module docstring)."""
+    # Dot runs are one token in spaCy and no sentence end: make them a non-terminal mark.
+    lines = pc.replace_substring_regex(lines, pattern=r"\.\.+", replacement="…")
+    breaks = _np(pc.count_substring_regex(lines, _SENTENCE_BREAK_PATTERN))
+    nonblank = _np(pc.match_substring_regex(lines, r"[^\s]"))
+    return np.where(nonblank, 1 + breaks, 0)
+
+
+def _sentences_per_row(split: _Split, line: pa.Array, kept: np.ndarray) -> np.ndarray:
+    counts = np.zeros(len(line))
+    if kept.any():
+        counts[kept] = _sentences(line.filter(pa.array(kept)))
+    return split.per_row(counts)
+
+
+def _fineweb_rules(o: FineWeb) -> list[tuple[str, Rule]]:
+    stop_chars = TERMINAL_PUNCTUATION if o.stop_chars is None else o.stop_chars
+    # Escape every character so the alternation is literal for RE2.
+    ending = (
+        "(?:" + "|".join("".join(f"\\x{{{ord(c):X}}}" for c in s) for s in stop_chars) + ")$"
+        if stop_chars
+        else None
+    )
+
+    def lines(b: _Batch) -> _Split:
+        split = _Split(pc.split_pattern(b.text, "\n"), b.n)
+        return split.only(_np(pc.not_equal(pc.utf8_trim_whitespace(split.values), "")))
+
+    shared = _memo(lambda b: (lines(b),))
+
+    def empty(b: _Batch) -> np.ndarray:
+        return shared(b)[0].count == 0
+
+    def line_punct_ratio(b: _Batch) -> np.ndarray:
+        split = shared(b)[0]
+        if ending is None:
+            ends = np.zeros(len(split.values), dtype=bool)
+        else:
+            ends = _np(pc.match_substring_regex(split.values, ending))
+        hits = split.per_row(ends)
+        fired = _below(hits, split.count, o.line_punct_thr)
+        if o.line_punct_exclude_zero:
+            fired &= hits > 0
+        return fired
+
+    def short_line_ratio(b: _Batch) -> np.ndarray:
+        split = shared(b)[0]
+        short = _np(pc.utf8_length(split.values)) <= o.short_line_length
+        return _above(split.per_row(short), split.count, o.short_line_thr)
+
+    def char_dup_ratio(b: _Batch) -> np.ndarray:
+        split = shared(b)[0]
+        _, chars = _duplicates(split.values, split.row, b.n)
+        return _above(chars, b.length - b.newlines, o.char_duplicates_ratio)
+
+    def list_ratio(b: _Batch) -> np.ndarray:
+        return _above(b.newlines, b.words.count.astype(np.float64), o.new_line_ratio)
+
+    rules: list[tuple[str, Rule | None]] = [
+        ("empty", empty),
+        ("line_punct_ratio", line_punct_ratio if o.line_punct_thr is not None else None),
+        ("short_line_ratio", short_line_ratio if o.short_line_thr is not None else None),
+        ("char_dup_ratio", char_dup_ratio if o.char_duplicates_ratio is not None else None),
+        ("list_ratio", list_ratio if o.new_line_ratio is not None else None),
+    ]
+    return [(name, rule) for name, rule in rules if rule is not None]
+
+
+# --- entry point -----------------------------------------------------------------------
+
+_FILTERS: tuple[tuple[str, Callable[[object], list[tuple[str, Rule]]]], ...] = (
+    ("gopher_quality", _gopher_quality_rules),
+    ("gopher_repetition", _gopher_repetition_rules),
+    ("c4", _c4_rules),
+    ("fineweb", _fineweb_rules),
+)
+
+
+def rules(options: FilterOptions) -> list[tuple[str, Rule]]:
+    """The enabled rules as (``<filter>.<rule>``, function), in verdict order."""
+    out: list[tuple[str, Rule]] = []
+    for filter_name, build in _FILTERS:
+        settings = getattr(options, filter_name)
+        if settings is not None:
+            out.extend((f"{filter_name}.{name}", rule) for name, rule in build(settings))
+    return out
+
+
+def rule_names(options: FilterOptions) -> list[str]:
+    """The names ``evaluate`` reports for these options, in verdict order."""
+    return [name for name, _ in rules(options)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdicts:
+    """The verdicts on one batch.
+
+    ``reason``: per row, null if kept, else the first failing rule's name.
+    ``fired``: per rule name, the bool mask of rows that rule fails on by itself.
+    """
+
+    reason: pa.Array
+    fired: dict[str, np.ndarray]
+
+    @property
+    def keep(self) -> np.ndarray:
+        return _np(pc.is_null(self.reason))
+
+
+def evaluate(texts: pa.Array | pa.ChunkedArray, options: FilterOptions) -> Verdicts:
+    """Every enabled rule over a batch of texts (null texts count as empty strings)."""
+    batch = _Batch(texts)
+    enabled = rules(options)
+    fired = {name: np.asarray(rule(batch), dtype=bool) for name, rule in enabled}
+    if not enabled or batch.n == 0:
+        return Verdicts(pa.nulls(batch.n, pa.string()), fired)
+    stacked = np.stack(list(fired.values()))
+    failed = stacked.any(axis=0)
+    first = stacked.argmax(axis=0)
+    names = pa.array(list(fired), pa.string())
+    reason = pc.take(names, pa.array(first, pa.int64(), mask=~failed))
+    return Verdicts(reason, fired)
