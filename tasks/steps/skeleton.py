@@ -47,17 +47,19 @@ OnDone = Callable[[int, int, Done], None]
 @dataclass(frozen=True)
 class PartResult:
     """What writing one part gives back: its file, the bytes of text it held (for the
-    throughput figures), and the step's own counts for it."""
+    throughput figures), the rows it set aside in a side file instead (a filter's
+    rejected rows), and the step's own counts for it."""
 
     entry: FileEntry
     text_bytes: int = 0
     counts: dict[str, Any] = field(default_factory=dict)
+    set_aside: int = 0
 
 
 @dataclass(frozen=True)
 class Plan:
     """The parts to write (typed specs, one per part file), the schema they share, and
-    how many rows they must hold between them."""
+    how many rows they must hold between them (set-aside rows included)."""
 
     specs: Sequence[Any]
     schema: pa.Schema
@@ -191,7 +193,7 @@ def run_step(
     parts = run.map(step.write_part, plan.specs, parts=True)
     record = step.finish(parts)
     results: list[PartResult] = [part.result for part in parts]
-    rows = sum(result.entry.num_rows for result in results)
+    rows = sum(result.entry.num_rows + result.set_aside for result in results)
     if rows != plan.expected_rows:
         raise RuntimeError(
             f"{step.name} wrote {rows} rows at {run.output.uri}, expected {plan.expected_rows}"

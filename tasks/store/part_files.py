@@ -7,6 +7,7 @@ from collections.abc import Iterable
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tasks.errors import InputError
 from tasks.store import storage
 from tasks.store.dataset import FileEntry, part_name
 from tasks.store.storage import Location
@@ -15,6 +16,18 @@ from tasks.store.storage import Location
 # Spark/Athena/pyarrow, small enough that a writer holds little in memory.
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 COMPRESSION = "snappy"
+# Parquet codecs of the output: Spark's default, the smaller one, or none.
+COMPRESSIONS = ("snappy", "zstd", "none")
+
+
+def check_options(compression: str, batch_size: int) -> None:
+    """Refuse, by name, a codec we do not write or a batch size below one."""
+    if compression not in COMPRESSIONS:
+        raise InputError(
+            f"compression must be one of {', '.join(COMPRESSIONS)}; got {compression!r}"
+        )
+    if batch_size < 1:
+        raise InputError(f"batch_size must be at least 1, got {batch_size}")
 
 
 def write_part(

@@ -37,6 +37,7 @@ def test_the_promised_deployments_exist():
         "generate/default",
         "preprocess/default",
         "dedup/default",
+        "filter/default",
         "pipeline/default",
         "pipeline/nightly",
         "backfill/nightly",

@@ -9,7 +9,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
@@ -24,9 +24,6 @@ from tasks.store import dataset, inputs, part_files
 from tasks.store.storage import Location
 
 Slice = tuple[int, int, int]  # (input file index, first row, stop row)
-# Parquet codecs of the output: Spark's default, the smaller one, or none.
-COMPRESSIONS = ("snappy", "zstd", "none")
-Compression = Literal["snappy", "zstd", "none"]
 
 
 class PreprocessParams(BaseModel):
@@ -113,12 +110,7 @@ class Preprocess(Step[PreprocessParams]):
         """Inputs are validated before the output is touched: a bad input leaves an
         earlier committed output as it was."""
         p = self.params
-        if p.compression not in COMPRESSIONS:
-            raise InputError(
-                f"compression must be one of {', '.join(COMPRESSIONS)}; got {p.compression!r}"
-            )
-        if p.batch_size < 1:
-            raise InputError(f"batch_size must be at least 1, got {p.batch_size}")
+        part_files.check_options(p.compression, p.batch_size)
         if p.num_files is not None and p.num_files < 1:
             raise InputError(f"num_files must be at least 1 or None, got {p.num_files}")
         dataset.file_count(1, p.num_files, p.rows_per_file)  # checked before any read

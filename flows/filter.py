@@ -1,0 +1,88 @@
+"""Step 5: keep the rows that pass the quality rules of Gopher, C4 and FineWeb; every
+rejected row is kept too, with its reason, in _rejected/ beside them."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from prefect import flow, get_run_logger
+from prefect_aws import AwsCredentials
+from pydantic import Field
+
+from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
+from flows.runs import flow_run_name
+from tasks.cluster.options import RayOptions
+from tasks.nightly import deadline
+from tasks.orchestration.exclusive import exclusive_output
+from tasks.steps.filter.rules import FilterOptions
+from tasks.steps.filter.step import Filter, FilterParams
+from tasks.store.storage import canonical_uri, settings_for
+
+
+@flow(
+    name="filter",
+    flow_run_name=flow_run_name("filter", "output_uri"),
+    task_runner=PipelineRayTaskRunner(),
+)
+def filter_documents(
+    input_uri: str,
+    output_uri: str,
+    text_column: Annotated[str, Field(min_length=1)] = "text",
+    filters: FilterOptions = FilterOptions(),  # noqa: B008 (frozen, so one shared default is safe)
+    input_format: Literal["auto", "parquet", "json"] = "auto",
+    compression: Literal["snappy", "zstd", "none"] = "snappy",
+    batch_size: Annotated[int, Field(ge=1)] = 1024,
+    ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
+    aws_credentials: AwsCredentials | None = None,
+    timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
+) -> str:
+    """Keep the rows whose text_column passes every enabled quality rule.
+
+    The rules look at the text as it is (the raw text: cleaning strips the punctuation
+    and line structure they measure). A rejected row goes to _rejected/ inside the
+    output with all its columns and filter_reason, the first rule it failed; the
+    manifest counts, per rule, the rows and bytes it removed and the rows it fails.
+
+    Args:
+        input_uri: What to filter: anything preprocess reads (a committed dataset, a
+            directory, a file, a glob; Parquet or JSON Lines, also compressed).
+        output_uri: Where the kept rows go (not inside the input).
+        text_column: The column the rules judge.
+        filters: The rule sets, each its thresholds or null to turn it off; {} is that
+            rule set with datatrove's English defaults. Default: all four on.
+        input_format: parquet, json, or auto to tell by the file names.
+        compression: Parquet codec of the output files.
+        batch_size: Rows judged at a time.
+        ray: Where and how the parts run on Ray.
+        aws_credentials: A prefect-aws AwsCredentials block for S3.
+        timeout_minutes: Fail the run this long after it starts; nothing is committed.
+    """
+    until = deadline.after(timeout_minutes)
+    source, output = canonical_uri(input_uri), canonical_uri(output_uri)
+    start_ray(ray.init)
+    with exclusive_output(output):
+        manifest = run_step_task(
+            Filter,
+            FilterParams(
+                input_uri=source,
+                input_format=input_format,
+                text_column=text_column,
+                filters=filters,
+                compression=compression,
+                batch_size=batch_size,
+            ),
+            output,
+            until,
+            scheduling=ray,
+            s3=settings_for([source, output], aws_credentials),
+        )
+    stats = manifest["filters"]
+    get_run_logger().info(
+        "committed %d of %d rows at %s; %d rejected (in %s/_rejected)",
+        stats["kept"],
+        stats["rows_in"],
+        output,
+        stats["rejected"],
+        output,
+    )
+    return output
