@@ -4,6 +4,7 @@ with its reason, counts per rule, the same bytes on a rerun, bad thresholds refu
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -13,7 +14,7 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.filter import filter_documents
 from tasks.steps.filter.rules import FilterOptions, evaluate
-from tests.helpers import assert_committed, committed_bytes, tree_digest
+from tests.helpers import assert_committed, committed_bytes, kill_flow_when, tree_digest
 from tests.unit.test_filter_rules import base
 
 pytestmark = pytest.mark.usefixtures("flows_env")
@@ -122,3 +123,35 @@ def test_the_flow_refuses_a_bad_threshold_by_name(filters, field):
         filter_documents.validate_parameters(
             {"input_uri": "in", "output_uri": "out", "filters": filters}
         )
+
+
+def test_a_filter_run_killed_mid_part_reruns_to_the_same_bytes(tmp_path, faults, ray_cluster):
+    corpus(tmp_path / "in", files=4, rows=40)
+    source = str(tmp_path / "in")
+    filter_documents(source, str(tmp_path / "whole"))
+    out = tmp_path / "out"
+    # Killed while part 1's kept rows are being written (the write waits 30 s first).
+    slow = faults / "part-00001.parquet.slow"
+    slow.write_text("30")
+    script = (
+        "from flows.filter import filter_documents\n"
+        "from flows.runner import PipelineRayTaskRunner\n"
+        "hook = {'worker_process_setup_hook': 'tests.write_faults.install'}\n"
+        "runner = PipelineRayTaskRunner(init_kwargs={'runtime_env': hook})\n"
+        f"filter_documents.with_options(task_runner=runner)({source!r}, 'file://{out}')\n"
+    )
+    kill_flow_when(
+        script,
+        f"file://{out}",
+        ray_cluster.address_info["gcs_address"],
+        tmp_path / "killed.log",
+        lambda _: Path(f"{slow}.fired").exists(),
+    )
+    assert not (out / "_manifest.json").exists()
+
+    filter_documents(source, str(out))
+    assert committed_bytes(out) == committed_bytes(tmp_path / "whole")
+    assert sorted(committed_bytes(out)) == sorted(
+        [f"part-0000{i}.parquet" for i in range(4)]
+        + [f"_rejected/part-0000{i}.parquet" for i in range(4)]
+    )
