@@ -31,10 +31,13 @@ def _deployment_parameters(name: str) -> dict[str, Any]:
 
 
 def datasets_written(params: dict[str, Any]) -> list[str]:
-    """The datasets a pipeline run with ``params`` writes: raw and preprocessed, and
-    deduped with the dedup step on."""
-    dedup = params.get("dedup") or "none"
-    return [name for name in DATASETS if name != "deduped" or dedup != "none"]
+    """The datasets a pipeline run with ``params`` writes: raw and preprocessed, filtered
+    with filters given, and deduped with the dedup step on."""
+    optional = {
+        "filtered": params.get("filters") is not None,
+        "deduped": bool((params.get("dedup") or "none") != "none"),
+    }
+    return [name for name in DATASETS if optional.get(name, True)]
 
 
 def committed(

@@ -15,6 +15,7 @@ from pydantic import Field
 from flows import runs
 from flows.create_bucket import create_bucket
 from flows.dedup import dedup as dedup_step
+from flows.filter import filter_documents
 from flows.generate import generate
 from flows.preprocess import preprocess
 from flows.runner import PipelineRayTaskRunner, start_ray
@@ -24,14 +25,15 @@ from tasks.nightly import deadline, space
 from tasks.orchestration.tasks import retention_task
 from tasks.steps.dedup.minhash import MinHashParams
 from tasks.steps.dedup.step import deduplicated_bytes
+from tasks.steps.filter.rules import FilterOptions
 from tasks.steps.generate.step import generated_bytes
 from tasks.steps.generate.synth import MAX_TEXT_LENGTH
 from tasks.steps.preprocess.step import preprocessed_bytes
 from tasks.store import partitions, storage
 
-# The datasets of a bucket, in the order the pipeline writes them (deduped only with
-# the dedup step on).
-DATASETS = ("raw", "preprocessed", "deduped")
+# The datasets of a bucket, in the order the pipeline writes them (filtered only with
+# filters given, deduped only with the dedup step on).
+DATASETS = ("raw", "preprocessed", "filtered", "deduped")
 
 
 @flow(
@@ -58,6 +60,7 @@ def pipeline(
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
     keep_days: Annotated[int, Field(ge=1)] | None = None,
     dedup: Literal["none", "exact", "near"] = "none",
+    filters: FilterOptions | None = None,
 ) -> str:
     """Create the bucket, generate into {bucket_uri}/raw, clean into {bucket_uri}/preprocessed.
 
@@ -90,14 +93,18 @@ def pipeline(
         timeout_minutes: Fail the run this long after it starts; the dataset being
             written then is not committed (what an earlier step committed stays).
         keep_days: With daily, after a successful run remove the committed partitions
-            of raw, preprocessed and deduped dated keep_days or more days before the
-            run's date, or before today in timezone if that is earlier (7 keeps the
-            run's date and the six before it). Folders without a manifest of ours are
-            never removed.
+            of raw, preprocessed, filtered and deduped dated keep_days or more days
+            before the run's date, or before today in timezone if that is earlier (7
+            keeps the run's date and the six before it). Folders without a manifest of
+            ours are never removed.
         dedup: A fourth step, the dedup flow with its defaults, from preprocessed into
             {bucket_uri}/deduped: exact or near duplicates removed (none: no fourth
             step). With daily, each date's rows are also checked against the earlier
             dates' deduped partitions still kept.
+        filters: A step between preprocess and dedup, the filter flow with these rule
+            sets ({} for each rule set's defaults), from preprocessed into
+            {bucket_uri}/filtered; it judges the raw text, so keep_text must stay on.
+            Dedup then reads the filtered rows. None: no filter step.
     """
     until = deadline.after(timeout_minutes)
     day = today = None
@@ -111,10 +118,14 @@ def pipeline(
         today = partitions.today(timezone, now)
     if keep_days is not None and day is None:
         raise InputError(f"keep_days={keep_days} applies to daily runs only (daily=true)")
+    if filters is not None and not keep_text:
+        raise InputError("filters judge the raw text: they need keep_text=true")
     if not storage.is_s3(bucket_uri):  # before the bucket's directory is made
         raw_bytes = generated_bytes(num_rows, text_length)
         cleaned_bytes = preprocessed_bytes(raw_bytes, keep_text)
         needed = raw_bytes + cleaned_bytes
+        if filters is not None:  # every row written once, kept or rejected
+            needed += cleaned_bytes
         if dedup != "none":  # its output, and its signatures until it commits
             minhash = MinHashParams() if dedup == "near" else None
             needed += deduplicated_bytes(
@@ -128,10 +139,11 @@ def pipeline(
     start_ray(ray.init)
     stage_ray = ray.model_copy(update={"init": RayInit()})  # this run's Ray is up
     bucket = create_bucket(bucket_uri, region=region, aws_credentials=aws_credentials)
-    raw_uri, output_uri, deduped_uri = (f"{bucket}/{name}" for name in DATASETS)
+    raw_uri, output_uri, filtered_uri, deduped_uri = (f"{bucket}/{name}" for name in DATASETS)
     if day:
-        raw_uri, output_uri, deduped_uri = (
-            partitions.partition(uri, day) for uri in (raw_uri, output_uri, deduped_uri)
+        raw_uri, output_uri, filtered_uri, deduped_uri = (
+            partitions.partition(uri, day)
+            for uri in (raw_uri, output_uri, filtered_uri, deduped_uri)
         )
         seed = partitions.daily_seed(seed, day)
         get_run_logger().info("processing the partition of %s (seed %d)", day, seed)
@@ -157,6 +169,16 @@ def pipeline(
         aws_credentials=aws_credentials,
         timeout_minutes=_minutes_left(until),
     )
+    if filters is not None:
+        output = filter_documents(
+            output,
+            filtered_uri,
+            filters=filters,
+            compression=compression,
+            ray=stage_ray,
+            aws_credentials=aws_credentials,
+            timeout_minutes=_minutes_left(until),
+        )
     if dedup != "none":
         output = dedup_step(
             output,

@@ -13,6 +13,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.filter import filter_documents
+from flows.pipeline import pipeline
+from tasks.errors import InputError
 from tasks.steps.filter.rules import FilterOptions, evaluate
 from tests.helpers import assert_committed, committed_bytes, kill_flow_when, tree_digest
 from tests.unit.test_filter_rules import base
@@ -155,3 +157,23 @@ def test_a_filter_run_killed_mid_part_reruns_to_the_same_bytes(tmp_path, faults,
         [f"part-0000{i}.parquet" for i in range(4)]
         + [f"_rejected/part-0000{i}.parquet" for i in range(4)]
     )
+
+
+def test_the_pipeline_runs_the_filter_between_preprocess_and_dedup(tmp_path):
+    bucket = tmp_path / "bucket"
+    none = {"gopher_quality": None, "gopher_repetition": None, "c4": None, "fineweb": None}
+    out = pipeline(
+        str(bucket), num_rows=300, num_files=2, text_length=200, dedup="exact", filters=none
+    )
+    assert out == f"file://{bucket}/deduped"
+    filtered = assert_committed(bucket / "filtered")
+    assert filtered["filters"]["kept"] == 300  # every rule set off: every row kept
+    deduped = json.loads((bucket / "deduped" / "_manifest.json").read_text())
+    assert deduped["parameters"]["input_uri"] == f"file://{bucket}/filtered"
+
+    # The default rules reject the generated random letters, every row with its reason.
+    pipeline(str(bucket / "defaults"), num_rows=300, num_files=2, text_length=200, filters={})
+    stats = assert_committed(bucket / "defaults" / "filtered")["filters"]
+    assert (stats["kept"], stats["rejected"]) == (0, 300)
+    with pytest.raises(InputError, match="keep_text"):
+        pipeline(str(bucket / "x"), num_rows=10, num_files=1, keep_text=False, filters={})

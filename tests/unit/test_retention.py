@@ -195,6 +195,8 @@ def test_backfill_counts_a_date_done_only_when_every_dataset_it_writes_is_commit
     near = datasets_written({"dedup": "near"})
     assert near == ["raw", "preprocessed", "deduped"]
     assert datasets_written({}) == datasets_written({"dedup": "none"}) == ["raw", "preprocessed"]
+    assert datasets_written({"filters": {}}) == ["raw", "preprocessed", "filtered"]
+    assert datasets_written({"filters": {}, "dedup": "exact"})[2:] == ["filtered", "deduped"]
 
     _commit_by_hand(bucket / "preprocessed" / f"dt={day}")
     assert not committed(str(bucket), day, None, datasets_written({}))  # raw is missing
