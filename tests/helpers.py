@@ -202,6 +202,18 @@ def kill_flow_when(
                 )
 
 
+def with_write_faults(module: str, flow: str, arguments: str) -> str:
+    """A script for :func:`kill_flow_when`: ``module.flow(arguments)`` joining the
+    session's Ray, its own workers taking the write faults as the session's do."""
+    return (
+        "from flows.runner import PipelineRayTaskRunner\n"
+        f"from {module} import {flow}\n"
+        "hook = {'worker_process_setup_hook': 'tests.write_faults.install'}\n"
+        "runner = PipelineRayTaskRunner(init_kwargs={'runtime_env': hook})\n"
+        f"{flow}.with_options(task_runner=runner)({arguments})\n"
+    )
+
+
 def kill_generate_mid_write(
     output_uri: str,
     gcs_address: str,

@@ -162,9 +162,8 @@ def remove_committed(
         storage.delete_file(root.child(relative))
     # What a killed write left beside the dataset (_writing.json, signature files, temps)
     # is ours by the same rule prepare_output applies in a folder with our mark.
-    for info in storage.list_files(root):
-        relative = Location(root.scheme, info.path).relative_to(root)
-        if relative != dataset.REMOVING_NAME and dataset.is_own_file(relative, folders):
+    for relative in dataset.own_files(root, folders):
+        if relative != dataset.REMOVING_NAME:
             storage.delete_file(root.child(relative))
     storage.delete_file(root.child(dataset.REMOVING_NAME))
     for folder in folders:  # each side folder, then its parents, once empty

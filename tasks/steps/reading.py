@@ -7,12 +7,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 
 from tasks.errors import InputError
-from tasks.store import inputs
+from tasks.store import dataset, inputs
 from tasks.store.storage import Location
+
+if TYPE_CHECKING:
+    from tasks.steps.skeleton import Run
 
 
 @dataclass(frozen=True)
@@ -56,6 +60,23 @@ def inspect_inputs(
         with ThreadPoolExecutor(min(FOOTER_THREADS, len(specs))) as pool:
             return list(pool.map(inspect_input, specs))
     return [part.result for part in map_parts(inspect_input, specs)]
+
+
+def open_inputs(
+    input_uri: str,
+    fmt: str,
+    run: Run,
+    check: Callable[[pa.Schema, str], None],
+    comparable: Callable[[pa.Schema, str], pa.Schema] | None = None,
+) -> tuple[inputs.Inputs, list[Inspected], pa.Schema]:
+    """A step's input before anything is written: its files (on S3 as ``run`` says),
+    checked apart from ``run``'s output, each inspected, and their one schema
+    (:func:`common_schema`)."""
+    found = inputs.discover(input_uri, fmt, run.s3)
+    dataset.check_disjoint(found.root, run.output)
+    inspected = inspect_inputs([f.loc for f in found.files], found.format, run.map)
+    same = comparable or (lambda schema, _: schema)
+    return found, inspected, common_schema(inspected, found.format, check, same)
 
 
 def common_schema(

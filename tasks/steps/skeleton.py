@@ -77,7 +77,6 @@ class Record:
     inputs: dict[str, Any] | None = None
     sections: dict[str, Any] = field(default_factory=dict)
     side_files: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -208,7 +207,7 @@ def run_step(
         **record.sections,
         side_folders=[f for f in step.side_folders if f not in step.staging_folders],
         side_files=record.side_files,
-        timings={**record.timings, "total_seconds": round(time.monotonic() - started, 3)},
+        timings={"total_seconds": round(time.monotonic() - started, 3)},
         execution=execution_summary(
             parts, [(r.entry.num_rows, r.text_bytes) for r in results], run.nodes
         ),
@@ -223,8 +222,6 @@ def run_step(
 
 def remove_staging(folder: Location) -> None:
     """Delete our part-named files in a staging folder, then the folder if empty."""
-    for info in storage.list_files(folder):
-        relative = Location(folder.scheme, info.path).relative_to(folder)
-        if dataset.is_own_file(relative):
-            storage.delete_file(folder.child(relative))
+    for relative in dataset.own_files(folder):
+        storage.delete_file(folder.child(relative))
     storage.remove_empty_dir(folder)

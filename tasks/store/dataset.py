@@ -74,6 +74,12 @@ def is_own_file(relative: str, folders: Iterable[str] = LEGACY_SIDE_FOLDERS) -> 
     return not folder and bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
 
 
+def own_files(root: Location, folders: Iterable[str] = LEGACY_SIDE_FOLDERS) -> list[str]:
+    """The relative names of the files of ours below ``root`` (:func:`is_own_file`)."""
+    relative = [Location(root.scheme, f.path).relative_to(root) for f in storage.list_files(root)]
+    return [r for r in relative if is_own_file(r, folders)]
+
+
 def file_count(num_rows: int, num_files: int | None, rows_per_file: int | None) -> int | None:
     """How many part files: ``num_files``, or as many as ``rows_per_file`` needs.
 

@@ -56,6 +56,15 @@ class Inputs:
     files: list[InputFile]
     fingerprint: dict
 
+    def record(self, num_rows: int) -> dict:
+        """What a manifest records of these inputs (``num_rows`` of them in all)."""
+        return {
+            "num_files": len(self.files),
+            "num_rows": num_rows,
+            "size_bytes": sum(f.size_bytes for f in self.files),
+            **self.fingerprint,
+        }
+
 
 def _storage_error(loc: Location, exc: Exception) -> bool:
     """True for an I/O error of the store itself (S3 throttling, permissions), which is

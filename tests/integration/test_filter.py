@@ -16,7 +16,13 @@ from flows.filter import filter_documents
 from flows.pipeline import pipeline
 from tasks.errors import InputError
 from tasks.steps.filter.rules import FilterOptions, evaluate
-from tests.helpers import assert_committed, committed_bytes, kill_flow_when, tree_digest
+from tests.helpers import (
+    assert_committed,
+    committed_bytes,
+    kill_flow_when,
+    tree_digest,
+    with_write_faults,
+)
 from tests.unit.test_filter_rules import base
 
 pytestmark = pytest.mark.usefixtures("flows_env")
@@ -135,13 +141,7 @@ def test_a_filter_run_killed_mid_part_reruns_to_the_same_bytes(tmp_path, faults,
     # Killed while part 1's kept rows are being written (the write waits 30 s first).
     slow = faults / "part-00001.parquet.slow"
     slow.write_text("30")
-    script = (
-        "from flows.filter import filter_documents\n"
-        "from flows.runner import PipelineRayTaskRunner\n"
-        "hook = {'worker_process_setup_hook': 'tests.write_faults.install'}\n"
-        "runner = PipelineRayTaskRunner(init_kwargs={'runtime_env': hook})\n"
-        f"filter_documents.with_options(task_runner=runner)({source!r}, 'file://{out}')\n"
-    )
+    script = with_write_faults("flows.filter", "filter_documents", f"{source!r}, 'file://{out}'")
     kill_flow_when(
         script,
         f"file://{out}",

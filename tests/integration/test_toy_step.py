@@ -19,7 +19,7 @@ from tasks.nightly import deadline, space
 from tasks.orchestration.exclusive import exclusive_output
 from tasks.steps.generate.step import Generate, GenerateParams
 from tasks.steps.skeleton import run_step
-from tests.helpers import assert_committed, committed_bytes, kill_flow_when
+from tests.helpers import assert_committed, committed_bytes, kill_flow_when, with_write_faults
 from tests.toy_step import Upper, UpperParams
 
 pytestmark = pytest.mark.usefixtures("flows_env")
@@ -71,12 +71,8 @@ def test_a_toy_step_killed_mid_run_reruns_to_the_same_bytes(tmp_path, faults, ra
     slow.write_text("30")
     out = tmp_path / "out"
     # A run of its own (joining the session's Ray), whose workers take write faults too.
-    script = (
-        "from flows.runner import PipelineRayTaskRunner\n"
-        "from tests.integration.test_toy_step import upper\n"
-        "hook = {'worker_process_setup_hook': 'tests.write_faults.install'}\n"
-        "runner = PipelineRayTaskRunner(init_kwargs={'runtime_env': hook})\n"
-        f"upper.with_options(task_runner=runner)({source_uri!r}, 'file://{out}')\n"
+    script = with_write_faults(
+        "tests.integration.test_toy_step", "upper", f"{source_uri!r}, 'file://{out}'"
     )
     kill_flow_when(
         script,

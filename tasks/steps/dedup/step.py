@@ -247,17 +247,15 @@ class Dedup(Step[DedupParams]):
         if p.mode not in MODES:
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {p.mode!r}")
         self.minhash = (p.minhash or dedup.MinHashParams()) if p.mode == "near" else None
-        self.found = found = inputs.discover(p.input_uri, "auto", self.run.s3)
         root = self.run.output
-        dataset.check_disjoint(found.root, root)
-        self.uris = [f.uri for f in found.files]
-        files = [f.loc for f in found.files]
-        inspected = reading.inspect_inputs(files, found.format, self.run.map)
-        self.schema = reading.common_schema(
-            inspected,
-            found.format,
+        found, inspected, self.schema = reading.open_inputs(
+            p.input_uri,
+            "auto",
+            self.run,
             check=lambda schema, uri: check_text_column(schema, uri, p.text_column),
         )
+        self.found = found
+        self.uris = [f.uri for f in found.files]
         self.compared: Against = resolve_against(
             p.against, p.against_earlier, self.minhash, found.root, root
         )
@@ -352,12 +350,7 @@ class Dedup(Step[DedupParams]):
                 "against": list(self.compared.used),
                 "against_skipped": self.compared.skipped,
             },
-            inputs={
-                "num_files": len(found.files),
-                "num_rows": self.rows_in,
-                "size_bytes": sum(f.size_bytes for f in found.files),
-                **found.fingerprint,
-            },
+            inputs=found.record(self.rows_in),
             stats={"text_bytes": sum(c.result["text_bytes"] for c in self.counted)},
             sections={
                 "dedup": {

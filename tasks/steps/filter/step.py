@@ -135,15 +135,13 @@ class Filter(Step[FilterParams]):
     def prepare(self) -> int:
         p = self.params
         part_files.check_options(p.compression, p.batch_size)
-        self.found = found = inputs.discover(p.input_uri, p.input_format, self.run.s3)
-        dataset.check_disjoint(found.root, self.run.output)
-        files = [f.loc for f in found.files]
-        self.inspected = reading.inspect_inputs(files, found.format, self.run.map)
-        self.schema = reading.common_schema(
-            self.inspected,
-            found.format,
+        found, self.inspected, schema = reading.open_inputs(
+            p.input_uri,
+            p.input_format,
+            self.run,
             check=lambda schema, uri: check_text_column(schema, uri, p.text_column),
-        ).remove_metadata()
+        )
+        self.found, self.schema = found, schema.remove_metadata()
         self.rows = sum(i.num_rows for i in self.inspected)
         # Every row is written once, kept or rejected (plus its reason).
         ratio = inputs.COMPRESSED_JSON_RATIO
@@ -190,12 +188,7 @@ class Filter(Step[FilterParams]):
                 "compression": p.compression,
                 "batch_size": p.batch_size,
             },
-            inputs={
-                "num_files": len(found.files),
-                "num_rows": self.rows,
-                "size_bytes": sum(f.size_bytes for f in found.files),
-                **found.fingerprint,
-            },
+            inputs=found.record(self.rows),
             stats={"text_bytes": sum(part.result.text_bytes for part in parts)},
             sections={
                 "filters": {

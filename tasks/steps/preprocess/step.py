@@ -114,17 +114,14 @@ class Preprocess(Step[PreprocessParams]):
         if p.num_files is not None and p.num_files < 1:
             raise InputError(f"num_files must be at least 1 or None, got {p.num_files}")
         dataset.file_count(1, p.num_files, p.rows_per_file)  # checked before any read
-        self.found = found = inputs.discover(p.input_uri, p.input_format, self.run.s3)
-        dataset.check_disjoint(found.root, self.run.output)
-        self.inspected = reading.inspect_inputs(
-            [f.loc for f in found.files], found.format, self.run.map
-        )
-        self.source_schema = reading.common_schema(
-            self.inspected,
-            found.format,
+        found, self.inspected, self.source_schema = reading.open_inputs(
+            p.input_uri,
+            p.input_format,
+            self.run,
             check=lambda schema, uri: check_input_schema(schema, uri, p.text_column),
             comparable=lambda schema, uri: output_schema(schema, uri, p.text_column),
         )
+        self.found = found
         self.schema = output_schema(self.source_schema, found.uri, p.text_column, p.keep_text)
         self.rows = sum(i.num_rows for i in self.inspected)
         if self.rows == 0:
@@ -196,12 +193,7 @@ class Preprocess(Step[PreprocessParams]):
                 "rows_per_file": p.rows_per_file,
                 "read_blocks": self.run.scheduling.read_blocks,
             },
-            inputs={
-                "num_files": len(found.files),
-                "num_rows": self.rows,
-                "size_bytes": sum(f.size_bytes for f in found.files),
-                **found.fingerprint,
-            },
+            inputs=found.record(self.rows),
             stats=counters.merge([part.result.counts["quality"] for part in parts]),
         )
 
