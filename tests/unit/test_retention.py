@@ -205,3 +205,17 @@ def test_backfill_counts_a_date_done_only_when_every_dataset_it_writes_is_commit
     assert not committed(str(bucket), day, None, near)  # dedup on, deduped not committed
     _commit_by_hand(bucket / "deduped" / f"dt={day}", index=True)
     assert committed(str(bucket), day, None, near)
+
+
+def test_a_dedup_output_committed_before_side_files_were_recorded_goes_whole(tmp_path):
+    """A manifest of the first release names its index only under ``dedup`` (no
+    ``side_files``): retention still removes the index, as a leftover of ours."""
+    root = tmp_path / "dt=2026-03-01"
+    manifest = _commit_by_hand(root, index=True)
+    legacy = {k: v for k, v in manifest.items() if k not in ("side_files", "side_folders")}
+    legacy["dedup"] = {"index": [INDEX]}
+    (root / dataset.MANIFEST_NAME).write_text(json.dumps(legacy))
+    (root / "NOTES.txt").write_text("not ours")
+
+    assert retention.remove_committed(storage.resolve(str(root))) == 2
+    assert sorted(str(p.relative_to(root)) for p in root.rglob("*")) == ["NOTES.txt"]
