@@ -31,9 +31,10 @@ def _deployment_parameters(name: str) -> dict[str, Any]:
 
 
 def datasets_written(params: dict[str, Any]) -> list[str]:
-    """The datasets a pipeline run with ``params`` writes: raw and preprocessed, filtered
-    with filters given, and deduped with the dedup step on."""
+    """The datasets a pipeline run with ``params`` writes: raw unless it reads a corpus
+    (input_uri), preprocessed, filtered with filters given, deduped with dedup on."""
     optional = {
+        "raw": params.get("input_uri") is None,
         "filtered": params.get("filters") is not None,
         "deduped": bool((params.get("dedup") or "none") != "none"),
     }

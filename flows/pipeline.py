@@ -1,5 +1,6 @@
-"""The pipeline in order: create the bucket, generate raw data, clean it, and optionally
-remove its duplicates; with daily runs, retention of the dates past keep_days."""
+"""The pipeline in order: create the bucket, generate raw data (or take a corpus of the
+user's), clean it, optionally filter it and remove its duplicates; with daily runs,
+retention of the dates past keep_days."""
 
 from __future__ import annotations
 
@@ -43,8 +44,8 @@ DATASETS = ("raw", "preprocessed", "filtered", "deduped")
 )
 def pipeline(
     bucket_uri: str,
-    num_rows: Annotated[int, Field(ge=1)],
-    num_files: Annotated[int, Field(ge=1)],
+    num_rows: Annotated[int, Field(ge=1)] | None = None,
+    num_files: Annotated[int, Field(ge=1)] | None = None,
     text_length: Annotated[int, Field(ge=0, le=MAX_TEXT_LENGTH)] = 1000,
     seed: Annotated[int, Field(ge=0)] = 0,
     batch_size: Annotated[int, Field(ge=1)] = 1024,
@@ -61,8 +62,12 @@ def pipeline(
     keep_days: Annotated[int, Field(ge=1)] | None = None,
     dedup: Literal["none", "exact", "near"] = "none",
     filters: FilterOptions | None = None,
+    input_uri: str | None = None,
+    input_format: Literal["auto", "parquet", "json"] = "auto",
+    text_column: Annotated[str, Field(min_length=1)] = "text",
 ) -> str:
-    """Create the bucket, generate into {bucket_uri}/raw, clean into {bucket_uri}/preprocessed.
+    """Create the bucket, generate into {bucket_uri}/raw (or read input_uri), clean into
+    {bucket_uri}/preprocessed, then optionally filter and deduplicate.
 
     Returns the URI of the last dataset committed, preprocessed or (with dedup) deduped;
     it is also the pipeline-output artifact.
@@ -70,8 +75,8 @@ def pipeline(
     Args:
         bucket_uri: The bucket: a local path, file:// or s3://name; a bare s3:// creates
             a bucket with the seed's ray-on-aws-<epoch> name.
-        num_rows: Rows to generate.
-        num_files: Parquet files of the raw dataset.
+        num_rows: Rows to generate (not with input_uri).
+        num_files: Parquet files of the raw dataset (not with input_uri).
         text_length: Characters of text per generated row.
         seed: Random seed of the generated rows (a daily run adds the date's day number).
         batch_size: Rows cleaned at a time.
@@ -105,6 +110,13 @@ def pipeline(
             sets ({} for each rule set's defaults), from preprocessed into
             {bucket_uri}/filtered; it judges the raw text, so keep_text must stay on.
             Dedup then reads the filtered rows. None: no filter step.
+        input_uri: A corpus to preprocess instead of generating one: anything the
+            preprocess flow reads (a dataset, directory, file or glob; Parquet or JSON
+            Lines, also compressed), e.g. s3://crawl/incoming/dt={date}/*.jsonl.zst.
+            {date} stands for the run's date (YYYY-MM-DD), so it needs a daily run.
+            Nothing is written to {bucket_uri}/raw.
+        input_format: parquet, json, or auto to tell input_uri's files by their names.
+        text_column: The input's text column: cleaned by preprocess, judged by filters.
     """
     until = deadline.after(timeout_minutes)
     day = today = None
@@ -118,9 +130,16 @@ def pipeline(
         today = partitions.today(timezone, now)
     if keep_days is not None and day is None:
         raise InputError(f"keep_days={keep_days} applies to daily runs only (daily=true)")
+    corpus = corpus_uri(input_uri, day) if input_uri is not None else None
+    if corpus is None and (num_rows is None or num_files is None):
+        raise InputError("num_rows and num_files are needed to generate data (or set input_uri)")
+    if corpus is not None and (num_rows is not None or num_files is not None):
+        raise InputError("num_rows and num_files describe generated data: not with input_uri")
     if filters is not None and not keep_text:
         raise InputError("filters judge the raw text: they need keep_text=true")
-    if not storage.is_s3(bucket_uri):  # before the bucket's directory is made
+    # Before the bucket's directory is made; a corpus's size is known once it is read,
+    # and each step checks its own space then.
+    if corpus is None and not storage.is_s3(bucket_uri):
         raw_bytes = generated_bytes(num_rows, text_length)
         cleaned_bytes = preprocessed_bytes(raw_bytes, keep_text)
         needed = raw_bytes + cleaned_bytes
@@ -147,20 +166,24 @@ def pipeline(
         )
         seed = partitions.daily_seed(seed, day)
         get_run_logger().info("processing the partition of %s (seed %d)", day, seed)
-    raw = generate(
-        raw_uri,
-        num_rows=num_rows,
-        num_files=num_files,
-        text_length=text_length,
-        seed=seed,
-        ray=stage_ray.model_copy(update={"read_blocks": None}),
-        aws_credentials=aws_credentials,
-        timeout_minutes=_minutes_left(until),
-    )
+    if corpus is None:
+        raw = generate(
+            raw_uri,
+            num_rows=num_rows,
+            num_files=num_files,
+            text_length=text_length,
+            seed=seed,
+            ray=stage_ray.model_copy(update={"read_blocks": None}),
+            aws_credentials=aws_credentials,
+            timeout_minutes=_minutes_left(until),
+        )
+    else:
+        raw = corpus
     output = preprocess(
         raw,
         output_uri,
-        input_format="parquet",
+        input_format="parquet" if corpus is None else input_format,
+        text_column=text_column,
         keep_text=keep_text,
         compression=compression,
         batch_size=batch_size,
@@ -173,6 +196,7 @@ def pipeline(
         output = filter_documents(
             output,
             filtered_uri,
+            text_column=text_column,
             filters=filters,
             compression=compression,
             ray=stage_ray,
@@ -209,6 +233,18 @@ def pipeline(
         "through _manifest.json).",
     )
     return output
+
+
+def corpus_uri(input_uri: str, day: dt.date | None) -> str:
+    """``input_uri`` with ``{date}`` standing for the run's date (YYYY-MM-DD)."""
+    if "{date}" in input_uri:
+        if day is None:
+            raise InputError(
+                f"input_uri {input_uri!r} has {{date}}: it needs a daily run (daily=true or"
+                " run_date)"
+            )
+        return input_uri.replace("{date}", day.isoformat())
+    return input_uri
 
 
 def _minutes_left(until: float | None) -> float | None:

@@ -40,6 +40,7 @@ def test_the_promised_deployments_exist():
         "filter/default",
         "pipeline/default",
         "pipeline/nightly",
+        "pipeline/corpus",
         "backfill/nightly",
     }
 
@@ -69,6 +70,17 @@ def test_the_nightly_is_bounded_in_time_and_on_disk():
     assert parameters["keep_days"] >= 1
     assert parameters["dedup"] == "near"  # each date against the earlier ones kept
     assert DEPLOYMENTS["backfill/nightly"]["parameters"]["deployment"] == "pipeline/nightly"
+
+
+def test_corpus_reads_each_dates_drop_with_filters_and_near_dedup():
+    corpus = DEPLOYMENTS["pipeline/corpus"]
+    parameters = corpus["parameters"]
+    assert "{date}" in parameters["input_uri"] and parameters["daily"] is True
+    assert parameters["filters"] == {} and parameters["dedup"] == "near"
+    assert "num_rows" not in parameters  # nothing generated
+    (schedule,) = corpus["schedules"]
+    assert schedule["timezone"] == parameters["timezone"]
+    assert schedule["active"] is False  # until the user's corpus is there
 
 
 def test_nightly_runs_at_two_with_an_explicit_timezone():

@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from faker import Faker
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
@@ -19,26 +20,39 @@ from tasks.steps.filter.rules import FilterOptions, evaluate
 from tests.helpers import (
     assert_committed,
     committed_bytes,
+    jsonl_bytes,
     kill_flow_when,
     tree_digest,
     with_write_faults,
 )
+from tests.unit.test_filter_language import constitution_chapters
 from tests.unit.test_filter_rules import base
 
 pytestmark = pytest.mark.usefixtures("flows_env")
+TABLES = ("summary", "rules", "languages", "examples")
+
+
+def english(seed: int) -> str:
+    """Paragraphs of English words (Faker's list) with the stop words the rules want."""
+    fake = Faker("en_US")
+    fake.seed_instance(seed)
+    return "It was the best of times.\n" + "\n".join(fake.paragraph(8) for _ in range(5))
 
 
 def corpus(root, files: int = 3, rows: int = 40) -> list[dict]:
-    """Parquet files of good documents, bad ones of several kinds, a null and an empty
-    text, with an extra column that must reach both outputs unchanged."""
+    """Parquet files of good documents (English, Korean), bad ones of several kinds, a
+    null and an empty text, with an extra column that must reach both outputs unchanged."""
     root.mkdir(parents=True)
     every = []
+    korean = constitution_chapters()[:5]
     for f in range(files):
         docs = []
         for r in range(rows):
             kind = r % 5
-            if kind in (0, 1):
-                text = "\n".join(base())  # kept by every default rule
+            if kind == 0:
+                text = english(f * rows + r)
+            elif kind == 1:
+                text = korean[r % len(korean)] if r % 2 else "\n".join(base())
             elif kind == 2:
                 text = "too short to be a document"
             elif kind == 3:
@@ -65,9 +79,15 @@ def test_every_row_is_kept_or_rejected_with_its_reason(tmp_path):
     assert sorted(r["id"] for r in kept + rejected) == [r["id"] for r in rows]
     # The verdicts are the kernel's, row for row; columns pass unchanged.
     expected = evaluate(pa.array([r["text"] for r in rows], pa.string()), FilterOptions())
-    reasons = dict(zip([r["id"] for r in rows], expected.reason.to_pylist(), strict=True))
+    ids = [r["id"] for r in rows]
+    reasons = dict(zip(ids, expected.reason.to_pylist(), strict=True))
+    languages = dict(zip(ids, expected.language.to_pylist(), strict=True))
     by_id = {r["id"]: r for r in rows}
+    for r in kept + rejected:  # every row with its language and the model's probability
+        assert r.pop("language") == languages[r["id"]]
+        assert 0 <= r.pop("language_score") <= 1
     assert all(reasons[r["id"]] is None and r == by_id[r["id"]] for r in kept)
+    assert {languages[r["id"]] for r in kept} == {"en", "ko"}
     for r in rejected:
         reason = r.pop("filter_reason")
         assert reason == reasons[r["id"]] and reason is not None
@@ -82,15 +102,21 @@ def test_every_row_is_kept_or_rejected_with_its_reason(tmp_path):
     assert sum(removed.values()) == len(rejected)
     for name, mask in expected.fired.items():
         assert stats["rules"][name]["fired_rows"] == int(mask.sum())
+    # Per language: rows in and kept add up, and so do the removals per rule.
+    per_language = stats["languages"]
+    assert sum(t["rows"] for t in per_language.values()) == len(rows)
+    assert sum(t["kept"] for t in per_language.values()) == len(kept)
+    for name in removed:
+        assert sum(t["removed"].get(name, 0) for t in per_language.values()) == removed[name]
     assert tree_digest(tmp_path / "in") == before
 
     with get_client(sync_client=True) as client:
         published = client.read_artifacts(
             artifact_filter=ArtifactFilter(
-                key=ArtifactFilterKey(any_=["filter-summary", "filter-rules", "filter-examples"])
+                key=ArtifactFilterKey(any_=[f"filter-{t}" for t in TABLES])
             )
         )
-    assert {a.key for a in published} == {"filter-summary", "filter-rules", "filter-examples"}
+    assert {a.key for a in published} == {f"filter-{t}" for t in TABLES}
     examples = {
         row["rule"] for a in published if a.key == "filter-examples" for row in json.loads(a.data)
     }
@@ -104,7 +130,8 @@ def test_every_row_is_kept_or_rejected_with_its_reason(tmp_path):
 def test_a_filter_turned_off_is_not_applied(tmp_path):
     rows = corpus(tmp_path / "in", files=1, rows=10)
     only_c4 = FilterOptions.model_validate(
-        {"gopher_quality": None, "gopher_repetition": None, "fineweb": None, "c4": {}}
+        {"language": None, "gopher_quality": None, "gopher_repetition": None, "fineweb": None}
+        | {"c4": {}}
     )
     filter_documents(str(tmp_path / "in"), str(tmp_path / "out"), filters=only_c4)
     manifest = json.loads((tmp_path / "out" / "_manifest.json").read_text())
@@ -162,6 +189,7 @@ def test_a_filter_run_killed_mid_part_reruns_to_the_same_bytes(tmp_path, faults,
 def test_the_pipeline_runs_the_filter_between_preprocess_and_dedup(tmp_path):
     bucket = tmp_path / "bucket"
     none = {"gopher_quality": None, "gopher_repetition": None, "c4": None, "fineweb": None}
+    none["language"] = None
     out = pipeline(
         str(bucket), num_rows=300, num_files=2, text_length=200, dedup="exact", filters=none
     )
@@ -177,3 +205,69 @@ def test_the_pipeline_runs_the_filter_between_preprocess_and_dedup(tmp_path):
     assert (stats["kept"], stats["rejected"]) == (0, 300)
     with pytest.raises(InputError, match="keep_text"):
         pipeline(str(bucket / "x"), num_rows=10, num_files=1, keep_text=False, filters={})
+
+
+def test_pii_is_redacted_in_kept_and_rejected_rows_and_counted(tmp_path):
+    rows = corpus(tmp_path / "in", files=1, rows=10)
+    contact = " Write to kim.minsu@example.co.kr or call 010-1234-5678."
+    for r in rows:  # the same contact on every text, kept and rejected alike
+        r["text"] = (r["text"] or "") + contact
+    (tmp_path / "in" / "input-0.parquet").unlink()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "input-0.parquet")
+    filters = FilterOptions(pii={})
+    filter_documents(str(tmp_path / "in"), str(tmp_path / "out"), filters=filters)
+    manifest = assert_committed(tmp_path / "out")
+    kept = pq.read_table(tmp_path / "out").to_pylist()
+    rejected = pq.read_table(tmp_path / "out" / manifest["side_files"][0]).to_pylist()
+    assert kept and rejected
+    for r in kept + rejected:
+        assert r["text"].endswith(" Write to <email> or call <phone>.")
+    assert manifest["filters"]["pii_redacted"] == {
+        "email": len(rows),
+        "ip_address": 0,
+        "korean_phone": len(rows),
+        "korean_rrn": 0,
+    }
+
+
+def test_the_pipeline_reads_a_corpus_for_the_runs_date(tmp_path):
+    """input_uri with {date}: each run reads its own date's drop (compressed JSON Lines
+    with a column of its own), nothing is generated, and the filter and near dedup run."""
+    drops = tmp_path / "incoming"
+    chapters = constitution_chapters()
+    for day, seed in (("2026-03-01", 1), ("2026-03-02", 2)):
+        rows = [
+            {"doc": f"{day}-{i}", "body": english(seed * 100 + i) if i % 2 else chapters[i // 2]}
+            for i in range(12)
+        ]
+        rows.append(dict(rows[0]))  # an exact copy for dedup to remove
+        path = drops / f"dt={day}" / "part-0.jsonl.zst"
+        path.parent.mkdir(parents=True)
+        with pa.CompressedOutputStream(str(path), "zstd") as out:
+            out.write(jsonl_bytes(rows))
+    bucket = tmp_path / "bucket"
+    out = pipeline(
+        str(bucket),
+        input_uri=f"{drops}/dt={{date}}/*.jsonl.zst",
+        run_date="2026-03-02",
+        text_column="body",
+        filters={},
+        dedup="near",
+    )
+    assert out == f"file://{bucket}/deduped/dt=2026-03-02"
+    assert not (bucket / "raw").exists()
+    cleaned = assert_committed(bucket / "preprocessed" / "dt=2026-03-02")
+    assert cleaned["parameters"]["input_uri"].endswith("/incoming/dt=2026-03-02/*.jsonl.zst")
+    assert cleaned["parameters"]["text_column"] == "body"
+    filtered = assert_committed(bucket / "filtered" / "dt=2026-03-02")["filters"]
+    assert filtered["rows_in"] == 13 and {"en", "ko"} <= set(filtered["languages"])
+    deduped = pq.read_table(bucket / "deduped" / "dt=2026-03-02").to_pylist()
+    assert {r["doc"][:10] for r in deduped} == {"2026-03-02"}
+    assert len(deduped) == filtered["kept"] - 1  # the copy of row 0 is gone
+
+    with pytest.raises(InputError, match="daily"):
+        pipeline(str(bucket), input_uri=f"{drops}/dt={{date}}")
+    with pytest.raises(InputError, match="not with input_uri"):
+        pipeline(str(bucket), num_rows=10, num_files=1, input_uri=str(drops))
+    with pytest.raises(InputError, match="num_rows and num_files"):
+        pipeline(str(bucket))

@@ -22,10 +22,10 @@ from tasks.steps.filter.rules import (
     rule_names,
 )
 
-DEFAULTS = FilterOptions()
+DEFAULTS = FilterOptions(language=None)
 # fineweb's 1 % duplicate-character rule is stricter than every Gopher repetition
 # threshold, so a document just inside one of those necessarily fails it.
-NO_FINEWEB = FilterOptions(fineweb=None)
+NO_FINEWEB = FilterOptions(language=None, fineweb=None)
 
 _CONSONANTS = "bcdfgjklmnprstvz"  # no h, w, y: no generated word is a stop word
 _VOWELS = "aeiou"
@@ -92,7 +92,7 @@ def test_word_count_min():
 
 
 def test_word_count_max():
-    options = FilterOptions(gopher_quality=GopherQuality(max_doc_words=74))
+    options = FilterOptions(language=None, gopher_quality=GopherQuality(max_doc_words=74))
     lines = base()  # 74 words
     check("gopher_quality.word_count", "\n".join(lines), "\n".join([*lines, "one"]), options)
 
@@ -270,6 +270,7 @@ def test_dup_n_gram(n):
     # (the final period is its own word, outside the n-grams).
     inside, outside = _just_around(limit, build)
     options = FilterOptions(
+        language=None,
         fineweb=None,
         gopher_repetition=GopherRepetition(
             **{f"max_top_{m}_gram_frac": None for m in (2, 3, 4)},
@@ -284,7 +285,7 @@ def test_dup_n_gram_greedy_skip():
     a = words(6, 5)
     # a0..a5 then a0..a5: the 5-gram at position 6 repeats, skip to 11.
     doc_words = a + a
-    v = evaluate(pa.array([" ".join(doc_words)]), FilterOptions(gopher_quality=None))
+    v = evaluate(pa.array([" ".join(doc_words)]), FilterOptions(language=None, gopher_quality=None))
     chars = sum(map(len, a[:5]))  # one 5-gram repeat; the next starts at a[5] alone
     text_len = len(" ".join(doc_words))
     expected = chars / text_len > 0.15
@@ -325,7 +326,7 @@ def test_too_few_sentences():
 
 
 def test_fineweb_empty():
-    options = FilterOptions(gopher_quality=None, gopher_repetition=None, c4=None)
+    options = FilterOptions(language=None, gopher_quality=None, gopher_repetition=None, c4=None)
     check("fineweb.empty", "x", " \n\t\n ", options, kept=False)
 
 
@@ -336,7 +337,7 @@ def test_line_punct_ratio():
         return "\n".join(line + "." if i < ended else line for i, line in enumerate(lines))
 
     # 3 / 25 = 0.12 is kept; 2 / 25 = 0.08 is not (C4 needs 5 sentences: C4 off).
-    check("fineweb.line_punct_ratio", doc(3), doc(2), FilterOptions(c4=None))
+    check("fineweb.line_punct_ratio", doc(3), doc(2), FilterOptions(language=None, c4=None))
 
 
 def test_short_line_ratio():
@@ -369,6 +370,7 @@ def test_list_ratio():
     # 9 / 30 = 0.3 is kept, 9 / 29 is not. Only fineweb, without its short-line rule:
     # short one-sentence lines are what this document is made of.
     options = FilterOptions(
+        language=None,
         gopher_quality=None,
         gopher_repetition=None,
         c4=None,
@@ -384,7 +386,8 @@ def test_fired_is_independent_of_order_and_of_other_rules():
     texts = ["\n".join(base()), "", "Hi.\n\nHi.\n\nHi.", "#" * 10 + " word " * 60]
     full = evaluate(pa.array(texts), DEFAULTS)
     alone = evaluate(
-        pa.array(texts), FilterOptions(gopher_quality=None, gopher_repetition=None, c4=None)
+        pa.array(texts),
+        FilterOptions(language=None, gopher_quality=None, gopher_repetition=None, c4=None),
     )
     reversed_ = evaluate(pa.array(texts[::-1]), DEFAULTS)
     for name, mask in alone.fired.items():
@@ -416,7 +419,7 @@ def test_unknown_fields_are_refused():
 
 
 def test_filter_options_from_dicts():
-    options = FilterOptions.model_validate({"c4": None, "fineweb": {}})
+    options = FilterOptions.model_validate({"language": None, "c4": None, "fineweb": {}})
     assert options.c4 is None
     assert options.fineweb == FineWeb()
     assert options.gopher_quality == GopherQuality()
@@ -437,7 +440,9 @@ def test_nulls_and_empty_strings():
         "gopher_quality.word_count",
     ]
     assert v.keep.tolist() == [True, False, False, True, False]
-    off = FilterOptions(gopher_quality=None, gopher_repetition=None, c4=None, fineweb=None)
+    off = FilterOptions(
+        language=None, gopher_quality=None, gopher_repetition=None, c4=None, fineweb=None
+    )
     assert evaluate(texts, off).reason.null_count == 5
     chunked = evaluate(pa.chunked_array([texts[:2], texts[2:]]), DEFAULTS)
     assert chunked.reason.to_pylist() == v.reason.to_pylist()

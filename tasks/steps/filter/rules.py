@@ -99,11 +99,15 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 from functools import cached_property
+from typing import Annotated, Literal
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+from tasks.steps.filter import language as lid
+from tasks.steps.filter.pii import PII
 
 # --- character sets (facts from datatrove's utils/text.py, as code point ranges) ------
 
@@ -307,8 +311,8 @@ class FineWeb(BaseModel):
     new_line_ratio: float | None = _ratio(0.3, "datatrove new_line_ratio: most newlines per word")
 
 
-class FilterOptions(BaseModel):
-    """Which filters run (None turns one off) and their thresholds."""
+class RuleSets(BaseModel):
+    """The four heuristic filters: each its thresholds, or None to turn it off."""
 
     model_config = _MODEL
 
@@ -316,6 +320,107 @@ class FilterOptions(BaseModel):
     gopher_repetition: GopherRepetition | None = GopherRepetition()
     c4: C4 | None = C4()
     fineweb: FineWeb | None = FineWeb()
+
+
+class LanguageRules(RuleSets):
+    """The rule sets for one language, and how its words are split."""
+
+    words: Literal["default", "kiwi"] = Field(
+        "default",
+        description="kiwi: Korean morphemes (Kiwi), as FineWeb-2; default: the regex "
+        "approximation of spaCy's English tokenizer (see the rules module)",
+    )
+
+
+LanguageCode = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+
+
+class LanguageID(BaseModel):
+    """Language identification (fastText lid.176) and which languages to keep."""
+
+    model_config = _MODEL
+
+    keep: tuple[LanguageCode, ...] | None = Field(
+        None,
+        min_length=1,
+        description="datatrove languages: the codes to keep (ISO 639-1, else lid.176's "
+        "3-letter code); null keeps every language",
+    )
+    min_score: float | None = _ratio(
+        0.65, "datatrove language_threshold: lowest probability of the identified language"
+    )
+
+
+KOREAN_STOP_WORDS = (
+    "의", "다", "이", "는", "에", "을", "한", "년", "하", "은", "를",
+    "했", "고", "에서", "가", "있", "으로", "인", "월", "로", "되",
+)  # fmt: skip
+
+# FineWeb-2's Korean (kor_Hang): its per-language thresholds, and its choices for every
+# language (no C4 rules, short lines allowed, duplicated-line characters up to 10%,
+# paragraph and line-character repetition off). Its language_score (0.842) is for
+# GlotLID and is not carried over to lid.176's probabilities.
+KOREAN = LanguageRules(
+    words="kiwi",
+    gopher_quality=GopherQuality(
+        min_avg_word_length=1,
+        max_avg_word_length=6,
+        min_alpha_words_ratio=0.791,
+        stop_words=KOREAN_STOP_WORDS,
+    ),
+    gopher_repetition=GopherRepetition(
+        max_dup_para_frac=None,
+        max_dup_para_char_frac=None,
+        max_dup_line_char_frac=None,
+        max_dup_line_frac=0.374,
+        max_top_2_gram_frac=0.282,
+        max_top_3_gram_frac=0.228,
+        max_top_4_gram_frac=0.185,
+        max_dup_5_gram_frac=0.201,
+        max_dup_6_gram_frac=0.184,
+        max_dup_7_gram_frac=0.168,
+        max_dup_8_gram_frac=0.154,
+        max_dup_9_gram_frac=0.14,
+        max_dup_10_gram_frac=0.127,
+    ),
+    c4=None,
+    fineweb=FineWeb(
+        short_line_thr=None,
+        char_duplicates_ratio=0.1,
+        line_punct_thr=0.062,
+        new_line_ratio=0.196,
+    ),
+)
+
+
+class FilterOptions(RuleSets):
+    """Which filters run (None turns one off) and their thresholds.
+
+    The four rule sets' thresholds are for English; languages without an entry in
+    ``language_rules`` get them without the word-list rule (stop words).
+    """
+
+    language: LanguageID | None = LanguageID()
+    pii: PII | None = None
+    assume_language: LanguageCode = Field(
+        "en", description="the language of every row when language identification is off"
+    )
+    language_rules: dict[LanguageCode, LanguageRules] = Field(
+        default_factory=lambda: {"ko": KOREAN},
+        description="rule sets of their own, per language code (default: Korean as FineWeb-2)",
+    )
+
+    def rules_for(self, language: str) -> LanguageRules:
+        """The rule sets a row in ``language`` is judged by."""
+        if language in self.language_rules:
+            return self.language_rules[language]
+        sets = {name: getattr(self, name) for name in RuleSets.model_fields}
+        if language != "en" and sets["gopher_quality"] is not None:
+            # The stop words are English; other languages have no list of their own.
+            sets["gopher_quality"] = sets["gopher_quality"].model_copy(
+                update={"min_stop_words": None}
+            )
+        return LanguageRules(**sets)
 
 
 # --- batch views -----------------------------------------------------------------------
@@ -401,13 +506,10 @@ def _below(num: np.ndarray, den: np.ndarray, limit: float) -> np.ndarray:
 class _Batch:
     """The texts of a batch and the splits the rules share, computed once when needed."""
 
-    def __init__(self, texts: pa.Array | pa.ChunkedArray) -> None:
-        if isinstance(texts, pa.ChunkedArray):
-            texts = texts.combine_chunks() if texts.num_chunks else pa.array([], texts.type)
-        if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
-            raise TypeError(f"texts must be strings, got {texts.type}")
+    def __init__(self, texts: pa.Array, words: str = "default") -> None:
         self.text = pc.fill_null(texts, "")
         self.n = len(texts)
+        self.split_words = words
         self.shared: dict[object, object] = {}  # results several rules use (see _memo)
 
     def _count(self, pattern: str) -> np.ndarray:
@@ -423,6 +525,8 @@ class _Batch:
 
     @cached_property
     def words(self) -> _Split:
+        if self.split_words == "kiwi":
+            return _Split(lid.kiwi_words(self.text), self.n)
         spaced = pc.replace_substring_regex(self.text, pattern=TOKEN_PATTERN, replacement=r" \0 ")
         return _split_whitespace(spaced)
 
@@ -793,21 +897,44 @@ _FILTERS: tuple[tuple[str, Callable[[object], list[tuple[str, Rule]]]], ...] = (
     ("c4", _c4_rules),
     ("fineweb", _fineweb_rules),
 )
+LANGUAGE_RULES = ("language.not_kept", "language.low_score")
+OTHER = "*"  # the group of rows whose language has no rule sets of its own (nor is English)
 
 
-def rules(options: FilterOptions) -> list[tuple[str, Rule]]:
-    """The enabled rules as (``<filter>.<rule>``, function), in verdict order."""
+def _rules_of(sets: RuleSets) -> list[tuple[str, Rule]]:
+    """The enabled rules of these rule sets as (``<filter>.<rule>``, function), in order."""
     out: list[tuple[str, Rule]] = []
     for filter_name, build in _FILTERS:
-        settings = getattr(options, filter_name)
+        settings = getattr(sets, filter_name)
         if settings is not None:
             out.extend((f"{filter_name}.{name}", rule) for name, rule in build(settings))
     return out
 
 
+# Every rule in verdict order: the defaults turn each one on.
+_ORDER = [name for name, _ in _rules_of(RuleSets())]
+
+
+def _languages_judged(options: FilterOptions) -> list[str]:
+    """Languages whose rule sets can apply: English, any other, and each listed one."""
+    if options.language is None:
+        return [options.assume_language]
+    return ["en", OTHER, *options.language_rules]
+
+
 def rule_names(options: FilterOptions) -> list[str]:
     """The names ``evaluate`` reports for these options, in verdict order."""
-    return [name for name, _ in rules(options)]
+    used = {
+        name
+        for language in _languages_judged(options)
+        for name, _ in _rules_of(options.rules_for(language))
+    }
+    lid = options.language
+    language = []
+    if lid is not None:
+        on = (lid.keep is not None, lid.min_score is not None)
+        language = [name for name, enabled in zip(LANGUAGE_RULES, on, strict=True) if enabled]
+    return language + [name for name in _ORDER if name in used]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -816,26 +943,65 @@ class Verdicts:
 
     ``reason``: per row, null if kept, else the first failing rule's name.
     ``fired``: per rule name, the bool mask of rows that rule fails on by itself.
+    ``language``/``score``: per row, the language it was judged as and the model's
+    probability for it (null scores when identification is off).
     """
 
     reason: pa.Array
     fired: dict[str, np.ndarray]
+    language: pa.Array
+    score: pa.Array
 
     @property
     def keep(self) -> np.ndarray:
         return _np(pc.is_null(self.reason))
 
 
+def _as_strings(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks() if texts.num_chunks else pa.array([], texts.type)
+    if not (pa.types.is_string(texts.type) or pa.types.is_large_string(texts.type)):
+        raise TypeError(f"texts must be strings, got {texts.type}")
+    return texts
+
+
 def evaluate(texts: pa.Array | pa.ChunkedArray, options: FilterOptions) -> Verdicts:
-    """Every enabled rule over a batch of texts (null texts count as empty strings)."""
-    batch = _Batch(texts)
-    enabled = rules(options)
-    fired = {name: np.asarray(rule(batch), dtype=bool) for name, rule in enabled}
-    if not enabled or batch.n == 0:
-        return Verdicts(pa.nulls(batch.n, pa.string()), fired)
-    stacked = np.stack(list(fired.values()))
+    """Every enabled rule over a batch of texts (null texts count as empty strings).
+
+    Each row is judged by the rule sets of its language (identified, or
+    ``assume_language``); a rule that does not apply to a row's language does not fire.
+    """
+    texts = _as_strings(texts)
+    n = len(texts)
+    names = rule_names(options)
+    fired = {name: np.zeros(n, dtype=bool) for name in names}
+    if options.language is not None:
+        language, probability = lid.identify(texts)
+        score = pa.array(probability, pa.float32())
+        if options.language.keep is not None:
+            kept = pa.array(options.language.keep, pa.string())
+            fired["language.not_kept"] = ~_np(pc.is_in(language, value_set=kept))
+        if options.language.min_score is not None:
+            fired["language.low_score"] = probability < options.language.min_score
+    else:
+        language = pa.array([options.assume_language] * n, pa.string())
+        score = pa.nulls(n, pa.float32())
+    # Rows of the same rule sets are judged together: one sub-batch per language
+    # with rules of its own, one for English, one for all the others.
+    known = set(options.language_rules) | {"en"}
+    groups = _np(language).astype(str)
+    groups = np.where(np.isin(groups, list(known)), groups, OTHER)
+    for group in np.unique(groups):
+        rows = np.flatnonzero(groups == group)
+        sets = options.rules_for(str(group))
+        sub = texts if len(rows) == n else texts.take(pa.array(rows))
+        batch = _Batch(sub, sets.words)
+        for name, rule in _rules_of(sets):
+            fired[name][rows] = np.asarray(rule(batch), dtype=bool)
+    if not names or n == 0:
+        return Verdicts(pa.nulls(n, pa.string()), fired, language, score)
+    stacked = np.stack([fired[name] for name in names])
     failed = stacked.any(axis=0)
     first = stacked.argmax(axis=0)
-    names = pa.array(list(fired), pa.string())
-    reason = pc.take(names, pa.array(first, pa.int64(), mask=~failed))
-    return Verdicts(reason, fired)
+    reason = pc.take(pa.array(names, pa.string()), pa.array(first, pa.int64(), mask=~failed))
+    return Verdicts(reason, fired, language, score)

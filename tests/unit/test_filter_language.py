@@ -1,0 +1,207 @@
+"""Language identification and the rules per language, on real text that ships in
+packages: Faker's word lists in 24 languages, konlpy's Constitution of the Republic of
+Korea (a public-domain text) and its National Assembly bills."""
+
+from __future__ import annotations
+
+import collections
+from importlib import resources
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from faker import Faker
+from pydantic import ValidationError
+
+from tasks.steps.filter.language import identify, kiwi_words
+from tasks.steps.filter.rules import (
+    KOREAN,
+    LANGUAGE_RULES,
+    FilterOptions,
+    LanguageID,
+    evaluate,
+    rule_names,
+)
+
+# Faker locales with a word list of their own, and the language each is written in.
+LOCALES = {
+    "ar_AA": "ar", "az_AZ": "az", "bn_BD": "bn", "cs_CZ": "cs", "da_DK": "da",
+    "de_DE": "de", "el_GR": "el", "en_US": "en", "es_ES": "es", "fa_IR": "fa",
+    "fr_FR": "fr", "he_IL": "he", "hy_AM": "hy", "it_IT": "it", "ja_JP": "ja",
+    "mk_MK": "mk", "nl_NL": "nl", "pl_PL": "pl", "ru_RU": "ru", "th_TH": "th",
+    "tl_PH": "tl", "uk_UA": "uk", "vi_VN": "vi", "zh_CN": "zh",
+}  # fmt: skip
+PER_LANGUAGE = 40
+ENGLISH_ONLY = FilterOptions(language=None, language_rules={})
+
+
+def korean_corpus(name: str) -> str:
+    return resources.files("konlpy").joinpath("data", "corpus", name).read_text("utf-8")
+
+
+def constitution_articles() -> list[str]:
+    """The Constitution's articles (제N조 ...), one text each, as people write them."""
+    text = korean_corpus("kolaw/constitution.txt")
+    articles, current = [], []
+    for line in map(str.strip, text.splitlines()):
+        if line.startswith("제") and "조" in line[:6] and current:
+            articles.append("\n".join(current))
+            current = []
+        if line:
+            current.append(line)
+    articles.append("\n".join(current))
+    return [a for a in articles if a.startswith("제")]
+
+
+def constitution_chapters(min_chars: int = 1500) -> list[str]:
+    """Runs of consecutive articles of at least ``min_chars``: documents of the length
+    the word-count rules are made for (an article alone is a few sentences)."""
+    docs, current = [], []
+    for article in constitution_articles():
+        current.append(article)
+        if sum(map(len, current)) >= min_chars:
+            docs.append("\n".join(current))
+            current = []
+    return docs
+
+
+def labelled_set() -> tuple[list[str], list[str]]:
+    texts, labels = [], []
+    for locale, code in LOCALES.items():
+        fake = Faker(locale)
+        fake.seed_instance(2026)
+        for _ in range(PER_LANGUAGE):
+            texts.append(fake.text(max_nb_chars=600))
+            labels.append(code)
+    for name in sorted(resources.files("konlpy").joinpath("data", "corpus", "kobill").iterdir()):
+        for paragraph in name.read_text("utf-8").split("\n\n"):
+            if len(paragraph.strip()) >= 200:
+                texts.append(paragraph.strip())
+                labels.append("ko")
+    return texts, labels
+
+
+def test_language_identification_is_right_for_95_percent_in_over_20_languages():
+    texts, labels = labelled_set()
+    found, scores = identify(pa.array(texts))
+    right = np.array(found.to_pylist()) == np.array(labels)
+    per_language = collections.defaultdict(list)
+    for label, ok in zip(labels, right, strict=True):
+        per_language[label].append(ok)
+    assert len(per_language) >= 20
+    assert right.mean() >= 0.95, {k: np.mean(v) for k, v in per_language.items()}
+    assert ((scores >= 0) & (scores <= 1)).all()
+
+
+def test_identification_reads_nulls_and_newlines():
+    found, scores = identify(pa.array(["첫 줄입니다.\n둘째 줄은 한국어로 썼습니다.", None, ""]))
+    assert found.to_pylist()[0] == "ko" and scores[0] > 0.9
+    assert found.null_count == 0 and len(scores) == 3
+
+
+def test_kiwi_splits_korean_into_morphemes():
+    (words,) = kiwi_words(pa.array(["대한민국은 민주공화국이다."])).to_pylist()
+    assert words == ["대한민국", "은", "민주", "공화국", "이", "다", "."]
+    assert kiwi_words(pa.array([None, ""])).to_pylist() == [[], []]
+
+
+def test_the_constitution_is_kept_by_the_defaults_and_rejected_by_the_english_rules():
+    chapters = constitution_chapters()
+    assert len(chapters) >= 10
+    texts = pa.array(chapters)
+    korean = evaluate(texts, FilterOptions())
+    assert korean.language.to_pylist() == ["ko"] * len(chapters)
+    reasons = korean.reason.to_pylist()
+    assert reasons[:5] == [None] * 5, reasons  # articles 1 to about 60
+    # Later chapters repeat their boilerplate ("...의 조직·직무범위 기타 필요한 사항은
+    # 법률로 정한다" four times in articles 90-93): the repetition rules may take those.
+    assert all(r is None or r.startswith("gopher_repetition.") for r in reasons), reasons
+    english = evaluate(texts, ENGLISH_ONLY)
+    reasons = set(english.reason.to_pylist())
+    assert None not in reasons  # every chapter rejected by English rules
+    assert english.fired["gopher_quality.stop_words"].all()  # "the", "be", ... are absent
+
+
+def test_korean_rules_are_fineweb_2s():
+    """FineWeb-2's kor_Hang values and its choices for every language."""
+    assert KOREAN.words == "kiwi" and KOREAN.c4 is None
+    gq, rep, fw = KOREAN.gopher_quality, KOREAN.gopher_repetition, KOREAN.fineweb
+    assert (gq.min_avg_word_length, gq.max_avg_word_length) == (1, 6)
+    assert gq.min_alpha_words_ratio == 0.791 and len(gq.stop_words) == 21
+    assert rep.max_dup_line_frac == 0.374 and rep.max_dup_para_frac is None
+    assert (rep.max_top_2_gram_frac, rep.max_top_3_gram_frac, rep.max_top_4_gram_frac) == (
+        0.282,
+        0.228,
+        0.185,
+    )
+    assert (fw.line_punct_thr, fw.char_duplicates_ratio, fw.short_line_thr) == (0.062, 0.1, None)
+    assert fw.new_line_ratio == 0.196
+
+
+def test_korean_words_change_the_verdict():
+    """Kiwi's morphemes make mean word length Korean-sized: split on spaces only, the
+    same chapters have longer 'words', and a 2-character maximum rejects more."""
+    texts = pa.array(constitution_chapters()[:4])
+    strict = KOREAN.model_copy(
+        update={
+            "gopher_quality": KOREAN.gopher_quality.model_copy(update={"max_avg_word_length": 2})
+        }
+    )
+    kiwi = evaluate(texts, FilterOptions(language_rules={"ko": strict}))
+    spaces = evaluate(
+        texts, FilterOptions(language_rules={"ko": strict.model_copy(update={"words": "default"})})
+    )
+    mean_length = "gopher_quality.mean_word_length"
+    assert not kiwi.fired[mean_length].any()
+    assert spaces.fired[mean_length].all()
+
+
+def test_other_languages_skip_the_english_word_list():
+    fake = Faker("de_DE")
+    fake.seed_instance(1)
+    german = " ".join(fake.paragraph(nb_sentences=12) for _ in range(6))
+    judged = evaluate(pa.array([german]), FilterOptions())
+    assert judged.language.to_pylist() == ["de"]
+    assert not judged.fired["gopher_quality.stop_words"].any()
+    as_english = evaluate(pa.array([german]), FilterOptions(language=None))
+    assert as_english.fired["gopher_quality.stop_words"].all()
+
+
+def test_keep_and_min_score():
+    texts = pa.array(
+        ["This is an English sentence about the weather and the sea.", "이것은 한국어 문장입니다."]
+    )
+    only_korean = FilterOptions(language=LanguageID(keep=("ko",), min_score=None))
+    judged = evaluate(texts, only_korean)
+    assert judged.fired["language.not_kept"].tolist() == [True, False]
+    scores = evaluate(texts, FilterOptions()).score.to_numpy()
+    between = float(scores.min() + scores.max()) / 2
+    picky = evaluate(texts, FilterOptions(language=LanguageID(min_score=between)))
+    assert picky.fired["language.low_score"].tolist() == (scores < between).tolist()
+    assert picky.fired["language.low_score"].sum() == 1
+    assert rule_names(only_korean)[0] == LANGUAGE_RULES[0]
+    assert LANGUAGE_RULES[1] not in rule_names(only_korean)  # min_score off
+    assert rule_names(FilterOptions())[0] == LANGUAGE_RULES[1]  # keep every language
+
+
+def test_language_off_assumes_one_language_for_every_row():
+    judged = evaluate(pa.array(["이것은 한국어 문장입니다."]), FilterOptions(language=None))
+    assert judged.language.to_pylist() == ["en"] and judged.score.null_count == 1
+    korean = FilterOptions(language=None, assume_language="ko")
+    assert evaluate(pa.array(["x"]), korean).language.to_pylist() == ["ko"]
+    assert not any(name.startswith(("language.", "c4.")) for name in rule_names(korean))
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"language": {"keep": ["Korean"]}}, "keep"),
+        ({"language": {"keep": []}}, "keep"),
+        ({"language": {"min_score": 1.5}}, "min_score"),
+        ({"assume_language": "EN"}, "assume_language"),
+        ({"language_rules": {"ko": {"words": "spaces"}}}, "words"),
+    ],
+)
+def test_bad_language_options_are_refused_by_name(bad, field):
+    with pytest.raises(ValidationError, match=field):
+        FilterOptions.model_validate(bad)
