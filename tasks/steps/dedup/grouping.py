@@ -429,6 +429,10 @@ def find_duplicates(
     """
     import ray
 
+    if rows == 0:  # e.g. a filter rejected every row: nothing to group, and Ray Data
+        # cannot shuffle a dataset whose every file yields no block
+        none = np.array([], np.int64)
+        return Duplicates(none, none, np.array([], bool))
     files = len(sources)
     shards = shard_count(files, rows)
     # Repeats within a file never need the shuffle; the files' first copies do.
