@@ -1,5 +1,6 @@
-"""Step 5: keep the rows that pass the quality rules of Gopher, C4 and FineWeb; every
-rejected row is kept too, with its reason, in _rejected/ beside them."""
+"""Step 5: keep the rows that pass language identification and the quality rules of
+Gopher, C4 and FineWeb (per language); every rejected row is kept too, with its reason,
+in _rejected/ beside them."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ def filter_documents(
 ) -> str:
     """Keep the rows whose text_column passes every enabled quality rule.
 
-    The rules look at the text as it is (the raw text: cleaning strips the punctuation
+    Every row gets language and language_score columns. The rules look at the text as it is (the raw text: cleaning strips the punctuation
     and line structure they measure). A rejected row goes to _rejected/ inside the
     output with all its columns and filter_reason, the first rule it failed; the
     manifest counts, per rule, the rows and bytes it removed and the rows it fails.
@@ -48,8 +49,10 @@ def filter_documents(
             directory, a file, a glob; Parquet or JSON Lines, also compressed).
         output_uri: Where the kept rows go (not inside the input).
         text_column: The column the rules judge.
-        filters: The rule sets, each its thresholds or null to turn it off; {} is that
-            rule set with datatrove's English defaults. Default: all four on.
+        filters: Language identification (language), the four rule sets (gopher_quality,
+            gopher_repetition, c4, fineweb) and PII redaction (pii), each its settings
+            or null to turn it off; {} is its defaults (datatrove's for English,
+            FineWeb-2's for Korean rows in language_rules). Default: all on but pii.
         input_format: parquet, json, or auto to tell by the file names.
         compression: Parquet codec of the output files.
         batch_size: Rows judged at a time.

@@ -1,14 +1,32 @@
-"""Heuristic quality-filter rules of HF datatrove (English), computed per Arrow batch.
+"""Heuristic quality-filter rules of HF datatrove and FineWeb-2, computed per Arrow batch.
 
-A pure kernel: pyarrow, numpy and pydantic only. ``evaluate(texts, options)`` returns,
-for every row, the first failing rule (``<filter>.<rule>``, null when kept) and, for
-every rule, the mask of the rows it fails on regardless of the other rules.
+A pure kernel: pyarrow, numpy and pydantic (and the language models of
+:mod:`tasks.steps.filter.language`). ``evaluate(texts, options)`` returns, for every
+row, its language, the first failing rule (``<filter>.<rule>``, null when kept) and,
+for every rule, the mask of the rows it fails on regardless of the other rules.
 
-Reference: datatrove ``src/datatrove/pipeline/filters/`` (commit a649de7, 2026-08).
-Our own implementation; datatrove is not a dependency. Defaults are datatrove's for
-English. A threshold set to ``None`` turns its rule off.
+Reference: datatrove ``src/datatrove/pipeline/filters/`` (commit a649de7, 2026-08) and
+FineWeb-2's ``fineweb-2-pipeline.py`` and ``configs/kor_Hang.yml``. Our own
+implementation; datatrove is not a dependency. A threshold set to ``None`` turns its
+rule off.
 
-Words
+Languages
+    With ``language`` on, each row's language comes from fastText's lid.176 model;
+    ``language.not_kept`` fires on a language outside ``keep`` and ``language.low_score``
+    on a probability below ``min_score`` (0.65, datatrove's ``language_threshold``; it
+    keeps scores above it, we keep scores at or above it). With ``language`` off, every
+    row is ``assume_language``. A row is then judged by the rule sets of its language:
+    an entry of ``language_rules`` (by default ``ko``: FineWeb-2's Korean, see
+    ``KOREAN``); else for ``en`` the four top-level rule sets (datatrove's English
+    defaults); else the top-level rule sets without ``gopher_quality.stop_words``, the
+    one rule that rests on an English word list. Scripts written without spaces
+    (Chinese, Japanese, Thai) have one "word" per run of letters here: give them an
+    entry in ``language_rules`` with the word rules off (or ``language.keep`` without
+    them). Korean words are Kiwi's morphemes (``words="kiwi"``), as FineWeb-2's; at
+    0.25-0.45 MB/s per core (measured here) Kiwi is the slowest part of the step, so
+    ``words="default"`` is there for corpora where that matters.
+
+Words (``words="default"``)
     datatrove splits English with spaCy's blank ``en`` tokenizer. We approximate it with
     one RE2 pass: a word is a run of letters/digits/marks/underscore that may contain
     ``'`` ``’`` ``.`` between word characters and ``,`` before digits (``don't``,
@@ -535,13 +553,6 @@ class _Batch:
         return _np(pc.utf8_length(self.words.values)).astype(np.int64)
 
     @cached_property
-    def word_codes(self) -> np.ndarray:
-        values = self.words.values
-        if len(values) == 0:
-            return np.zeros(0, dtype=np.int64)
-        return _np(pc.dictionary_encode(values).indices).astype(np.int64)
-
-    @cached_property
     def splitlines(self) -> _Split:
         """Lines as Python's ``str.splitlines``: a trailing empty piece is not a line."""
         pieces = _Split(pc.split_pattern_regex(self.text, _SPLITLINES_PATTERN), self.n)
@@ -552,28 +563,84 @@ class _Batch:
         keep[ends[_np(pc.utf8_length(pieces.values))[ends] == 0]] = False
         return pieces.only(keep)
 
-    def ngram_ids(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Ids of the word n-grams starting at each flattened word, and which are valid.
+    @cached_property
+    def word_hash(self) -> np.ndarray:
+        """Per flattened word: a 64-bit hash of (its row, the word)."""
+        values = self.words.values
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.uint64)
+        codes = _np(pc.dictionary_encode(values).indices).astype(np.uint64)
+        return _mix(codes ^ (self.words.row.astype(np.uint64) << np.uint64(32)))
 
-        Equal ids mean equal word sequences. Built by pairing the (n-1)-gram id with the
-        next word's code and re-densifying, so ids stay below the word count.
+    def ngram_hash(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hashes of the word n-grams starting at each flattened word (their row mixed
+        in), and which n-grams lie within one row.
+
+        Equal n-grams of a row hash equal; different ones collide with probability
+        about 2**-64 a pair, so a batch of a million n-grams has a ~3e-8 chance of one
+        collision anywhere, and only one inside a single row would change a verdict.
         """
-        ids = self._ngram_cache.get(n)
-        if ids is None:
-            prev, _ = self.ngram_ids(n - 1)
-            codes = self.word_codes
-            if len(prev) <= 1:
-                return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=bool)
-            pair = prev[:-1] * (int(codes.max()) + 1) + codes[n - 1 :]
-            ids = np.unique(pair, return_inverse=True)[1].astype(np.int64).reshape(-1)
-            self._ngram_cache[n] = ids
+        found = self._ngram_cache.get(n)
+        if found is None:
+            prev, _ = self.ngram_hash(n - 1)
+            words = self.word_hash
+            found = _mix(prev[:-1] * _PRIME + words[n - 1 :]) if len(prev) > 1 else prev[:0]
+            self._ngram_cache[n] = found
         row = self.words.row
-        valid = row[: len(ids)] == row[n - 1 : n - 1 + len(ids)]
-        return ids, valid
+        valid = row[: len(found)] == row[n - 1 : n - 1 + len(found)]
+        return found, valid
 
     @cached_property
     def _ngram_cache(self) -> dict[int, np.ndarray]:
-        return {1: self.word_codes}
+        return {1: self.word_hash}
+
+    @cached_property
+    def word_end(self) -> np.ndarray:
+        """Characters of the words before each flattened word (and after the last)."""
+        return np.concatenate([[0], np.cumsum(self.word_length)])
+
+
+_PRIME = np.uint64(0x100000001B3)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit affects every output bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@dataclasses.dataclass(frozen=True)
+class _Grams:
+    """The valid n-grams of a batch grouped by hash: one unstable sort, no stable one.
+
+    ``pos``: their flattened positions; ``first``: per n-gram, whether no earlier
+    n-gram of its row is equal; per group of equal n-grams, its ``count``, its earliest
+    position ``start`` and its row.
+    """
+
+    pos: np.ndarray
+    first: np.ndarray
+    count: np.ndarray
+    start: np.ndarray
+    row: np.ndarray
+
+
+def _group_grams(b: _Batch, n: int) -> _Grams:
+    hashes, valid = b.ngram_hash(n)
+    pos = np.flatnonzero(valid)
+    keys = hashes[pos]
+    order = np.argsort(keys)
+    ordered = keys[order]
+    opens = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(pos) else pos
+    start = np.minimum.reduceat(pos[order], opens) if len(pos) else pos
+    group = np.empty(len(pos), dtype=np.int64)
+    group[order] = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]])[: len(pos)] - 1
+    first = pos == start[group] if len(pos) else np.zeros(0, dtype=bool)
+    count = np.diff(np.r_[opens, len(pos)])
+    return _Grams(pos, first, count, start, b.words.row[start])
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -656,31 +723,36 @@ def _top_ngram_chars(b: _Batch, n: int) -> np.ndarray:
     Rows with fewer than n words get NaN (datatrove skips the rule for them).
     """
     out = np.full(b.n, np.nan)
-    ids, valid = b.ngram_ids(n)
-    pos = np.flatnonzero(valid)
-    if len(pos) == 0:
+    grams = _memo_grams(b, n)
+    if len(grams.pos) == 0:
         return out
-    row = b.words.row[pos]
-    keys = row * (int(ids.max()) + 1) + ids[pos]
-    _, first, counts = np.unique(keys, return_index=True, return_counts=True)
-    urow = row[first]
-    start = pos[first]  # earliest position of each (row, n-gram)
-    order = np.lexsort((start, -counts, urow))
-    head = order[np.r_[True, urow[order][1:] != urow[order][:-1]]]
-    cum = np.concatenate([[0], np.cumsum(b.word_length)])
-    gram_chars = cum[start[head] + n] - cum[start[head]] + (n - 1)
-    out[urow[head]] = counts[head] * gram_chars
+    # Per row the largest (count, -start): both packed in one integer, maxed per row.
+    packed = (grams.count.astype(np.int64) << 32) | (0xFFFFFFFF - grams.start)
+    best = np.full(b.n, -1, dtype=np.int64)
+    np.maximum.at(best, grams.row, packed)
+    has = best >= 0
+    count = best[has] >> 32
+    start = 0xFFFFFFFF - (best[has] & 0xFFFFFFFF)
+    gram_chars = b.word_end[start + n] - b.word_end[start] + (n - 1)
+    out[has] = count * gram_chars
     return out
 
 
-def _greedy_dup_chars(ids: list[int], chars: list[int], n: int, start: int) -> int:
-    """datatrove's scan over one document's n-gram ids (all before ``start`` are new).
+def _memo_grams(b: _Batch, n: int) -> _Grams:
+    key = ("grams", n)
+    if key not in b.shared:
+        b.shared[key] = _group_grams(b, n)
+    return b.shared[key]
+
+
+def _greedy_dup_chars(ids: list[int], chars: list[int], n: int) -> int:
+    """datatrove's scan over one document's n-gram ids and their characters.
 
     Sequential by nature (a repeat skips the next n-1 positions, which then are never
     remembered), so it stays a Python loop; callers only run it on rows that can fail.
     """
-    seen = set(ids[:start])
-    total, i, end = 0, start, len(ids)
+    seen: set[int] = set()
+    total, i, end = 0, 0, len(ids)
     while i < end:
         g = ids[i]
         if g in seen:
@@ -693,26 +765,32 @@ def _greedy_dup_chars(ids: list[int], chars: list[int], n: int, start: int) -> i
 
 
 def _dup_ngram_fired(b: _Batch, n: int, limit: float) -> np.ndarray:
+    """datatrove's duplicated n-gram fraction above ``limit``, per row.
+
+    Every n-gram the greedy scan counts repeats an earlier n-gram of its row, so its
+    5-gram prefix repeats an earlier 5-gram too: the characters of the n-grams starting
+    at repeated 5-gram positions bound the result from above. One grouping of 5-grams
+    serves every n; only rows that bound lets through are scanned.
+    """
     fired = np.zeros(b.n, dtype=bool)
-    ids, valid = b.ngram_ids(n)
-    pos = np.flatnonzero(valid)
-    if len(pos) == 0:
-        return fired
-    row = b.words.row[pos]
-    gram = ids[pos]
-    repeat = ~_first_seen(row * (int(ids.max()) + 1) + gram)
-    cum = np.concatenate([[0], np.cumsum(b.word_length)])
-    chars = cum[pos + n] - cum[pos]  # joined without spaces, as datatrove counts them
-    # Every counted repeat is a non-first occurrence, so their characters bound the
-    # result: rows under the limit by that bound cannot fail and skip the scan.
-    bound = np.bincount(row, weights=chars * repeat, minlength=b.n)
+    grams = _memo_grams(b, 5)
+    row = b.words.row
+    repeat = grams.pos[~grams.first]
+    repeat = repeat[repeat + n <= len(row)]
+    repeat = repeat[row[repeat] == row[repeat + n - 1]]  # the n-gram lies in its row
+    chars = b.word_end[repeat + n] - b.word_end[repeat]  # joined without spaces
+    bound = np.bincount(row[repeat], weights=chars, minlength=b.n)
     candidates = np.flatnonzero(_above(bound, b.length, limit))
     if len(candidates) == 0:
         return fired
+    hashes, _ = b.ngram_hash(n)
     bounds = np.searchsorted(row, np.stack([candidates, candidates + 1]))
     for r, lo, hi in zip(candidates, bounds[0], bounds[1], strict=True):
-        first_repeat = int(np.argmax(repeat[lo:hi]))
-        total = _greedy_dup_chars(gram[lo:hi].tolist(), chars[lo:hi].tolist(), n, first_repeat)
+        hi = hi - n + 1  # the row's n-grams start before its last n-1 words
+        if hi <= lo:
+            continue
+        ends = b.word_end[lo + n : hi + n] - b.word_end[lo:hi]
+        total = _greedy_dup_chars(hashes[lo:hi].tolist(), ends.tolist(), n)
         fired[r] = total / b.length[r] > limit
     return fired
 
