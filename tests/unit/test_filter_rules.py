@@ -502,3 +502,53 @@ def test_agrees_with_plain_python_on_random_documents():
     ]:
         expected = [reference(doc) for doc in docs]
         assert v.fired[name].tolist() == expected, name
+
+
+def _dup_n_gram_chars(text: str, n: int) -> int:
+    """datatrove's greedy scan, on word tuples (see the module's differences)."""
+    tokens = _tokens(text)
+    grams = [tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    seen, total, i = set(), 0, 0
+    while i < len(grams):
+        if grams[i] in seen:
+            total += len("".join(grams[i]))
+            i += n
+        else:
+            seen.add(grams[i])
+            i += 1
+    return total
+
+
+def _top_n_gram_chars(text: str, n: int) -> int:
+    tokens = _tokens(text)
+    grams = [" ".join(tokens[i : i + n]) for i in range(len(tokens) - n + 1)]
+    if not grams:
+        return 0
+    gram, count = Counter(grams).most_common(1)[0]
+    return len(gram) * count
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_repetition_agrees_with_plain_python_on_repetitive_documents(seed):
+    """Documents made of a few phrases repeated with variations, so the repeated n-gram
+    rules sit near their thresholds: every n from 2 to 10 against plain Python."""
+    rng = random.Random(seed)
+    docs = []
+    for _ in range(200):
+        phrases = [[rng.choice(_VOCAB[:12]) for _ in range(rng.randint(3, 9))] for _ in range(4)]
+        words: list[str] = []
+        for _ in range(rng.randint(2, 30)):
+            words += rng.choice(phrases) if rng.random() < 0.6 else [rng.choice(_VOCAB)]
+        docs.append(" ".join(words))
+    options = FilterOptions(language=None, c4=None, fineweb=None, gopher_quality=None)
+    v = evaluate(pa.array(docs), options)
+    defaults = GopherRepetition()
+    fired_somewhere = 0
+    for n in range(2, 11):
+        kind = "top" if n <= 4 else "dup"
+        limit = getattr(defaults, f"max_{kind}_{n}_gram_frac")
+        measure = _top_n_gram_chars if n <= 4 else _dup_n_gram_chars
+        expected = [measure(doc, n) / len(doc) > limit if doc else False for doc in docs]
+        assert v.fired[f"gopher_repetition.{kind}_{n}_gram"].tolist() == expected, n
+        fired_somewhere += 0 < sum(expected) < len(docs)
+    assert fired_somewhere == 9  # every rule both fires and does not on this set

@@ -617,12 +617,14 @@ class _Grams:
     """The valid n-grams of a batch grouped by hash: one unstable sort, no stable one.
 
     ``pos``: their flattened positions; ``first``: per n-gram, whether no earlier
-    n-gram of its row is equal; per group of equal n-grams, its ``count``, its earliest
-    position ``start`` and its row.
+    n-gram of its row is equal; ``multi``: whether another n-gram of its row is equal;
+    per group of equal n-grams, its ``count``, its earliest position ``start`` and its
+    row.
     """
 
     pos: np.ndarray
     first: np.ndarray
+    multi: np.ndarray
     count: np.ndarray
     start: np.ndarray
     row: np.ndarray
@@ -640,7 +642,8 @@ def _group_grams(b: _Batch, n: int) -> _Grams:
     group[order] = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]])[: len(pos)] - 1
     first = pos == start[group] if len(pos) else np.zeros(0, dtype=bool)
     count = np.diff(np.r_[opens, len(pos)])
-    return _Grams(pos, first, count, start, b.words.row[start])
+    multi = count[group] > 1 if len(pos) else first
+    return _Grams(pos, first, multi, count, start, b.words.row[start])
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -745,53 +748,63 @@ def _memo_grams(b: _Batch, n: int) -> _Grams:
     return b.shared[key]
 
 
-def _greedy_dup_chars(ids: list[int], chars: list[int], n: int) -> int:
-    """datatrove's scan over one document's n-gram ids and their characters.
+def _greedy_dup_chars(pos: list[int], ids: list[int], chars: list[int], n: int) -> int:
+    """datatrove's scan over one document's n-grams, given only those that have an
+    equal n-gram elsewhere in it (``pos``, in order, with their ids and characters).
 
-    Sequential by nature (a repeat skips the next n-1 positions, which then are never
-    remembered), so it stays a Python loop; callers only run it on rows that can fail.
+    The scan visits every position, remembers each new n-gram, and on a repeat counts it
+    and skips the next n-1 positions (never remembered). An n-gram without an equal one
+    can neither be counted nor make another one count, so only the skips it may fall
+    into matter, which ``skip_to`` keeps. Sequential by nature, so a Python loop, run
+    only on rows that can fail and only over their repeated n-grams.
     """
     seen: set[int] = set()
-    total, i, end = 0, 0, len(ids)
-    while i < end:
-        g = ids[i]
+    total, skip_to = 0, 0
+    for p, g, c in zip(pos, ids, chars, strict=True):
+        if p < skip_to:
+            continue
         if g in seen:
-            total += chars[i]
-            i += n
+            total += c
+            skip_to = p + n
         else:
             seen.add(g)
-            i += 1
     return total
 
 
 def _dup_ngram_fired(b: _Batch, n: int, limit: float) -> np.ndarray:
     """datatrove's duplicated n-gram fraction above ``limit``, per row.
 
-    Every n-gram the greedy scan counts repeats an earlier n-gram of its row, so its
-    5-gram prefix repeats an earlier 5-gram too: the characters of the n-grams starting
-    at repeated 5-gram positions bound the result from above. One grouping of 5-grams
-    serves every n; only rows that bound lets through are scanned.
+    An n-gram equal to an earlier one of its row starts n-4 5-grams that each equal an
+    earlier 5-gram: the characters of the n-grams starting such runs bound the greedy
+    scan's count from above, and only rows that bound lets through are scanned. One
+    grouping of 5-grams serves every n.
     """
     fired = np.zeros(b.n, dtype=bool)
     grams = _memo_grams(b, 5)
     row = b.words.row
-    repeat = grams.pos[~grams.first]
-    repeat = repeat[repeat + n <= len(row)]
-    repeat = repeat[row[repeat] == row[repeat + n - 1]]  # the n-gram lies in its row
-    chars = b.word_end[repeat + n] - b.word_end[repeat]  # joined without spaces
-    bound = np.bincount(row[repeat], weights=chars, minlength=b.n)
+    total = len(row)
+    repeated = np.zeros(total + n, dtype=bool)
+    repeated[grams.pos[~grams.first]] = True
+    starts = repeated[: total - n + 1].copy() if total >= n else np.zeros(0, dtype=bool)
+    for k in range(1, n - 4):
+        starts &= repeated[k : k + len(starts)]
+    at = np.flatnonzero(starts)
+    at = at[row[at] == row[at + n - 1]]  # the n-gram lies in its row
+    chars = b.word_end[at + n] - b.word_end[at]  # joined without spaces
+    bound = np.bincount(row[at], weights=chars, minlength=b.n)
     candidates = np.flatnonzero(_above(bound, b.length, limit))
     if len(candidates) == 0:
         return fired
-    hashes, _ = b.ngram_hash(n)
-    bounds = np.searchsorted(row, np.stack([candidates, candidates + 1]))
+    hashes, valid = b.ngram_hash(n)
+    multi = np.zeros(total, dtype=bool)
+    multi[grams.pos[grams.multi]] = True  # an n-gram with an equal has its 5-gram too
+    pos = np.flatnonzero(multi[: len(hashes)] & valid)
+    bounds = np.searchsorted(row[pos], np.stack([candidates, candidates + 1]))
     for r, lo, hi in zip(candidates, bounds[0], bounds[1], strict=True):
-        hi = hi - n + 1  # the row's n-grams start before its last n-1 words
-        if hi <= lo:
-            continue
-        ends = b.word_end[lo + n : hi + n] - b.word_end[lo:hi]
-        total = _greedy_dup_chars(hashes[lo:hi].tolist(), ends.tolist(), n)
-        fired[r] = total / b.length[r] > limit
+        p = pos[lo:hi]
+        chars = b.word_end[p + n] - b.word_end[p]
+        total_chars = _greedy_dup_chars(p.tolist(), hashes[p].tolist(), chars.tolist(), n)
+        fired[r] = total_chars / b.length[r] > limit
     return fired
 
 
