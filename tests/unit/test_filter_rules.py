@@ -552,3 +552,18 @@ def test_repetition_agrees_with_plain_python_on_repetitive_documents(seed):
         assert v.fired[f"gopher_repetition.{kind}_{n}_gram"].tolist() == expected, n
         fired_somewhere += 0 < sum(expected) < len(docs)
     assert fired_somewhere == 9  # every rule both fires and does not on this set
+
+
+def test_long_documents_are_judged_in_pieces_with_the_same_verdicts(monkeypatch):
+    """A batch over MAX_JUDGED_BYTES is judged in slices (memory stays bounded on
+    100,000-character documents) and gives the verdicts of one whole pass."""
+    import tasks.steps.filter.rules as rules
+
+    rng = random.Random(5)
+    docs = [" ".join(rng.choice(_VOCAB) for _ in range(rng.randint(0, 400))) for _ in range(60)]
+    whole = evaluate(pa.array(docs), DEFAULTS)
+    monkeypatch.setattr(rules, "MAX_JUDGED_BYTES", 3000)
+    pieces = evaluate(pa.array(docs), DEFAULTS)
+    assert pieces.reason.to_pylist() == whole.reason.to_pylist()
+    assert all((pieces.fired[k] == whole.fired[k]).all() for k in whole.fired)
+    assert len(pieces.language) == len(docs)

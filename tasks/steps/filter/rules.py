@@ -115,6 +115,7 @@ Deliberate differences besides the tokenizer and the C4 rewrite:
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from collections.abc import Callable
 from functools import cached_property
 from typing import Annotated, Literal
@@ -1056,6 +1057,24 @@ def _as_strings(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     return texts
 
 
+# Text judged at once, at most (one longer text is judged alone): the rules' arrays
+# take some 40 bytes per word, so a batch of long documents must not be judged whole.
+MAX_JUDGED_BYTES = 16 * 2**20
+
+
+def _in_pieces(texts: pa.Array, sizes: np.ndarray, options: FilterOptions) -> Verdicts:
+    """``evaluate`` on consecutive slices of at most ``MAX_JUDGED_BYTES`` each, joined."""
+    piece = np.cumsum(sizes) // MAX_JUDGED_BYTES
+    cuts = [0, *(np.flatnonzero(np.diff(piece)) + 1).tolist(), len(texts)]
+    parts = [evaluate(texts.slice(a, b - a), options) for a, b in itertools.pairwise(cuts) if b > a]
+    return Verdicts(
+        pa.concat_arrays([p.reason for p in parts]),
+        {name: np.concatenate([p.fired[name] for p in parts]) for name in parts[0].fired},
+        pa.concat_arrays([p.language for p in parts]),
+        pa.concat_arrays([p.score for p in parts]),
+    )
+
+
 def evaluate(texts: pa.Array | pa.ChunkedArray, options: FilterOptions) -> Verdicts:
     """Every enabled rule over a batch of texts (null texts count as empty strings).
 
@@ -1064,6 +1083,9 @@ def evaluate(texts: pa.Array | pa.ChunkedArray, options: FilterOptions) -> Verdi
     """
     texts = _as_strings(texts)
     n = len(texts)
+    sizes = _np(pc.fill_null(pc.binary_length(texts), 0)).astype(np.int64)
+    if n > 1 and sizes.sum() > MAX_JUDGED_BYTES:
+        return _in_pieces(texts, sizes, options)
     names = rule_names(options)
     fired = {name: np.zeros(n, dtype=bool) for name in names}
     if options.language is not None:
