@@ -39,10 +39,11 @@ def filter_documents(
 ) -> str:
     """Keep the rows whose text_column passes every enabled quality rule.
 
-    Every row gets language and language_score columns. The rules look at the text as it is (the raw text: cleaning strips the punctuation
-    and line structure they measure). A rejected row goes to _rejected/ inside the
-    output with all its columns and filter_reason, the first rule it failed; the
-    manifest counts, per rule, the rows and bytes it removed and the rows it fails.
+    Every row gets language and language_score columns. The rules look at the text as it
+    is (the raw text: cleaning strips the punctuation and line structure they measure).
+    A rejected row goes to _rejected/ inside the output with all its columns and
+    filter_reason, the first rule it failed; the manifest counts, per rule, the rows and
+    bytes it removed and the rows it fails.
 
     Args:
         input_uri: What to filter: anything preprocess reads (a committed dataset, a

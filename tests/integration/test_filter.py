@@ -17,6 +17,7 @@ from flows.filter import filter_documents
 from flows.pipeline import pipeline
 from tasks.errors import InputError
 from tasks.steps.filter.rules import FilterOptions, evaluate
+from tasks.steps.preprocess.clean import clean_text
 from tests.helpers import (
     assert_committed,
     committed_bytes,
@@ -216,6 +217,7 @@ def test_pii_is_redacted_in_kept_and_rejected_rows_and_counted(tmp_path):
     contact = " Write to kim.minsu@example.co.kr or call 010-1234-5678."
     for r in rows:  # the same contact on every text, kept and rejected alike
         r["text"] = (r["text"] or "") + contact
+        r["cleaned_text"] = clean_text(r["text"])  # as preprocess made it
     (tmp_path / "in" / "input-0.parquet").unlink()
     pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "input-0.parquet")
     filters = FilterOptions(pii={})
@@ -226,6 +228,7 @@ def test_pii_is_redacted_in_kept_and_rejected_rows_and_counted(tmp_path):
     assert kept and rejected
     for r in kept + rejected:
         assert r["text"].endswith(" Write to <email> or call <phone>.")
+        assert r["cleaned_text"] == clean_text(r["text"])  # no digits of the phone left
     assert manifest["filters"]["pii_redacted"] == {
         "email": len(rows),
         "ip_address": 0,

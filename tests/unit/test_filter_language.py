@@ -32,7 +32,7 @@ LOCALES = {
     "tl_PH": "tl", "uk_UA": "uk", "vi_VN": "vi", "zh_CN": "zh",
 }  # fmt: skip
 PER_LANGUAGE = 40
-ENGLISH_ONLY = FilterOptions(language=None, language_rules={})
+ENGLISH_ONLY = FilterOptions(language=None)
 
 
 def korean_corpus(name: str) -> str:
@@ -205,3 +205,14 @@ def test_language_off_assumes_one_language_for_every_row():
 def test_bad_language_options_are_refused_by_name(bad, field):
     with pytest.raises(ValidationError, match=field):
         FilterOptions.model_validate(bad)
+
+
+def test_language_rules_are_added_to_the_defaults_and_null_removes_one():
+    chinese = {"zh": {"gopher_quality": None, "gopher_repetition": None}}
+    both = FilterOptions.model_validate({"language_rules": chinese})
+    assert set(both.language_rules) == {"ko", "zh"} and both.rules_for("ko") == KOREAN
+    assert both.rules_for("zh").gopher_quality is None
+    without_korean = FilterOptions.model_validate({"language_rules": {"ko": None}})
+    assert without_korean.language_rules == {}
+    assert without_korean.rules_for("ko").c4 is not None  # the English sets, no stop words
+    assert without_korean.rules_for("ko").gopher_quality.min_stop_words is None

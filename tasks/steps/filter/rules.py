@@ -123,7 +123,7 @@ from typing import Annotated, Literal
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from tasks.steps.filter import language as lid
 from tasks.steps.filter.pii import PII
@@ -412,6 +412,9 @@ KOREAN = LanguageRules(
 )
 
 
+DEFAULT_LANGUAGE_RULES: dict[str, LanguageRules] = {"ko": KOREAN}
+
+
 class FilterOptions(RuleSets):
     """Which filters run (None turns one off) and their thresholds.
 
@@ -424,10 +427,20 @@ class FilterOptions(RuleSets):
     assume_language: LanguageCode = Field(
         "en", description="the language of every row when language identification is off"
     )
-    language_rules: dict[LanguageCode, LanguageRules] = Field(
-        default_factory=lambda: {"ko": KOREAN},
-        description="rule sets of their own, per language code (default: Korean as FineWeb-2)",
+    language_rules: dict[LanguageCode, LanguageRules | None] = Field(
+        default_factory=lambda: dict(DEFAULT_LANGUAGE_RULES),
+        description="rule sets of their own, per language code, each replacing that "
+        "language's whole entry; added to the defaults (ko: FineWeb-2's Korean); null "
+        "removes a default",
     )
+
+    @field_validator("language_rules")
+    @classmethod
+    def _over_the_defaults(
+        cls, given: dict[str, LanguageRules | None]
+    ) -> dict[str, LanguageRules | None]:
+        merged = {**DEFAULT_LANGUAGE_RULES, **given}
+        return {code: rules for code, rules in merged.items() if rules is not None}
 
     def rules_for(self, language: str) -> LanguageRules:
         """The rule sets a row in ``language`` is judged by."""
@@ -708,8 +721,13 @@ def _gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
         return distinct < o.min_stop_words
 
     rules: list[tuple[str, Rule | None]] = [
-        ("word_count", word_count),
-        ("mean_word_length", mean_word_length),
+        ("word_count", word_count if (o.min_doc_words, o.max_doc_words) != (None, None) else None),
+        (
+            "mean_word_length",
+            mean_word_length
+            if (o.min_avg_word_length, o.max_avg_word_length) != (None, None)
+            else None,
+        ),
         ("hash_ratio", hash_ratio if o.max_symbol_word_ratio is not None else None),
         ("ellipsis_ratio", ellipsis_ratio if o.max_symbol_word_ratio is not None else None),
         ("bullet_lines", bullet_lines if o.max_bullet_lines_ratio is not None else None),

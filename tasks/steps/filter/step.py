@@ -24,7 +24,12 @@ from tasks.errors import InputError
 from tasks.steps import reading
 from tasks.steps.filter import pii
 from tasks.steps.filter.rules import FilterOptions, evaluate, rule_names
-from tasks.steps.preprocess.clean import check_text_column, text_as_string
+from tasks.steps.preprocess.clean import (
+    CLEANED_COLUMN,
+    check_text_column,
+    clean_array,
+    text_as_string,
+)
 from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.storage import Location
@@ -107,6 +112,12 @@ def _per_language(
             entry["removed"][names[rule]] = entry["removed"].get(names[rule], 0) + int(count)
 
 
+def pii_counts(filters: FilterOptions) -> dict[str, int]:
+    """A zero count per PII kind these options redact."""
+    kinds = filters.pii
+    return {kind: 0 for kind in pii.KINDS if kinds is not None and getattr(kinds, kind)}
+
+
 def _np_bool(mask: pa.Array) -> np.ndarray:
     return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
@@ -123,7 +134,7 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
     counts = _counts(names)
     examples: dict[str, list[str]] = {name: [] for name in names}
     languages: dict[str, dict[str, Any]] = {}
-    redacted = dict.fromkeys(pii.KINDS, 0) if spec.filters.pii else {}
+    redacted = pii_counts(spec.filters)
     verdicts: list[tuple[np.ndarray, pa.Array, pa.Array]] = []
     text_bytes = 0
     text_type = spec.schema.field(spec.text_column).type
@@ -140,6 +151,10 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
                     redacted[kind] += n if first_read else 0
                 at = table.schema.get_field_index(spec.text_column)
                 table = table.set_column(at, spec.schema.field(at), text.cast(text_type))
+                if CLEANED_COLUMN in table.schema.names:  # preprocess made it from the text
+                    at = table.schema.get_field_index(CLEANED_COLUMN)
+                    cleaned = clean_array(text).cast(spec.schema.field(at).type)
+                    table = table.set_column(at, spec.schema.field(at), cleaned)
             yield table, text
 
     def kept() -> Iterator[pa.Table]:
@@ -255,7 +270,7 @@ class Filter(Step[FilterParams]):
             for name, shown in part.result.counts["examples"].items():
                 examples[name].extend(shown[: EXAMPLE_ROWS - len(examples[name])])
         languages: dict[str, dict[str, Any]] = {}
-        redacted = dict.fromkeys(pii.KINDS, 0) if p.filters.pii else {}
+        redacted = pii_counts(p.filters)
         for part in parts:
             for lang, tally in part.result.counts["languages"].items():
                 mine = languages.setdefault(lang, {"rows": 0, "kept": 0, "removed": {}})
