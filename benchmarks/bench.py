@@ -13,11 +13,18 @@ Last, the dedup step: its recall and false merges on planted near duplicates for
 MinHash setting (benchmarks/dedup_quality.py), and the dedup flow, exact and near, at
 two sizes with the object store capped (what each further GB costs per CPU, and memory),
 on input with 30% of its rows in duplicate pairs (benchmarks/duplicates.py).
+And the filter step: datatrove's four filter classes and our rules kernel, each in a
+process of its own on one core, on the same real documents (the texts that ship with
+the installed packages, benchmarks/real_docs.py): how often their verdicts agree per
+filter, what each further MB costs each, and where the time goes per filter
+(benchmarks/filter_compare.py); then the filter flow at two sizes with the object store
+capped (memory), and one batch of 100,000-character texts through the kernel.
 
     python -m benchmarks.bench [--sizes-gb 2 4] [--seed-sizes-gb 0.5 1] [--size-gb 2]
         [--memory-gb 1 4] [--inputs-gb 1] [--dedup-gb 1 4] [--dedup-pairs 4000]
-        [--dedup-duplicates 0.3]
-        [--phases kernels marginal compare memory inputs fixed dedup-quality dedup]
+        [--dedup-duplicates 0.3] [--filter-mb-datatrove 4 12] [--filter-mb-ours 40 120]
+        [--filter-memory-gb 1 4] [--filter-long-rows 1024]
+        [--phases kernels marginal compare memory inputs fixed dedup-quality dedup filter]
         [--out benchmarks/results]
 """
 
@@ -42,7 +49,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from benchmarks import report
+from benchmarks import filter_compare, real_docs, report
 from benchmarks.dedup_quality import SETTINGS as DEDUP_SETTINGS
 from benchmarks.jsonl import parquet_to_jsonl
 from benchmarks.report import OURS, POLARS, SEED
@@ -52,13 +59,28 @@ ROOT = Path(__file__).resolve().parent.parent
 TEXT_LENGTH = 1000  # the seed's ~1 KB texts
 FILE_MB = 100  # the seed writes 10 GB as 100 files
 GIB = 2**30
-PHASES = ("kernels", "marginal", "compare", "memory", "inputs", "fixed", "dedup-quality", "dedup")
+PHASES = (
+    "kernels",
+    "marginal",
+    "compare",
+    "memory",
+    "inputs",
+    "fixed",
+    "dedup-quality",
+    "dedup",
+    "filter",
+)
 # The input formats the inputs phase compares: name in the results, codec of the copy.
 JSONL_COPIES = {"jsonl.gz": "gzip", "jsonl.zst": "zstd"}
 # One-row runs of each side of the fixed-cost comparison, alternating; the median counts.
 FIXED_REPEATS = 3
 # Parts each kernel process generates and cleans; the median part counts.
 KERNEL_PARTS = 5
+# The filter phase: rows per Arrow batch of our kernel (the flow's default batch size),
+# text judged untimed first by each side, and the characters of each long text.
+FILTER_ROWS = 1024
+FILTER_WARMUP_BYTES = 1_000_000
+LONG_CHARS = 100_000
 
 
 def start_driver(
@@ -503,6 +525,115 @@ def dedup_scaling(
     return rows
 
 
+def filter_sides(
+    args: argparse.Namespace, work: Path, env: dict[str, str], corpus: Path
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """datatrove's four classes and our kernel on the first MB of the real documents, each
+    at its two sizes (sides in the order A, B, B, A), one process and one core each; and
+    how their verdicts agree on the documents datatrove judged at its larger size."""
+    sizes = {"filter-datatrove": args.filter_mb_datatrove, "filter-ours": args.filter_mb_ours}
+    if max(args.filter_mb_ours) < max(args.filter_mb_datatrove):
+        raise ValueError("our larger size must cover datatrove's, to compare their verdicts")
+    runs: list[dict[str, Any]] = []
+    verdicts: dict[str, Path] = {}
+    for at, sides in enumerate((list(sizes), list(reversed(sizes)))):
+        for side in sides:
+            mb = sorted(sizes[side])[at]
+            verdicts[side] = work / f"{side}-{mb:g}mb.parquet"
+            side_args = {
+                "corpus": str(corpus),
+                "bytes": int(mb * 1e6),
+                "warmup_bytes": FILTER_WARMUP_BYTES,
+                "rows": FILTER_ROWS,
+                "verdicts": str(verdicts[side]),
+            }
+            if side == "filter-ours":
+                side_args["per_filter"] = True
+            result = run_side(side, side_args, env, work, None)
+            print(
+                f"    {result['text_bytes'] / result['filter_seconds'] / 1e6:.2f} MB/s "
+                f"({result['documents']} documents)",
+                flush=True,
+            )
+            runs.append({"side": side, "size_mb": mb, **result})
+    # The larger runs came last: our verdicts cover every document datatrove judged.
+    agreement = filter_compare.agreement(verdicts["filter-datatrove"], verdicts["filter-ours"])
+    for name, a in agreement["filters"].items():
+        print(f"    {name}: {a['agreement']:.2%} agree, {a['disagreements']} disagreements")
+    return runs, agreement
+
+
+def filter_scaling(
+    args: argparse.Namespace, work: Path, env: dict[str, str], docs: list[tuple[str, str]]
+) -> list[dict[str, Any]]:
+    """The filter flow on the real documents at each size, files of ~100 MB, with the
+    object store capped and language identification off: peak memory and MB/s."""
+    rows = []
+    capped = int(args.object_store_gib * GIB)
+    with ray_head(work, "filter", object_store_bytes=capped) as ray:
+        ray_env = join(ray, env, work)
+        for size in args.filter_memory_gb:
+            raw, out = work / f"filter-{size:g}-raw", work / "filter-out"
+            print(f"  (writing {size:g} GB of real documents, not counted)", flush=True)
+            written = real_docs.write_parquet(docs, raw, int(size * 1e9), FILE_MB * 10**6)
+            print(
+                f"filter flow: {size:g} GB ({written['rows']} rows, {written['files']} files), "
+                f"object store {args.object_store_gib:g} GiB"
+            )
+            side_args = {
+                "input_uri": str(raw),
+                "output_uri": str(out),
+                "filters": filter_compare.options_dict(),
+            }
+            result = run_side("flow-filter", side_args, ray_env, work, ray)
+            stats = json.loads((out / "_manifest.json").read_text())["filters"]
+            if not stats["rows_in"] == stats["kept"] + stats["rejected"] == written["rows"]:
+                raise RuntimeError(f"filter {size} GB: {written['rows']} rows in, {stats}")
+            rows.append(
+                {
+                    "stage": "filter",
+                    "method": OURS,
+                    "size_gb": size,
+                    "text_bytes": written["text_bytes"],
+                    "rows": written["rows"],
+                    "kept": stats["kept"],
+                    "rejected": stats["rejected"],
+                    "spilled_bytes_total": ray.spilled_bytes(),
+                    **result,
+                }
+            )
+            shutil.rmtree(out)
+            shutil.rmtree(raw)
+    return rows
+
+
+def filter_phase(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The filter step against datatrove's filter classes, its flow's memory, long texts."""
+    docs = real_docs.documents()
+    corpus = real_docs.summary(docs)
+    print(
+        f"filter: {corpus['documents']} distinct real documents, "
+        f"{corpus['text_bytes'] / 1e6:.1f} MB, repeated to each size"
+    )
+    path = work / "filter-corpus"
+    largest = max([*args.filter_mb_datatrove, *args.filter_mb_ours]) * 1e6 + FILTER_WARMUP_BYTES
+    real_docs.write_parquet(docs, path, int(largest), FILE_MB * 10**6)
+    sides, agreement = filter_sides(args, work, env, path)
+    shutil.rmtree(path)
+    results: dict[str, Any] = {
+        "versions": {p: metadata.version(p) for p in ("datatrove", "spacy")},
+        "corpus": corpus,
+        "sides": sides,
+        "agreement": agreement,
+    }
+    if args.filter_long_rows:
+        print(f"filter kernel: {args.filter_long_rows} texts of {LONG_CHARS} characters")
+        long_args = {"rows": args.filter_long_rows, "chars": LONG_CHARS}
+        results["long"] = run_side("filter-long", long_args, env, work, None)
+    results["flow"] = filter_scaling(args, work, env, docs) if args.filter_memory_gb else []
+    return results
+
+
 def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
     """The results of the phases asked for; one not run leaves an empty list (or no key)."""
     phases = set(args.phases)
@@ -523,6 +654,8 @@ def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dic
         results["dedup_quality"] = dedup_quality(args, work, env)
     if "dedup" in phases:
         results["dedup"] = dedup_scaling(args, work, env)
+    if "filter" in phases:
+        results["filter"] = filter_phase(args, work, env)
     return results
 
 
@@ -572,6 +705,33 @@ def main(argv: list[str] | None = None) -> None:
         type=float,
         default=0.3,
         help="share of the dedup flow's input rows in duplicate pairs (half exact, half near)",
+    )
+    parser.add_argument(
+        "--filter-mb-datatrove",
+        type=float,
+        nargs=2,
+        default=[4.0, 12.0],
+        help="MB of real documents datatrove's filter classes judge (slow: < 1 MB/s)",
+    )
+    parser.add_argument(
+        "--filter-mb-ours",
+        type=float,
+        nargs=2,
+        default=[40.0, 120.0],
+        help="MB of real documents our rules kernel judges",
+    )
+    parser.add_argument(
+        "--filter-memory-gb",
+        type=float,
+        nargs="*",
+        default=[1.0, 4.0],
+        help="filter flow sizes for peak memory (none skips); about 15 minutes on 2 cores",
+    )
+    parser.add_argument(
+        "--filter-long-rows",
+        type=int,
+        default=FILTER_ROWS,
+        help=f"texts of {LONG_CHARS} characters in one kernel batch (0 skips)",
     )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")

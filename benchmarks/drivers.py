@@ -78,6 +78,64 @@ def flow_dedup(args: dict[str, Any]) -> None:
     dedup(**args)
 
 
+def flow_filter(args: dict[str, Any]) -> None:
+    from flows.filter import filter_documents
+
+    filter_documents(**args)
+
+
+def _real_batches(args: dict[str, Any]) -> tuple[list[Any], list[Any]]:
+    """The first ``bytes`` of the written real documents, and the first ``warmup_bytes``
+    (judged untimed first), in batches of ``rows``."""
+    from pathlib import Path
+
+    from benchmarks.real_docs import first_bytes
+
+    corpus, rows = Path(args["corpus"]), args["rows"]
+    return (
+        list(first_bytes(corpus, args["bytes"], rows)),
+        list(first_bytes(corpus, args["warmup_bytes"], rows)),
+    )
+
+
+def filter_datatrove(args: dict[str, Any]) -> dict[str, Any]:
+    """datatrove's four filter classes, one document at a time, on one core
+    (benchmarks.filter_compare); verdicts into ``args["verdicts"]``."""
+    from pathlib import Path
+
+    from benchmarks.filter_compare import run_datatrove
+
+    batches, warmup = _real_batches(args)
+    return run_datatrove(batches, warmup, Path(args["verdicts"]))
+
+
+def filter_ours(args: dict[str, Any]) -> dict[str, Any]:
+    """Our rules kernel over Arrow batches on one core (benchmarks.filter_compare);
+    verdicts into ``args["verdicts"]``, then each filter alone if ``per_filter``."""
+    from pathlib import Path
+
+    import pyarrow as pa
+
+    from benchmarks.filter_compare import run_ours
+
+    pa.set_cpu_count(1)  # one core: Arrow's thread pool would spread the work
+    pa.set_io_thread_count(1)
+    batches, warmup = _real_batches(args)
+    return run_ours(batches, warmup, Path(args["verdicts"]), args["per_filter"])
+
+
+def filter_long(args: dict[str, Any]) -> dict[str, Any]:
+    """One batch of ``rows`` real texts of ``chars`` characters each through our rules
+    kernel: the peak resident memory it takes (benchmarks.filter_compare)."""
+    import pyarrow as pa
+
+    from benchmarks.filter_compare import long_batch_memory, long_documents
+    from benchmarks.real_docs import documents
+
+    pa.set_cpu_count(1)
+    return long_batch_memory(long_documents(documents(), args["rows"], args["chars"]))
+
+
 def plant_duplicates(args: dict[str, Any]) -> dict[str, Any]:
     """A copy of a generated dataset with duplicates planted (benchmarks.duplicates)."""
     from pathlib import Path
@@ -182,6 +240,13 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     "flow-generate": (flow_generate, ["flows.generate"]),
     "flow-preprocess": (flow_preprocess, ["flows.preprocess"]),
     "flow-dedup": (flow_dedup, ["flows.dedup"]),
+    "flow-filter": (flow_filter, ["flows.filter"]),
+    "filter-datatrove": (
+        filter_datatrove,
+        ["datatrove.pipeline.filters", "spacy", "benchmarks.filter_compare"],
+    ),
+    "filter-ours": (filter_ours, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
+    "filter-long": (filter_long, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
     "plant-duplicates": (plant_duplicates, ["benchmarks.duplicates"]),
     "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
     "kernels": (kernels, ["tasks.steps.generate.step", "tasks.steps.preprocess.step"]),

@@ -26,6 +26,13 @@ DEDUP_RECALL = 0.95  # of pairs at or above threshold + 0.05
 DEDUP_FALSE_MERGES = 0.005  # of pairs below threshold - 0.2
 # Marginal MB/s of text per CPU (data-juicer's published run: about 0.4 per core).
 DEDUP_PER_CPU = {"dedup exact": 50.0, "dedup near": 5.0}
+# The filter step against datatrove's four filter classes on the same real documents:
+FILTER_AGREEMENT = 0.99  # per filter, of the documents both judged
+FILTER_VS_DATATROVE = 10.0  # marginal MB/s of text per CPU, ours over datatrove's
+FILTER_SIDES = {
+    "filter-datatrove": "datatrove (its classes, a document at a time)",
+    "filter-ours": "ours (the rules kernel, Arrow batches)",
+}
 
 
 def add_ratios(rows: list[dict[str, Any]]) -> None:
@@ -184,7 +191,7 @@ def check_targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
     if inputs:
         ratio, ok = inputs
         verdicts.append((f"inputs: peak memory of .jsonl.zst <= Parquet's ({ratio:.2f}x)", ok))
-    return verdicts + dedup_verdicts(results)
+    return verdicts + dedup_verdicts(results) + filter_verdicts(results)
 
 
 def dedup_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -275,6 +282,190 @@ def dedup_markdown(results: dict[str, Any]) -> list[str]:
                 f"{r['spilled_bytes_total'] / 2**20:.0f} MiB | "
                 f"{f'{rate / cpus:.1f}' if rate else '-'} |"
             )
+    return lines
+
+
+def filter_rates(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per side of the filter comparison: its two sizes, and the marginal MB/s of text
+    between them in all and per filter (one process on one core: MB/s per CPU)."""
+    sides = (results.get("filter") or {}).get("sides") or []
+    rates = {}
+    for side in FILTER_SIDES:
+        runs = sorted((r for r in sides if r["side"] == side), key=lambda r: r["text_bytes"])
+        if len(runs) < 2:
+            continue
+        small, large = runs[0], runs[-1]
+        extra = large["text_bytes"] - small["text_bytes"]
+
+        def rate(before: float, after: float, extra: int = extra) -> float | None:
+            return extra / (after - before) / 1e6 if after > before else None
+
+        rates[side] = {
+            "sizes_mb": [r["text_bytes"] / 1e6 for r in (small, large)],
+            "seconds": [r["filter_seconds"] for r in (small, large)],
+            "cpu_share": large["cpu_seconds"] / large["filter_seconds"],
+            "mb_per_s": rate(small["filter_seconds"], large["filter_seconds"]),
+            "filters": {
+                name: rate(small["filters_seconds"][name], seconds)
+                for name, seconds in large["filters_seconds"].items()
+            },
+        }
+    return rates
+
+
+def filter_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
+    """The filter step's targets: agreement with datatrove per filter, throughput per CPU
+    against datatrove's, and the flow's memory from its smallest size to its largest."""
+    phase = results.get("filter") or {}
+    verdicts = []
+    agreement = phase.get("agreement") or {}
+    for name, a in (agreement.get("filters") or {}).items():
+        share = a["agreement"] or 0.0
+        verdicts.append(
+            (
+                f"filter agreement, {name}: {share:.2%} of {a['documents']} documents, "
+                f"{a['disagreements']} disagreements (floor {FILTER_AGREEMENT:.0%})",
+                share >= FILTER_AGREEMENT,
+            )
+        )
+    rates = filter_rates(results)
+    ours = (rates.get("filter-ours") or {}).get("mb_per_s")
+    theirs = (rates.get("filter-datatrove") or {}).get("mb_per_s")
+    if ours and theirs:
+        verdicts.append(
+            (
+                f"filter marginal: {ours:.2f} MB/s of text per CPU, {ours / theirs:.1f}x "
+                f"datatrove's {theirs:.2f} (floor {FILTER_VS_DATATROVE:g}x)",
+                ours >= FILTER_VS_DATATROVE * theirs,
+            )
+        )
+    flow = sorted(phase.get("flow") or [], key=lambda r: r["size_gb"])
+    if len(flow) >= 2:
+        growth = flow[-1]["peak_memory_bytes"] / flow[0]["peak_memory_bytes"]
+        verdicts.append(
+            (
+                f"filter flow memory: peak {growth:.2f}x at {flow[-1]['size_gb']:g} GB vs "
+                f"{flow[0]['size_gb']:g} GB (limit {MEMORY_GROWTH_LIMIT}x)",
+                growth <= MEMORY_GROWTH_LIMIT,
+            )
+        )
+    return verdicts
+
+
+def _mb(rate: float | None) -> str:
+    return f"{rate:.2f}" if rate else "-"
+
+
+def filter_markdown(results: dict[str, Any]) -> list[str]:
+    """The "Quality filters" section: agreement per filter, marginal MB/s per CPU of both
+    sides in all and per filter, the flow's memory, and the long texts' batch."""
+    phase = results.get("filter") or {}
+    if not phase:
+        return []
+    corpus, agreement = phase["corpus"], phase["agreement"]
+    lines = [
+        "### Quality filters",
+        "",
+        f"Our rules kernel beside datatrove {phase['versions']['datatrove']}'s four filter "
+        f"classes with their defaults (English, spaCy {phase['versions']['spacy']}'s blank "
+        "tokenizer; language identification off on our side), on "
+        f"{corpus['documents']} distinct real documents of "
+        f"{corpus['text_bytes'] / 1e6:.1f} MB that ship with the installed packages "
+        f"({corpus.get('metadata_documents', 0)} package descriptions, "
+        f"{corpus.get('license_documents', 0)} license files, "
+        f"{corpus.get('doc_documents', 0)} .md/.rst files), repeated to each size. Each "
+        "side is one process on one core.",
+        "",
+        f"| filter | agreement ({agreement['documents']} documents datatrove judged) "
+        "| disagreements (rejected by datatrove only / ours only) | rejected by datatrove "
+        "| rejected by ours | datatrove errors | causes (datatrove's reason, our rules) |",
+        "|---|---:|---:|---:|---:|---:|---|",
+    ]
+    for name, a in agreement["filters"].items():
+        causes = ", ".join(f"{cause} {n}" for cause, n in list(a["causes"].items())[:4])
+        share = a["agreement"]
+        lines.append(
+            f"| {name} | {f'{share:.2%}' if share is not None else '-'} | "
+            f"{a['disagreements']} ({a['rejected_by_datatrove_only']} / "
+            f"{a['rejected_by_ours_only']}) | {a['rejected_by_datatrove']} | "
+            f"{a['rejected_by_ours']} | {a['datatrove_errors']} | {causes or '-'} |"
+        )
+    rates = filter_rates(results)
+    names = list(agreement["filters"])
+    if rates:
+        lines += [
+            "",
+            "| side | sizes | seconds | CPU busy | marginal MB/s of text per CPU | "
+            + " | ".join(names)
+            + " |",
+            "|---|---|---:|---:|---:|" + "---:|" * len(names),
+        ]
+        for side, r in rates.items():
+            lines.append(
+                f"| {FILTER_SIDES[side]} | {r['sizes_mb'][0]:.0f} and {r['sizes_mb'][1]:.0f} MB | "
+                f"{r['seconds'][0]:.1f}, {r['seconds'][1]:.1f} | {r['cpu_share']:.0%} | "
+                f"{_mb(r['mb_per_s'])} | "
+                + " | ".join(_mb(r["filters"].get(n)) for n in names)
+                + " |"
+            )
+        if len(rates) == 2:
+            ours, theirs = rates["filter-ours"], rates["filter-datatrove"]
+
+            def times(a: float | None, b: float | None) -> str:
+                return f"{a / b:.1f}x" if a and b else "-"
+
+            lines.append(
+                f"| ours / datatrove | | | | {times(ours['mb_per_s'], theirs['mb_per_s'])} | "
+                + " | ".join(times(ours["filters"].get(n), theirs["filters"].get(n)) for n in names)
+                + " |"
+            )
+        lines += [
+            "",
+            "Seconds: judging only (reading excluded), after an untimed first megabyte. CPU "
+            "busy: the larger run's CPU time over its seconds (below 100%, the machine was "
+            "busy with something else too). Per filter: datatrove's seconds in that class's "
+            "filter() (each class judges every document); ours, the kernel with that filter "
+            "alone (each filter that needs words splits them again, so the four alone take "
+            "longer than together).",
+        ]
+    examples = [
+        f"- {name}: `{e['id']}`: datatrove {e['datatrove']}, ours "
+        + (e["ours"] if isinstance(e["ours"], str) else ", ".join(e["ours"]))
+        for name, a in agreement["filters"].items()
+        for e in a["examples"][:3]
+    ]
+    if examples:
+        lines += ["", "Some disagreements (document: datatrove's verdict, our rules that fired):"]
+        lines += examples
+    flow = phase.get("flow") or []
+    if flow:
+        cpus = results["machine"]["cpus"]
+        rate = marginal_rates(flow).get(("filter", OURS), {}).get("mb_per_s")
+        lines += [
+            "",
+            "| filter flow (object store capped, language off) | rows kept / rejected "
+            "| seconds | MB/s of text | peak memory | spilled | marginal MB/s of text per CPU |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in flow:
+            lines.append(
+                f"| {r['size_gb']:g} GB | {r['kept']} / {r['rejected']} | {r['seconds']:.1f} | "
+                f"{r['text_bytes'] / r['seconds'] / 1e6:.1f} | "
+                f"{r['peak_memory_bytes'] / GIB:.2f} GiB | "
+                f"{r['spilled_bytes_total'] / 2**20:.0f} MiB | "
+                f"{f'{rate / cpus:.2f}' if rate else '-'} |"
+            )
+    long = phase.get("long")
+    if long:
+        extra = long["peak_rss_bytes"] - long["rss_before_bytes"]
+        lines += [
+            "",
+            f"Long texts: one kernel batch of {long['documents']} texts of "
+            f"{long['chars']:,} characters ({long['text_bytes'] / 1e6:.0f} MB) took "
+            f"{long['filter_seconds']:.1f} s and a peak resident memory of "
+            f"{long['peak_rss_bytes'] / GIB:.2f} GiB, {extra / GIB:.2f} GiB above the batch "
+            f"in memory ({extra / long['text_bytes']:.1f} bytes per byte of text).",
+        ]
     return lines
 
 
@@ -397,6 +588,9 @@ def markdown(results: dict[str, Any]) -> str:
     dedup = dedup_markdown(results)
     if dedup:
         lines += ["", *dedup]
+    filters = filter_markdown(results)
+    if filters:
+        lines += ["", *filters]
     fixed = results.get("fixed_cost")
     if fixed:
         warm = ", ".join(f"{s:.1f}" for s in fixed["warm_ray_seconds"])

@@ -141,7 +141,7 @@ class RayHead:
     def spilled_bytes(self) -> int:
         """Bytes this cluster has spilled from its object store so far."""
         os.environ["RAY_AUTH_MODE"] = "token"  # this process is a client too
-        from tasks import internals  # Ray has no public API for it
+        from tasks.cluster import internals  # Ray has no public API for it
 
         return internals.cluster_spilled_bytes(self.address)
 

@@ -1,0 +1,104 @@
+"""English words as spaCy's blank "en" tokenizer gives them to datatrove: each case's
+expected split was taken from spaCy 3.8 (the bench group runs it beside ours on real
+documents, `make bench --phases filter`)."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pytest
+
+from tasks.steps.filter.rules import _Batch
+
+SPACY = [
+    ("Use and/or the MIT license.", ["Use", "and/or", "the", "MIT", "license", "."]),
+    (
+        "See https://github.com/python/x/actions?query=workflow%3Atests for more.",
+        ["See", "https://github.com/python/x/actions?query=workflow%3Atests", "for", "more", "."],
+    ),
+    ("mail me at foo.bar@example.com now", ["mail", "me", "at", "foo.bar@example.com", "now"]),
+    (
+        "He's here, isn't he? I'm sure we'd go.",
+        ["He", "'s", "here", ",", "is", "n't", "he", "?", "I", "'m", "sure", "we", "'d", "go", "."],
+    ),
+    (
+        "3.5 1,000 $5 10% (a) [b] {c} a-b a--b a_b x/y 1/2",
+        [
+            "3.5",
+            "1,000",
+            "$",
+            "5",
+            "10",
+            "%",
+            "(",
+            "a",
+            ")",
+            "[",
+            "b",
+            "]",
+            "{",
+            "c",
+            "}",
+            "a",
+            "-",
+            "b",
+            "a",
+            "--",
+            "b",
+            "a_b",
+            "x",
+            "/",
+            "y",
+            "1/2",
+        ],
+    ),
+    (
+        "----- ~~~~ ==== **** |PyPI| x=1 a+b foo.py 1.2.3 v1.2 COVID-19 3-4",
+        [
+            "-----",
+            "~~~~",
+            "=",
+            "=",
+            "=",
+            "=",
+            "*",
+            "*",
+            "*",
+            "*",
+            "|PyPI|",
+            "x=1",
+            "a+b",
+            "foo.py",
+            "1.2.3",
+            "v1.2",
+            "COVID-19",
+            "3",
+            "-",
+            "4",
+        ],
+    ),
+    (
+        "__init__ e.g. U.S. end... ok…",
+        ["_", "_", "init", "_", "_", "e.g.", "U.S.", "end", "...", "ok", "…"],
+    ),
+    (
+        "\"quoted\" 'single' cars' Bob's",
+        ['"', "quoted", '"', "'", "single", "'", "cars", "'", "Bob", "'s"],
+    ),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), SPACY)
+def test_words_split_as_spacy_splits_them(text, expected):
+    assert _Batch(pa.array([text])).words.values.to_pylist() == expected
+
+
+def test_known_difference_a_suffix_run_is_cut_into_single_marks():
+    """spaCy keeps "):" as one suffix token (it is in its list as a pair); here a suffix
+    run is cut mark by mark. Documented in tasks/steps/filter/words.py."""
+    assert _Batch(pa.array(["foo():"])).words.values.to_pylist() == ["foo", "(", ")", ":"]
+
+
+def test_words_keep_their_rows():
+    batch = _Batch(pa.array(["a-b c", None, "", "(x) y."]))
+    assert batch.words.values.to_pylist() == ["a", "-", "b", "c", "(", "x", ")", "y", "."]
+    assert batch.words.count.tolist() == [4, 0, 0, 5]
