@@ -227,17 +227,24 @@ def dedup_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
             )
         )
     for stage in DEDUP_PER_CPU:
-        runs = sorted((r for r in rows if r["stage"] == stage), key=lambda r: r["size_gb"])
-        if len(runs) >= 2:
-            growth = runs[-1]["peak_memory_bytes"] / runs[0]["peak_memory_bytes"]
-            verdicts.append(
-                (
-                    f"{stage} memory: peak {growth:.2f}x at {runs[-1]['size_gb']:g} GB vs "
-                    f"{runs[0]['size_gb']:g} GB (limit {MEMORY_GROWTH_LIMIT}x)",
-                    growth <= MEMORY_GROWTH_LIMIT,
-                )
-            )
+        verdicts += _memory_verdict(stage, [r for r in rows if r["stage"] == stage])
     return verdicts
+
+
+def _memory_verdict(stage: str, runs: list[dict[str, Any]]) -> list[tuple[str, bool]]:
+    """Whether peak memory at the largest size stays within MEMORY_GROWTH_LIMIT of the
+    smallest's (no verdict with fewer than two sizes)."""
+    runs = sorted(runs, key=lambda r: r["size_gb"])
+    if len(runs) < 2:
+        return []
+    growth = runs[-1]["peak_memory_bytes"] / runs[0]["peak_memory_bytes"]
+    return [
+        (
+            f"{stage} memory: peak {growth:.2f}x at {runs[-1]['size_gb']:g} GB vs "
+            f"{runs[0]['size_gb']:g} GB (limit {MEMORY_GROWTH_LIMIT}x)",
+            growth <= MEMORY_GROWTH_LIMIT,
+        )
+    ]
 
 
 def dedup_markdown(results: dict[str, Any]) -> list[str]:
@@ -339,16 +346,7 @@ def filter_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
                 ours >= FILTER_VS_DATATROVE * theirs,
             )
         )
-    flow = sorted(phase.get("flow") or [], key=lambda r: r["size_gb"])
-    if len(flow) >= 2:
-        growth = flow[-1]["peak_memory_bytes"] / flow[0]["peak_memory_bytes"]
-        verdicts.append(
-            (
-                f"filter flow memory: peak {growth:.2f}x at {flow[-1]['size_gb']:g} GB vs "
-                f"{flow[0]['size_gb']:g} GB (limit {MEMORY_GROWTH_LIMIT}x)",
-                growth <= MEMORY_GROWTH_LIMIT,
-            )
-        )
+    verdicts += _memory_verdict("filter flow", phase.get("flow") or [])
     return verdicts
 
 

@@ -245,3 +245,19 @@ async def everything_prefect_recorded() -> str:
                 records += [json.dumps(r.model_dump(mode="json")) for r in page]
                 offset += len(page)
     return "\n".join(records)
+
+
+def save_s3_block(name: str, endpoint: str, region: str = "eu-west-2") -> Any:
+    """A prefect-aws AwsCredentials block with the test keys, ``region`` and the S3
+    ``endpoint`` saved as ``name`` on the current Prefect server; its id."""
+    from prefect_aws import AwsCredentials
+    from prefect_aws.client_parameters import AwsClientParameters
+
+    from tests.conftest import AWS_KEY_ID, AWS_SECRET
+
+    return AwsCredentials(
+        aws_access_key_id=AWS_KEY_ID,
+        aws_secret_access_key=AWS_SECRET,
+        region_name=region,
+        aws_client_parameters=AwsClientParameters(endpoint_url=endpoint),
+    ).save(name, overwrite=True)

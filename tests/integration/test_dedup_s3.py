@@ -17,7 +17,7 @@ import pytest
 from flows.dedup import dedup as dedup_flow
 from tasks.store import storage
 from tests.conftest import AWS_KEY_ID, AWS_SECRET
-from tests.helpers import dedup_dataset, start_process, stop_process
+from tests.helpers import dedup_dataset, save_s3_block, start_process, stop_process
 from tests.integration.test_dedup_dataset import corpus
 from tests.integration.test_s3 import aws_env, client, unique  # noqa: F401 (a fixture)
 
@@ -82,7 +82,6 @@ def test_exact_and_near_dedup_on_s3_with_a_block_as_the_only_credentials(
     moto_endpoint, prefect_server, tmp_path
 ):
     from prefect_aws import AwsCredentials
-    from prefect_aws.client_parameters import AwsClientParameters
 
     settings = storage.S3Settings(region="eu-west-2", endpoint_url=moto_endpoint)
     os.environ.update(AWS_ACCESS_KEY_ID=AWS_KEY_ID, AWS_SECRET_ACCESS_KEY=AWS_SECRET)
@@ -94,12 +93,7 @@ def test_exact_and_near_dedup_on_s3_with_a_block_as_the_only_credentials(
         for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
             os.environ.pop(name, None)
         storage.forget_credentials()
-    AwsCredentials(
-        aws_access_key_id=AWS_KEY_ID,
-        aws_secret_access_key=AWS_SECRET,
-        region_name="eu-west-2",
-        aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
-    ).save(BLOCK, overwrite=True)
+    save_s3_block(BLOCK, moto_endpoint)
     # An earlier near output to compare against: the first 40 rows, deduplicated, written
     # through the block on the session's Ray.
     earlier_input = tmp_path / "earlier-input"

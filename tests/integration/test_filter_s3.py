@@ -12,6 +12,7 @@ import pytest
 
 from flows.filter import filter_documents
 from tasks.steps.filter.rules import FilterOptions
+from tests.helpers import save_s3_block
 from tests.integration.test_filter import corpus
 from tests.integration.test_s3 import KEY_ID, SECRET, aws_env, client, unique  # noqa: F401
 
@@ -31,7 +32,6 @@ def _objects(s3, bucket: str, prefix: str) -> dict[str, bytes]:
 @pytest.mark.usefixtures("flows_env")
 def test_filter_on_s3_with_a_block_as_the_credentials(aws_env, monkeypatch, tmp_path):  # noqa: F811
     from prefect_aws import AwsCredentials
-    from prefect_aws.client_parameters import AwsClientParameters
 
     s3 = client()
     bucket = unique("filter")
@@ -39,12 +39,7 @@ def test_filter_on_s3_with_a_block_as_the_credentials(aws_env, monkeypatch, tmp_
     rows = corpus(tmp_path / "in", files=2, rows=20)
     for path in sorted((tmp_path / "in").iterdir()):
         s3.put_object(Bucket=bucket, Key=f"input/{path.name}", Body=path.read_bytes())
-    AwsCredentials(
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
-        region_name="eu-west-2",
-        aws_client_parameters=AwsClientParameters(endpoint_url=aws_env),
-    ).save(BLOCK, overwrite=True)
+    save_s3_block(BLOCK, aws_env)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name)
     block = AwsCredentials.load(BLOCK)

@@ -24,6 +24,7 @@ from tests.helpers import (
     everything_prefect_recorded,
     jsonl_bytes,
     kill_generate_mid_write,
+    save_s3_block,
 )
 
 SECRET = AWS_SECRET
@@ -158,18 +159,12 @@ def test_pipeline_on_s3_with_only_aws_environment(aws_env, capsys):
 @pytest.mark.usefixtures("flows_env")
 def test_aws_credentials_block_instead_of_environment(aws_env, monkeypatch):
     from prefect_aws import AwsCredentials
-    from prefect_aws.client_parameters import AwsClientParameters
 
     bucket = unique()
     client().create_bucket(
         Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"}
     )
-    block_id = AwsCredentials(
-        aws_access_key_id=KEY_ID,
-        aws_secret_access_key=SECRET,
-        region_name="eu-west-2",
-        aws_client_parameters=AwsClientParameters(endpoint_url=aws_env),
-    ).save("pipeline-test-s3", overwrite=True)
+    block_id = save_s3_block("pipeline-test-s3", aws_env)
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_S3"):
         monkeypatch.delenv(name)
     block = AwsCredentials.load("pipeline-test-s3")
