@@ -12,7 +12,7 @@ and the fixed cost of a one-row flow run beside the stack's floor (benchmarks/fl
 Last, the dedup step: its recall and false merges on planted near duplicates for each
 MinHash setting (benchmarks/dedup_quality.py), and the dedup flow, exact and near, at
 two sizes with the object store capped (what each further GB costs per CPU, and memory),
-on input with 30% of its rows in duplicate pairs (benchmarks/duplicates.py).
+on input with 30% of its rows copies of earlier rows (generate's ``duplicates``).
 And the filter step: datatrove's four filter classes and our rules kernel, each in a
 process of its own on one core, on the same real documents (the texts that ship with
 the installed packages, benchmarks/real_docs.py): how often their verdicts agree per
@@ -156,9 +156,10 @@ def sized(size_gb: float) -> tuple[int, int]:
     return int(size_gb * 1e9) // TEXT_LENGTH, max(1, round(size_gb * 1000 / FILE_MB))
 
 
-def generate_args(output: Path, size_gb: float) -> dict[str, Any]:
+def generate_args(output: Path, size_gb: float, duplicates: float = 0.0) -> dict[str, Any]:
     num_rows, num_files = sized(size_gb)
-    return {"output_uri": str(output), "num_rows": num_rows, "num_files": num_files}
+    args = {"output_uri": str(output), "num_rows": num_rows, "num_files": num_files}
+    return {**args, "duplicates": duplicates} if duplicates else args
 
 
 def output_summary(path: Path) -> dict[str, int]:
@@ -176,11 +177,16 @@ def manifest_rows(path: Path) -> int:
 
 
 def generate_checked(
-    raw: Path, size_gb: float, env: dict[str, str], work: Path, ray: RayHead
+    raw: Path,
+    size_gb: float,
+    env: dict[str, str],
+    work: Path,
+    ray: RayHead,
+    duplicates: float = 0.0,
 ) -> dict[str, Any]:
     """The generate flow side, refusing to go on unless it committed every row."""
     num_rows, _ = sized(size_gb)
-    result = run_side("flow-generate", generate_args(raw, size_gb), env, work, ray)
+    result = run_side("flow-generate", generate_args(raw, size_gb, duplicates), env, work, ray)
     if manifest_rows(raw) != num_rows:
         raise RuntimeError(f"generate committed {manifest_rows(raw)} rows, not {num_rows}")
     return result
@@ -468,8 +474,8 @@ def dedup_scaling(
 ) -> list[dict[str, Any]]:
     """The dedup flow, exact and near, at two sizes with the object store capped: what
     each further GB costs per CPU, and whether peak memory stays flat. The input is
-    generated text with ``--dedup-duplicates`` of its rows planted in pairs of exact and
-    near copies (benchmarks/duplicates.py), so the passes find and remove some."""
+    generated text with ``--dedup-duplicates`` of its rows copies of earlier rows, half
+    exact and half near (generate's ``duplicates``), so the passes find and remove some."""
     rows = []
     capped = int(args.object_store_gib * GIB)
     with ray_head(work, "dedup", object_store_bytes=capped) as ray:
@@ -478,35 +484,28 @@ def dedup_scaling(
             num_rows, num_files = sized(size)
             print(
                 f"dedup: {size:g} GB ({num_rows} rows, {num_files} files, "
-                f"{args.dedup_duplicates:.0%} of rows in duplicate pairs)"
+                f"{args.dedup_duplicates:.0%} of rows copies of earlier ones)"
             )
-            raw, planted = work / f"dedup-{size:g}-raw", work / f"dedup-{size:g}-planted"
-            generate_checked(raw, size, ray_env, work, ray)
-            plant_args = {
-                "input": str(raw),
-                "output": str(planted),
-                "share": args.dedup_duplicates,
-                "column": "text",
-            }
-            copies = run_side("plant-duplicates", plant_args, env, work, None)
-            shutil.rmtree(raw)
+            raw = work / f"dedup-{size:g}-raw"
+            generate_checked(raw, size, ray_env, work, ray, args.dedup_duplicates)
+            stats = json.loads((raw / "_manifest.json").read_text())["stats"]
+            exact, near = stats["exact_copies"], stats["near_copies"]
             for mode in ("exact", "near"):
                 out = work / f"dedup-{mode}-out"
                 side_args = {
-                    "input_uri": str(planted),
+                    "input_uri": str(raw),
                     "output_uri": str(out),
                     "mode": mode,
                     "text_column": "text",
                 }
                 result = run_side("flow-dedup", side_args, ray_env, work, ray)
                 removed = num_rows - manifest_rows(out)
-                planted_here = copies["exact_copies"] + (
-                    copies["near_copies"] if mode == "near" else 0
-                )
-                # Exact mode finds every exact copy and nothing else; near mode every
-                # exact copy, and no more rows than were planted.
-                if removed > planted_here or removed < copies["exact_copies"]:
-                    raise RuntimeError(f"dedup {mode} removed {removed} of {planted_here}")
+                # Both modes find every exact copy, and remove no row that is no copy
+                # (two near copies of one row may happen to be equal: exact finds those).
+                if not exact <= removed <= exact + near:
+                    raise RuntimeError(
+                        f"dedup {mode} removed {removed}: {exact} exact, {near} near copies"
+                    )
                 rows.append(
                     {
                         "stage": f"dedup {mode}",
@@ -515,13 +514,13 @@ def dedup_scaling(
                         "text_bytes": num_rows * TEXT_LENGTH,
                         "spilled_bytes_total": ray.spilled_bytes(),
                         "duplicate_share": args.dedup_duplicates,
-                        "planted_copies": planted_here,
+                        "planted_copies": exact + (near if mode == "near" else 0),
                         "removed": removed,
                         **result,
                     }
                 )
                 shutil.rmtree(out)
-            shutil.rmtree(planted)
+            shutil.rmtree(raw)
     return rows
 
 
@@ -704,7 +703,7 @@ def main(argv: list[str] | None = None) -> None:
         "--dedup-duplicates",
         type=float,
         default=0.3,
-        help="share of the dedup flow's input rows in duplicate pairs (half exact, half near)",
+        help="share of the dedup flow's input rows that copy earlier rows (half exact, half near)",
     )
     parser.add_argument(
         "--filter-mb-datatrove",

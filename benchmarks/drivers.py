@@ -136,15 +136,6 @@ def filter_long(args: dict[str, Any]) -> dict[str, Any]:
     return long_batch_memory(long_documents(documents(), args["rows"], args["chars"]))
 
 
-def plant_duplicates(args: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a generated dataset with duplicates planted (benchmarks.duplicates)."""
-    from pathlib import Path
-
-    from benchmarks.duplicates import plant_files
-
-    return plant_files(Path(args["input"]), Path(args["output"]), args["share"], args["column"])
-
-
 def dedup_quality(args: dict[str, Any]) -> dict[str, Any]:
     """Recall and false merges of near dedup per MinHash setting (benchmarks.dedup_quality)."""
     from pathlib import Path
@@ -247,7 +238,6 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     ),
     "filter-ours": (filter_ours, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
     "filter-long": (filter_long, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
-    "plant-duplicates": (plant_duplicates, ["benchmarks.duplicates"]),
     "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
     "kernels": (kernels, ["tasks.steps.generate.step", "tasks.steps.preprocess.step"]),
     "floor-flow": (floor_flow, ["benchmarks.floor"]),

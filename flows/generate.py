@@ -30,6 +30,7 @@ def generate(
     rows_per_file: Annotated[int, Field(ge=1)] | None = None,
     text_length: Annotated[int, Field(ge=0, le=MAX_TEXT_LENGTH)] = 1000,
     seed: Annotated[int, Field(ge=0)] = 0,
+    duplicates: Annotated[float, Field(ge=0, lt=1)] = 0.0,
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
@@ -47,6 +48,10 @@ def generate(
             instead of num_files.
         text_length: Characters of text per row (ASCII letters and spaces).
         seed: Random seed of the text and labels.
+        duplicates: The share of rows (on average) whose text copies an earlier row's of
+            the same 4,096-row chunk, half exactly and half with its last letter changed
+            (a near copy: at least 0.8 similar in 5-word shingles from 13 words); the
+            other rows are the same bytes as with 0. For dedup to find something.
         ray: Where and how the parts run on Ray: CPUs and custom resources per part,
             tasks or an actor pool, Dataset.map options, the size of a local Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3; without one, the
@@ -68,6 +73,7 @@ def generate(
                 rows_per_file=rows_per_file,
                 text_length=text_length,
                 seed=seed,
+                duplicates=duplicates,
             ),
             output,
             until,

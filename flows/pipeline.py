@@ -48,6 +48,7 @@ def pipeline(
     num_files: Annotated[int, Field(ge=1)] | None = None,
     text_length: Annotated[int, Field(ge=0, le=MAX_TEXT_LENGTH)] = 1000,
     seed: Annotated[int, Field(ge=0)] = 0,
+    duplicates: Annotated[float, Field(ge=0, lt=1)] = 0.0,
     batch_size: Annotated[int, Field(ge=1)] = 1024,
     preprocessed_num_files: Annotated[int, Field(ge=1)] | None = None,
     keep_text: bool = True,
@@ -79,6 +80,8 @@ def pipeline(
         num_files: Parquet files of the raw dataset (not with input_uri).
         text_length: Characters of text per generated row.
         seed: Random seed of the generated rows (a daily run adds the date's day number).
+        duplicates: The share of generated rows that copy an earlier row, exactly or
+            nearly (see the generate flow): something for dedup to find.
         batch_size: Rows cleaned at a time.
         preprocessed_num_files: Files of the preprocessed dataset (default: one per raw
             file).
@@ -173,6 +176,7 @@ def pipeline(
             num_files=num_files,
             text_length=text_length,
             seed=seed,
+            duplicates=duplicates,
             ray=stage_ray.model_copy(update={"read_blocks": None}),
             aws_credentials=aws_credentials,
             timeout_minutes=_minutes_left(until),

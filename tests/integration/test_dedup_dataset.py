@@ -143,3 +143,25 @@ def test_the_dedup_flow_commits_and_reports_its_counts(tmp_path, prefect_server)
     assert summary["near duplicates removed"] == len(near)
     groups = json.loads(found_groups.data)
     assert groups == manifest["dedup"]["examples"] and groups[0]["rows"] >= 2
+
+
+@pytest.mark.usefixtures("flows_env")
+def test_generated_copies_are_what_dedup_finds(tmp_path):
+    """generate(duplicates=...) plants exact and near copies of earlier rows: exact dedup
+    removes every exact copy (and near copies that happen to match another exactly),
+    near dedup most near copies too, and neither removes a row that is no copy."""
+    from flows.dedup import dedup as dedup_flow
+    from flows.generate import generate
+
+    raw = generate(str(tmp_path / "raw"), num_rows=6_000, num_files=2, duplicates=0.2)
+    stats = json.loads((tmp_path / "raw" / "_manifest.json").read_text())["stats"]
+    exact, near = stats["exact_copies"], stats["near_copies"]
+    assert exact > 400 and near > 400
+    kept = {}
+    for mode in ("exact", "near"):
+        out = dedup_flow(raw, str(tmp_path / mode), mode=mode, text_column="text")
+        kept[mode] = read_dataset(out).num_rows
+    assert exact <= 6_000 - kept["exact"] <= exact + near
+    # A near copy of a row of fewer than 13 words (about a tenth of them) is less than
+    # 0.8 similar: near dedup may rightly keep it.
+    assert exact + 0.85 * near <= 6_000 - kept["near"] <= exact + near

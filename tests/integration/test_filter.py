@@ -14,14 +14,11 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.filter import filter_documents
-from flows.pipeline import pipeline
-from tasks.errors import InputError
 from tasks.steps.filter.rules import FilterOptions, evaluate
 from tasks.steps.preprocess.clean import clean_text
 from tests.helpers import (
     assert_committed,
     committed_bytes,
-    jsonl_bytes,
     kill_flow_when,
     tree_digest,
     with_write_faults,
@@ -187,31 +184,6 @@ def test_a_filter_run_killed_mid_part_reruns_to_the_same_bytes(tmp_path, faults,
     )
 
 
-def test_the_pipeline_runs_the_filter_between_preprocess_and_dedup(tmp_path):
-    bucket = tmp_path / "bucket"
-    none = {"gopher_quality": None, "gopher_repetition": None, "c4": None, "fineweb": None}
-    none["language"] = None
-    out = pipeline(
-        str(bucket), num_rows=300, num_files=2, text_length=200, dedup="exact", filters=none
-    )
-    assert out == f"file://{bucket}/deduped"
-    filtered = assert_committed(bucket / "filtered")
-    assert filtered["filters"]["kept"] == 300  # every rule set off: every row kept
-    deduped = json.loads((bucket / "deduped" / "_manifest.json").read_text())
-    assert deduped["parameters"]["input_uri"] == f"file://{bucket}/filtered"
-
-    # The default rules reject the generated random letters, every row with its reason;
-    # dedup then commits an empty dataset rather than failing the night.
-    defaults = bucket / "defaults"
-    pipeline(str(defaults), num_rows=300, num_files=2, text_length=200, filters={}, dedup="near")
-    stats = assert_committed(defaults / "filtered")["filters"]
-    assert (stats["kept"], stats["rejected"]) == (0, 300)
-    assert assert_committed(defaults / "deduped")["num_rows"] == 0
-    assert pq.read_table(defaults / "deduped").num_rows == 0
-    with pytest.raises(InputError, match="keep_text"):
-        pipeline(str(bucket / "x"), num_rows=10, num_files=1, keep_text=False, filters={})
-
-
 def test_pii_is_redacted_in_kept_and_rejected_rows_and_counted(tmp_path):
     rows = corpus(tmp_path / "in", files=1, rows=10)
     contact = " Write to kim.minsu@example.co.kr or call 010-1234-5678."
@@ -235,46 +207,3 @@ def test_pii_is_redacted_in_kept_and_rejected_rows_and_counted(tmp_path):
         "korean_phone": len(rows),
         "korean_rrn": 0,
     }
-
-
-def test_the_pipeline_reads_a_corpus_for_the_runs_date(tmp_path):
-    """input_uri with {date}: each run reads its own date's drop (compressed JSON Lines
-    with a column of its own), nothing is generated, and the filter and near dedup run."""
-    drops = tmp_path / "incoming"
-    chapters = constitution_chapters()
-    for day, seed in (("2026-03-01", 1), ("2026-03-02", 2)):
-        rows = [
-            {"doc": f"{day}-{i}", "body": english(seed * 100 + i) if i % 2 else chapters[i // 2]}
-            for i in range(12)
-        ]
-        rows.append(dict(rows[0]))  # an exact copy for dedup to remove
-        path = drops / f"dt={day}" / "part-0.jsonl.zst"
-        path.parent.mkdir(parents=True)
-        with pa.CompressedOutputStream(str(path), "zstd") as out:
-            out.write(jsonl_bytes(rows))
-    bucket = tmp_path / "bucket"
-    out = pipeline(
-        str(bucket),
-        input_uri=f"{drops}/dt={{date}}/*.jsonl.zst",
-        run_date="2026-03-02",
-        text_column="body",
-        filters={},
-        dedup="near",
-    )
-    assert out == f"file://{bucket}/deduped/dt=2026-03-02"
-    assert not (bucket / "raw").exists()
-    cleaned = assert_committed(bucket / "preprocessed" / "dt=2026-03-02")
-    assert cleaned["parameters"]["input_uri"].endswith("/incoming/dt=2026-03-02/*.jsonl.zst")
-    assert cleaned["parameters"]["text_column"] == "body"
-    filtered = assert_committed(bucket / "filtered" / "dt=2026-03-02")["filters"]
-    assert filtered["rows_in"] == 13 and {"en", "ko"} <= set(filtered["languages"])
-    deduped = pq.read_table(bucket / "deduped" / "dt=2026-03-02").to_pylist()
-    assert {r["doc"][:10] for r in deduped} == {"2026-03-02"}
-    assert len(deduped) == filtered["kept"] - 1  # the copy of row 0 is gone
-
-    with pytest.raises(InputError, match="daily"):
-        pipeline(str(bucket), input_uri=f"{drops}/dt={{date}}")
-    with pytest.raises(InputError, match="not with input_uri"):
-        pipeline(str(bucket), num_rows=10, num_files=1, input_uri=str(drops))
-    with pytest.raises(InputError, match="num_rows and num_files"):
-        pipeline(str(bucket))

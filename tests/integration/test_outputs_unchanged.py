@@ -3,8 +3,10 @@
 The digests in ``tests/data/make_run_digests.json`` were recorded before the step
 skeleton (issue 24) replaced the stages' hand-written copies of it: the pipeline as
 ``pipeline/default`` runs it, then ``dedup/default`` (near) and an exact dedup of its
-preprocessed dataset. Set ``RECORD_DIGESTS=1`` to record them again after a change that
-is meant to change the bytes (and say why in the commit).
+preprocessed dataset. Recorded again when pipeline/default began generating a tenth of
+its rows as copies (issue 26), so that dedup/default has something to remove. Set
+``RECORD_DIGESTS=1`` to record them again after a change that is meant to change the
+bytes (and say why in the commit).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ def committed_digests(root: Path) -> dict[str, str]:
 def test_make_runs_datasets_are_byte_for_byte_as_recorded(tmp_path):
     bucket = tmp_path / "local-bucket"
     # prefect.yaml's pipeline/default and dedup/default, and dedup in exact mode.
-    pipeline(str(bucket), num_rows=20000, num_files=4)
+    pipeline(str(bucket), num_rows=20000, num_files=4, duplicates=0.1)
     dedup(str(bucket / "preprocessed"), str(bucket / "deduped"), mode="near")
     dedup(str(bucket / "preprocessed"), str(bucket / "exact"), mode="exact")
     found = {

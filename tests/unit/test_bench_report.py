@@ -1,7 +1,5 @@
 """The benchmark's arithmetic: ratios, target verdicts, the table. No timing here."""
 
-import pyarrow as pa
-
 from benchmarks import report
 
 GB = 10**9
@@ -237,28 +235,3 @@ def test_dedup_targets_are_per_cpu_marginal_rates_and_the_default_settings_quali
     table = report.markdown({**dedup_results(), "date": "d", "size_gb": 2.0})
     assert "| 5 | 128 / 16 | 0.960 | 0.900 (10) | 1.000 (5) | 0.00% | 0.00% | 3.0 |" in table
     assert "| dedup near | 4 GB | 30% | 1200 (1200) | 300.0 | 1.10 GiB | 0 MiB | 7.5 |" in table
-
-
-def test_planted_duplicates_are_exact_and_near_copies_in_the_share_asked_for():
-    """The dedup benchmark's input: 30% of rows in pairs, half exact copies and half
-    near copies whose shingle similarity is above the default threshold, nothing else
-    changed, and the same seed plants the same copies."""
-    from benchmarks.duplicates import plant
-    from tasks.steps.dedup.minhash import MinHashParams, jaccard
-    from tasks.steps.generate import synth
-
-    texts = pa.concat_tables(synth.generate_rows(1, 0, 2000, 1000)).column("text")
-    texts = texts.combine_chunks()
-    planted, exact, near = plant(texts, 0.3, seed=4)
-    assert exact + near == 300 and 140 <= near <= 150  # short texts are copied exactly
-    before, after = texts.to_pylist(), planted.to_pylist()
-    changed = [i for i in range(len(after)) if after[i] != before[i]]
-    assert len(changed) == exact + near
-    exact_rows = [i for i in changed if after[i] in set(before)]
-    near_rows = [i for i in changed if i not in exact_rows]
-    assert len(exact_rows) == exact
-    # A near copy keeps its original's start (the edit is in the middle).
-    by_start = {text[:100]: text for text in before}
-    threshold = MinHashParams().threshold
-    assert all(jaccard(after[i], by_start[after[i][:100]], 5) >= threshold for i in near_rows)
-    assert plant(texts, 0.3, seed=4)[0].equals(planted)

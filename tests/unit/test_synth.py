@@ -70,3 +70,59 @@ def test_bad_parameters_are_named(kwargs, message):
     params = {"num_rows": 10, "num_files": 2, "text_length": 10, "seed": 0, **kwargs}
     with pytest.raises(InputError, match=message):
         synth.check_parameters(**params)
+
+
+def test_duplicates_copy_earlier_rows_and_leave_the_others_as_they_were():
+    rows = 3 * synth.CHUNK_ROWS
+    before = pa.concat_tables(synth.generate_rows(3, 0, rows, 200)).column("text").to_pylist()
+    mixed = pa.concat_tables(synth.generate_rows(3, 0, rows, 200, 0.3))
+    after = mixed.column("text").to_pylist()
+    copies = 0
+    for chunk in range(3):
+        plan = synth.planted(3, chunk, 0.3)
+        base = chunk * synth.CHUNK_ROWS
+        assert (plan.source < plan.copy).all() and not np.isin(plan.source, plan.copy).any()
+        for row, source, near in zip(plan.copy, plan.source, plan.near, strict=True):
+            copy, original = after[base + row], before[base + source]
+            if near:  # the last letter changed, nothing else
+                diff = [k for k, (a, b) in enumerate(zip(copy, original, strict=True)) if a != b]
+                assert diff == [len(original.rstrip(" ")) - 1]
+            else:
+                assert copy == original
+        copies += len(plan.copy)
+    untouched = [i for i in range(rows) if after[i] == before[i]]
+    assert len(untouched) == rows - copies  # every other row is the same bytes
+    assert 0.25 < copies / rows < 0.35
+    assert sum(synth.copies_in(3, 0, rows, 0.3)) == copies
+
+
+def test_duplicates_do_not_depend_on_the_split():
+    whole = pa.concat_tables(synth.generate_rows(5, 0, 10_000, 50, 0.2))
+    parts = [synth.generate_rows(5, a, b, 50, 0.2) for a, b in synth.split_rows(10_000, 7)]
+    assert pa.concat_tables([t for part in parts for t in part]) == whole
+    counted = [synth.copies_in(5, a, b, 0.2) for a, b in synth.split_rows(10_000, 7)]
+    assert tuple(map(sum, zip(*counted, strict=True))) == synth.copies_in(5, 0, 10_000, 0.2)
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.0, 1.5])
+def test_a_duplicate_share_outside_0_to_1_is_refused_by_name(bad):
+    with pytest.raises(InputError, match="duplicates"):
+        synth.check_parameters(10, 1, 10, 0, bad)
+
+
+def test_near_copies_are_above_near_dedups_threshold():
+    """Generated 1,000-character rows have about 20 words (9 to 30): a changed last
+    letter moves one 5-word shingle, at or above the default threshold of 0.8 from 13
+    words, as the generate flow documents."""
+    from tasks.steps.dedup.minhash import MinHashParams, jaccard
+
+    texts = pa.concat_tables(synth.generate_rows(1, 0, 2000, 1000, 0.3)).column("text")
+    texts = texts.to_pylist()
+    plan = synth.planted(1, 0, 0.3)
+    near = [(c, s) for c, s, n in zip(plan.copy, plan.source, plan.near, strict=True) if n]
+    near = [(c, s) for c, s in near if c < 2000]
+    assert len(near) > 200
+    threshold = MinHashParams().threshold
+    long_enough = [(c, s) for c, s in near if len(texts[s].split()) >= 13]
+    assert len(long_enough) > 0.9 * len(near)
+    assert all(threshold <= jaccard(texts[c], texts[s], 5) < 1 for c, s in long_enough)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
@@ -27,6 +28,7 @@ class GenerateParams(BaseModel):
     rows_per_file: int | None = None
     text_length: int = 1000
     seed: int = 0
+    duplicates: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class GeneratePart:
     stop: int
     seed: int
     text_length: int
+    duplicates: float = 0.0
 
 
 def generated_bytes(num_rows: int, text_length: int) -> int:
@@ -54,22 +57,26 @@ class Generate(Step[GenerateParams]):
         self.num_files = dataset.file_count(p.num_rows, p.num_files, p.rows_per_file)
         if self.num_files is None:
             raise InputError("give num_files or rows_per_file")
-        synth.check_parameters(p.num_rows, self.num_files, p.text_length, p.seed)
+        synth.check_parameters(p.num_rows, self.num_files, p.text_length, p.seed, p.duplicates)
         return generated_bytes(p.num_rows, p.text_length)
 
     def plan(self) -> Plan:
         p = self.params
         specs = [
-            GeneratePart(self.run.output, i, start, stop, p.seed, p.text_length)
+            GeneratePart(self.run.output, i, start, stop, p.seed, p.text_length, p.duplicates)
             for i, (start, stop) in enumerate(synth.split_rows(p.num_rows, self.num_files))
         ]
         return Plan(specs, synth.SCHEMA, p.num_rows)
 
     @staticmethod
     def write_part(spec: GeneratePart) -> PartResult:
-        rows = synth.generate_rows(spec.seed, spec.start, spec.stop, spec.text_length)
+        rows = synth.generate_rows(
+            spec.seed, spec.start, spec.stop, spec.text_length, spec.duplicates
+        )
         entry = part_files.write_part(spec.output, spec.index, rows, synth.SCHEMA)
-        return PartResult(entry, text_bytes=entry.num_rows * spec.text_length)  # ASCII
+        exact, near = synth.copies_in(spec.seed, spec.start, spec.stop, spec.duplicates)
+        copies = {"exact_copies": exact, "near_copies": near}
+        return PartResult(entry, text_bytes=entry.num_rows * spec.text_length, counts=copies)
 
     def finish(self, parts: list[Done]) -> Record:
         p = self.params
@@ -80,8 +87,21 @@ class Generate(Step[GenerateParams]):
                 "rows_per_file": p.rows_per_file,
                 "text_length": p.text_length,
                 "seed": p.seed,
+                "duplicates": p.duplicates,
                 "chunk_rows": synth.CHUNK_ROWS,
                 "generator_version": synth.GENERATOR_VERSION,
             },
-            stats={"text_bytes": p.num_rows * p.text_length},  # ASCII: a byte per character
+            stats={
+                "text_bytes": p.num_rows * p.text_length,  # ASCII: a byte per character
+                # Rows that copy an earlier row: what dedup should find.
+                "exact_copies": sum(part.result.counts["exact_copies"] for part in parts),
+                "near_copies": sum(part.result.counts["near_copies"] for part in parts),
+            },
         )
+
+    @classmethod
+    def summary_rows(cls, manifest: dict[str, Any]) -> list[tuple[str, Any]]:
+        stats = manifest["stats"]
+        if not stats.get("exact_copies") and not stats.get("near_copies"):
+            return []
+        return [("exact copies", stats["exact_copies"]), ("near copies", stats["near_copies"])]
