@@ -49,7 +49,7 @@ from typing import Any
 import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
-from benchmarks import filter_compare, real_docs, report
+from benchmarks import filter_compare, memory_state, real_docs, report
 from benchmarks.dedup_quality import SETTINGS as DEDUP_SETTINGS
 from benchmarks.jsonl import parquet_to_jsonl
 from benchmarks.report import OURS, POLARS, SEED
@@ -732,6 +732,17 @@ def main(argv: list[str] | None = None) -> None:
         default=FILTER_ROWS,
         help=f"texts of {LONG_CHARS} characters in one kernel batch (0 skips)",
     )
+    parser.add_argument(
+        "--touch-memory-keep-gib",
+        type=float,
+        default=2.0,
+        help="before the phases, write once over the available memory less this much",
+    )
+    parser.add_argument(
+        "--no-touch-memory",
+        action="store_true",
+        help="skip that pass (the ratios may then measure the VM's first writes)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument("--work-dir", type=Path, default=None, help="default: a temp dir")
     parser.add_argument("--skip-seed", action="store_true", help="leave out the slow baseline")
@@ -750,7 +761,14 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     try:
         with prefect_server(work) as env:
+            touched = None
+            if not args.no_touch_memory:
+                print("touching the available memory once (every side then starts equal)")
+                touched = memory_state.touch_available_memory(args.touch_memory_keep_gib)
+                print(f"  {memory_state.markdown(touched)}", flush=True)
             results = run_phases(args, work, env)
+            if touched is not None:
+                results["memory_state"] = touched
     finally:
         if args.keep:
             print(f"kept {work}")

@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from benchmarks import memory_state
+
 GIB = 2**30
 OURS = "this project (flow)"
 SEED = "seed method (Ray Data)"
@@ -550,6 +552,8 @@ def markdown(results: dict[str, Any]) -> str:
         f"{m['memory_gib']} GiB, Python {m['python']}, Ray {m['ray']}, Prefect {m['prefect']}, "
         f"Polars {m['polars']}; {results['date']}",
     ]
+    if results.get("memory_state"):
+        lines += ["", memory_state.markdown(results["memory_state"])]
     if results.get("marginal"):
         lines += ["", *marginal_markdown(results)]
     if comparison:

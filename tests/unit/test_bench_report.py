@@ -235,3 +235,23 @@ def test_dedup_targets_are_per_cpu_marginal_rates_and_the_default_settings_quali
     table = report.markdown({**dedup_results(), "date": "d", "size_gb": 2.0})
     assert "| 5 | 128 / 16 | 0.960 | 0.900 (10) | 1.000 (5) | 0.00% | 0.00% | 3.0 |" in table
     assert "| dedup near | 4 GB | 30% | 1200 (1200) | 300.0 | 1.10 GiB | 0 MiB | 7.5 |" in table
+
+
+def test_the_report_says_what_fresh_and_reused_memory_cost():
+    state = {
+        "touched_bytes": 19 * 2**30,
+        "fresh_write_gb_per_s": 0.41,
+        "reused_write_gb_per_s": 1.9,
+    }
+    table = report.markdown({**dedup_results(), "date": "d", "size_gb": 2.0, "memory_state": state})
+    assert "19.0 GiB written at 0.41 GB/s the first time (fresh pages), 1.90 GB/s freed" in table
+
+
+def test_touching_memory_writes_every_chunk_twice():
+    """The pass itself, on 3 chunks: what it reports is what it wrote."""
+    from benchmarks import memory_state
+
+    available = 3 * memory_state.CHUNK_BYTES + 2 * 2**30
+    state = memory_state.touch_available_memory(keep_gib=2.0, available=available)
+    assert state["touched_bytes"] == 3 * memory_state.CHUNK_BYTES
+    assert state["fresh_write_gb_per_s"] > 0 and state["reused_write_gb_per_s"] > 0
