@@ -479,14 +479,7 @@ class _Split:
 
     def only(self, keep: np.ndarray) -> _Split:
         """The same split with only the values where ``keep`` is true."""
-        counts = np.bincount(self.row[keep], minlength=self.n_rows)
-        offsets = np.concatenate([[0], np.cumsum(counts)])
-        values = self.values.filter(pa.array(keep))
-        if offsets[-1] < 2**31:
-            lists = pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
-        else:
-            lists = pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values)
-        return _Split(lists, self.n_rows)
+        return _regroup(self.values.filter(pa.array(keep)), self.row[keep], self.n_rows)
 
 
 def _regroup(values: pa.Array, row: np.ndarray, n_rows: int) -> _Split:

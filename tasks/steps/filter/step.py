@@ -144,7 +144,7 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
         counted on the first read only)."""
         for table in reading.iter_slice(spec.format, spec.source, spec.batch_size, spec.schema):
             table = table.select(spec.schema.names).cast(spec.schema)
-            text = _as_array(text_as_string(table.column(spec.text_column)))
+            text = text_as_string(table.column(spec.text_column))
             if spec.filters.pii is not None:
                 text, found = pii.redact(text, spec.filters.pii)
                 for kind, n in found.items():
@@ -211,12 +211,6 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
     )
     found = {"rules": counts, "examples": examples, "languages": languages, "pii": redacted}
     return PartResult(entry, text_bytes, found, set_aside=aside.num_rows)
-
-
-def _as_array(column: pa.Array | pa.ChunkedArray) -> pa.Array:
-    if isinstance(column, pa.ChunkedArray):
-        return column.combine_chunks() if column.num_chunks else pa.array([], column.type)
-    return column
 
 
 class Filter(Step[FilterParams]):
