@@ -50,7 +50,9 @@ def corpus(root, files: int = 3, rows: int = 40) -> list[dict]:
             if kind == 0:
                 text = english(f * rows + r)
             elif kind == 1:
-                text = korean[r % len(korean)] if r % 2 else "\n".join(base())
+                text = (
+                    korean[r % len(korean)] if r % 2 else "\n".join(base(first=(f * rows + r) * 72))
+                )
             elif kind == 2:
                 text = "too short to be a document"
             elif kind == 3:

@@ -32,9 +32,9 @@ _VOWELS = "aeiou"
 _counter = iter(range(10**9))
 
 
-def word(length: int = 6) -> str:
-    """A fresh word of letters (never the same twice in a test run)."""
-    i, letters = next(_counter), []
+def word(length: int = 6, index: int | None = None) -> str:
+    """A fresh word of letters (never the same twice in a test run), or the ``index``-th."""
+    i, letters = next(_counter) if index is None else index, []
     for position in range(length):
         alphabet = _CONSONANTS if position % 2 == 0 else _VOWELS
         i, digit = divmod(i, len(alphabet))
@@ -50,9 +50,14 @@ def sentence(n: int = 12, length: int = 6) -> str:
     return " ".join(words(n, length)) + "."
 
 
-def base(lines: int = 6, per_line: int = 12) -> list[str]:
-    """Lines of a document every rule keeps; the first holds the two stop words."""
-    out = [sentence(per_line) for _ in range(lines)]
+def base(lines: int = 6, per_line: int = 12, first: int | None = None) -> list[str]:
+    """Lines of a document every rule keeps; the first holds the two stop words. With
+    ``first``, its words are the ``first``-th on, whatever the test run made before."""
+    if first is None:
+        out = [sentence(per_line) for _ in range(lines)]
+    else:
+        at = iter(range(first, first + lines * per_line))
+        out = [" ".join(word(index=next(at)) for _ in range(per_line)) + "." for _ in range(lines)]
     out[0] = "the of " + out[0]
     return out
 
