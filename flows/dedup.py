@@ -55,13 +55,15 @@ def dedup(
         threshold: near: rows whose estimated Jaccard similarity of word shingles
             reaches this are duplicates.
         shingle: near: words per shingle.
-        num_perm: near: MinHash values per row.
+        num_perm: near: MinHash values per row (one-permutation bins of 8 bits each).
         bands: near: LSH bands (must divide num_perm); more bands find less similar pairs.
         against: Earlier outputs of this step (for the nightly, earlier dt= partitions)
             whose rows count as already kept: input rows duplicating them are removed,
             read through their signature indexes, not their text. In near mode they
-            must have been written with the same shingle, num_perm and bands; one that
-            is, holds or lies inside the input or output is refused.
+            must have been written with the same shingle, num_perm and bands, and in
+            either mode by a version of this step that digests and sketches rows as
+            this one does; one that is, holds or lies inside the input or output is
+            refused.
         against_earlier: Also compare against this step's committed outputs in the
             dt= folders beside output_uri dated before it (the nightly's earlier dates);
             those that cannot be used are skipped, each recorded in the manifest.

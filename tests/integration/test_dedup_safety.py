@@ -72,7 +72,7 @@ def test_one_group_of_200000_copies_larger_than_a_shard_completes(tmp_path, monk
     keeps the first and a few unrelated rows, under the session's capped object store.
     Exact copies never reach the band grouping (their survivor's bands stand for them)."""
     monkeypatch.setattr(grouping, "SHARD_ROWS", 50_000)
-    monkeypatch.setattr(grouping, "VERIFY_SHARD_ROWS", 1_000)
+    monkeypatch.setattr(grouping, "VERIFY_ROUND_PAIRS", 1_000)
     same = "one boilerplate line that a crawler saw on every page of a site"
     others = [f"unrelated row {i} with words of its own {i * 7} {i * 13}" for i in range(50)]
     texts = others[:25] + [same] * 200_000 + others[25:]
@@ -189,7 +189,9 @@ def test_dedup_counts_its_signature_files_in_the_space_it_needs(tmp_path, monkey
     monkeypatch.setattr(space, "reserve_bytes", lambda total: total)
     input_bytes = sum(p.stat().st_size for p in (tmp_path / "input").iterdir())
     needed = deduplicated_bytes(input_bytes, len(rows), 128, 16)
-    assert needed == input_bytes + 2 * len(rows) * (8 + 16 + 8 * 16 + 4 * 128)
+    # Staged signatures and the index (key, digest, 128 values), a digest row and 16 band
+    # rows for the groups.
+    assert needed == input_bytes + len(rows) * (2 * (8 + 16 + 128) + 32 + 16 * 16)
     with pytest.raises(InputError, match=f"dedup needs about {needed:,} bytes"):
         dedup_dataset(source, str(tmp_path / "out"), mode="near")
     assert not (tmp_path / "out").exists()

@@ -47,6 +47,12 @@ def index_files(
             raise InputError(
                 f"against {root.uri}: not written by the dedup step (no signature index)"
             )
+        if manifest["dedup"].get("sketch") != dedup.SKETCH:
+            raise InputError(
+                f"against {root.uri}: its index was written by an earlier version of the "
+                f"dedup step, which digests and sketches rows otherwise (this one: "
+                f"{dedup.SKETCH}); run dedup on it again to compare with it"
+            )
         if params is not None:
             theirs = (manifest.get("parameters") or {}).get("minhash")
             if theirs is None:

@@ -30,17 +30,10 @@ from pydantic import BaseModel, ConfigDict
 from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps import reading
+from tasks.steps.dedup import grouping, sketch
 from tasks.steps.dedup import minhash as dedup
 from tasks.steps.dedup.against import Against, resolve_against
-from tasks.steps.dedup.grouping import (
-    BANDS,
-    DIGEST,
-    KEY,
-    SIGNATURE,
-    Duplicates,
-    find_duplicates,
-    group_span,
-)
+from tasks.steps.dedup.grouping import DIGEST, KEY, SIGNATURE, Duplicates, Shards
 from tasks.steps.preprocess.clean import check_text_column, text_as_string
 from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
 from tasks.store import dataset, inputs, part_files, storage
@@ -49,6 +42,9 @@ from tasks.store.storage import Location
 MODES = ("exact", "near")
 STAGING = "_dedup/signatures"
 INDEX = "_dedup/index"
+# Inputs (with their ``against`` indexes) of at most this many rows are grouped in the
+# flow's own process: at most 200,000 rows make 3.2 million band rows (about 50 MB).
+SMALL_ROWS = 200_000
 # The per-group examples a run reports: this many largest groups, this many rows each.
 EXAMPLE_GROUPS, EXAMPLE_ROWS = 10, 5
 
@@ -81,6 +77,20 @@ class FilePart:
     text_column: str
     batch_size: int
     params: dedup.MinHashParams | None
+    shards: Shards
+
+
+@dataclass(frozen=True)
+class AgainstPart:
+    """One ``against`` index file, for the signature pass: its rows keyed as file
+    ``file`` (negative), their group files written as group file ``index``."""
+
+    output: Location
+    index: int
+    uri: str
+    file: int
+    params: dedup.MinHashParams | None
+    shards: Shards
 
 
 @dataclass(frozen=True)
@@ -100,71 +110,91 @@ def _rows(spec: FilePart) -> Iterator[pa.Table]:
     return reading.iter_slice(spec.format, spec.loc, spec.batch_size, spec.input_schema)
 
 
-def signature_bytes(num_perm: int, bands: int) -> int:
+def signature_bytes(num_perm: int) -> int:
     """Bytes per row of the signature files: the order key and exact digest, and in
-    near mode (``num_perm`` > 0) the band hashes and MinHash values."""
-    return 8 + 16 + 8 * bands + 4 * num_perm
+    near mode (``num_perm`` > 0) the sketch's 8-bit values."""
+    return 8 + dedup.EXACT_DIGEST_BYTES + num_perm
 
 
 def deduplicated_bytes(
     input_bytes: int, rows: int, num_perm: int, bands: int, compressed_json: bool = False
 ) -> int:
-    """About how much dedup writes until it commits: the output (at most the input) and
-    its signatures twice, the staged ones of its first pass and the kept rows' index
-    beside the output."""
+    """About how much dedup writes until it commits: the output (at most the input), its
+    signatures twice (the staged ones of its first pass and the kept rows' index beside
+    the output) and its group files (a digest row, and a row per band in near mode)."""
     text = input_bytes * (inputs.COMPRESSED_JSON_RATIO if compressed_json else 1)
-    return text + 2 * rows * signature_bytes(num_perm, bands)
+    groups = grouping.DIGEST_ROW_BYTES + grouping.BAND_ROW_BYTES * bands
+    return text + rows * (2 * signature_bytes(num_perm) + groups)
 
 
 def signature_table(
     text: pa.Array | pa.ChunkedArray, keys: np.ndarray, params: dedup.MinHashParams | None
-) -> pa.Table:
-    """The signature rows of one batch: key, digest and, in near mode, bands and signature."""
+) -> tuple[pa.Table, int]:
+    """The signature rows of one batch (key, digest and, in near mode, the sketch), and
+    how many of its rows are blank (no words: null, empty or whitespace only)."""
+    found = (
+        sketch.sketch(text, params.shingle, params.num_perm, seed=params.seed)
+        if params is not None
+        else sketch.sketch(text)
+    )
     columns: dict[str, pa.Array] = {
         KEY: pa.array(keys, pa.int64()),
-        DIGEST: dedup.exact_digests(text),
+        DIGEST: found.digest_array(),
     }
     if params is not None:
-        signature = dedup.signatures(text, params)
-        bands = dedup.band_hashes(signature, params)
-        # A text without words has no bands: it is nobody's near duplicate.
-        valid = pa.array(dedup.has_words(signature))
-        flat_bands = pa.array(bands.reshape(-1), pa.uint64())
-        columns[BANDS] = pa.FixedSizeListArray.from_arrays(flat_bands, params.bands)
-        columns[BANDS] = pa.compute.if_else(valid, columns[BANDS], None)
-        flat_sig = pa.array(signature.reshape(-1), pa.uint32())
-        columns[SIGNATURE] = pa.FixedSizeListArray.from_arrays(flat_sig, params.num_perm)
-    return pa.table(columns)
+        columns[SIGNATURE] = sketch.sketch_array(found.tags)
+    return pa.table(columns), int((~found.has_words).sum())
 
 
-def write_signatures(spec: FilePart) -> dict[str, Any]:
-    """Pass 1 for one input file: its signature rows, as ``_dedup/signatures/part-N``."""
-    root = spec.output
-    params = spec.params
-    text_column, index = spec.text_column, spec.index
+def write_signatures(spec: FilePart | AgainstPart) -> dict[str, Any]:
+    """Pass 1 for one input file: its signature rows, as ``_dedup/signatures/part-N``,
+    and its group files (:func:`grouping.write_group_files`); for an ``against`` index
+    file, only its group files."""
+    root, params = spec.output, spec.params
     counts = {"num_rows": 0, "text_bytes": 0, "empty": 0}
+    keys, digests, tags = [], [], []
+
+    def kept(table: pa.Table) -> pa.Table:
+        keys.append(np.asarray(table.column(KEY)))
+        digests.append(table.column(DIGEST))
+        if params is not None:
+            tags.append(sketch.tags_from(table.column(SIGNATURE)))
+        return table
 
     def tables() -> Iterator[pa.Table]:
         for table in _rows(spec):  # its schema was checked before any part started
-            text = text_as_string(table.column(text_column))
-            keys = dedup.order_keys(index, counts["num_rows"], table.num_rows)
+            text = text_as_string(table.column(spec.text_column))
+            batch_keys = dedup.order_keys(spec.index, counts["num_rows"], table.num_rows)
             counts["num_rows"] += table.num_rows
             counts["text_bytes"] += int(pa.compute.sum(pa.compute.binary_length(text)).as_py() or 0)
-            counts["empty"] += int(dedup.blank_texts(text).sum())
-            yield signature_table(text, keys, params)
+            table, blank = signature_table(text, batch_keys, params)
+            counts["empty"] += blank
+            yield kept(table)
 
-    storage.make_dirs(root.child(STAGING))
-    part_files.write_part(root.child(STAGING), index, tables(), signature_schema(params), "none")
+    if isinstance(spec, AgainstPart):
+        columns = signature_schema(params).names
+        for table in grouping.read_signature_file(spec.uri, spec.file, columns, root.s3):
+            kept(table)
+    else:
+        storage.make_dirs(root.child(STAGING))
+        schema = signature_schema(params)
+        part_files.write_part(root.child(STAGING), spec.index, tables(), schema, "none")
+    grouping.write_group_files(
+        root,
+        dataset.part_name(spec.index),
+        np.concatenate(keys) if keys else np.array([], np.int64),
+        pa.chunked_array(digests, pa.binary(dedup.EXACT_DIGEST_BYTES)).combine_chunks(),
+        np.concatenate(tags) if tags else np.zeros((0, params.num_perm if params else 0)),
+        params,
+        spec.shards,
+    )
     return counts
 
 
 def signature_schema(params: dedup.MinHashParams | None) -> pa.Schema:
     fields = [pa.field(KEY, pa.int64()), pa.field(DIGEST, pa.binary(dedup.EXACT_DIGEST_BYTES))]
     if params is not None:
-        fields += [
-            pa.field(BANDS, pa.list_(pa.uint64(), params.bands)),
-            pa.field(SIGNATURE, pa.list_(pa.uint32(), params.num_perm)),
-        ]
+        fields.append(pa.field(SIGNATURE, pa.binary(params.num_perm)))
     return pa.schema(fields)
 
 
@@ -239,8 +269,8 @@ class Dedup(Step[DedupParams]):
     datasets' signature indexes only."""
 
     name = "dedup"
-    side_folders = (STAGING, INDEX)
-    staging_folders = (STAGING,)
+    staging_folders = (STAGING, grouping.DIGESTS, grouping.BANDS, grouping.SETTLED)
+    side_folders = (*staging_folders, INDEX)
 
     def prepare(self) -> int:
         p = self.params
@@ -256,6 +286,7 @@ class Dedup(Step[DedupParams]):
         )
         self.found = found
         self.uris = [f.uri for f in found.files]
+        self.rows_expected = sum(i.num_rows for i in inspected)
         self.compared: Against = resolve_against(
             p.against, p.against_earlier, self.minhash, found.root, root
         )
@@ -271,38 +302,53 @@ class Dedup(Step[DedupParams]):
 
     def plan(self) -> Plan:
         p, root, uris = self.params, self.run.output, self.uris
-        locs = [f.loc for f in self.found.files]
+        against_index = self.compared.files
+        # Shards are cut before pass 1, from the rows the inputs and indexes say they hold.
+        groups = len(uris) + len(against_index)
+        rows = self.rows_expected + self.compared.rows
+        bands = self.minhash.bands if self.minhash else 0
+        shards = Shards(
+            grouping.shard_count(groups, rows),
+            grouping.shard_count(groups, rows * bands) if bands else 0,
+        )
+        self.small = rows <= SMALL_ROWS
         files = [
             FilePart(
                 root,
                 i,
-                loc,
+                f.loc,
                 self.found.format,
                 self.schema,
                 p.text_column,
                 p.batch_size,
                 self.minhash,
+                shards,
             )
-            for i, loc in enumerate(locs)
+            for i, f in enumerate(self.found.files)
+        ]
+        against = [
+            AgainstPart(root, len(uris) + i, uri, i - len(against_index), self.minhash, shards)
+            for i, uri in enumerate(against_index)
         ]
         say = self.run.on_phase
         say(f"pass 1/3: signatures of {len(uris)} input files into {root.child(STAGING).uri}")
-        self.counted = self.run.map(write_signatures, files)
+        self.counted = self.run.map(write_signatures, files + against)[: len(uris)]
         signature_uris = [
             root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))
         ]
         self.rows_in = sum(part.result["num_rows"] for part in self.counted)
-        against_index = self.compared.files
         say(
             f"pass 2/3: grouping {self.rows_in} rows"
             + (f" and {len(against_index)} index files of earlier outputs" if against_index else "")
             + (" by digest and LSH band" if self.minhash else " by digest")
+            + (" in this process" if self.small else f" in {shards.digests + shards.bands} shards")
         )
         self.sources = [(uri, i) for i, uri in enumerate(signature_uris)] + [
             (uri, i - len(against_index)) for i, uri in enumerate(against_index)
         ]
-        self.duplicates = duplicates = find_duplicates(
-            self.sources, self.minhash, self.rows_in + self.compared.rows, self.run.s3
+        names = [dataset.part_name(i) for i in range(groups)]
+        self.duplicates = duplicates = grouping.find_duplicates(
+            root, names, self.sources, self.minhash, shards, self.each
         )
         self.exact_removed = int(duplicates.exact.sum())
         near_removed = len(duplicates.removed) - self.exact_removed
@@ -322,6 +368,13 @@ class Dedup(Step[DedupParams]):
         ]
         return Plan(specs, self.schema, self.rows_in - len(duplicates.removed))
 
+    def each(self, fn: Any, specs: list[Any]) -> list[Any]:
+        """``fn`` over ``specs``: in this process for a small input (a Ray job costs
+        more than the work), else one Ray task each, with the run's retries."""
+        if self.small:
+            return [storage.with_fresh_credentials(lambda spec=spec: fn(spec)) for spec in specs]
+        return [done.result for done in self.run.map(fn, specs)]
+
     write_part = staticmethod(write_deduped_part)
 
     def finish(self, parts: list[Done]) -> Record:
@@ -330,12 +383,8 @@ class Dedup(Step[DedupParams]):
         span = None
         if len(survivors):
             span = (
-                group_span(
-                    self.sources,
-                    duplicates,
-                    int(survivors[0]),
-                    self.minhash.num_perm,
-                    self.run.s3,
+                grouping.group_span(
+                    self.sources, duplicates, int(survivors[0]), self.each, self.run.s3
                 )
                 if self.minhash
                 else 1.0
@@ -364,6 +413,7 @@ class Dedup(Step[DedupParams]):
                     "against_removed": int((duplicates.survivor < 0).sum()),
                     "examples": group_examples(duplicates, self.uris, self.compared.files),
                     "index": index,
+                    "sketch": dedup.SKETCH,
                 }
             },
             side_files=index,
