@@ -33,7 +33,9 @@ def install() -> None:
 
     write = tasks.store.part_files.write_part
 
-    def faulty(root: Any, index: int, tables: Iterable[pa.Table], schema: pa.Schema, *rest):
+    def faulty(
+        root: Any, index: int, tables: Iterable[pa.Table], schema: pa.Schema, *rest, **options
+    ):
         name = part_name(index)
         request = os.path.join(os.environ[FAULTS_ENV], name)
         with contextlib.suppress(FileNotFoundError):
@@ -43,7 +45,7 @@ def install() -> None:
         try:
             os.rename(request, f"{request}.fired")  # atomic, so it fires exactly once
         except FileNotFoundError:
-            return write(root, index, tables, schema, *rest)
+            return write(root, index, tables, schema, *rest, **options)
         loc = root.child(name)
         with loc.fs.open_output_stream(loc.path) as sink:
             pq.write_table(next(iter(tables)).cast(schema), sink)

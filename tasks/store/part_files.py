@@ -16,6 +16,9 @@ from tasks.store.storage import Location
 # Spark/Athena/pyarrow, small enough that a writer holds little in memory.
 ROW_GROUP_BYTES = 64 * 1024 * 1024
 COMPRESSION = "snappy"
+# How files of hash values are written (measured on 1.6 million random 64-bit values and
+# keys: 0.33 s with Parquet's defaults, 0.016 s so).
+PLAIN = {"use_dictionary": False, "write_statistics": False}
 # Parquet codecs of the output: Spark's default, the smaller one, or none.
 COMPRESSIONS = ("snappy", "zstd", "none")
 
@@ -36,10 +39,13 @@ def write_part(
     tables: Iterable[pa.Table],
     schema: pa.Schema,
     compression: str = COMPRESSION,
+    hashes: bool = False,
 ) -> FileEntry:
     """Write ``tables`` as ``part-{index}.parquet`` under ``root``; return its entry.
 
-    The name depends only on ``index``, so a retry overwrites the same file.
+    The name depends only on ``index``, so a retry overwrites the same file. ``hashes``:
+    the columns are hash values (and keys), written plain: trying a dictionary for
+    random values costs twenty times the write and saves nothing.
     """
     name = part_name(index)
     loc = root.child(name)
@@ -49,7 +55,9 @@ def write_part(
     with (
         storage.explained(loc, "write"),
         loc.fs.open_output_stream(loc.path) as sink,
-        pq.ParquetWriter(sink, schema, compression=compression) as writer,
+        pq.ParquetWriter(
+            sink, schema, compression=compression, **(PLAIN if hashes else {})
+        ) as writer,
     ):
         for table in tables:
             if table.num_rows == 0:

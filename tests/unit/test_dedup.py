@@ -176,3 +176,21 @@ def test_repeats_and_grouped_first_copies_settle_to_the_smallest_key_of_a_text(
     survivor = grouping._settle(first, removed)
     expected = {k: min(g) for g in reference.values() for k in g if k != min(g)}
     assert dict(zip(removed.tolist(), survivor.tolist(), strict=True)) == expected
+
+
+def test_runs_of_wide_values_match_a_dict_including_values_sharing_their_top_bits() -> None:
+    """Random 64-bit values (the packed sort's path), some repeated, and some that agree
+    in every bit the packed sort keeps but differ below: those are no pair."""
+    rng = np.random.default_rng(11)
+    values = rng.integers(0, 2**63, 20_000, dtype=np.int64).astype(np.uint64) * np.uint64(2)
+    values[100:200] = values[:100]  # repeats
+    values[300:400] = values[:100] ^ np.uint64(1)  # same top bits, other values
+    values[400:450] = values[:50] ^ np.uint64(1)  # and repeats of those
+    keys = rng.permutation(20_000).astype(np.int64)
+    first, paired = dedup.first_of_runs([values], keys)
+    groups: dict[int, list[int]] = {}
+    for value, key in zip(values.tolist(), keys.tolist(), strict=True):
+        groups.setdefault(value, []).append(key)
+    expected = {k: min(g) for g in groups.values() for k in g if k != min(g)}
+    assert dict(zip(paired.tolist(), first.tolist(), strict=True)) == expected
+    assert len(expected) == 150

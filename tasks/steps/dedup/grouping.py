@@ -89,7 +89,9 @@ def in_file_firsts(keys: np.ndarray, words: np.ndarray) -> np.ndarray:
 
 def _sharded(table: pa.Table, shard: np.ndarray, shards: int) -> Iterator[pa.Table]:
     """``table`` cut into ``shards`` tables by ``shard`` (in order; empty ones too)."""
-    order = np.argsort(shard, kind="stable")
+    # A stable sort of small integers is a radix sort in NumPy (16 bits and less).
+    small = shard.astype(np.uint16) if shards <= 1 << 16 else shard
+    order = np.argsort(small, kind="stable")
     bounds = np.searchsorted(shard[order], np.arange(shards + 1))
     table = table.take(pa.array(order))
     for s in range(shards):
@@ -101,7 +103,16 @@ def _write_sharded(loc: Location, schema: pa.Schema, tables: Iterator[pa.Table])
     with (
         storage.explained(loc, "write"),
         loc.fs.open_output_stream(loc.path) as sink,
-        pq.ParquetWriter(sink, schema, compression="none") as writer,
+        pq.ParquetWriter(
+            sink,
+            schema,
+            compression="none",
+            **part_files.PLAIN,
+            # Keys ascend within a shard: deltas halve them.
+            column_encoding={
+                f.name: "DELTA_BINARY_PACKED" if f.type == pa.int64() else "PLAIN" for f in schema
+            },
+        ) as writer,
     ):
         for table in tables:
             writer.write_table(table, row_group_size=max(table.num_rows, 1))
@@ -330,6 +341,17 @@ def _pairs(results: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np
     return tuple(np.concatenate(parts).astype(np.int64) for parts in zip(*results, strict=True))
 
 
+def _distinct_pairs(first: np.ndarray, key: np.ndarray) -> np.ndarray:
+    """The distinct (first, key) pairs (a near pair meets in several bands), (n, 2)."""
+    if not len(key):
+        return np.empty((0, 2), np.int64)
+    order = np.lexsort((first, key))
+    first, key = first[order], key[order]
+    new = np.ones(len(key), dtype=bool)
+    new[1:] = (key[1:] != key[:-1]) | (first[1:] != first[:-1])
+    return np.stack([first[new], key[new]], axis=1)
+
+
 def find_duplicates(
     root: Location,
     names: list[str],
@@ -358,12 +380,12 @@ def find_duplicates(
             loc = root.child(SETTLED)
             storage.make_dirs(loc)
             keys = pa.table({KEY: pa.array(np.sort(exact_key), pa.int64())})
-            settled = part_files.write_part(loc, 0, [keys], keys.schema, "none").path
+            settled = part_files.write_part(loc, 0, [keys], keys.schema, "none", hashes=True).path
             settled = loc.child(settled).uri
         bands = tuple(root.child(BANDS).child(name).uri for name in names)
         tasks = [ShardTask(bands, s, settled, s3) for s in range(shards.bands)]
         first, key = _pairs(each(band_pairs, tasks))
-        candidates = np.unique(np.stack([first, key], axis=1), axis=0)
+        candidates = _distinct_pairs(first, key)
         verified, _ = verify_pairs(sources, candidates, params, each, s3)
         near_key, near_survivor = dedup.survivors(verified)
     # An exact duplicate's survivor may itself be a near duplicate of an earlier row.

@@ -102,16 +102,33 @@ def digest_words(digests: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return raw[digests.offset * words : (digests.offset + len(digests)) * words].reshape(-1, words)
 
 
+# Rows a packed sort handles: their index fits in the low bits of a 64-bit sort key.
+_INDEX_BITS = 22
+
+
 def first_of_runs(values: list[np.ndarray], keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows that share all of ``values`` with another row, paired with the smallest key
     among them: ``(first, key)`` for every key but the smallest of each such group.
 
-    Vectorised (one sort), so a shard of millions of rows costs one call, not one per
-    group.
+    Vectorised, so a shard of millions of rows costs a few calls, not one per group.
+    Rows whose first value is unique are found first with one sort of 64-bit values
+    (that value's top bits and the row's index packed together), far cheaper than a
+    sort of several columns; only the rest (duplicates, mostly) get the full sort.
     """
+    values = [np.asarray(v, dtype=np.uint64) for v in values]
+    keys = np.asarray(keys)
+    if 0 < len(keys) < 1 << _INDEX_BITS:
+        bits = np.uint64(_INDEX_BITS)
+        packed = np.sort((values[0] >> bits << bits) | np.arange(len(keys), dtype=np.uint64))
+        prefix = packed >> bits
+        shared = np.zeros(len(keys), dtype=bool)
+        shared[1:] = prefix[1:] == prefix[:-1]
+        shared[:-1] |= shared[1:]
+        chosen = (packed[shared] & np.uint64((1 << _INDEX_BITS) - 1)).astype(np.int64)
+        values, keys = [v[chosen] for v in values], keys[chosen]
     order = np.lexsort((keys, *reversed(values)))
-    ordered = [np.asarray(v)[order] for v in values]
-    keys = np.asarray(keys)[order]
+    ordered = [v[order] for v in values]
+    keys = keys[order]
     starts = np.ones(len(keys), dtype=bool)
     for column in ordered:
         starts[1:] &= column[1:] == column[:-1]

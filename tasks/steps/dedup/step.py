@@ -5,11 +5,13 @@ dataset or by how many duplicates it has:
 
 1. **Signatures.** One Ray Data task per input file reads its text and writes, under
    ``_dedup/signatures/`` in the output, each row's order key, exact digest and (near
-   mode) MinHash signature and band hashes (:mod:`tasks.steps.dedup.minhash`). Blank
-   texts get none.
-2. **Groups.** Which rows duplicate which, from the signature files alone
-   (:mod:`tasks.steps.dedup.grouping`), ``against`` datasets' indexes included
-   (:mod:`tasks.steps.dedup.against`).
+   mode) sketch (:mod:`tasks.steps.dedup.sketch`), and its group files: digests and
+   band keys cut into shards (:mod:`tasks.steps.dedup.grouping`). Blank texts get
+   none. Each ``against`` dataset's index files get group files too.
+2. **Groups.** Which rows duplicate which: a task per shard, and candidates verified
+   from the sketches (:mod:`tasks.steps.dedup.grouping`), ``against`` datasets'
+   indexes included (:mod:`tasks.steps.dedup.against`); in the flow's own process for
+   a small input.
 3. **Filter.** One task per input file writes the part without the removed rows, and
    beside it the signature index of what it kept (``_dedup/index/``).
 
@@ -178,7 +180,9 @@ def write_signatures(spec: FilePart | AgainstPart) -> dict[str, Any]:
     else:
         storage.make_dirs(root.child(STAGING))
         schema = signature_schema(params)
-        part_files.write_part(root.child(STAGING), spec.index, tables(), schema, "none")
+        part_files.write_part(
+            root.child(STAGING), spec.index, tables(), schema, "none", hashes=True
+        )
     grouping.write_group_files(
         root,
         dataset.part_name(spec.index),
@@ -231,7 +235,7 @@ def _write_index(root: Location, index: int, kept: np.ndarray) -> None:
     keys = dedup.order_keys(index, 0, chosen.num_rows)
     chosen = chosen.set_column(0, KEY, pa.array(keys, pa.int64()))
     storage.make_dirs(root.child(INDEX))
-    part_files.write_part(root.child(INDEX), index, [chosen], chosen.schema, "none")
+    part_files.write_part(root.child(INDEX), index, [chosen], chosen.schema, "none", hashes=True)
 
 
 def group_examples(
