@@ -81,6 +81,13 @@ KERNEL_PARTS = 5
 FILTER_ROWS = 1024
 FILTER_WARMUP_BYTES = 1_000_000
 LONG_CHARS = 100_000
+# The dedup phase's sides, each run on the same generated input: preprocess (the
+# nightly's cleaning, the yardstick), then dedup in each mode.
+DEDUP_SIDES = [
+    ("flow-preprocess", {"text_column": "text"}),
+    ("flow-dedup", {"mode": "exact", "text_column": "text"}),
+    ("flow-dedup", {"mode": "near", "text_column": "text"}),
+]
 
 
 def start_driver(
@@ -472,14 +479,25 @@ def dedup_quality(args: argparse.Namespace, work: Path, env: dict[str, str]) -> 
 def dedup_scaling(
     args: argparse.Namespace, work: Path, env: dict[str, str]
 ) -> list[dict[str, Any]]:
-    """The dedup flow, exact and near, at two sizes with the object store capped: what
-    each further GB costs per CPU, and whether peak memory stays flat. The input is
-    generated text with ``--dedup-duplicates`` of its rows copies of earlier rows, half
-    exact and half near (generate's ``duplicates``), so the passes find and remove some."""
+    """The dedup flow, exact and near, and the preprocess flow on the same input, at two
+    sizes with the object store capped, after one untimed run of each on a small input
+    (so no timed run pays for starting workers): what each further GB costs per CPU side
+    by side, and whether peak memory stays flat. The input is generated text with
+    ``--dedup-duplicates`` of its rows copies of earlier rows, half exact and half near
+    (generate's ``duplicates``), so the passes find and remove some."""
     rows = []
     capped = int(args.object_store_gib * GIB)
     with ray_head(work, "dedup", object_store_bytes=capped) as ray:
         ray_env = join(ray, env, work)
+        warm = work / "dedup-warmup-raw"
+        generate_checked(warm, 0.02, ray_env, work, ray, args.dedup_duplicates)
+        for side, extra in DEDUP_SIDES:
+            out = work / "dedup-warmup-out"
+            run_side(
+                side, {"input_uri": str(warm), "output_uri": str(out), **extra}, ray_env, work, ray
+            )
+            shutil.rmtree(out)
+        shutil.rmtree(warm)
         for size in args.dedup_gb:
             num_rows, num_files = sized(size)
             print(
@@ -490,35 +508,36 @@ def dedup_scaling(
             generate_checked(raw, size, ray_env, work, ray, args.dedup_duplicates)
             stats = json.loads((raw / "_manifest.json").read_text())["stats"]
             exact, near = stats["exact_copies"], stats["near_copies"]
-            for mode in ("exact", "near"):
-                out = work / f"dedup-{mode}-out"
-                side_args = {
-                    "input_uri": str(raw),
-                    "output_uri": str(out),
-                    "mode": mode,
-                    "text_column": "text",
+            for side, extra in DEDUP_SIDES:
+                out = work / "dedup-side-out"
+                side_args = {"input_uri": str(raw), "output_uri": str(out), **extra}
+                result = run_side(side, side_args, ray_env, work, ray)
+                mode = extra.get("mode")
+                row = {
+                    "stage": f"dedup {mode}" if mode else "preprocess",
+                    "method": OURS,
+                    "size_gb": size,
+                    "text_bytes": num_rows * TEXT_LENGTH,
+                    "spilled_bytes_total": ray.spilled_bytes(),
+                    "duplicate_share": args.dedup_duplicates,
+                    **result,
                 }
-                result = run_side("flow-dedup", side_args, ray_env, work, ray)
-                removed = num_rows - manifest_rows(out)
-                # Both modes find every exact copy, and remove no row that is no copy
-                # (two near copies of one row may happen to be equal: exact finds those).
-                if not exact <= removed <= exact + near:
-                    raise RuntimeError(
-                        f"dedup {mode} removed {removed}: {exact} exact, {near} near copies"
-                    )
-                rows.append(
-                    {
-                        "stage": f"dedup {mode}",
-                        "method": OURS,
-                        "size_gb": size,
-                        "text_bytes": num_rows * TEXT_LENGTH,
-                        "spilled_bytes_total": ray.spilled_bytes(),
-                        "duplicate_share": args.dedup_duplicates,
+                if mode:
+                    kept = manifest_rows(out)
+                    removed = num_rows - kept
+                    # Both modes find every exact copy, and remove no row that is no copy
+                    # (two near copies of one row may happen to be equal: exact finds those).
+                    if not exact <= removed <= exact + near:
+                        raise RuntimeError(
+                            f"dedup {mode} removed {removed}: {exact} exact, {near} near copies"
+                        )
+                    index = sum(f.stat().st_size for f in (out / "_dedup" / "index").iterdir())
+                    row |= {
                         "planted_copies": exact + (near if mode == "near" else 0),
                         "removed": removed,
-                        **result,
+                        "index_bytes_per_row": index / kept,
                     }
-                )
+                rows.append(row)
                 shutil.rmtree(out)
             shutil.rmtree(raw)
     return rows
