@@ -12,7 +12,10 @@ and the fixed cost of a one-row flow run beside the stack's floor (benchmarks/fl
 Last, the dedup step: its recall and false merges on planted near duplicates for each
 MinHash setting (benchmarks/dedup_quality.py), and the dedup flow, exact and near, at
 two sizes with the object store capped (what each further GB costs per CPU, and memory),
-on input with 30% of its rows copies of earlier rows (generate's ``duplicates``).
+on input with 30% of its rows copies of earlier rows (generate's ``duplicates``),
+beside the preprocess flow on the same input. Then the same on real text (Korean and
+multilingual sentences that ship in packages, benchmarks/real_text.py), with Polars'
+preprocess too and every cleaned row checked against Python's ``re``.
 And the filter step: datatrove's four filter classes and our rules kernel, each in a
 process of its own on one core, on the same real documents (the texts that ship with
 the installed packages, benchmarks/real_docs.py): how often their verdicts agree per
@@ -22,9 +25,10 @@ capped (memory), and one batch of 100,000-character texts through the kernel.
 
     python -m benchmarks.bench [--sizes-gb 2 4] [--seed-sizes-gb 0.5 1] [--size-gb 2]
         [--memory-gb 1 4] [--inputs-gb 1] [--dedup-gb 1 4] [--dedup-pairs 4000]
-        [--dedup-duplicates 0.3] [--filter-mb-datatrove 4 12] [--filter-mb-ours 40 120]
-        [--filter-memory-gb 1 4] [--filter-long-rows 1024]
-        [--phases kernels marginal compare memory inputs fixed dedup-quality dedup filter]
+        [--dedup-duplicates 0.3] [--real-text-gb 0.5 2] [--filter-mb-datatrove 4 12]
+        [--filter-mb-ours 40 120] [--filter-memory-gb 1 4] [--filter-long-rows 1024]
+        [--phases kernels marginal compare memory inputs fixed dedup-quality dedup
+                  real-text filter]
         [--out benchmarks/results]
 """
 
@@ -35,6 +39,7 @@ import datetime as dt
 import json
 import os
 import platform
+import re
 import shutil
 import signal
 import statistics
@@ -68,6 +73,7 @@ PHASES = (
     "fixed",
     "dedup-quality",
     "dedup",
+    "real-text",
     "filter",
 )
 # The input formats the inputs phase compares: name in the results, codec of the copy.
@@ -543,6 +549,96 @@ def dedup_scaling(
     return rows
 
 
+def mismatches(path: Path) -> int:
+    """Rows of a cleaned output whose ``cleaned_text`` is not what Python's ``re`` (the
+    seed's pattern, then ``str.lower``) makes of its ``text``: every row is checked."""
+    import pyarrow.parquet as pq
+
+    from tasks.steps.preprocess.clean import SEED_PATTERN
+
+    pattern = re.compile(SEED_PATTERN)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    wrong = 0
+    for file in files:
+        for batch in pq.ParquetFile(file).iter_batches(65_536, columns=["text", "cleaned_text"]):
+            texts, cleaned = batch.column(0).to_pylist(), batch.column(1).to_pylist()
+            wrong += sum(
+                pattern.sub("", t or "").lower() != (c or "")
+                for t, c in zip(texts, cleaned, strict=True)
+            )
+    return wrong
+
+
+def real_text_scaling(
+    args: argparse.Namespace, work: Path, env: dict[str, str]
+) -> list[dict[str, Any]]:
+    """The dedup phase's sides, and Polars' preprocess, on real text (Korean and
+    multilingual sentences that ship in packages, rows of about 1,000 characters:
+    ``benchmarks/real_text.py``), where cleaning is CPU work rather than a copy. Every
+    output row of each preprocess side is checked against Python's ``re``. Preprocess
+    sides run A, B, B, A; each side once untimed on a small corpus first."""
+    from benchmarks import real_text
+
+    rows = []
+    capped = int(args.object_store_gib * GIB)
+    polars = ("polars-preprocess", {}, "preprocess", POLARS)
+    sides = [("flow-preprocess", {"text_column": "text"}, "preprocess", OURS), polars]
+    sides += [(side, extra, f"dedup {extra['mode']}", OURS) for side, extra in DEDUP_SIDES[1:]]
+    with ray_head(work, "real-text", object_store_bytes=capped) as ray:
+        ray_env = join(ray, env, work)
+
+        def run(side: str, extra: dict[str, Any], raw: Path) -> tuple[dict[str, Any], Path]:
+            out = work / "real-text-out"
+            if side == "polars-preprocess":
+                return run_side(side, {"input": str(raw), "output": str(out)}, env, work, None), (
+                    out.with_suffix(".parquet")
+                )
+            side_args = {"input_uri": str(raw), "output_uri": str(out), **extra}
+            return run_side(side, side_args, ray_env, work, ray), out
+
+        def clear() -> None:
+            for leftover in work.glob("real-text-out*"):
+                shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+
+        warm = work / "real-text-warmup"
+        real_text.write_parquet(warm, 20_000_000)
+        for side, extra, _, _ in sides:
+            run(side, extra, warm)
+            clear()
+        shutil.rmtree(warm)
+        for size in args.real_text_gb:
+            raw = work / f"real-text-{size:g}"
+            num_rows = real_text.write_parquet(raw, int(size * 1e9))
+            text_bytes = sum(pq_text_bytes(file) for file in sorted(raw.glob("*.parquet")))
+            print(f"real text: {size:g} GB ({num_rows} rows, {text_bytes / 1e9:.2f} GB of text)")
+            order = abba(sides[:2]) + sides[2:]
+            runs: dict[tuple[str, str], list[dict[str, Any]]] = {}
+            wrong: dict[tuple[str, str], int] = {}
+            for side, extra, stage, method in order:
+                result, out = run(side, extra, raw)
+                if stage == "preprocess" and (stage, method) not in wrong:
+                    wrong[(stage, method)] = mismatches(out)
+                runs.setdefault((stage, method), []).append(result)
+                clear()
+            for (stage, method), results in runs.items():
+                row = {"stage": stage, "method": method, "size_gb": size, **merged(results)}
+                row |= {"text_bytes": text_bytes, "spilled_bytes_total": ray.spilled_bytes()}
+                if (stage, method) in wrong:
+                    row["mismatches"] = wrong[(stage, method)]
+                rows.append(row)
+            shutil.rmtree(raw)
+    return rows
+
+
+def pq_text_bytes(file: Path) -> int:
+    """UTF-8 bytes of a Parquet file's ``text`` column."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    text = pq.read_table(file, columns=["text"]).column("text")
+    return int(pc.sum(pc.binary_length(text)).as_py() or 0)
+
+
 def filter_sides(
     args: argparse.Namespace, work: Path, env: dict[str, str], corpus: Path
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
@@ -672,6 +768,8 @@ def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dic
         results["dedup_quality"] = dedup_quality(args, work, env)
     if "dedup" in phases:
         results["dedup"] = dedup_scaling(args, work, env)
+    if "real-text" in phases:
+        results["real_text"] = real_text_scaling(args, work, env)
     if "filter" in phases:
         results["filter"] = filter_phase(args, work, env)
     return results
@@ -714,6 +812,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--object-store-gib", type=float, default=1.0)
     parser.add_argument(
         "--dedup-gb", type=float, nargs=2, default=[1.0, 4.0], help="dedup flow sizes"
+    )
+    parser.add_argument(
+        "--real-text-gb", type=float, nargs=2, default=[0.5, 2.0], help="real-text phase sizes"
     )
     parser.add_argument(
         "--dedup-pairs", type=int, default=4000, help="planted pairs for dedup quality"

@@ -198,7 +198,9 @@ def check_targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
     if inputs:
         ratio, ok = inputs
         verdicts.append((f"inputs: peak memory of .jsonl.zst <= Parquet's ({ratio:.2f}x)", ok))
-    return verdicts + dedup_verdicts(results) + filter_verdicts(results)
+    return (
+        verdicts + dedup_verdicts(results) + real_text_verdicts(results) + filter_verdicts(results)
+    )
 
 
 def dedup_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
@@ -276,6 +278,78 @@ def _memory_verdict(stage: str, runs: list[dict[str, Any]]) -> list[tuple[str, b
             growth <= MEMORY_GROWTH_LIMIT,
         )
     ]
+
+
+# Issue 26 on real text: our preprocess against Polars' per further GB, and no row that
+# differs from Python's re.
+REAL_TEXT_VS_POLARS = 1.5
+
+
+def real_text_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Issue 26's targets on real text: preprocess against Polars, dedup against
+    preprocess, every cleaned row as Python's re makes it."""
+    rows = results.get("real_text") or []
+    if not rows:
+        return []
+    cpus = results["machine"]["cpus"]
+    rates = marginal_rates(rows)
+
+    def rate(stage: str, method: str = OURS) -> float | None:
+        return (rates.get((stage, method)) or {}).get("mb_per_s")
+
+    verdicts = []
+    ours, polars = rate("preprocess"), rate("preprocess", POLARS)
+    if ours and polars:
+        verdicts.append(
+            (
+                f"real text: preprocess {ours / polars:.2f}x Polars' marginal rate "
+                f"({ours / cpus:.1f} against {polars / cpus:.1f} MB/s per CPU; "
+                f"floor {REAL_TEXT_VS_POLARS}x)",
+                ours / polars >= REAL_TEXT_VS_POLARS,
+            )
+        )
+    for stage, floor in DEDUP_VS_PREPROCESS.items():
+        if ours and rate(stage):
+            ratio = rate(stage) / ours
+            verdicts.append(
+                (
+                    f"real text: {stage} {ratio:.2f}x preprocess's marginal rate "
+                    f"({rate(stage) / cpus:.1f} MB/s per CPU; floor {floor}x)",
+                    ratio >= floor,
+                )
+            )
+    wrong = sum(r.get("mismatches", 0) for r in rows)
+    checked = sorted({r["method"] for r in rows if "mismatches" in r})
+    verdicts.append(
+        (
+            f"real text: {wrong} cleaned rows differ from Python's re ({', '.join(checked)})",
+            not wrong,
+        )
+    )
+    return verdicts
+
+
+def real_text_markdown(results: dict[str, Any]) -> list[str]:
+    """The real-text phase: each side at two sizes and its marginal rate per CPU."""
+    rows = results.get("real_text") or []
+    if not rows:
+        return []
+    cpus = results["machine"]["cpus"]
+    rates = marginal_rates(rows)
+    lines = [
+        "| real text | method | size | GB of text | seconds | peak memory | rows unlike "
+        "Python's re | marginal MB/s of text per CPU |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        rate = rates[(r["stage"], r["method"])]["mb_per_s"]
+        lines.append(
+            f"| {r['stage']} | {r['method']} | {r['size_gb']:g} GB | "
+            f"{r['text_bytes'] / 1e9:.2f} | {r['seconds']:.1f} | "
+            f"{r['peak_memory_bytes'] / GIB:.2f} GiB | {r.get('mismatches', '-')} | "
+            f"{f'{rate / cpus:.1f}' if rate else '-'} |"
+        )
+    return lines
 
 
 def dedup_markdown(results: dict[str, Any]) -> list[str]:
@@ -622,6 +696,9 @@ def markdown(results: dict[str, Any]) -> str:
     dedup = dedup_markdown(results)
     if dedup:
         lines += ["", *dedup]
+    real = real_text_markdown(results)
+    if real:
+        lines += ["", *real]
     filters = filter_markdown(results)
     if filters:
         lines += ["", *filters]

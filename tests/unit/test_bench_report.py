@@ -277,3 +277,41 @@ def test_touching_memory_writes_every_chunk_twice():
     state = memory_state.touch_available_memory(keep_gib=2.0, available=available)
     assert state["touched_bytes"] == 3 * memory_state.CHUNK_BYTES
     assert state["fresh_write_gb_per_s"] > 0 and state["reused_write_gb_per_s"] > 0
+
+
+def test_real_text_targets_compare_with_polars_and_preprocess_and_count_mismatches():
+    def side(stage, method, seconds, wrong=None):
+        return [
+            {"stage": stage, "method": method, "size_gb": size, "seconds": s}
+            | {"text_bytes": int(size * GB), "peak_memory_bytes": 2**30}
+            | {"spilled_bytes_total": 0}
+            | ({"mismatches": wrong} if wrong is not None else {})
+            for size, s in zip((0.5, 2.0), seconds, strict=True)
+        ]
+
+    rows = [
+        *side("preprocess", report.OURS, (5.0, 11.0), 0),  # 1.5 GB in 6 s: 125 MB/s per CPU
+        *side("preprocess", report.POLARS, (6.0, 21.0), 0),  # 1.5 GB in 15 s: 50
+        *side("dedup exact", report.OURS, (5.0, 12.5)),  # 100: 0.8x preprocess
+        *side("dedup near", report.OURS, (6.0, 20.0)),  # 53.6: 0.43x
+    ]
+    found = {"machine": results()["machine"], "real_text": rows}
+    verdicts = dict(report.check_targets(found))
+    polars = "real text: preprocess 2.50x Polars' marginal rate (125.0 against 50.0 MB/s"
+    assert verdicts[f"{polars} per CPU; floor 1.5x)"]
+    assert verdicts[
+        "real text: dedup exact 0.80x preprocess's marginal rate (100.0 MB/s per CPU; floor 0.8x)"
+    ]
+    assert not verdicts[
+        "real text: dedup near 0.43x preprocess's marginal rate (53.6 MB/s per CPU; floor 0.5x)"
+    ]
+    assert verdicts[
+        "real text: 0 cleaned rows differ from Python's re (Polars, this project (flow))"
+    ]
+    rows[0]["mismatches"] = 3
+    wrong = dict(report.check_targets(found))
+    assert not wrong[
+        "real text: 3 cleaned rows differ from Python's re (Polars, this project (flow))"
+    ]
+    table = report.markdown({**found, "date": "d", "size_gb": 2.0})
+    assert "| preprocess | Polars | 2 GB | 2.00 | 21.0 | 1.00 GiB | 0 | 50.0 |" in table
