@@ -352,6 +352,59 @@ def real_text_markdown(results: dict[str, Any]) -> list[str]:
     return lines
 
 
+# The nightly's steps in order: (stage, the results key of the phase that measures it,
+# the stage's name there). The seed's scale is 10 GB a night.
+NIGHTLY = [
+    ("generate", "marginal", "generate"),
+    ("preprocess", "dedup", "preprocess"),
+    ("filter", "filter", "filter"),
+    ("dedup exact", "dedup", "dedup exact"),
+    ("dedup near", "dedup", "dedup near"),
+]
+NIGHTLY_GB = 10
+
+
+def nightly_costs(results: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each step of the nightly: its marginal MB/s of text per CPU, from the phase that
+    measured it, and the minutes 10 GB would take on this machine at that rate (the
+    steps' fixed costs, seconds each, left out). A step no phase measured has None."""
+    cpus = results["machine"]["cpus"]
+    found = []
+    for stage, key, name in NIGHTLY:
+        phase = results.get(key) or []
+        if key == "filter":
+            phase = (results.get(key) or {}).get("flow") or []
+        rate = (marginal_rates(phase).get((name, OURS)) or {}).get("mb_per_s")
+        found.append(
+            {
+                "stage": stage,
+                "phase": key,
+                "mb_per_s_per_cpu": rate / cpus if rate else None,
+                "minutes_at_10_gb": NIGHTLY_GB * 1e3 / rate / 60 if rate else None,
+            }
+        )
+    return found
+
+
+def nightly_markdown(results: dict[str, Any]) -> list[str]:
+    """The nightly's cost per step in one table (what the phases of this run measured)."""
+    costs = [c for c in nightly_costs(results) if c["mb_per_s_per_cpu"]]
+    if not costs:
+        return []
+    cpus = results["machine"]["cpus"]
+    lines = [
+        f"| nightly step | marginal MB/s of text per CPU | minutes for {NIGHTLY_GB} GB on "
+        f"{cpus} CPUs | measured in |",
+        "|---|---:|---:|---|",
+    ]
+    for c in costs:
+        lines.append(
+            f"| {c['stage']} | {c['mb_per_s_per_cpu']:.1f} | {c['minutes_at_10_gb']:.1f} "
+            f"| {c['phase']} |"
+        )
+    return lines
+
+
 def dedup_markdown(results: dict[str, Any]) -> list[str]:
     """The dedup quality table (one row per MinHash setting) and the dedup flow's sizes."""
     lines: list[str] = []
@@ -699,6 +752,9 @@ def markdown(results: dict[str, Any]) -> str:
     real = real_text_markdown(results)
     if real:
         lines += ["", *real]
+    nightly = nightly_markdown(results)
+    if nightly:
+        lines += ["", *nightly]
     filters = filter_markdown(results)
     if filters:
         lines += ["", *filters]

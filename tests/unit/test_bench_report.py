@@ -315,3 +315,14 @@ def test_real_text_targets_compare_with_polars_and_preprocess_and_count_mismatch
     ]
     table = report.markdown({**found, "date": "d", "size_gb": 2.0})
     assert "| preprocess | Polars | 2 GB | 2.00 | 21.0 | 1.00 GiB | 0 | 50.0 |" in table
+
+
+def test_the_nightly_table_puts_each_steps_measured_rate_and_minutes_side_by_side():
+    found = dedup_results()  # preprocess 125, exact 150, near 7.5 MB/s per CPU on 2 CPUs
+    table = report.markdown({**found, "date": "d", "size_gb": 2.0})
+    # 10 GB at 250 MB/s (125 per CPU on 2) is 40 s: 0.7 minutes; near's 15 MB/s: 11.1.
+    assert "| preprocess | 125.0 | 0.7 | dedup |" in table
+    assert "| dedup near | 7.5 | 11.1 | dedup |" in table
+    costs = {c["stage"]: c for c in report.nightly_costs(found)}
+    assert costs["generate"]["mb_per_s_per_cpu"] is None  # no marginal phase in this run
+    assert "| generate |" not in table
