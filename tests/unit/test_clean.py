@@ -137,3 +137,19 @@ def test_missing_text_column_is_named():
 def test_non_string_text_is_named():
     with pytest.raises(InputError, match="column 'text' has type int64"):
         clean_batch(pa.table({"text": [1, 2]}), where="f.parquet")
+
+
+@pytest.mark.parametrize("kind", [pa.string(), pa.large_string()])
+def test_non_ascii_slices_with_nulls_match_python_re(kind):
+    """The compiled pass over UTF-8 bytes, on slices (offsets not from zero) with nulls."""
+    rng = random.Random(77)
+    pool = [*"가힣각ㄱ AÄß\u3000\u00a0\u2028!9z", "\U0001f600", "\u200b"]
+    texts = [
+        None if rng.random() < 0.1 else "".join(rng.choice(pool) for _ in range(rng.randrange(9)))
+        for _ in range(500)
+    ]
+    array = pa.array(texts, kind)
+    for start, stop in ((0, 500), (3, 200), (250, 251), (499, 500)):
+        part = array.slice(start, stop - start)
+        expected = [None if t is None else clean_text(t) for t in texts[start:stop]]
+        assert clean_array(part).to_pylist() == expected

@@ -7,8 +7,12 @@ on whole Arrow arrays in one of two ways:
   ``bytes.translate`` pass over the array's character buffer that drops what the seed
   drops and lower-cases the rest; the row offsets are recomputed only if bytes were
   dropped.
-* Anything else goes through RE2 with the same character class. Two details make that
-  exact:
+* Other string and large string arrays take one compiled pass over their UTF-8 bytes
+  (:mod:`tasks.steps.preprocess.utf8`, Numba), which keeps a character exactly when the
+  seed's pattern does not match it (read from the pattern for every code point) and
+  lower-cases kept ASCII letters: 4.2x RE2's rate on real Korean and multilingual text.
+* Any other layout goes through RE2 with the same character class. Two details make
+  that exact:
 
   * Python's ``\\s`` on ``str`` is every character for which ``str.isspace()`` is true,
     while RE2's ``\\s`` is ASCII only, so the class spells out Python's set explicitly.
@@ -61,6 +65,10 @@ def clean_array(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     cleaned = clean_ascii(text)
     if cleaned is not None:
         return cleaned
+    if text.type in STRING_TYPES:
+        from tasks.steps.preprocess.utf8 import clean_utf8
+
+        return clean_utf8(text)
     removed = pc.replace_substring_regex(text, pattern=RE2_PATTERN, replacement="")
     return pc.ascii_lower(removed)
 
