@@ -78,7 +78,7 @@ def clean_ascii(text: pa.Array) -> pa.Array | None:
     if text.type not in STRING_TYPES or len(text) == 0:
         return None
     width = np.int32 if text.type == pa.string() else np.int64
-    validity, offsets_buffer, data = text.buffers()
+    _, offsets_buffer, data = text.buffers()
     offsets = np.frombuffer(offsets_buffer, width)[text.offset : text.offset + len(text) + 1]
     start, stop = int(offsets[0]), int(offsets[-1])
     raw = data.slice(start, stop - start).to_pybytes() if data is not None else b""
@@ -91,14 +91,18 @@ def clean_ascii(text: pa.Array) -> pa.Array | None:
         kept_before = np.zeros(len(raw) + 1, width)
         np.cumsum(_ASCII_KEPT[np.frombuffer(raw, np.uint8)], out=kept_before[1:])
         new_offsets = kept_before[offsets - start]
-    if text.null_count == 0:
-        validity = None
-    elif text.offset != 0:  # the bitmap is relative to the slice's offset: rebuild it
-        validity = text.is_valid().buffers()[1]
+    return rebuilt(text, new_offsets, cleaned)
+
+
+def rebuilt(text: pa.Array, offsets: np.ndarray, data: bytes | np.ndarray) -> pa.Array:
+    """An array of ``text``'s type and nulls with new ``offsets`` (from 0) and bytes."""
+    validity = None
+    if text.null_count:  # a slice's bitmap is relative to its offset: rebuilt then
+        validity = text.buffers()[0] if text.offset == 0 else text.is_valid().buffers()[1]
     return pa.Array.from_buffers(
         text.type,
         len(text),
-        [validity, pa.py_buffer(new_offsets), pa.py_buffer(cleaned)],
+        [validity, pa.py_buffer(offsets), pa.py_buffer(data)],
         null_count=text.null_count,
     )
 

@@ -16,12 +16,12 @@ import numba
 import numpy as np
 import pyarrow as pa
 
+from tasks.steps.preprocess.clean import clean_text, rebuilt
+
 
 @functools.cache
 def _tables() -> tuple[np.ndarray, np.ndarray]:
     """What each ASCII byte becomes (-1: dropped), and which BMP code points are kept."""
-    from tasks.steps.preprocess.clean import clean_text
-
     ascii_out = np.array(
         [ord(clean_text(chr(c))) if clean_text(chr(c)) else -1 for c in range(128)], np.int16
     )
@@ -79,7 +79,7 @@ def clean_utf8(text: pa.Array) -> pa.Array:
     """``clean_text`` over a string or large string array (valid UTF-8, as Arrow's
     strings are); nulls stay null."""
     width = np.int32 if text.type == pa.string() else np.int64
-    validity, offsets_buffer, data_buffer = text.buffers()
+    _, offsets_buffer, data_buffer = text.buffers()
     offsets = np.frombuffer(offsets_buffer, width)[text.offset : text.offset + len(text) + 1]
     data = (
         np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
@@ -89,13 +89,4 @@ def clean_utf8(text: pa.Array) -> pa.Array:
     new_offsets = np.empty(len(offsets), width)
     ascii_out, bmp = _tables()
     size = _clean(data, offsets.astype(np.int64), valid, ascii_out, bmp, out, new_offsets)
-    if text.null_count == 0:
-        validity = None
-    elif text.offset != 0:  # the bitmap is relative to the slice's offset: rebuild it
-        validity = text.is_valid().buffers()[1]
-    return pa.Array.from_buffers(
-        text.type,
-        len(text),
-        [validity, pa.py_buffer(new_offsets), pa.py_buffer(out[:size])],
-        null_count=text.null_count,
-    )
+    return rebuilt(text, new_offsets, out[:size])
