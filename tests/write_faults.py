@@ -5,7 +5,9 @@ in place of the project's own, which it runs first), so production code knows no
 of it. A file named like a part (``part-00001.parquet``)
 in the directory ``PIPELINE_TEST_WRITE_FAULTS`` names makes the next write of that part
 fail once, half written: its first batch of rows lands in the file, then the connection
-"resets" (a retryable error).
+"resets" (a retryable error). A ``part-00001.parquet.slow`` file holds that part's next
+write for the seconds it holds, and ``grouping.slow`` the dedup step's next band shard
+(pass 2), wherever it runs.
 """
 
 from __future__ import annotations
@@ -38,10 +40,7 @@ def install() -> None:
     ):
         name = part_name(index)
         request = os.path.join(os.environ[FAULTS_ENV], name)
-        with contextlib.suppress(FileNotFoundError):
-            seconds = float(Path(f"{request}.slow").read_text())
-            os.rename(f"{request}.slow", f"{request}.slow.fired")
-            time.sleep(seconds)
+        _hold(request)
         try:
             os.rename(request, f"{request}.fired")  # atomic, so it fires exactly once
         except FileNotFoundError:
@@ -53,3 +52,21 @@ def install() -> None:
 
     # Every step writes its parts through this one function.
     tasks.store.part_files.write_part = faulty
+
+    import tasks.steps.dedup.grouping as grouping
+
+    pairs = grouping.band_pairs
+
+    def held(task: Any) -> Any:
+        _hold(os.path.join(os.environ[FAULTS_ENV], "grouping"))
+        return pairs(task)
+
+    grouping.band_pairs = held
+
+
+def _hold(request: str) -> None:
+    """Sleep as long as ``{request}.slow`` says, once (it is renamed ``.slow.fired``)."""
+    with contextlib.suppress(FileNotFoundError):
+        seconds = float(Path(f"{request}.slow").read_text())
+        os.rename(f"{request}.slow", f"{request}.slow.fired")
+        time.sleep(seconds)

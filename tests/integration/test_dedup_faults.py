@@ -29,14 +29,6 @@ from flows.dedup import dedup
 dedup(sys.argv[1], sys.argv[2], mode="near")
 """
 
-# Holds the grouping of band shards (in the flow's own process for a small input).
-HOLD_GROUPING = """
-import time
-from tasks.steps.dedup import grouping
-pairs = grouping.band_pairs
-grouping.band_pairs = lambda task: (time.sleep(120), pairs(task))[1]
-"""
-
 # Parts 0 and 1 of the corpus's three start together on the session's two CPUs: part 1
 # is held (it sleeps before writing) while part 0 is written.
 HELD = "part-00001.parquet"
@@ -63,7 +55,7 @@ def test_a_run_killed_mid_phase_then_rerun_commits_the_uninterrupted_output(
 
     def ready(log: str) -> bool:
         if phase == "groups":
-            return "pass 2/3" in log
+            return "pass 2/3" in log and (faults / "grouping.slow.fired").exists()
         if phase == "filter" and "pass 2/3" in log and not (request.exists() or held.exists()):
             request.write_text("120")  # hold part 1 of pass 3 (its signatures are written)
         first = out / STAGING if phase == "signatures" else out
@@ -71,11 +63,10 @@ def test_a_run_killed_mid_phase_then_rerun_commits_the_uninterrupted_output(
 
     if phase == "signatures":
         request.write_text("120")
-    script = KILLED.replace("sys.argv[1], sys.argv[2]", f"{source!r}, {str(out)!r}")
-    if phase == "groups":  # this small input is grouped in the flow's process: held there
-        script = script.replace("from flows.dedup", HOLD_GROUPING + "from flows.dedup")
+    if phase == "groups":  # hold the first band shard, wherever the grouping runs
+        (faults / "grouping.slow").write_text("120")
     kill_flow_when(
-        script,
+        KILLED.replace("sys.argv[1], sys.argv[2]", f"{source!r}, {str(out)!r}"),
         str(out),
         ray_cluster.address_info["gcs_address"],
         tmp_path / "killed.log",

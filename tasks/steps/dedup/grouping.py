@@ -31,7 +31,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.steps.dedup import minhash as dedup
-from tasks.steps.dedup import sketch
 from tasks.store import part_files, storage
 from tasks.store.storage import Location
 
@@ -148,6 +147,8 @@ def write_group_files(
     )
     if params is None:
         return
+    from tasks.steps.dedup import sketch  # Numba: loaded only where sketches are used
+
     # Bands of the rows with words, less a file's repeats (their first copy has them all).
     chosen = valid.copy()
     chosen[np.flatnonzero(valid)[first != mine]] = False
@@ -254,6 +255,8 @@ class Lookup:
 
 def sketches_of(task: Lookup) -> tuple[np.ndarray, np.ndarray]:
     """(keys, sketches) of the wanted keys found in the file, in the file's order."""
+    from tasks.steps.dedup import sketch
+
     found_keys, found_tags = [], []
     uri, file = task.source
     for table in read_signature_file(uri, file, [KEY, SIGNATURE], task.s3):
@@ -294,6 +297,8 @@ def verify_pairs(
     """The candidate ``pairs`` ((n, 2) keys) whose estimated similarity reaches the
     threshold, and that similarity; in rounds of at most ``VERIFY_ROUND_PAIRS``, so what
     a round gathers is bounded whatever the number of duplicates."""
+    from tasks.steps.dedup import sketch
+
     if not len(pairs):
         return np.empty((0, 2), np.int64), np.array([], np.float64)
     kept, similarities = [], []
@@ -405,6 +410,8 @@ def group_span(
     """The lowest estimated similarity of a near duplicate removed in ``survivor``'s
     group to ``survivor`` itself: how far the group's chaining reached (1.0 when its
     rows are all exact copies). Gathered in rounds, like verification."""
+    from tasks.steps.dedup import sketch
+
     members = duplicates.removed[(duplicates.survivor == survivor) & ~duplicates.exact]
     if not len(members):
         return 1.0
