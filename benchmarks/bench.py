@@ -39,7 +39,6 @@ import datetime as dt
 import json
 import os
 import platform
-import re
 import shutil
 import signal
 import statistics
@@ -554,17 +553,15 @@ def mismatches(path: Path) -> int:
     seed's pattern, then ``str.lower``) makes of its ``text``: every row is checked."""
     import pyarrow.parquet as pq
 
-    from tasks.steps.preprocess.clean import SEED_PATTERN
+    from tasks.steps.preprocess.clean import clean_text
 
-    pattern = re.compile(SEED_PATTERN)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     wrong = 0
     for file in files:
         for batch in pq.ParquetFile(file).iter_batches(65_536, columns=["text", "cleaned_text"]):
             texts, cleaned = batch.column(0).to_pylist(), batch.column(1).to_pylist()
             wrong += sum(
-                pattern.sub("", t or "").lower() != (c or "")
-                for t, c in zip(texts, cleaned, strict=True)
+                clean_text(t or "") != (c or "") for t, c in zip(texts, cleaned, strict=True)
             )
     return wrong
 

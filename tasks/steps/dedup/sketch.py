@@ -36,6 +36,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tasks.steps.preprocess.clean import string_buffers
+
 U64 = np.uint64
 EMPTY32 = np.uint32(0xFFFFFFFF)
 DIGEST_BYTES = 16
@@ -268,16 +270,7 @@ def _buffers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
         text = text.combine_chunks() if text.num_chunks != 1 else text.chunk(0)
     if text.null_count:
         text = pc.fill_null(text, "")
-    if pa.types.is_string(text.type):
-        offset_type = np.int32
-    elif pa.types.is_large_string(text.type):
-        offset_type = np.int64
-    else:
-        raise TypeError(f"expected a string array, got {text.type}")
-    _, offsets_buffer, data_buffer = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, offset_type)[text.offset : text.offset + len(text) + 1]
-    empty = data_buffer is None  # an array of only empty strings may have no data buffer
-    data = np.zeros(0, np.uint8) if empty else np.frombuffer(data_buffer, np.uint8)
+    data, offsets = string_buffers(text)
     return data, offsets.astype(np.int64)
 
 

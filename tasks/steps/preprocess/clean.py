@@ -73,15 +73,26 @@ def clean_array(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     return pc.ascii_lower(removed)
 
 
+def string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """A string or large string array's offsets (its own width, this slice's rows) and
+    the whole UTF-8 data buffer they point into, without a copy."""
+    if text.type not in STRING_TYPES:
+        raise TypeError(f"expected a string array, got {text.type}")
+    width = np.int32 if text.type == pa.string() else np.int64
+    _, offsets_buffer, data = text.buffers()
+    offsets = np.frombuffer(offsets_buffer, width)[text.offset : text.offset + len(text) + 1]
+    # An array of only empty strings may have no data buffer.
+    return (np.zeros(0, np.uint8) if data is None else np.frombuffer(data, np.uint8)), offsets
+
+
 def clean_ascii(text: pa.Array) -> pa.Array | None:
     """The fast path: ``clean_array(text)`` if every byte is ASCII, else ``None``."""
     if text.type not in STRING_TYPES or len(text) == 0:
         return None
-    width = np.int32 if text.type == pa.string() else np.int64
-    _, offsets_buffer, data = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, width)[text.offset : text.offset + len(text) + 1]
+    data, offsets = string_buffers(text)
+    width = offsets.dtype.type
     start, stop = int(offsets[0]), int(offsets[-1])
-    raw = data.slice(start, stop - start).to_pybytes() if data is not None else b""
+    raw = data[start:stop].tobytes()
     if not raw.isascii():
         return None
     cleaned = raw.translate(_ASCII_LOWER, _ASCII_DROPPED)

@@ -16,7 +16,7 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from tasks.steps.preprocess.clean import clean_text, rebuilt
+from tasks.steps.preprocess.clean import clean_text, rebuilt, string_buffers
 
 
 @functools.cache
@@ -78,12 +78,8 @@ def _clean(
 def clean_utf8(text: pa.Array) -> pa.Array:
     """``clean_text`` over a string or large string array (valid UTF-8, as Arrow's
     strings are); nulls stay null."""
-    width = np.int32 if text.type == pa.string() else np.int64
-    _, offsets_buffer, data_buffer = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, width)[text.offset : text.offset + len(text) + 1]
-    data = (
-        np.frombuffer(data_buffer, np.uint8) if data_buffer is not None else np.zeros(0, np.uint8)
-    )
+    data, offsets = string_buffers(text)
+    width = offsets.dtype
     valid = np.asarray(text.is_valid(), dtype=np.bool_)
     out = np.empty(int(offsets[-1] - offsets[0]), np.uint8)
     new_offsets = np.empty(len(offsets), width)
