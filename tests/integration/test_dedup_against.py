@@ -79,6 +79,13 @@ def test_against_must_be_a_dedup_output_with_matching_signatures(tmp_path):
         against_indexes([str(tmp_path / "exact")], near, output)
     with pytest.raises(InputError, match="is, holds or lies inside this run's output_uri"):
         against_indexes([str(tmp_path / "exact")], None, resolve(str(tmp_path / "exact")))
+    # An index from an earlier version of the step (other digests and sketches), in
+    # either mode: refused, never compared with digests that cannot match.
+    del manifest["dedup"]["sketch"]
+    manifest_path.write_text(json.dumps(manifest))
+    for params in (None, near):
+        with pytest.raises(InputError, match="written by an earlier version of the dedup step"):
+            against_indexes([str(tmp_path / "exact")], params, output)
 
 
 def test_retention_removes_a_dedup_output_with_its_index(tmp_path):

@@ -126,6 +126,31 @@ def test_earlier_partitions_used_and_skipped_are_recorded_and_a_malformed_one_is
     assert rerun["num_rows"] == len({r["cleaned_text"] for r in rows})
 
 
+def test_an_earlier_partition_from_an_older_version_is_skipped_and_its_rows_are_kept(
+    tmp_path,
+):
+    """against_earlier beside a date deduplicated by an earlier version of the step (its
+    manifest records no sketch scheme: its digests differ): skipped with its reason, so
+    this date's rows are compared with nothing and all kept, as they would be without it."""
+    source, rows, *_ = corpus(tmp_path)
+    bucket = tmp_path / "bucket"
+    old = _day(bucket, "2026-03-01")
+    dedup_dataset(source, str(old), mode="exact")
+    manifest = json.loads((old / "_manifest.json").read_text())
+    del manifest["dedup"]["sketch"]
+    (old / "_manifest.json").write_text(json.dumps(manifest))
+    before = {p: p.read_bytes() for p in old.rglob("*") if p.is_file()}
+
+    found = dedup_dataset(
+        source, str(_day(bucket, "2026-03-02")), mode="exact", against_earlier=True
+    )
+    assert found["parameters"]["against"] == []
+    (skipped,) = found["parameters"]["against_skipped"]
+    assert skipped["uri"] == f"file://{old}" and "earlier version" in skipped["reason"]
+    assert found["num_rows"] == len({r["cleaned_text"] for r in rows})
+    assert {p: p.read_bytes() for p in old.rglob("*") if p.is_file()} == before  # untouched
+
+
 def _commit_texts(root, texts: list[str]) -> None:
     """A dataset committed with our protocol, without running a flow."""
     root.mkdir(parents=True)
