@@ -167,6 +167,7 @@ def kernels(args: dict[str, Any]) -> dict[str, float]:
     from tasks.steps.generate import step as generate
     from tasks.steps.generate import synth
     from tasks.steps.preprocess import step as preprocess
+    from tasks.store.storage import resolve
 
     worker.setup()  # as a Ray worker of a flow run sets up (tasks/cluster/worker.py)
     pa.set_cpu_count(1)  # one core: Arrow's thread pool would spread the work
@@ -174,7 +175,7 @@ def kernels(args: dict[str, Any]) -> dict[str, float]:
     work, rows, length = Path(args["work"]), args["rows"], args["text_length"]
 
     def generated(name: str, n: int, seed: int = 0) -> tuple[str, float]:
-        spec = generate.GeneratePart(str(work / name), 0, 0, n, seed, length)
+        spec = generate.GeneratePart(resolve(str(work / name)), 0, 0, n, seed, length)
         (work / name).mkdir(parents=True)
         started = time.perf_counter()
         generate.Generate.write_part(spec)
@@ -183,9 +184,9 @@ def kernels(args: dict[str, Any]) -> dict[str, float]:
     def cleaned(name: str, part: str, n: int) -> float:
         schema = preprocess.output_schema(synth.SCHEMA, part)
         spec = preprocess.CleanPart(
-            str(work / name),
+            resolve(str(work / name)),
             0,
-            [(part, 0, n)],
+            [(resolve(part), 0, n)],
             "parquet",
             schema,
             synth.SCHEMA,

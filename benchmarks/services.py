@@ -113,10 +113,18 @@ def ray_head(work: Path, name: str, object_store_bytes: int | None = None) -> It
     ]
     if object_store_bytes:
         command.append(f"--object-store-memory={object_store_bytes}")
+    # Token authentication on, as the drivers ask for it: Ray's token file is made if the
+    # machine has none (`ray start` does not make one), and never printed.
+    subprocess.run(
+        [str(BIN / "ray"), "get-auth-token", "--generate"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        check=True,
+    )
     with log.open("w") as out:
         process = subprocess.Popen(
             command,
-            env={**os.environ, **QUIET, **PRELOAD},
+            env={**os.environ, **QUIET, **PRELOAD, "RAY_AUTH_MODE": "token"},
             stdout=out,
             stderr=subprocess.STDOUT,
             start_new_session=True,
@@ -135,7 +143,7 @@ class RayHead:
 
     @property
     def env(self) -> dict[str, str]:
-        # Ray 2.60 heads have token authentication on; clients must say so.
+        # The head has token authentication on (ray_head); clients must say so.
         return {"RAY_ADDRESS": self.address, "RAY_AUTH_MODE": "token"}
 
     def spilled_bytes(self) -> int:

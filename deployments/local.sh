@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-RUN_DIR=.run
+RUN_DIR=${RUN_DIR:-.run}
 BIN=.venv/bin
 POOL=${PREFECT_WORK_POOL:-local-process}
 RAY_PORT=${RAY_PORT:-6390}
@@ -34,8 +34,13 @@ stop_one() {
   alive "$name" || { rm -f "$RUN_DIR/$name.pid"; return 0; }
   pid=$(cat "$RUN_DIR/$name.pid")
   echo "stopping $name (process group $pid)"
+  # The leader first: `ray start --block` stops its own processes on SIGTERM within
+  # seconds, but waits out its whole grace time when they get the signal with it.
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  # Then what is left of its group (a worker's flow-run processes), by force at last.
   kill -TERM -- "-$pid" 2>/dev/null || true
-  for _ in $(seq 30); do kill -0 "$pid" 2>/dev/null || break; sleep 1; done
+  for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.2; done
   kill -KILL -- "-$pid" 2>/dev/null || true
   rm -f "$RUN_DIR/$name.pid"
 }
@@ -70,9 +75,15 @@ case "${1:-}" in
       exit 0
     fi
     echo "starting a local Ray head on 127.0.0.1:$RAY_PORT (log: $RUN_DIR/ray.log)"
+    # Token authentication on, with Ray's own token file (~/.ray/auth_token), made here
+    # on a machine that has none: `ray start` does not make one, and without it the head
+    # would run open while the worker's flow runs ask for a token and fail. The token is
+    # never printed.
+    "$BIN/ray" get-auth-token --generate >/dev/null 2>&1
     # Ray starts new worker processes for every job (every flow run); have them import
     # Ray Data and our work modules as they start, before any task waits on them.
-    RAY_preload_python_modules=ray.data,tasks.steps.generate.step,tasks.steps.preprocess.step,tasks.steps.dedup.step \
+    RAY_AUTH_MODE=token \
+      RAY_preload_python_modules=ray.data,tasks.steps.generate.step,tasks.steps.preprocess.step,tasks.steps.dedup.step \
       start_bg ray "$BIN/ray" start --head --block --disable-usage-stats \
       --node-ip-address 127.0.0.1 --port "$RAY_PORT" \
       --dashboard-host 127.0.0.1 --dashboard-port "$RAY_DASHBOARD_PORT"

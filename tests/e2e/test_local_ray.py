@@ -1,0 +1,70 @@
+"""`make run`'s standing Ray (``deployments/local.sh ray``) on a machine Ray has never run
+on: no token file in the home directory. The head must start with token authentication
+and a flow run's client, given what the worker gives it (``RAY_ADDRESS``,
+``RAY_AUTH_MODE=token``), must get in; a client with another token must not."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.helpers import free_port
+
+ROOT = Path(__file__).resolve().parents[2]
+LOCAL = ROOT / "deployments" / "local.sh"
+CLIENT = """
+import ray
+ray.init(logging_level="ERROR")
+print("sum", ray.get(ray.remote(lambda: 1 + 1).remote()))
+"""
+
+
+def test_local_ray_starts_with_a_token_on_a_machine_without_one(tmp_path):
+    home, run_dir = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    port = free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
+        "HOME": str(home),  # no ~/.ray/auth_token: a machine Ray never ran on
+        "RUN_DIR": str(run_dir),
+        "RAY_PORT": str(port),
+        "RAY_DASHBOARD_PORT": str(free_port()),
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PREFECT_API_URL": "http://127.0.0.1:9/api",  # local.sh asks for one; unused here
+    }
+    client_env = {**env, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token"}
+    try:
+        started = subprocess.run(
+            [str(LOCAL), "ray"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
+        )
+        assert started.returncode == 0, started.stdout + started.stderr
+        worker = subprocess.run(
+            [sys.executable, "-c", CLIENT],
+            env=client_env,
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert "sum 2" in worker.stdout
+        token = (home / ".ray" / "auth_token").read_text().strip()
+        assert token
+
+        stranger = subprocess.run(
+            [sys.executable, "-c", CLIENT],
+            env={**client_env, "RAY_AUTH_TOKEN": "0" * len(token)},
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        assert stranger.returncode != 0
+        assert "sum" not in stranger.stdout
+        for log in run_dir.glob("*.log"):
+            assert token not in log.read_text(errors="replace"), log
+    finally:
+        subprocess.run([str(LOCAL), "stop"], env=env, cwd=ROOT, timeout=120)
+    assert not (run_dir / "ray.pid").exists()
