@@ -124,15 +124,20 @@ def run_side(
     reports), wall time and peak memory."""
     log = work / f"{side}-{len(list(work.glob(f'{side}*.log')))}.log"
     print(f"  {side} {json.dumps(args)}", flush=True)
-    started = time.perf_counter()
+    started, machine = time.perf_counter(), memory_state.counters()
     process = start_driver(side, args, env, log)
     roots = [process.pid] + ([ray.process.pid] if ray else [])
     with PeakMemory(roots) as memory:
         out, _ = process.communicate()
     wall = time.perf_counter() - started
+    machine = memory_state.spent(machine, memory_state.counters())
     reported = driver_result(side, process, out, log)
-    print(f"    {reported['seconds']:.1f} s, peak memory {memory.peak / GIB:.2f} GiB", flush=True)
-    return {**reported, "wall_seconds": wall, "peak_memory_bytes": memory.peak}
+    print(
+        f"    {reported['seconds']:.1f} s, peak memory {memory.peak / GIB:.2f} GiB; "
+        f"machine: {memory_state.spent_line(machine)}",
+        flush=True,
+    )
+    return {**reported, "wall_seconds": wall, "peak_memory_bytes": memory.peak, **machine}
 
 
 def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -142,6 +147,10 @@ def merged(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "wall_seconds": statistics.mean(r["wall_seconds"] for r in runs),
         "peak_memory_bytes": max(r["peak_memory_bytes"] for r in runs),
         "runs_seconds": [r["seconds"] for r in runs],
+    } | {
+        key: statistics.mean(r[key] for r in runs)
+        for key in memory_state.SPENT
+        if all(key in r for r in runs)
     }
 
 

@@ -153,7 +153,7 @@ def test_markdown_table_lists_every_row():
         "| generate | seed method (Ray Data) | 0.25 and 0.5 GB | 10.0, 30.0 | 12 | 5% |" in table
     )
     assert "generate 130 MB/s per core, 260 in all; clean 160 per core, 320 in all" in table
-    assert "| generate | this project (flow) | 10.0 | 200 | 4.5x | - | 1.00 GiB |" in table
+    assert "| generate | this project (flow) | 10.0 | 200 | 15.0x | - | 1.00 GiB |" in table
     assert (
         "| preprocess | seed method (Ray Data) (extrapolated) | 45.0 | 44 | 1.0x | 0.2x | - |"
         in table
@@ -287,6 +287,37 @@ def test_the_report_says_what_fresh_and_reused_memory_cost():
     }
     table = report.markdown({**dedup_results(), "date": "d", "size_gb": 2.0, "memory_state": state})
     assert "19.0 GiB written at 0.41 GB/s the first time (fresh pages), 1.90 GB/s freed" in table
+    assert "starts from memory the VM has backed" in table
+    handed_back = report.markdown(
+        {**dedup_results(), "date": "d", "size_gb": 2.0}
+        | {"memory_state": state | {"host_reported_mib": 18000.0}}
+    )
+    assert "hands freed memory back to its host (free page reporting: 18000 MiB" in handed_back
+    assert "starts from memory the VM has backed" not in handed_back
+
+
+def test_each_runs_machine_time_and_memory_handed_back_are_reported():
+    from benchmarks import memory_state
+
+    before = {"user_cpu_seconds": 10.0, "system_cpu_seconds": 2.0, "host_reported_mib": 100.0}
+    after = {"user_cpu_seconds": 25.5, "system_cpu_seconds": 9.25, "host_reported_mib": 612.0}
+    spent = memory_state.spent(before, after)
+    assert spent == {
+        "user_cpu_seconds": 15.5,
+        "system_cpu_seconds": 7.25,
+        "host_reported_mib": 512.0,
+    }
+    # Where the VM does not report, that counter is left out rather than made up.
+    assert "host_reported_mib" not in memory_state.spent(
+        before | {"host_reported_mib": None}, after | {"host_reported_mib": None}
+    )
+    now = memory_state.counters()
+    assert now["system_cpu_seconds"] > 0 and now["user_cpu_seconds"] > 0
+    r = results()
+    for row in r["marginal"]:
+        row |= {"user_cpu_seconds": 7.0, "system_cpu_seconds": 3.5, "host_reported_mib": 640.0}
+    table = report.marginal_markdown(r)
+    assert "| preprocess | Polars | 2 GB | 14.0 | 7.0 | 3.5 | 640 |" in table
 
 
 def test_touching_memory_writes_every_chunk_twice():
