@@ -714,23 +714,19 @@ def marginal_markdown(results: dict[str, Any]) -> list[str]:
 
 def machine_markdown(rows: list[dict[str, Any]]) -> list[str]:
     """Where each run's time went on the whole machine: CPU seconds in user code and in
-    the kernel, and the freed memory the VM handed back to its host meanwhile (memory
-    that the next write faults in from the host again, which shows as system time)."""
+    the kernel (where a first write into memory the VM took back shows, memory_state)."""
     rows = [r for r in rows if "system_cpu_seconds" in r]
     if not rows:
         return []
     lines = [
         "",
-        "| stage | method | size | seconds | user CPU s | system CPU s | MiB freed back "
-        "to the host |",
-        "|---|---|---:|---:|---:|---:|---:|",
+        "| stage | method | size | seconds | user CPU s | system CPU s |",
+        "|---|---|---:|---:|---:|---:|",
     ]
     for r in rows:
-        back = r.get("host_reported_mib")
         lines.append(
             f"| {r['stage']} | {r['method']} | {r['size_gb']:g} GB | {r['seconds']:.1f} | "
-            f"{r['user_cpu_seconds']:.1f} | {r['system_cpu_seconds']:.1f} | "
-            f"{'-' if back is None else f'{back:.0f}'} |"
+            f"{r['user_cpu_seconds']:.1f} | {r['system_cpu_seconds']:.1f} |"
         )
     return lines
 

@@ -107,9 +107,7 @@ def test_targets_hold_or_are_missed_by_their_floors():
     assert [t for t, ok in fast_seed if not ok] == [
         "generate marginal: 5.0x the seed method's (floor 20x)"
     ]
-    faster = report.check_targets(
-        results(ours_pre=(6.0, 9.0), flow_pre=9.0, polars_pre=10.0)
-    )
+    faster = report.check_targets(results(ours_pre=(6.0, 9.0), flow_pre=9.0, polars_pre=10.0))
     assert [t for t, ok in faster if not ok] == [
         "preprocess end to end at 2 GB: 1.11x Polars (floor 1.2x)"
     ]
@@ -149,9 +147,7 @@ def test_markdown_table_lists_every_row():
         "| preprocess | this project (flow) | 1 and 2 GB | 6.0, 9.5 | 286 | 89% | 1.7x | 5.7x |"
         in table
     )
-    assert (
-        "| generate | seed method (Ray Data) | 0.25 and 0.5 GB | 10.0, 30.0 | 12 | 5% |" in table
-    )
+    assert "| generate | seed method (Ray Data) | 0.25 and 0.5 GB | 10.0, 30.0 | 12 | 5% |" in table
     assert "generate 130 MB/s per core, 260 in all; clean 160 per core, 320 in all" in table
     assert "| generate | this project (flow) | 10.0 | 200 | 15.0x | - | 1.00 GiB |" in table
     assert (
@@ -279,7 +275,7 @@ def test_dedup_targets_are_per_cpu_marginal_rates_and_the_default_settings_quali
     assert "| preprocess | 4 GB | 30% | - (-) | 20.0 | 1.10 GiB | 0 MiB | - | 125.0 |" in table
 
 
-def test_the_report_says_what_fresh_and_reused_memory_cost():
+def test_the_report_says_what_fresh_reused_and_later_memory_cost():
     state = {
         "touched_bytes": 19 * 2**30,
         "fresh_write_gb_per_s": 0.41,
@@ -287,40 +283,14 @@ def test_the_report_says_what_fresh_and_reused_memory_cost():
     }
     table = report.markdown({**dedup_results(), "date": "d", "size_gb": 2.0, "memory_state": state})
     assert "19.0 GiB written at 0.41 GB/s the first time (fresh pages), 1.90 GB/s freed" in table
-    assert "starts from memory the VM has backed" in table
-    handed_back = report.markdown(
+    paused = report.markdown(
         {**dedup_results(), "date": "d", "size_gb": 2.0}
-        | {"memory_state": state | {"host_reported_mib": 18000.0}}
+        | {"memory_state": state | {"paused_write_gb_per_s": 0.45, "pause_seconds": 3.0}}
     )
-    assert "hands freed memory back to its host (free page reporting: 18000 MiB" in handed_back
-    assert "starts from memory the VM has backed" not in handed_back
+    assert "written again at once, 0.45 GB/s freed 3 s before" in paused
 
 
-def test_each_runs_machine_time_and_memory_handed_back_are_reported():
-    from benchmarks import memory_state
-
-    before = {"user_cpu_seconds": 10.0, "system_cpu_seconds": 2.0, "host_reported_mib": 100.0}
-    after = {"user_cpu_seconds": 25.5, "system_cpu_seconds": 9.25, "host_reported_mib": 612.0}
-    spent = memory_state.spent(before, after)
-    assert spent == {
-        "user_cpu_seconds": 15.5,
-        "system_cpu_seconds": 7.25,
-        "host_reported_mib": 512.0,
-    }
-    # Where the VM does not report, that counter is left out rather than made up.
-    assert "host_reported_mib" not in memory_state.spent(
-        before | {"host_reported_mib": None}, after | {"host_reported_mib": None}
-    )
-    now = memory_state.counters()
-    assert now["system_cpu_seconds"] > 0 and now["user_cpu_seconds"] > 0
-    r = results()
-    for row in r["marginal"]:
-        row |= {"user_cpu_seconds": 7.0, "system_cpu_seconds": 3.5, "host_reported_mib": 640.0}
-    table = report.marginal_markdown(r)
-    assert "| preprocess | Polars | 2 GB | 14.0 | 7.0 | 3.5 | 640 |" in table
-
-
-def test_touching_memory_writes_every_chunk_twice():
+def test_touching_memory_writes_every_chunk_twice_and_some_after_a_pause():
     """The pass itself, on 3 chunks: what it reports is what it wrote."""
     from benchmarks import memory_state
 
@@ -328,6 +298,29 @@ def test_touching_memory_writes_every_chunk_twice():
     state = memory_state.touch_available_memory(keep_gib=2.0, available=available)
     assert state["touched_bytes"] == 3 * memory_state.CHUNK_BYTES
     assert state["fresh_write_gb_per_s"] > 0 and state["reused_write_gb_per_s"] > 0
+    assert state["paused_write_gb_per_s"] > 0
+    assert state["pause_seconds"] == memory_state.PAUSE_SECONDS
+
+
+def test_each_runs_machine_cpu_time_is_reported():
+    from benchmarks import memory_state
+
+    before = {"user_cpu_seconds": 10.0, "system_cpu_seconds": 2.0}
+    after = {"user_cpu_seconds": 25.5, "system_cpu_seconds": 9.25}
+    assert memory_state.spent(before, after) == {
+        "user_cpu_seconds": 15.5,
+        "system_cpu_seconds": 7.25,
+    }
+    # The machine's own counters: they only grow, and work shows in them.
+    first = memory_state.counters()
+    sum(i * i for i in range(2_000_000))
+    later = memory_state.spent(first, memory_state.counters())
+    assert later["user_cpu_seconds"] > 0 and later["system_cpu_seconds"] >= 0
+    r = results()
+    for row in r["marginal"]:
+        row |= {"user_cpu_seconds": 7.0, "system_cpu_seconds": 3.5}
+    table = report.marginal_markdown(r)
+    assert "| preprocess | Polars | 2 GB | 14.0 | 7.0 | 3.5 |" in table
 
 
 def test_real_text_targets_compare_with_polars_and_preprocess_and_count_mismatches():
