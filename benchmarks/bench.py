@@ -889,7 +889,7 @@ def main(argv: list[str] | None = None) -> None:
         with prefect_server(work) as env:
             touched = None
             if not args.no_touch_memory:
-                print("touching the available memory once (every side then starts equal)")
+                print("touching the available memory once (no side meets memory the VM never had)")
                 touched = memory_state.touch_available_memory(args.touch_memory_keep_gib)
                 print(f"  {memory_state.markdown(touched)}", flush=True)
             results = run_phases(args, work, env)
