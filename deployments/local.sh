@@ -29,15 +29,18 @@ start_bg() {  # name command...: its own session, so stop can end its children t
   echo $! >"$RUN_DIR/$name.pid"
 }
 
-stop_one() {
-  local name=$1 pid
+stop_one() {  # name [seconds the group's leader gets to stop by itself]
+  local name=$1 grace=${2:-30} pid
   alive "$name" || { rm -f "$RUN_DIR/$name.pid"; return 0; }
   pid=$(cat "$RUN_DIR/$name.pid")
   echo "stopping $name (process group $pid)"
   # The leader first: `ray start --block` stops its own processes on SIGTERM within
   # seconds, but waits out its whole grace time when they get the signal with it.
   kill -TERM "$pid" 2>/dev/null || true
-  for _ in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  for _ in $(seq $((grace * 5))); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  # A second SIGTERM: Prefect's worker turns it into SIGKILL (its first, forwarded to
+  # itself as SIGINT, leaves an idle worker of Prefect 3.9 running).
+  kill -TERM "$pid" 2>/dev/null || true
   # Then what is left of its group (a worker's flow-run processes), by force at last.
   kill -TERM -- "-$pid" 2>/dev/null || true
   for _ in $(seq 50); do kill -0 -- "-$pid" 2>/dev/null || break; sleep 0.2; done
@@ -112,7 +115,7 @@ case "${1:-}" in
     start_bg worker "$BIN/prefect" worker start --pool "$POOL"
     ;;
   stop)
-    stop_one worker
+    stop_one worker 5  # Prefect 3.9's worker does not stop on its first SIGTERM
     stop_one ray
     stop_one server
     ;;

@@ -1,13 +1,17 @@
-"""`make run`'s standing Ray (``deployments/local.sh ray``) on a machine Ray has never run
-on: no token file in the home directory. The head must start with token authentication
-and a flow run's client, given what the worker gives it (``RAY_ADDRESS``,
-``RAY_AUTH_MODE=token``), must get in; a client with another token must not."""
+"""`make run`'s standing services (``deployments/local.sh``) as a new user meets them.
+
+Ray on a machine Ray has never run on (no token file in the home directory): the head
+must start with token authentication and a flow run's client, given what the worker
+gives it (``RAY_ADDRESS``, ``RAY_AUTH_MODE=token``), must get in; a client with another
+token must not. And ``make stop`` must end the server and worker it started, and only
+those, without waiting out a grace time they ignore."""
 
 from __future__ import annotations
 
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from tests.helpers import free_port
@@ -68,3 +72,54 @@ def test_local_ray_starts_with_a_token_on_a_machine_without_one(tmp_path):
     finally:
         subprocess.run([str(LOCAL), "stop"], env=env, cwd=ROOT, timeout=120)
     assert not (run_dir / "ray.pid").exists()
+
+
+def group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def test_stop_ends_the_server_and_an_idle_worker_it_started(tmp_path):
+    run_dir, port = tmp_path / "run", free_port()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_"))},
+        "RUN_DIR": str(run_dir),
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_WORK_POOL": "stop-test",
+    }
+    # A process of ours outside the recorded groups, which stop must leave alone.
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    try:
+        for what in ("server", "pool", "worker"):
+            started = subprocess.run(
+                [str(LOCAL), what], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
+            )
+            assert started.returncode == 0, started.stdout + started.stderr
+        groups = {n: int((run_dir / f"{n}.pid").read_text()) for n in ("server", "worker")}
+        log = run_dir / "worker.log"
+        deadline = time.monotonic() + 120
+        while "started" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert "started" in log.read_text(), log.read_text()
+    finally:
+        began = time.monotonic()
+        stopped = subprocess.run(
+            [str(LOCAL), "stop"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+        )
+        took = time.monotonic() - began
+    try:
+        assert stopped.returncode == 0, stopped.stdout + stopped.stderr
+        for name, pgid in groups.items():
+            assert not group_alive(pgid), name
+            assert not (run_dir / f"{name}.pid").exists()
+        # Prefect 3.9's worker ignores its first SIGTERM: stop used to wait 30 s for it.
+        assert took < 25, f"stop took {took:.1f} s: {stopped.stdout}"
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
