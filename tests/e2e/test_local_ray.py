@@ -25,55 +25,6 @@ print("sum", ray.get(ray.remote(lambda: 1 + 1).remote()))
 """
 
 
-def test_local_ray_starts_with_a_token_on_a_machine_without_one(tmp_path):
-    home, run_dir = tmp_path / "home", tmp_path / "run"
-    home.mkdir()
-    port = free_port()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("RAY_")},
-        "HOME": str(home),  # no ~/.ray/auth_token: a machine Ray never ran on
-        "RUN_DIR": str(run_dir),
-        "RAY_PORT": str(port),
-        "RAY_DASHBOARD_PORT": str(free_port()),
-        "RAY_USAGE_STATS_ENABLED": "0",
-        "PREFECT_API_URL": "http://127.0.0.1:9/api",  # local.sh asks for one; unused here
-    }
-    client_env = {**env, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token"}
-    try:
-        started = subprocess.run(
-            [str(LOCAL), "ray"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
-        )
-        assert started.returncode == 0, started.stdout + started.stderr
-        worker = subprocess.run(
-            [sys.executable, "-c", CLIENT],
-            env=client_env,
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert worker.returncode == 0, worker.stderr[-3000:]
-        assert "sum 2" in worker.stdout
-        token = (home / ".ray" / "auth_token").read_text().strip()
-        assert token
-
-        stranger = subprocess.run(
-            [sys.executable, "-c", CLIENT],
-            env={**client_env, "RAY_AUTH_TOKEN": "0" * len(token)},
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            timeout=180,
-        )
-        assert stranger.returncode != 0
-        assert "sum" not in stranger.stdout
-        for log in run_dir.glob("*.log"):
-            assert token not in log.read_text(errors="replace"), log
-    finally:
-        subprocess.run([str(LOCAL), "stop"], env=env, cwd=ROOT, timeout=120)
-    assert not (run_dir / "ray.pid").exists()
-
-
 def group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -82,34 +33,70 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def test_stop_ends_the_server_and_an_idle_worker_it_started(tmp_path):
-    run_dir, port = tmp_path / "run", free_port()
+def run_local(what: str, env: dict[str, str]) -> None:
+    done = subprocess.run(
+        [str(LOCAL), what], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def client(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", CLIENT],
+        env=env,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+
+
+def test_make_run_services_on_a_machine_ray_never_ran_on_then_make_stop(tmp_path):
+    home, run_dir = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    port = free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("RAY_", "PREFECT_"))},
+        "HOME": str(home),  # no ~/.ray/auth_token: a machine Ray never ran on
         "RUN_DIR": str(run_dir),
+        "RAY_PORT": str(port),
+        "RAY_DASHBOARD_PORT": str(free_port()),
+        "RAY_USAGE_STATS_ENABLED": "0",
         "PREFECT_HOME": str(tmp_path / "prefect"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_API_URL": f"http://127.0.0.1:{free_port()}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_WORK_POOL": "stop-test",
+        "PREFECT_WORK_POOL": "local-test",
     }
+    # What the worker gives its flow runs' Ray clients.
+    client_env = {**env, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token"}
     # A process of ours outside the recorded groups, which stop must leave alone.
-    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)"])
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    groups: dict[str, int] = {}
     try:
-        for what in ("server", "pool", "worker"):
-            started = subprocess.run(
-                [str(LOCAL), what], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
-            )
-            assert started.returncode == 0, started.stdout + started.stderr
-        groups = {n: int((run_dir / f"{n}.pid").read_text()) for n in ("server", "worker")}
+        for what in ("server", "ray", "pool", "worker"):
+            run_local(what, env)
+        groups = {n: int((run_dir / f"{n}.pid").read_text()) for n in ("server", "ray", "worker")}
+
+        worker = client(client_env)
+        assert worker.returncode == 0, worker.stderr[-3000:]
+        assert "sum 2" in worker.stdout
+        token = (home / ".ray" / "auth_token").read_text().strip()
+        assert token
+        stranger = client({**client_env, "RAY_AUTH_TOKEN": "0" * len(token)})
+        assert stranger.returncode != 0
+        assert "sum" not in stranger.stdout
+
         log = run_dir / "worker.log"
         deadline = time.monotonic() + 120
         while "started" not in log.read_text() and time.monotonic() < deadline:
             time.sleep(0.5)
         assert "started" in log.read_text(), log.read_text()
+        for each in run_dir.glob("*.log"):
+            assert token not in each.read_text(errors="replace"), each
     finally:
         began = time.monotonic()
         stopped = subprocess.run(
-            [str(LOCAL), "stop"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=120
+            [str(LOCAL), "stop"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=180
         )
         took = time.monotonic() - began
     try:
@@ -117,7 +104,8 @@ def test_stop_ends_the_server_and_an_idle_worker_it_started(tmp_path):
         for name, pgid in groups.items():
             assert not group_alive(pgid), name
             assert not (run_dir / f"{name}.pid").exists()
-        # Prefect 3.9's worker ignores its first SIGTERM: stop used to wait 30 s for it.
+        # Prefect 3.9's worker ignores its first SIGTERM: stop used to wait 30 s for it
+        # (and as long for `ray start --block` when its processes got the signal with it).
         assert took < 25, f"stop took {took:.1f} s: {stopped.stdout}"
         assert bystander.poll() is None
     finally:
