@@ -71,6 +71,24 @@ def test_make_run_services_on_a_machine_ray_never_ran_on_then_make_stop(tmp_path
     client_env = {**env, "RAY_ADDRESS": f"127.0.0.1:{port}", "RAY_AUTH_MODE": "token"}
     # A process of ours outside the recorded groups, which stop must leave alone.
     bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+    try:
+        said, groups = start_use_and_stop(env, client_env, home, run_dir)
+        # Prefect 3.9's worker ignores its first SIGTERM: stop used to wait 30 s for it.
+        lines = [line for _, line in said]
+        at = lines.index(f"stopping worker (process group {groups['worker']})")
+        worker_took = said[at + 1][0] - said[at][0]
+        assert worker_took < 20, f"the worker took {worker_took:.1f} s to stop: {said}"
+        assert bystander.poll() is None
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def start_use_and_stop(
+    env: dict[str, str], client_env: dict[str, str], home: Path, run_dir: Path
+) -> tuple[list[tuple[float, str]], dict[str, int]]:
+    """Start the services, check Ray's token, then ``stop`` (whatever happened): when
+    each line of stop's output came, and the process groups it had to end."""
     groups: dict[str, int] = {}
     try:
         for what in ("server", "ray", "pool", "worker"):
@@ -101,17 +119,8 @@ def test_make_run_services_on_a_machine_ray_never_ran_on_then_make_stop(tmp_path
         said = [(time.monotonic(), line.strip()) for line in stopped.stdout]
         stopped.wait(timeout=180)
         said.append((time.monotonic(), "done"))
-    try:
-        assert stopped.returncode == 0, said
-        for name, pgid in groups.items():
-            assert not group_alive(pgid), name
-            assert not (run_dir / f"{name}.pid").exists()
-        # Prefect 3.9's worker ignores its first SIGTERM: stop used to wait 30 s for it.
-        lines = [line for _, line in said]
-        at = lines.index(f"stopping worker (process group {groups['worker']})")
-        worker_took = said[at + 1][0] - said[at][0]
-        assert worker_took < 20, f"the worker took {worker_took:.1f} s to stop: {said}"
-        assert bystander.poll() is None
-    finally:
-        bystander.kill()
-        bystander.wait()
+    assert stopped.returncode == 0, said
+    for name, pgid in groups.items():
+        assert not group_alive(pgid), name
+        assert not (run_dir / f"{name}.pid").exists()
+    return said, groups
