@@ -1,6 +1,6 @@
 """Step 5: keep the rows that pass language identification and the quality rules of
 Gopher, C4 and FineWeb (per language); every rejected row is kept too, with its reason,
-in _rejected/ beside them."""
+in the dataset beside them (``filtered-rejected/`` for ``filtered/``)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
-from tasks.orchestration.exclusive import exclusive_output
+from tasks.orchestration.exclusive import exclusive_output, reading
 from tasks.steps.filter.rules import FilterOptions
 from tasks.steps.filter.step import Filter, FilterParams
-from tasks.store.storage import canonical_uri, settings_for
+from tasks.store.storage import canonical_uri, settings_for, split_glob
 
 
 @flow(
@@ -41,8 +41,9 @@ def filter_documents(
 
     Every row gets language and language_score columns. The rules look at the text as it
     is (the raw text: cleaning strips the punctuation and line structure they measure).
-    A rejected row goes to _rejected/ inside the output with all its columns and
-    filter_reason, the first rule it failed; the manifest counts, per rule, the rows and
+    A rejected row goes to the dataset beside the output named as it is plus -rejected
+    (filtered-rejected/dt=D for filtered/dt=D) with all its columns and filter_reason,
+    the first rule it failed; the manifest counts, per rule, the rows and
     bytes it removed and the rows it fails.
 
     Args:
@@ -64,7 +65,9 @@ def filter_documents(
     until = deadline.after(timeout_minutes)
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
     start_ray(ray.init)
-    with exclusive_output(output):
+    # The input is leased while it is read, so that no writer or retention changes it
+    # between the inspection and the parts.
+    with exclusive_output(output), reading([split_glob(source)[0]]):
         manifest = run_step_task(
             Filter,
             FilterParams(
@@ -82,11 +85,11 @@ def filter_documents(
         )
     stats = manifest["filters"]
     get_run_logger().info(
-        "committed %d of %d rows at %s; %d rejected (in %s/_rejected)",
+        "committed %d of %d rows at %s; %d rejected (in %s)",
         stats["kept"],
         stats["rows_in"],
         output,
         stats["rejected"],
-        output,
+        manifest["companions"]["rejected"]["uri"],
     )
     return output

@@ -23,8 +23,8 @@ from tasks.steps.dedup.minhash import MinHashParams
 from tasks.steps.dedup.step import Dedup, DedupParams
 from tasks.steps.preprocess.clean import clean_text
 from tasks.steps.skeleton import run_step
-from tasks.store.dataset import listed_files
-from tasks.store.storage import S3Settings
+from tasks.store.dataset import companion, listed_files
+from tasks.store.storage import S3Settings, resolve
 
 
 def dedup_dataset(
@@ -53,9 +53,15 @@ def tree_digest(root: Path) -> dict[str, str]:
     }
 
 
+def companion_path(root: Path, name: str) -> Path:
+    """Where the dataset at ``root`` keeps its companion ``name`` (rejected rows, an index)."""
+    return Path(companion(resolve(str(root)), name).path)
+
+
 def assert_committed(root: Path) -> dict:
-    """The manifest lists exactly the files present (data files, and a dedup output's
-    signature index), with true counts and sizes."""
+    """The manifest lists exactly the files present, with true counts and sizes, and
+    each companion it records is committed beside it the same way, with the manifest
+    digest recorded."""
     manifest = json.loads((root / "_manifest.json").read_text())
     present = sorted(str(p.relative_to(root)) for p in root.rglob("*") if p.is_file())
     listed = sorted(listed_files(manifest))
@@ -65,14 +71,25 @@ def assert_committed(root: Path) -> dict:
         assert os.path.getsize(path) == entry["size_bytes"]
         assert pq.ParquetFile(path).metadata.num_rows == entry["num_rows"]
     assert manifest["num_rows"] == sum(f["num_rows"] for f in manifest["files"])
+    for name, recorded in (manifest.get("companions") or {}).items():
+        beside = companion_path(root, name)
+        side = assert_committed(beside)
+        assert side["companion"] == name
+        digest = hashlib.sha256((beside / "_manifest.json").read_bytes()).hexdigest()
+        assert recorded["manifest_sha256"] == digest
     return manifest
 
 
 def committed_bytes(root: Path) -> dict[str, bytes]:
-    """The bytes of every file a committed dataset's manifest lists, by relative path:
-    two outputs are the same output when these are equal."""
+    """The bytes of every file a committed dataset's manifest lists, by relative path,
+    and of its companions' files as ``{companion}:{path}``: two outputs are the same
+    output when these are equal."""
     manifest = json.loads((root / "_manifest.json").read_text())
-    return {path: (root / path).read_bytes() for path in sorted(listed_files(manifest))}
+    found = {path: (root / path).read_bytes() for path in sorted(listed_files(manifest))}
+    for name in manifest.get("companions") or {}:
+        side = committed_bytes(companion_path(root, name))
+        found.update({f"{name}:{path}": data for path, data in side.items()})
+    return found
 
 
 def assert_cleaned_exactly(table: pa.Table) -> None:

@@ -2,11 +2,13 @@
 
 Only what this project committed is removed, and only whole: a partition is removed
 when it has our manifest and every file that manifest lists is a file of ours inside
-the partition. The removal first writes ``_removing.json`` listing those files, then
-deletes the manifest (from then on readers see no dataset), the listed files, the own
-leftovers of a killed write, and the marker last; a removal that stops half way is
-finished by the next one, from the marker. A folder with neither (being written,
-crashed, or not ours) and any file that is not ours stay where they are.
+the partition. The removal first writes ``_removing.json`` listing those files and the
+dataset's companions, then deletes the manifest (from then on readers see no dataset),
+each companion (the same way, at the place :func:`dataset.companion` derives, never
+one a manifest names), the listed files, the own leftovers of a killed write, and the
+marker last; a removal that stops half way is finished by the next one, from the marker.
+A folder with neither (being written, crashed, or not ours) and any file that is not
+ours stay where they are.
 """
 
 from __future__ import annotations
@@ -90,10 +92,10 @@ def _listed(manifest: dict) -> object:
 
 def _removal_list(
     root: Location, logger: logging.Logger | logging.LoggerAdapter
-) -> tuple[list[str], tuple[str, ...]] | None:
-    """The files to remove at ``root`` and the side folders they may lie in, once its
-    removal is under way (marker written, manifest gone); None, having logged why, if
-    ``root`` is not ours to remove."""
+) -> tuple[list[str], tuple[str, ...], tuple[str, ...]] | None:
+    """The files to remove at ``root``, the side folders they may lie in and the
+    companions to remove with them, once its removal is under way (marker written,
+    manifest gone); None, having logged why, if ``root`` is not ours to remove."""
     try:
         manifest = dataset.read_manifest(root)
     except InputError as exc:  # a manifest we cannot read is not one we wrote
@@ -117,6 +119,7 @@ def _removal_list(
         logger.info("left %s: %s is not one this pipeline version wrote", root.uri, named)
         return None
     folders = dataset.side_folders(document)
+    companions = dataset.companions_of(document)
     if bad := unsafe_paths(root, files, folders):
         logger.warning(
             "left %s untouched: %s lists what retention may not delete: %s",
@@ -127,19 +130,23 @@ def _removal_list(
         return None
     if manifest is None:
         logger.info("%s: finishing a removal that stopped half way", root.uri)
-        return files, folders
+        return files, folders, companions
     marker = {
         "writer": dataset.WRITER,
         "manifest_version": dataset.MANIFEST_VERSION,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": files,
         "side_folders": list(folders),
+        "companions": {name: {} for name in companions},
+        # A companion's removal says what it is, so that one that stops half way is
+        # finished from the marker (:func:`_remove_companion` checks it).
+        **({"companion": manifest["companion"]} if "companion" in manifest else {}),
     }
     # The marker lands before the manifest goes: from here on a stop leaves a list of
     # what is still to delete, never files that nothing names as ours.
     storage.write_bytes_atomic(root.child(dataset.REMOVING_NAME), json.dumps(marker).encode())
     storage.delete_file(root.child(dataset.MANIFEST_NAME))
-    return files, folders
+    return files, folders, companions
 
 
 def remove_committed(
@@ -157,7 +164,9 @@ def remove_committed(
     found = _removal_list(root, logger)
     if found is None:
         return None
-    files, folders = found
+    files, folders, companions = found
+    for name in companions:
+        _remove_companion(dataset.companion(root, name), name, logger)
     for relative in files:
         storage.delete_file(root.child(relative))
     # What a killed write left beside the dataset (_writing.json, signature files, temps)
@@ -172,6 +181,28 @@ def remove_committed(
             storage.remove_empty_dir(root.child("/".join(parts[:depth])))
     storage.remove_empty_dir(root)
     return sum(1 for relative in files if "/" not in relative)
+
+
+def _remove_companion(
+    where: Location, name: str, logger: logging.Logger | logging.LoggerAdapter
+) -> None:
+    """Remove the companion ``name`` committed at ``where`` (or finish its removal), if
+    what is there says it is one; anything else there is left, and logged."""
+    if not storage.list_files(where):
+        return  # removed already (a removal that stopped after it)
+    try:
+        document = dataset.read_manifest(where)
+    except InputError:
+        document = None
+    if document is None:
+        try:
+            document = json.loads(storage.read_bytes(where.child(dataset.REMOVING_NAME)))
+        except (FileNotFoundError, ValueError):
+            document = None
+    if not isinstance(document, dict) or document.get("companion") != name:
+        logger.warning("left %s: not a %s companion committed by this pipeline", where.uri, name)
+        return
+    remove_committed(where, logger)
 
 
 def expired_partitions(

@@ -6,15 +6,19 @@ has its parameters (one typed model) and supplies only what is its own:
 - :meth:`Step.prepare`: check the parameters, read what it needs to know about its
   input, and say how many bytes it will write. Nothing is written yet.
 - :meth:`Step.plan`: the output is now ours to write; run any pass of its own (into its
-  ``side_folders``) and return the typed specs of its parts.
-- :meth:`Step.write_part`: write one part on a Ray worker, idempotently.
+  ``staging_folders``) and return the typed specs of its parts.
+- :meth:`Step.write_part`: write one part on a Ray worker, idempotently: a part file at
+  the output, and one in each of its ``companions`` (rejected rows, an index), the
+  datasets it keeps beside the output (:func:`tasks.store.dataset.companion`).
 - :meth:`Step.finish`: what the manifest records beyond files and rows.
 - :meth:`Step.tables` and :meth:`Step.summary_rows`: its own reports.
 
 :func:`run_step` owns the guarantees every step gives: the free-space check from the
 step's own estimate, an output location that is ours (what we did not write is never
 touched), parts on Ray with per-part retries and node records, the deadline, the row
-check, the manifest, staging removed, and the commit, exactly once. No Prefect here:
+check, a check that the step wrote only its parts where it may, the manifests, staging
+removed, and the commit, exactly once: the companions first, the output's manifest last
+(the commit point, recording each companion's manifest digest). No Prefect here:
 ``tasks.orchestration`` runs it as a task and publishes its reports.
 """
 
@@ -33,7 +37,7 @@ from pydantic import BaseModel
 from tasks.cluster.mapping import Done, map_items
 from tasks.cluster.nodes import NodeBook, execution_summary
 from tasks.cluster.options import RayOptions
-from tasks.nightly import space
+from tasks.nightly import retention, space
 from tasks.store import dataset, storage
 from tasks.store.dataset import FileEntry
 from tasks.store.storage import Location
@@ -47,36 +51,44 @@ OnDone = Callable[[int, int, Done], None]
 @dataclass(frozen=True)
 class PartResult:
     """What writing one part gives back: its file, the bytes of text it held (for the
-    throughput figures), the rows it set aside in a side file instead (a filter's
-    rejected rows), and the step's own counts for it."""
+    throughput figures), the step's own counts for it, and its file in each companion.
+    Rows of its input that went to a companion instead (a filter's rejected rows) are
+    counted by ``set_aside`` (which names that companion)."""
 
     entry: FileEntry
     text_bytes: int = 0
     counts: dict[str, Any] = field(default_factory=dict)
-    set_aside: int = 0
+    companions: dict[str, FileEntry] = field(default_factory=dict)
+    set_aside: str | None = None
+
+    @property
+    def rows_accounted(self) -> int:
+        """The input rows this part holds, set-aside ones included."""
+        aside = self.companions[self.set_aside].num_rows if self.set_aside else 0
+        return self.entry.num_rows + aside
 
 
 @dataclass(frozen=True)
 class Plan:
-    """The parts to write (typed specs, one per part file), the schema they share, and
-    how many rows they must hold between them (set-aside rows included)."""
+    """The parts to write (typed specs, one per part file), the schema they share, how
+    many rows they must hold between them (set-aside rows included), and the schema of
+    each companion's files."""
 
     specs: Sequence[Any]
     schema: pa.Schema
     expected_rows: int
+    companions: dict[str, pa.Schema] = field(default_factory=dict)
 
 
 @dataclass
 class Record:
     """What a step's manifest records beyond its files, rows and schema: ``sections``
-    are top-level keys of its own, ``side_files`` the files it keeps in its side folders
-    (listed in the manifest apart from ``files``)."""
+    are top-level keys of its own."""
 
     parameters: dict[str, Any]
     stats: dict[str, Any]
     inputs: dict[str, Any] | None = None
     sections: dict[str, Any] = field(default_factory=dict)
-    side_files: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -101,6 +113,10 @@ class Run:
     on_phase: Callable[[str], None] = log.info
     nodes: NodeBook = field(default_factory=NodeBook)
 
+    def companion(self, name: str) -> Location:
+        """Where the output's companion ``name`` goes (beside the output, never in it)."""
+        return dataset.companion(self.output, name)
+
     def map(
         self, fn: Callable[[Any], Any], specs: Sequence[Any], *, parts: bool = False
     ) -> list[Done]:
@@ -120,10 +136,10 @@ class Step(ABC, Generic[P]):
     """A data step: what it has of its own. One instance serves one run."""
 
     name: ClassVar[str]  # the manifest's stage, the artifacts' and task's prefix
-    # Folders inside the output the step writes besides its parts; the staging ones are
-    # removed before the commit, the others are listed in the manifest's side_files.
-    side_folders: ClassVar[tuple[str, ...]] = ()
+    # Folders inside the output a run writes besides its parts, removed before the commit.
     staging_folders: ClassVar[tuple[str, ...]] = ()
+    # Datasets the step keeps beside its output (``Run.companion``), one file per part.
+    companions: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, params: P, run: Run) -> None:
         self.params, self.run = params, run
@@ -187,16 +203,48 @@ def run_step(
     step = step_type(params, run)
     needed = step.prepare()
     space.check_free_space(run.output, needed, step.name)
-    leftovers = dataset.prepare_output(run.output, step.side_folders)
+    # The output is uncommitted first: from here until its new manifest lands, no reader
+    # takes the output and its companions for a committed pair.
+    leftovers = dataset.prepare_output(run.output, step.staging_folders)
+    beside = {name: dataset.prepare_output(run.companion(name)) for name in step.companions}
     plan = step.plan()
     parts = run.map(step.write_part, plan.specs, parts=True)
     record = step.finish(parts)
     results: list[PartResult] = [part.result for part in parts]
-    rows = sum(result.entry.num_rows + result.set_aside for result in results)
+    rows = sum(result.rows_accounted for result in results)
     if rows != plan.expected_rows:
         raise RuntimeError(
             f"{step.name} wrote {rows} rows at {run.output.uri}, expected {plan.expected_rows}"
         )
+    check_written(
+        step.name, run.output, [r.entry for r in results], leftovers, step.staging_folders
+    )
+    for name in step.companions:
+        entries = [r.companions[name] for r in results if name in r.companions]
+        check_written(f"{step.name} ({name})", run.companion(name), entries, beside[name])
+    execution = execution_summary(
+        parts, [(r.entry.num_rows, r.text_bytes) for r in results], run.nodes
+    )
+    # Staging goes before the commit: a run killed after it leaves none behind (and a
+    # rerun or retention removes our marker and anything of ours left).
+    for folder in step.staging_folders:
+        remove_staging(run.output.child(folder))
+    # The companions commit first, then the output, whose manifest records each one's
+    # digest: a run killed between leaves the output uncommitted (its rerun writes
+    # both again), never an output whose companion is missing or another run's.
+    committed: dict[str, Any] = {}
+    for name in step.companions:
+        where = run.companion(name)
+        entries = [r.companions[name] for r in results if name in r.companions]
+        side = dataset.build_manifest(
+            entries,
+            plan.companions[name],
+            stage=f"{step.name}.{name}",
+            companion=name,
+            companion_of=run.output.uri,
+        )
+        digest = dataset.commit(where, side, beside[name], deadline)
+        committed[name] = {"uri": where.uri, "manifest_sha256": digest}
     manifest = dataset.build_manifest(
         [result.entry for result in results],
         plan.schema,
@@ -205,19 +253,53 @@ def run_step(
         **({"inputs": record.inputs} if record.inputs is not None else {}),
         stats=record.stats,
         **record.sections,
-        side_folders=[f for f in step.side_folders if f not in step.staging_folders],
-        side_files=record.side_files,
+        **({"companions": committed} if committed else {}),
         timings={"total_seconds": round(time.monotonic() - started, 3)},
-        execution=execution_summary(
-            parts, [(r.entry.num_rows, r.text_bytes) for r in results], run.nodes
-        ),
+        execution=execution,
     )
-    # Staging goes before the commit: a run killed after it leaves none behind (and a
-    # rerun or retention removes our marker and anything of ours left).
-    for folder in step.staging_folders:
-        remove_staging(run.output.child(folder))
+    # The companions an older dataset here had and this one has not go before the
+    # commit: once it lands, nothing would name them as this dataset's.
+    for name in leftovers.companions:
+        if name not in committed:
+            retention.remove_committed(run.companion(name), log)
     dataset.commit(run.output, manifest, leftovers, deadline)
     return manifest
+
+
+def check_written(
+    step: str,
+    root: Location,
+    entries: list[FileEntry],
+    leftovers: list[str],
+    staging: Sequence[str] = (),
+) -> None:
+    """Refuse to commit unless ``root`` holds exactly what the step may leave there: its
+    parts (part-named, at the top, as big as the entries say), our control files, our
+    leftovers (which the commit deletes) and files in its staging folders."""
+    listed = {e.path: e.size_bytes for e in entries}
+    bad_names = [p for p in listed if not dataset.is_part_name(p)]
+    if bad_names or len(listed) != len(entries):
+        raise RuntimeError(f"{step} named parts it may not write at {root.uri}: {bad_names}")
+    found = {
+        Location(root.scheme, f.path).relative_to(root): f.size for f in storage.list_files(root)
+    }
+    missing = [p for p, size in listed.items() if found.get(p) != size]
+    stray = [
+        p
+        for p in found
+        if p not in listed
+        and p not in leftovers
+        and p not in (dataset.WRITING_NAME, dataset.MANIFEST_NAME)
+        and not any(p.startswith(folder.rstrip("/") + "/") for folder in staging)
+    ]
+    if missing or stray:
+        raise RuntimeError(
+            f"{step} wrote what it may not commit at {root.uri}: "
+            + "; ".join(
+                [f"part {p} missing or not the size it reported" for p in missing[:5]]
+                + [f"{p} is not one of its parts" for p in stray[:5]]
+            )
+        )
 
 
 def remove_staging(folder: Location) -> None:

@@ -30,11 +30,18 @@ WRITING_NAME = "_writing.json"
 # the files still to delete, so a removal that stopped half way is finished by the next.
 REMOVING_NAME = "_removing.json"
 MANIFEST_VERSION = 1
-# A step's side folders inside its output (staging, an index, rejected rows) are named
-# by the step (``Step.side_folders``) and recorded in the write marker and the manifest,
-# so their part-named files are known as ours. These were written before they were
-# recorded (manifest version 1 as first released): they stay known as ours.
+# A step's staging folders inside its output are named by the step
+# (``Step.staging_folders``) and recorded in the write marker, so their part-named files
+# are known as ours. Manifests written before companions (below) also named side folders
+# that stayed after the commit (``_rejected``, ``_dedup/index``); these two were written
+# before side folders were recorded at all: they stay known as ours.
 LEGACY_SIDE_FOLDERS = ("_dedup/signatures", "_dedup/index")
+# What a step keeps besides its rows (a filter's rejected rows, dedup's signature index)
+# is a companion: a dataset of its own beside the dataset, never inside it, so that a
+# reader pointed at the dataset (Ray Data, pyarrow, Polars or DuckDB globs) reads only
+# its rows: ``.../filtered/dt=D`` keeps its rejected rows in ``.../filtered-rejected/dt=D``.
+COMPANION_SEPARATOR = "-"
+_COMPANION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 WRITER = "ray-text-pipeline"
 _PART_RE = re.compile(r"^part-\d{5,}\.parquet$")
 # What a crashed local atomic write of ours can leave behind.
@@ -56,8 +63,34 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
+def is_part_name(name: str) -> bool:
+    """Whether ``name`` is a part file's name (``part-00000.parquet``), nothing else."""
+    return bool(_PART_RE.match(name))
+
+
+def companion(root: Location, name: str) -> Location:
+    """Where the dataset at ``root`` keeps its companion ``name``: beside the dataset,
+    with the same ``key=value`` partition folders (``s3://b/filtered/dt=D`` ->
+    ``s3://b/filtered-rejected/dt=D``). The one place that decides it: retention and
+    ``against`` derive it again instead of trusting a path a manifest names."""
+    if not _COMPANION_NAME.fullmatch(name):
+        raise ValueError(f"companion names are lower-case words, got {name!r}")
+    parts = root.path.rstrip("/").split("/")
+    partitions: list[str] = []
+    while len(parts) > 1 and "=" in parts[-1]:
+        partitions.insert(0, parts.pop())
+    if len(parts) < 2 or not parts[-1]:
+        raise InputError(
+            f"{root.uri}: a dataset with {name} rows needs a folder of its own "
+            f"(not a bucket or a filesystem root), since they go beside it"
+        )
+    parts[-1] += COMPANION_SEPARATOR + name
+    return Location(root.scheme, "/".join(parts + partitions), root.s3)
+
+
 def side_folders(document: object) -> tuple[str, ...]:
-    """The side folders a manifest or marker of ours names, and the legacy ones."""
+    """The staging or (older manifests) side folders a manifest or marker of ours names,
+    and the legacy ones."""
     named = document.get("side_folders") if isinstance(document, dict) else None
     own = [f for f in named or () if isinstance(f, str) and f and not f.startswith("/")]
     return tuple(dict.fromkeys([*own, *LEGACY_SIDE_FOLDERS]))
@@ -150,11 +183,33 @@ def check_disjoint(input_root: Location, output_root: Location) -> None:
         raise InputError(f"input_uri {input_root.uri} is inside output_uri {output_root.uri}")
 
 
-def prepare_output(root: Location, folders: Iterable[str] = ()) -> list[str]:
-    """Check ``root`` may be written and uncommit any dataset already there; the write
-    about to start keeps its side files in ``folders``.
+def companions_of(document: object) -> tuple[str, ...]:
+    """The names of the companions a manifest or removal marker of ours records."""
+    named = document.get("companions") if isinstance(document, dict) else None
+    if not isinstance(named, dict):
+        return ()
+    return tuple(n for n in named if isinstance(n, str) and _COMPANION_NAME.fullmatch(n))
 
-    Returns the relative names of our own files found there (old parts, temps). Raises
+
+class Leftovers(list):
+    """The relative names of our own files found where a write starts (old parts, temps,
+    staging), with what the marks there said: ``folders``, where our files may lie, and
+    ``companions``, those the dataset committed there had (gone at the next commit
+    unless it has them too)."""
+
+    def __init__(
+        self, names: Iterable[str] = (), folders: Iterable[str] = (), companions: Iterable[str] = ()
+    ) -> None:
+        super().__init__(names)
+        self.folders = tuple(dict.fromkeys([*folders, *LEGACY_SIDE_FOLDERS]))
+        self.companions = tuple(companions)
+
+
+def prepare_output(root: Location, folders: Iterable[str] = ()) -> Leftovers:
+    """Check ``root`` may be written and uncommit any dataset already there; the write
+    about to start stages files in ``folders``.
+
+    Returns our own files found there (old parts, temps) as :class:`Leftovers`. Raises
     :class:`OutputConflictError` if anything else is there: we never delete what we did
     not write.
     """
@@ -189,7 +244,11 @@ def prepare_output(root: Location, folders: Iterable[str] = ()) -> list[str]:
         # Uncommit: from here until the new manifest lands, readers see no dataset rather
         # than a manifest that disagrees with the files.
         storage.delete_file(root.child(MANIFEST_NAME))
-    return [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME)]
+    return Leftovers(
+        [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME)],
+        known,
+        (name for mark in marks if mark is not None for name in companions_of(mark)),
+    )
 
 
 # What marks a location as ours: a manifest we committed, or a marker of ours.
@@ -223,15 +282,18 @@ def listed_files(manifest: dict) -> list[str]:
 
 def commit(
     root: Location, manifest: dict, leftovers: Iterable[str], deadline: float | None = None
-) -> None:
-    """Delete our files the manifest does not list, then write the manifest last.
+) -> str:
+    """Delete our files the manifest does not list, then write the manifest last; return
+    the sha256 of the manifest's bytes (:func:`manifest_fingerprint`).
 
-    Past ``deadline`` (epoch seconds) nothing is committed: a run that timed out has
-    already been reported failed, so its output must not appear afterwards.
+    Our files are those of the folders the manifest and (for :class:`Leftovers`) the
+    marks found before the write name: the side folders of an older dataset committed
+    there go too. Past ``deadline`` (epoch seconds) nothing is committed: a run that
+    timed out has already been reported failed, so its output must not appear afterwards.
     """
     deadline_check(deadline, f"commit {root.uri}")
     listed = set(listed_files(manifest))
-    folders = side_folders(manifest)
+    folders = side_folders(manifest) + getattr(leftovers, "folders", ())
     for relative in leftovers:
         if relative not in listed and is_own_file(relative, folders):
             storage.delete_file(root.child(relative))
@@ -239,6 +301,11 @@ def commit(
     with storage.explained(root, "commit"):
         storage.write_bytes_atomic(root.child(MANIFEST_NAME), body)
         storage.delete_file(root.child(WRITING_NAME))
+    for folder in folders:  # an older dataset's side folders, once emptied
+        parts = folder.split("/")
+        for depth in range(len(parts), 0, -1):
+            storage.remove_empty_dir(root.child("/".join(parts[:depth])))
+    return hashlib.sha256(body).hexdigest()
 
 
 def read_dataset(

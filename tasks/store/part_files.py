@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
 import pyarrow as pa
@@ -33,6 +34,69 @@ def check_options(compression: str, batch_size: int) -> None:
         raise InputError(f"batch_size must be at least 1, got {batch_size}")
 
 
+class PartWriter:
+    """``part-{index}.parquet`` under ``root``, written a table at a time in row groups of
+    about ``ROW_GROUP_BYTES`` (so a writer holds about that much); :meth:`close` gives its
+    entry. The name depends only on ``index``, so a retry overwrites the same file.
+    ``hashes``: the columns are hash values (and keys), written plain: trying a
+    dictionary for random values costs twenty times the write and saves nothing."""
+
+    def __init__(
+        self,
+        root: Location,
+        index: int,
+        schema: pa.Schema,
+        compression: str = COMPRESSION,
+        hashes: bool = False,
+    ) -> None:
+        self.loc = root.child(part_name(index))
+        self.schema, self.rows = schema, 0
+        self._pending: list[pa.Table] = []
+        self._pending_bytes = 0
+        with storage.explained(self.loc, "write"):
+            self._sink = self.loc.fs.open_output_stream(self.loc.path)
+            self._writer = pq.ParquetWriter(
+                self._sink, schema, compression=compression, **(PLAIN if hashes else {})
+            )
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows == 0:
+            return
+        self._pending.append(table.cast(self.schema) if table.schema != self.schema else table)
+        self._pending_bytes += table.nbytes
+        self.rows += table.num_rows
+        if self._pending_bytes >= ROW_GROUP_BYTES:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            with storage.explained(self.loc, "write"):
+                self._writer.write_table(pa.concat_tables(self._pending), row_group_size=1 << 62)
+            self._pending, self._pending_bytes = [], 0
+
+    def close(self) -> FileEntry:
+        """Write what is pending and close the file; its entry."""
+        self._flush()
+        with storage.explained(self.loc, "write"):
+            self._writer.close()
+            self._sink.close()
+        return FileEntry(self.loc.name, self.rows, storage.info(self.loc).size)
+
+    def abort(self) -> None:
+        """Close without a usable file (the part is rewritten by the retry)."""
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        with contextlib.suppress(Exception):
+            self._sink.close()
+
+    def __enter__(self) -> PartWriter:
+        return self
+
+    def __exit__(self, kind: object, *_: object) -> None:
+        if kind is not None:
+            self.abort()
+
+
 def write_part(
     root: Location,
     index: int,
@@ -41,33 +105,9 @@ def write_part(
     compression: str = COMPRESSION,
     hashes: bool = False,
 ) -> FileEntry:
-    """Write ``tables`` as ``part-{index}.parquet`` under ``root``; return its entry.
-
-    The name depends only on ``index``, so a retry overwrites the same file. ``hashes``:
-    the columns are hash values (and keys), written plain: trying a dictionary for
-    random values costs twenty times the write and saves nothing.
-    """
-    name = part_name(index)
-    loc = root.child(name)
-    rows = 0
-    pending: list[pa.Table] = []
-    pending_bytes = 0
-    with (
-        storage.explained(loc, "write"),
-        loc.fs.open_output_stream(loc.path) as sink,
-        pq.ParquetWriter(
-            sink, schema, compression=compression, **(PLAIN if hashes else {})
-        ) as writer,
-    ):
+    """Write ``tables`` as ``part-{index}.parquet`` under ``root`` (:class:`PartWriter`);
+    return its entry."""
+    with PartWriter(root, index, schema, compression, hashes) as writer:
         for table in tables:
-            if table.num_rows == 0:
-                continue
-            pending.append(table.cast(schema) if table.schema != schema else table)
-            pending_bytes += table.nbytes
-            rows += table.num_rows
-            if pending_bytes >= ROW_GROUP_BYTES:
-                writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
-                pending, pending_bytes = [], 0
-        if pending:
-            writer.write_table(pa.concat_tables(pending), row_group_size=1 << 62)
-    return FileEntry(name, rows, storage.info(loc).size)
+            writer.write(table)
+        return writer.close()

@@ -19,6 +19,7 @@ from tasks.steps.preprocess.clean import clean_text
 from tests.helpers import (
     assert_committed,
     committed_bytes,
+    companion_path,
     kill_flow_when,
     tree_digest,
     with_write_faults,
@@ -72,10 +73,8 @@ def test_every_row_is_kept_or_rejected_with_its_reason(tmp_path):
 
     manifest = assert_committed(tmp_path / "out")
     assert out == f"file://{tmp_path}/out"
-    kept = pq.read_table(tmp_path / "out").to_pylist()  # the parts only: _rejected is hidden
-    rejected = pa.concat_tables(
-        pq.read_table(tmp_path / "out" / path) for path in manifest["side_files"]
-    ).to_pylist()
+    kept = pq.read_table(tmp_path / "out").to_pylist()
+    rejected = pq.read_table(companion_path(tmp_path / "out", "rejected")).to_pylist()
     assert sorted(r["id"] for r in kept + rejected) == [r["id"] for r in rows]
     # The verdicts are the kernel's, row for row; columns pass unchanged.
     expected = evaluate(pa.array([r["text"] for r in rows], pa.string()), FilterOptions())
@@ -182,7 +181,7 @@ def test_a_filter_run_killed_mid_part_reruns_to_the_same_bytes(tmp_path, faults,
     assert committed_bytes(out) == committed_bytes(tmp_path / "whole")
     assert sorted(committed_bytes(out)) == sorted(
         [f"part-0000{i}.parquet" for i in range(4)]
-        + [f"_rejected/part-0000{i}.parquet" for i in range(4)]
+        + [f"rejected:part-0000{i}.parquet" for i in range(4)]
     )
 
 
@@ -198,7 +197,7 @@ def test_pii_is_redacted_in_kept_and_rejected_rows_and_counted(tmp_path):
     filter_documents(str(tmp_path / "in"), str(tmp_path / "out"), filters=filters)
     manifest = assert_committed(tmp_path / "out")
     kept = pq.read_table(tmp_path / "out").to_pylist()
-    rejected = pq.read_table(tmp_path / "out" / manifest["side_files"][0]).to_pylist()
+    rejected = pq.read_table(companion_path(tmp_path / "out", "rejected")).to_pylist()
     assert kept and rejected
     for r in kept + rejected:
         assert r["text"].endswith(" Write to <email> or call <phone>.")

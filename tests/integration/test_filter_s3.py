@@ -51,24 +51,30 @@ def test_filter_on_s3_with_a_block_as_the_credentials(aws_env, monkeypatch, tmp_
             filters=FilterOptions(pii={}),
             aws_credentials=block,
         )
-        return _objects(s3, bucket, "filtered")
+        kept = _objects(s3, bucket, "filtered")
+        rejected = _objects(s3, bucket, "filtered-rejected")
+        return kept | {f"rejected:{name}": data for name, data in rejected.items()}
 
     first = run()
     manifest = json.loads(first["_manifest.json"])
-    listed = {f["path"] for f in manifest["files"]} | set(manifest["side_files"])
-    assert set(first) == listed | {"_manifest.json"}  # nothing staged, nothing else
-    assert all(name.startswith("_rejected/") for name in manifest["side_files"])
+    beside = json.loads(first["rejected:_manifest.json"])
+    listed = {f["path"] for f in manifest["files"]}
+    aside = {f"rejected:{f['path']}" for f in beside["files"]}
+    # Nothing staged, nothing else; the rejected rows beside the dataset, not in it.
+    assert set(first) == listed | aside | {"_manifest.json", "rejected:_manifest.json"}
+    assert manifest["companions"]["rejected"]["uri"] == f"s3://{bucket}/filtered-rejected"
     ids = []
-    for name in sorted(listed):
+    for name in sorted(listed | aside):
         table = pq.read_table(io.BytesIO(first[name]))
-        assert ("filter_reason" in table.column_names) == name.startswith("_rejected/")
+        assert ("filter_reason" in table.column_names) == name.startswith("rejected:")
         assert {"language", "language_score"} <= set(table.column_names)
         ids += table.column("id").to_pylist()
     assert sorted(ids) == [r["id"] for r in rows]
     assert manifest["filters"]["kept"] + manifest["filters"]["rejected"] == len(rows)
 
     again = run()
-    volatile = {"_manifest.json"}  # its timings and run id differ; the data may not
+    # Their timings and run ids differ; the data may not.
+    volatile = {"_manifest.json", "rejected:_manifest.json"}
     assert {k: v for k, v in again.items() if k not in volatile} == {
         k: v for k, v in first.items() if k not in volatile
     }

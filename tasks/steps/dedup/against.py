@@ -13,6 +13,8 @@ from tasks.steps.dedup import minhash as dedup
 from tasks.store import dataset, storage
 from tasks.store.storage import Location
 
+INDEX = "index"  # the dedup step's companion of kept rows' signatures
+
 
 def _check_apart(root: Location, others: dict[str, Location]) -> None:
     """Refuse an ``against`` dataset that is, holds or lies inside the input or output:
@@ -42,12 +44,13 @@ def index_files(
     if manifest is None:
         raise InputError(f"against {root.uri}: no _manifest.json, not a committed dataset")
     try:
-        index = (manifest.get("dedup") or {}).get("index")
-        if index is None:
+        stats = manifest.get("dedup") or {}
+        companions = manifest.get("companions") or {}
+        if INDEX not in companions and stats.get("index") is None:
             raise InputError(
                 f"against {root.uri}: not written by the dedup step (no signature index)"
             )
-        if manifest["dedup"].get("sketch") != dedup.SKETCH:
+        if stats.get("sketch") != dedup.SKETCH:
             raise InputError(
                 f"against {root.uri}: its index was written by an earlier version of the "
                 f"dedup step, which digests and sketches rows otherwise (this one: "
@@ -66,11 +69,27 @@ def index_files(
                         f"against {root.uri}: its signatures use {name}={theirs[name]}, this "
                         f"run {name}={getattr(params, name)}; they must match"
                     )
-        return [root.child(path).uri for path in index], int(manifest["num_rows"])
+        if INDEX not in companions:  # an older layout: the index inside the dataset
+            return [root.child(path).uri for path in stats["index"]], int(manifest["num_rows"])
+        return _companion_index(root, companions[INDEX]), int(manifest["num_rows"])
     except InputError:
         raise
     except (KeyError, TypeError, AttributeError, ValueError) as exc:  # not the shape we write
         raise InputError(f"against {root.uri}: its manifest is malformed ({exc!r})") from None
+
+
+def _companion_index(root: Location, recorded: dict) -> list[str]:
+    """The files of the index committed with the dataset at ``root``: the companion at
+    the place the layout derives, checked to be the one its manifest recorded."""
+    where = dataset.companion(root, INDEX)
+    if dataset.manifest_fingerprint(where) != recorded["manifest_sha256"]:
+        raise InputError(
+            f"against {root.uri}: its signature index at {where.uri} is missing or is not "
+            "the one committed with it; run dedup on it again to compare with it"
+        )
+    index = dataset.read_manifest(where)
+    assert index is not None  # its fingerprint matched
+    return [where.child(entry["path"]).uri for entry in index["files"]]
 
 
 def earlier_candidates(output: Location) -> list[str]:

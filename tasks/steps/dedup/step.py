@@ -13,7 +13,8 @@ dataset or by how many duplicates it has:
    indexes included (:mod:`tasks.steps.dedup.against`); in the flow's own process for
    a small input.
 3. **Filter.** One task per input file writes the part without the removed rows, and
-   beside it the signature index of what it kept (``_dedup/index/``).
+   the signature index of what it kept into the ``index`` companion, beside the output
+   (``deduped-index/`` for ``deduped/``), so readers of the output see only its rows.
 
 Then the step skeleton commits the dataset, as every step's.
 """
@@ -34,16 +35,16 @@ from tasks.errors import InputError
 from tasks.steps import reading
 from tasks.steps.dedup import grouping, sketch
 from tasks.steps.dedup import minhash as dedup
-from tasks.steps.dedup.against import Against, resolve_against
+from tasks.steps.dedup.against import INDEX, Against, resolve_against
 from tasks.steps.dedup.grouping import DIGEST, KEY, SIGNATURE, Duplicates, Shards
 from tasks.steps.preprocess.clean import check_text_column, text_as_string
 from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
 from tasks.store import dataset, inputs, part_files, storage
+from tasks.store.dataset import FileEntry
 from tasks.store.storage import Location
 
 MODES = ("exact", "near")
 STAGING = "_dedup/signatures"
-INDEX = "_dedup/index"
 # Inputs (with their ``against`` indexes) of at most this many rows are grouped in the
 # flow's own process: at most 200,000 rows make 3.2 million band rows (about 50 MB).
 SMALL_ROWS = 200_000
@@ -105,6 +106,7 @@ class DedupPart:
     compression: str
     removed_rows: np.ndarray
     text_bytes: int
+    index: Location  # the index companion's folder
 
 
 def _rows(spec: FilePart) -> Iterator[pa.Table]:
@@ -221,12 +223,13 @@ def write_deduped_part(spec: DedupPart) -> PartResult:
 
     entry = part_files.write_part(root, spec.file.index, tables(), schema, spec.compression)
     kept = np.concatenate(kept_rows) if kept_rows else np.array([], np.int64)
-    _write_index(root, spec.file.index, kept)
-    return PartResult(entry, spec.text_bytes)
+    index = _write_index(root, spec.index, spec.file.index, kept)
+    return PartResult(entry, spec.text_bytes, companions={INDEX: index})
 
 
-def _write_index(root: Location, index: int, kept: np.ndarray) -> None:
-    """The kept rows' signature rows, keyed by their place in the output part."""
+def _write_index(root: Location, folder: Location, index: int, kept: np.ndarray) -> FileEntry:
+    """The kept rows' signature rows, keyed by their place in the output part, as the
+    index companion's part ``index``."""
     staging = root.child(STAGING).child(dataset.part_name(index))
     with staging.fs.open_input_file(staging.path) as handle:
         signatures = pq.read_table(handle)
@@ -234,8 +237,8 @@ def _write_index(root: Location, index: int, kept: np.ndarray) -> None:
     chosen = signatures.filter(pa.array(np.isin(rows, kept)))
     keys = dedup.order_keys(index, 0, chosen.num_rows)
     chosen = chosen.set_column(0, KEY, pa.array(keys, pa.int64()))
-    storage.make_dirs(root.child(INDEX))
-    part_files.write_part(root.child(INDEX), index, [chosen], chosen.schema, "none", hashes=True)
+    storage.make_dirs(folder)
+    return part_files.write_part(folder, index, [chosen], chosen.schema, "none", hashes=True)
 
 
 def group_examples(
@@ -274,7 +277,7 @@ class Dedup(Step[DedupParams]):
 
     name = "dedup"
     staging_folders = (STAGING, grouping.DIGESTS, grouping.BANDS, grouping.SETTLED)
-    side_folders = (*staging_folders, INDEX)
+    companions = (INDEX,)
 
     def prepare(self) -> int:
         p = self.params
@@ -367,10 +370,12 @@ class Dedup(Step[DedupParams]):
                 p.compression,
                 duplicates.in_file(i),
                 self.counted[i].result["text_bytes"],
+                self.run.companion(INDEX),
             )
             for i, file in enumerate(files)
         ]
-        return Plan(specs, self.schema, self.rows_in - len(duplicates.removed))
+        companions = {INDEX: signature_schema(self.minhash)}
+        return Plan(specs, self.schema, self.rows_in - len(duplicates.removed), companions)
 
     def each(self, fn: Any, specs: list[Any]) -> list[Any]:
         """``fn`` over ``specs``: in this process for a small input (a Ray job costs
@@ -393,7 +398,6 @@ class Dedup(Step[DedupParams]):
                 if self.minhash
                 else 1.0
             )
-        index = [f"{INDEX}/{dataset.part_name(i)}" for i in range(len(self.uris))]
         return Record(
             parameters={
                 "input_uri": found.uri,
@@ -416,11 +420,9 @@ class Dedup(Step[DedupParams]):
                     "largest_group_span": span,
                     "against_removed": int((duplicates.survivor < 0).sum()),
                     "examples": group_examples(duplicates, self.uris, self.compared.files),
-                    "index": index,
                     "sketch": dedup.SKETCH,
                 }
             },
-            side_files=index,
         )
 
     @classmethod
@@ -438,5 +440,5 @@ class Dedup(Step[DedupParams]):
         return [
             (name.replace("_", " "), value)
             for name, value in manifest["dedup"].items()
-            if name not in ("index", "examples")
+            if name != "examples"
         ]

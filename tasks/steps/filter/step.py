@@ -1,11 +1,12 @@
 """Step 5: keep the rows that pass the quality rules, and every rejected row with its
-reason in ``_rejected/`` beside them.
+reason in the ``rejected`` companion beside them (``filtered-rejected/`` for
+``filtered/``).
 
-One part per input file: the task reads the file in batches, judges each batch with
-:func:`tasks.steps.filter.rules.evaluate`, and streams the kept rows into the part and
-the rejected ones, with ``filter_reason``, into ``_rejected/`` under the same name.
-Both are committed together by the manifest (``_rejected/`` as side files, so readers
-of the dataset never see them); every input row ends in exactly one of the two.
+One part per input file: the task reads the file once, in batches, judges each batch
+with :func:`tasks.steps.filter.rules.evaluate`, and streams the kept rows into the part
+and the rejected ones, with ``filter_reason``, into the companion's part of the same
+name. The step skeleton commits both, the companion first; every input row ends in
+exactly one of the two, and readers of the dataset's folder see only the kept rows.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.storage import Location
 
-REJECTED = "_rejected"
+REJECTED = "rejected"  # the companion of rejected rows
 REASON_COLUMN = "filter_reason"
 LANGUAGE_COLUMN, SCORE_COLUMN = "language", "language_score"
 ADDED_COLUMNS = (LANGUAGE_COLUMN, SCORE_COLUMN, REASON_COLUMN)
@@ -68,6 +69,8 @@ class FilterPart:
     filters: FilterOptions
     compression: str
     batch_size: int
+    rejected: Location  # the companion's folder
+    rebuild_cleaned: bool  # PII on, and cleaned_text was made from text_column
 
 
 def output_schema(schema: pa.Schema) -> pa.Schema:
@@ -122,44 +125,43 @@ def _np_bool(mask: pa.Array) -> np.ndarray:
     return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def write_filtered_part(spec: FilterPart) -> PartResult:
-    """Judge one input file's rows; kept ones into the part, the rest into ``_rejected/``.
+def _redacted(table: pa.Table, spec: FilterPart, found: dict[str, int]) -> pa.Table:
+    """``table`` with PII redacted in its text column (and ``cleaned_text`` made again
+    from it, where preprocess made it from that column); adds what was found to ``found``."""
+    at = table.schema.get_field_index(spec.text_column)
+    kind = table.schema.field(at).type
+    if pa.types.is_null(kind):  # a column of nulls only: nothing to redact
+        return table
+    text, counts = pii.redact(text_as_string(table.column(at)), spec.filters.pii)
+    for name, n in counts.items():
+        found[name] += n
+    table = table.set_column(at, table.schema.field(at), text.cast(kind))
+    if spec.rebuild_cleaned:
+        where = table.schema.get_field_index(CLEANED_COLUMN)
+        cleaned = clean_array(text).cast(table.schema.field(where).type)
+        table = table.set_column(where, table.schema.field(where), cleaned)
+    return table
 
-    Two reads of the file, so that memory stays a batch whatever is rejected: the first
-    judges every batch and writes the kept rows, keeping each row's verdict (two bytes a
-    row) and the rejected rows' languages; the second writes the rejected rows with
-    their reasons (PII redaction, being pure, is applied again).
-    """
+
+def write_filtered_part(spec: FilterPart) -> PartResult:
+    """Judge one input file's rows; kept ones into the part, the rest into the
+    ``rejected`` companion's part of the same name, in one read of the file: memory is
+    a batch and the two writers' pending row groups, whatever the file's size."""
     names = rule_names(spec.filters)
     counts = _counts(names)
     examples: dict[str, list[str]] = {name: [] for name in names}
     languages: dict[str, dict[str, Any]] = {}
     redacted = pii_counts(spec.filters)
-    verdicts: list[tuple[np.ndarray, pa.Array, pa.Array]] = []
     text_bytes = 0
-    text_type = spec.schema.field(spec.text_column).type
+    reasons = pa.array(names, pa.string())
 
-    def batches(first_read: bool) -> Iterator[tuple[pa.Table, pa.Array]]:
-        """Each batch and its text column as strings, PII redacted (in the table too;
-        counted on the first read only)."""
+    def kept(aside: part_files.PartWriter) -> Iterator[pa.Table]:
+        nonlocal text_bytes
         for table in reading.iter_slice(spec.format, spec.source, spec.batch_size, spec.schema):
             table = table.select(spec.schema.names).cast(spec.schema)
-            text = text_as_string(table.column(spec.text_column))
             if spec.filters.pii is not None:
-                text, found = pii.redact(text, spec.filters.pii)
-                for kind, n in found.items():
-                    redacted[kind] += n if first_read else 0
-                at = table.schema.get_field_index(spec.text_column)
-                table = table.set_column(at, spec.schema.field(at), text.cast(text_type))
-                if CLEANED_COLUMN in table.schema.names:  # preprocess made it from the text
-                    at = table.schema.get_field_index(CLEANED_COLUMN)
-                    cleaned = clean_array(text).cast(spec.schema.field(at).type)
-                    table = table.set_column(at, spec.schema.field(at), cleaned)
-            yield table, text
-
-    def kept() -> Iterator[pa.Table]:
-        nonlocal text_bytes
-        for table, text in batches(first_read=True):
+                table = _redacted(table, spec, redacted)
+            text = text_as_string(table.column(spec.text_column))
             sizes = np.asarray(pc.fill_null(pc.binary_length(text), 0), dtype=np.int64)
             text_bytes += int(sizes.sum())
             judged = evaluate(text, spec.filters)
@@ -174,48 +176,43 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
                 for row in np.flatnonzero(first)[: EXAMPLE_ROWS - len(examples[name])]:
                     examples[name].append(str(text[int(row)].as_py() or "")[:EXAMPLE_CHARS])
             _per_language(languages, judged.language, code, names)
-            out = pa.array(code >= 0)
-            verdicts.append((code, judged.language.filter(out), judged.score.filter(out)))
-            keep = pa.array(code < 0)
-            yield (
-                table.filter(keep)
-                .append_column(LANGUAGE_COLUMN, judged.language.filter(keep))
-                .append_column(SCORE_COLUMN, judged.score.filter(keep))
+            table = table.append_column(LANGUAGE_COLUMN, judged.language).append_column(
+                SCORE_COLUMN, judged.score
             )
-
-    def rejected() -> Iterator[pa.Table]:
-        reasons = pa.array(names, pa.string())
-        for (table, _), (code, language, score) in zip(
-            batches(first_read=False), verdicts, strict=True
-        ):
             out = code >= 0
             if out.any():
                 why = pc.take(reasons, pa.array(code[out], pa.int32()))
-                yield (
-                    table.filter(pa.array(out))
-                    .append_column(LANGUAGE_COLUMN, language)
-                    .append_column(SCORE_COLUMN, score)
-                    .append_column(REASON_COLUMN, why)
-                )
+                aside.write(table.filter(pa.array(out)).append_column(REASON_COLUMN, why))
+            yield table.filter(pa.array(~out))
 
-    target = output_schema(spec.schema)
-    entry = part_files.write_part(spec.output, spec.index, kept(), target, spec.compression)
-    storage.make_dirs(spec.output.child(REJECTED))
-    # Always written, empty or not: the manifest lists one rejected file per part.
-    aside = part_files.write_part(
-        spec.output.child(REJECTED),
-        spec.index,
-        rejected(),
-        rejected_schema(spec.schema),
-        spec.compression,
-    )
+    storage.make_dirs(spec.rejected)
+    # Always written, empty or not: the companion has one part per part of the output.
+    with part_files.PartWriter(
+        spec.rejected, spec.index, rejected_schema(spec.schema), spec.compression
+    ) as aside:
+        target = output_schema(spec.schema)
+        entry = part_files.write_part(
+            spec.output, spec.index, kept(aside), target, spec.compression
+        )
+        aside_entry = aside.close()
     found = {"rules": counts, "examples": examples, "languages": languages, "pii": redacted}
-    return PartResult(entry, text_bytes, found, set_aside=aside.num_rows)
+    return PartResult(
+        entry, text_bytes, found, companions={REJECTED: aside_entry}, set_aside=REJECTED
+    )
+
+
+def cleaned_from(input_root: Location) -> str:
+    """The column ``cleaned_text`` was made from in a dataset at ``input_root``: as its
+    preprocess manifest says, or preprocess's default for any other input."""
+    manifest = dataset.read_manifest(input_root)
+    if manifest and manifest.get("stage") == "preprocess":
+        return str((manifest.get("parameters") or {}).get("text_column", "text"))
+    return "text"
 
 
 class Filter(Step[FilterParams]):
     name = "filter"
-    side_folders = (REJECTED,)
+    companions = (REJECTED,)
 
     def prepare(self) -> int:
         p = self.params
@@ -228,6 +225,11 @@ class Filter(Step[FilterParams]):
         )
         self.found, self.schema = found, schema.remove_metadata()
         self.rows = sum(i.num_rows for i in self.inspected)
+        self.rebuild_cleaned = (
+            p.filters.pii is not None
+            and CLEANED_COLUMN in self.schema.names
+            and cleaned_from(found.root) == p.text_column
+        )
         # Every row is written once, kept or rejected (plus its reason).
         ratio = inputs.COMPRESSED_JSON_RATIO
         return sum(f.size_bytes * (ratio if inputs.codec_of(f.uri) else 1) for f in found.files)
@@ -245,10 +247,13 @@ class Filter(Step[FilterParams]):
                 p.filters,
                 p.compression,
                 p.batch_size,
+                self.run.companion(REJECTED),
+                self.rebuild_cleaned,
             )
             for i, f in enumerate(self.found.files)
         ]
-        return Plan(specs, output_schema(self.schema), self.rows)
+        companions = {REJECTED: rejected_schema(self.schema)}
+        return Plan(specs, output_schema(self.schema), self.rows, companions)
 
     write_part = staticmethod(write_filtered_part)
 
@@ -274,7 +279,7 @@ class Filter(Step[FilterParams]):
                     mine["removed"][rule] = mine["removed"].get(rule, 0) + n
             for kind, n in part.result.counts["pii"].items():
                 redacted[kind] += n
-        rejected = sum(part.result.set_aside for part in parts)
+        rejected = sum(part.result.companions[REJECTED].num_rows for part in parts)
         return Record(
             parameters={
                 "input_uri": found.uri,
@@ -304,7 +309,6 @@ class Filter(Step[FilterParams]):
                     "examples": examples,
                 }
             },
-            side_files=[f"{REJECTED}/{dataset.part_name(i)}" for i in range(len(parts))],
         )
 
     @classmethod
