@@ -3,6 +3,7 @@ new step is: one class on the step skeleton, and nothing else anywhere."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import pyarrow.compute as pc
@@ -53,3 +54,40 @@ class Upper(Step[UpperParams]):
 
     def finish(self, parts: list) -> Record:
         return Record(parameters=self.params.model_dump(), stats={})
+
+
+@dataclass(frozen=True)
+class NotedPart(UpperPart):
+    notes: Location  # the companion's folder
+
+
+class Noted(Upper):
+    """The toy step keeping each part's rows as they were in a companion, ``notes``."""
+
+    name = "noted"
+    companions = ("notes",)
+
+    def plan(self) -> Plan:
+        plan = super().plan()
+        notes = self.run.companion("notes")
+        specs = [NotedPart(*vars(s).values(), notes) for s in plan.specs]
+        return Plan(specs, plan.schema, plan.expected_rows, {"notes": plan.schema})
+
+    @staticmethod
+    def write_part(spec: NotedPart) -> PartResult:
+        table = pq.read_table(spec.source.path, filesystem=spec.source.fs)
+        storage.make_dirs(spec.notes)
+        notes = part_files.write_part(spec.notes, spec.index, [table], table.schema)
+        return dataclasses.replace(Upper.write_part(spec), companions={"notes": notes})
+
+
+class Stray(Upper):
+    """A step with a bug: it leaves a file of its own beside its parts."""
+
+    name = "stray"
+
+    @staticmethod
+    def write_part(spec: UpperPart) -> PartResult:
+        result = Upper.write_part(spec)
+        storage.write_bytes_atomic(spec.output.child(f"debug-{spec.index}.txt"), b"oops")
+        return result

@@ -203,8 +203,11 @@ def run_step(
     step = step_type(params, run)
     needed = step.prepare()
     space.check_free_space(run.output, needed, step.name)
-    # The output is uncommitted first: from here until its new manifest lands, no reader
-    # takes the output and its companions for a committed pair.
+    # Every location is checked before any is changed; the output is uncommitted first:
+    # from here until its new manifest lands, no reader takes it and its companions for
+    # a committed pair.
+    for name in step.companions:
+        dataset.check_output(run.companion(name))
     leftovers = dataset.prepare_output(run.output, step.staging_folders)
     beside = {name: dataset.prepare_output(run.companion(name)) for name in step.companions}
     plan = step.plan()

@@ -213,22 +213,7 @@ def prepare_output(root: Location, folders: Iterable[str] = ()) -> Leftovers:
     :class:`OutputConflictError` if anything else is there: we never delete what we did
     not write.
     """
-    with storage.explained(root, "list"):
-        found = [f.path for f in storage.list_files(root)]
-    relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
-    # Files with our names count as ours only where we left our mark: a manifest we
-    # committed, or the marker of a write or a removal of ours that did not finish; in
-    # side folders, only those that mark names.
-    marks = [_our_document(root, name, relative) for name in _MARKS]
-    ours = any(mark is not None for mark in marks)
-    known = tuple(f for mark in marks if mark is not None for f in side_folders(mark))
-    foreign = [r for r in relative if not (ours and is_own_file(r, known))]
-    if foreign:
-        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
-        raise OutputConflictError(
-            f"output location {root.uri} holds {len(foreign)} file(s) this pipeline did not "
-            f"write ({shown}); choose an empty location or remove them"
-        )
+    relative, marks, known = _ours_at(root)
     storage.make_dirs(root)
     with storage.explained(root, "write"):
         marker = {
@@ -249,6 +234,34 @@ def prepare_output(root: Location, folders: Iterable[str] = ()) -> Leftovers:
         known,
         (name for mark in marks if mark is not None for name in companions_of(mark)),
     )
+
+
+def check_output(root: Location) -> None:
+    """Raise :class:`OutputConflictError` as :func:`prepare_output` would, touching nothing:
+    a run checks every location it writes before it changes any."""
+    _ours_at(root)
+
+
+def _ours_at(root: Location) -> tuple[list[str], list[dict | None], tuple[str, ...]]:
+    """What is at ``root`` (relative names), our marks there and the folders they name;
+    :class:`OutputConflictError` if a file there is not ours."""
+    with storage.explained(root, "list"):
+        found = [f.path for f in storage.list_files(root)]
+    relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
+    # Files with our names count as ours only where we left our mark: a manifest we
+    # committed, or the marker of a write or a removal of ours that did not finish; in
+    # side folders, only those that mark names.
+    marks = [_our_document(root, name, relative) for name in _MARKS]
+    ours = any(mark is not None for mark in marks)
+    known = tuple(f for mark in marks if mark is not None for f in side_folders(mark))
+    foreign = [r for r in relative if not (ours and is_own_file(r, known))]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
+        raise OutputConflictError(
+            f"output location {root.uri} holds {len(foreign)} file(s) this pipeline did not "
+            f"write ({shown}); choose an empty location or remove them"
+        )
+    return relative, marks, known
 
 
 # What marks a location as ours: a manifest we committed, or a marker of ours.

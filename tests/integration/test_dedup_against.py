@@ -95,9 +95,29 @@ def test_retention_removes_a_dedup_output_with_its_index(tmp_path):
     source, *_ = corpus(tmp_path)
     manifest = dedup_dataset(source, str(tmp_path / "out"), mode="exact")
     (tmp_path / "out" / "NOTES.txt").write_text("not ours")
+    assert (tmp_path / "out-index" / "_manifest.json").exists()
     assert remove_committed(resolve(str(tmp_path / "out"))) == len(manifest["files"])
-    # Everything we wrote is gone, index folders included; what we did not write stays.
+    # Everything we wrote is gone, the index beside it too; what we did not write stays.
     assert sorted(p.name for p in (tmp_path / "out").rglob("*")) == ["NOTES.txt"]
+    assert not (tmp_path / "out-index").exists()
+
+
+@pytest.mark.parametrize("damage", ["rewritten", "missing"])
+def test_against_refuses_an_index_that_is_not_the_one_committed_with_the_dataset(tmp_path, damage):
+    """An index companion replaced (by a run of its own there, a restore from a backup)
+    or gone is never read as the dataset's: its rows would be compared as if kept."""
+    from tasks.steps.dedup.against import index_files
+    from tasks.store.storage import resolve
+
+    source, *_ = corpus(tmp_path)
+    dedup_dataset(source, str(tmp_path / "out"), mode="exact")
+    index = tmp_path / "out-index" / "_manifest.json"
+    if damage == "rewritten":
+        index.write_text(json.dumps({**json.loads(index.read_text()), "committed_at": "later"}))
+    else:
+        index.unlink()
+    with pytest.raises(InputError, match=r"out-index is missing or is not the one committed"):
+        index_files(str(tmp_path / "out"), None, {"output_uri": resolve(str(tmp_path / "x"))})
 
 
 def test_the_nightly_pipeline_dedups_each_date_against_the_earlier_ones(tmp_path, prefect_server):
