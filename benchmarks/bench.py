@@ -58,6 +58,7 @@ from benchmarks.dedup_quality import SETTINGS as DEDUP_SETTINGS
 from benchmarks.jsonl import parquet_to_jsonl
 from benchmarks.report import OURS, POLARS, SEED
 from benchmarks.services import QUIET, PeakMemory, RayHead, prefect_server, ray_head
+from tasks.store import dataset, storage
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT_LENGTH = 1000  # the seed's ~1 KB texts
@@ -545,7 +546,8 @@ def dedup_scaling(
                         raise RuntimeError(
                             f"dedup {mode} removed {removed}: {exact} exact, {near} near copies"
                         )
-                    index = sum(f.stat().st_size for f in (out / "_dedup" / "index").iterdir())
+                    beside = Path(dataset.companion(storage.resolve(str(out)), "index").path)
+                    index = sum(f.stat().st_size for f in beside.glob("part-*.parquet"))
                     row |= {
                         "planted_copies": exact + (near if mode == "near" else 0),
                         "removed": removed,

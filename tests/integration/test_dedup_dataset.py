@@ -13,7 +13,7 @@ from tasks.errors import InputError
 from tasks.steps.dedup import minhash as dedup
 from tasks.steps.dedup.step import STAGING
 from tasks.store.dataset import read_dataset
-from tests.helpers import dedup_dataset
+from tests.helpers import companion_path, dedup_dataset
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
 
@@ -101,9 +101,7 @@ def test_near_mode_removes_planted_copies_and_keeps_the_rest(tmp_path, monkeypat
     removed = [position(w) for w in top["removed (first few)"].split(", ")]
     assert removed and all(r > position(top["survivor"]) for r in removed)
     # The index beside the output: one row per kept row, keyed by its output place.
-    index = pa.concat_tables(
-        pq.read_table(tmp_path / "out" / path) for path in manifest["dedup"]["index"]
-    )
+    index = read_dataset(str(companion_path(tmp_path / "out", "index")))
     assert index.num_rows == len(out)
     assert [dedup.key_position(k)[1] for k in index.column("key").to_pylist()][:3] == [0, 1, 2]
 

@@ -44,10 +44,14 @@ def _kept_ids(s3, bucket: str, prefix: str) -> list[int]:
     for entry in manifest["files"]:
         body = s3.get_object(Bucket=bucket, Key=f"{prefix}/{entry['path']}")["Body"].read()
         ids += pq.read_table(io.BytesIO(body)).column("id").to_pylist()
-    listed = {entry["path"] for entry in manifest["files"]} | set(manifest["dedup"]["index"])
-    found = s3.list_objects_v2(Bucket=bucket, Prefix=f"{prefix}/")["Contents"]
-    # Exactly the manifest's files: no staged signatures, no marker left behind.
-    assert {o["Key"].removeprefix(f"{prefix}/") for o in found} == listed | {"_manifest.json"}
+    # Exactly the manifest's files: no staged signatures, no marker left behind; the
+    # index beside the dataset, committed the same way.
+    for where in (prefix, f"{prefix}-index"):
+        body = s3.get_object(Bucket=bucket, Key=f"{where}/_manifest.json")["Body"].read()
+        listed = {entry["path"] for entry in json.loads(body)["files"]}
+        found = s3.list_objects_v2(Bucket=bucket, Prefix=f"{where}/")["Contents"]
+        assert {o["Key"].removeprefix(f"{where}/") for o in found} == listed | {"_manifest.json"}
+    assert manifest["companions"]["index"]["uri"] == f"s3://{bucket}/{prefix}-index"
     return ids
 
 

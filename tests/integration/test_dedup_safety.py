@@ -107,7 +107,7 @@ def test_earlier_partitions_used_and_skipped_are_recorded_and_a_malformed_one_is
     broken = _day(bucket, "2026-03-02")
     shutil.copytree(first, broken)
     manifest = json.loads((broken / "_manifest.json").read_text())
-    manifest["dedup"]["index"] = 5
+    manifest["companions"]["index"] = 5
     (broken / "_manifest.json").write_text(json.dumps(manifest))
     (bucket / "deduped" / "dt=2026-03-04").mkdir()  # later: never compared with
 
