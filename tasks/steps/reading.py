@@ -76,7 +76,8 @@ def open_inputs(
     dataset.check_disjoint(found.root, run.output)
     inspected = inspect_inputs([f.loc for f in found.files], found.format, run.map)
     same = comparable or (lambda schema, _: schema)
-    return found, inspected, common_schema(inspected, found.format, check, same)
+    where = f"input {found.uri}"
+    return found, inspected, common_schema(inspected, found.format, check, same, where)
 
 
 def common_schema(
@@ -84,11 +85,23 @@ def common_schema(
     fmt: str,
     check: Callable[[pa.Schema, str], None],
     comparable: Callable[[pa.Schema, str], pa.Schema] = lambda schema, _: schema,
+    where: str = "the input",
 ) -> pa.Schema:
-    """The one schema of every input file, each checked by ``check(schema, uri)``.
-    JSON files' schemas are unified as their blocks' are
+    """The one schema of the input files (``where``) that have rows, each checked by
+    ``check(schema, uri)``. JSON files' schemas are unified as their blocks' are
     (:func:`inputs.unify_json_schemas`); Parquet files must agree in what
-    ``comparable(schema, uri)`` keeps of theirs."""
+    ``comparable(schema, uri)`` keeps of theirs.
+
+    Empty files (a zero-byte or blank shard, a Parquet file of no rows, whatever columns
+    it declares) have no say: they are read as no rows. If every file is empty, the
+    schema is that of those that have columns (zero-row Parquet files, as an empty
+    committed dataset has); if none has, the input has no rows and no schema, an error
+    naming it."""
+    shaped = [i for i in inspected if i.num_rows] or [i for i in inspected if i.schema.names]
+    if not shaped:
+        why = "it is empty" if len(inspected) == 1 else f"its {len(inspected)} files are all empty"
+        raise InputError(f"{where} has no rows: {why}")
+    inspected = shaped
     for info in inspected:
         check(info.schema, info.uri)
     if fmt == "json":

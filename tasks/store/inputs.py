@@ -9,6 +9,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pajson
@@ -25,6 +26,15 @@ EXTENSIONS = {"parquet": (".parquet", ".pq"), "json": (".jsonl", ".json", ".ndjs
 CODECS = {".gz": "gzip", ".bz2": "bz2", ".zst": "zstd", ".zstd": "zstd"}
 # JSON is parsed in blocks of about this size (decompressed), cut at line ends.
 JSON_BLOCK_BYTES = 4 * 1024 * 1024
+# The longest JSON line read, in bytes without its newline; a longer one is refused naming
+# the file and line. A block holding a long line is that line and its neighbours, and
+# reading it holds a few times the line (the pieces read, the line joined, the values
+# parsed: for a 100 MB line, 330 MB of Arrow memory, 530 MB of peak memory in all), so
+# this bounds a part's memory. Under 2 GiB: pyarrow's JSON block size is an int32.
+JSON_MAX_LINE_BYTES = 256 * 1024 * 1024
+# pyarrow's JSON reader cuts its input into blocks of this size and refuses a line longer
+# than one; a block of ours holding such a line is parsed as one block of its size.
+_PYARROW_JSON_BLOCK = pajson.ReadOptions().block_size
 # How pyarrow reports a compressed stream it cannot decode (an OSError like any other).
 _CODEC_ERROR = re.compile(
     r"Truncated compressed stream|inflate failed|decompress failed|gzip|zlib|ZSTD|bz2",
@@ -252,7 +262,9 @@ def iter_parquet(
                 lo = max(start - position, 0)
                 hi = min(stop - position, batch.num_rows)
                 if hi > lo:
-                    yield pa.Table.from_batches([batch.slice(lo, hi - lo)])
+                    rows = batch.slice(lo, hi - lo)
+                    _check_parquet_utf8(uri, rows, position + lo)
+                    yield pa.Table.from_batches([rows])
                 position += batch.num_rows
                 if position >= stop:
                     return
@@ -260,6 +272,59 @@ def iter_parquet(
         if _storage_error(loc, exc):
             _reraise_explained(loc, exc)
         raise InputError(f"{uri}: cannot read Parquet data ({exc})") from exc
+
+
+def _holds_strings(kind: pa.DataType) -> bool:
+    """Whether a column of ``kind`` has strings in it, at any depth."""
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return True
+    if pa.types.is_dictionary(kind):
+        return _holds_strings(kind.value_type)
+    return any(_holds_strings(kind.field(i).type) for i in range(kind.num_fields))
+
+
+def _valid(column: pa.Array) -> bool:
+    """Whether ``column``'s strings are all UTF-8. Bytes all below 0x80 are (a check
+    six times faster than Arrow's full validation, which the others get)."""
+    if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+        data = column.buffers()[2]  # the parent's whole buffer if a slice: still ASCII
+        if data is None or not data.size or np.frombuffer(data, np.uint8).max() < 0x80:
+            return True
+    try:
+        column.validate(full=True)
+    except pa.ArrowInvalid:
+        return False
+    return True
+
+
+def _first_invalid_row(column: pa.Array) -> int | None:
+    """The first row of ``column`` whose strings are not UTF-8 (the end of the shortest
+    prefix that fails), or None. A slice of a struct or list is validated with its
+    children whole: copies of its rows alone are judged."""
+
+    def valid_prefix(n: int) -> bool:
+        return _valid(pa.concat_arrays([column.slice(0, n)]))
+
+    good, bad = 0, len(column)
+    if valid_prefix(bad):
+        return None
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        good, bad = (middle, bad) if valid_prefix(middle) else (good, middle)
+    return bad - 1
+
+
+def _check_parquet_utf8(uri: str, batch: pa.RecordBatch, first_row: int) -> None:
+    """Parquet's reader takes a string column's bytes as they are: check that they are
+    UTF-8 (everything downstream assumes it), naming the file, column and row (of the
+    file, from 0) of the first that is not. Costs a look at the bytes; a batch that fails
+    is searched for its row."""
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        if not _holds_strings(column.type) or _valid(column):
+            continue
+        row = _first_invalid_row(column)
+        if row is not None:
+            raise InputError(f"{uri}: row {first_row + row} of column {name!r} is not valid UTF-8")
 
 
 def _json_error_location(data: bytes, first_line: int) -> str | None:
@@ -296,18 +361,38 @@ def _last_newline(data: pa.Buffer) -> int:
         window *= 16
 
 
-def _concat(first: pa.Buffer, second: pa.Buffer) -> pa.Buffer:
+def _first_newline(data: pa.Buffer) -> int:
+    """Index of the first ``\\n`` in ``data``, or -1, without copying all of it."""
+    view, window = memoryview(data), 1 << 16
+    while True:
+        found = bytes(view[:window]).find(b"\n")
+        if found >= 0 or window >= data.size:
+            return found
+        window *= 16
+
+
+def _joined(pieces: list[pa.Buffer]) -> pa.Buffer:
+    if len(pieces) == 1:
+        return pieces[0]
     out = pa.BufferOutputStream()  # Arrow's memory, like the buffers themselves
-    out.write(first)
-    out.write(second)
+    for piece in pieces:
+        out.write(piece)
     return out.getvalue()
+
+
+def _too_long(uri: str, line: int) -> InputError:
+    return InputError(
+        f"{uri}: line {line} is longer than {JSON_MAX_LINE_BYTES} bytes, the limit for a "
+        "JSON line (JSON_MAX_LINE_BYTES)"
+    )
 
 
 def _json_blocks(where: Location | str) -> Iterator[tuple[int, int, pa.Buffer]]:
     """``(first line number, lines, data)`` of a JSON Lines file, decompressed as its name says,
-    in blocks of about ``JSON_BLOCK_BYTES`` cut at line ends; each checked to be UTF-8
-    (pyarrow's JSON reader would silently replace invalid bytes). The blocks are Arrow
-    buffers: no Python copies of them linger in the heap."""
+    in blocks of about ``JSON_BLOCK_BYTES`` cut at line ends (a block holding a longer line
+    is as long as it needs); each checked to be UTF-8 (pyarrow's JSON reader would silently
+    replace invalid bytes). A line over ``JSON_MAX_LINE_BYTES`` is refused as soon as it is
+    seen to be. The blocks are Arrow buffers: no Python copies of them linger in the heap."""
     loc = storage.as_location(where)
     uri = loc.uri
     codec = codec_of(loc.name)
@@ -317,11 +402,16 @@ def _json_blocks(where: Location | str) -> Iterator[tuple[int, int, pa.Buffer]]:
         if _storage_error(loc, exc):
             _reraise_explained(loc, exc)
         raise InputError(f"{uri}: cannot open ({exc})") from exc
-    line, carry = 1, pa.py_buffer(b"")
+    # A line fitting in one read is within the limit: only those read across several are
+    # measured.
+    read_size = min(JSON_BLOCK_BYTES, JSON_MAX_LINE_BYTES)
+    line = 1
+    pending: list[pa.Buffer] = []  # the start of line ``line``, read so far (no newline yet)
+    pending_size = 0
     with stream:
         while True:
             try:
-                chunk = stream.read_buffer(JSON_BLOCK_BYTES)
+                chunk = stream.read_buffer(read_size)
             except OSError as exc:
                 # A codec's complaint is the file's fault, wherever the file is stored.
                 corrupt = codec is not None and _CODEC_ERROR.search(str(exc))
@@ -330,16 +420,24 @@ def _json_blocks(where: Location | str) -> Iterator[tuple[int, int, pa.Buffer]]:
                 what = f"a corrupt {codec} stream" if corrupt else "unreadable"
                 raise InputError(f"{uri}: {what} after line {line - 1} ({exc})") from exc
             if not chunk.size:
-                block, carry = carry, pa.py_buffer(b"")
+                block, pending = _joined(pending) if pending else None, []
             else:
                 cut = _last_newline(chunk) + 1
-                if cut == 0:  # a line longer than a block: read on to its end
-                    carry = _concat(carry, chunk)
+                if cut == 0:  # the line goes on past this read: read on to its end
+                    pending.append(chunk)
+                    pending_size += chunk.size
+                    if pending_size > JSON_MAX_LINE_BYTES:
+                        raise _too_long(uri, line)
                     continue
-                head = chunk.slice(0, cut)
-                block = _concat(carry, head) if carry.size else head
-                carry = chunk.slice(cut)
-            if block.size:
+                if (
+                    pending_size + chunk.size > JSON_MAX_LINE_BYTES
+                    and pending_size + _first_newline(chunk) > JSON_MAX_LINE_BYTES
+                ):
+                    raise _too_long(uri, line)
+                block = _joined([*pending, chunk.slice(0, cut)])
+                pending = [chunk.slice(cut)] if cut < chunk.size else []
+                pending_size = chunk.size - cut
+            if block is not None and block.size:
                 as_binary = _as_binary(block)
                 _check_utf8(uri, as_binary, line)
                 lines = _lines_in(as_binary)
@@ -365,9 +463,30 @@ def _check_utf8(uri: str, block: pa.Array, line: int) -> None:
 _TYPES_CLASH = "a column has values of incompatible types"
 
 
-def _parse_json(uri: str, line: int, block: pa.Buffer, options: pajson.ParseOptions) -> pa.Table:
+def _longest_line(block: pa.Buffer) -> int:
+    """The length of a block's longest line, without its newline."""
+    data, step = np.frombuffer(block, np.uint8), 1 << 24  # a bounded temporary
+    ends = [at + np.flatnonzero(data[at : at + step] == 10) for at in range(0, data.size, step)]
+    return int(np.diff(np.concatenate([[-1], *ends, [data.size]])).max()) - 1
+
+
+def _read_json(block: pa.Buffer, options: pajson.ParseOptions) -> pa.Table:
+    """A block parsed as ``options`` say, however long its lines."""
     try:
         return pajson.read_json(pa.BufferReader(block), parse_options=options)
+    except pa.ArrowInvalid:
+        if block.size < _PYARROW_JSON_BLOCK or _longest_line(block) < _PYARROW_JSON_BLOCK - 1:
+            raise
+    # A line longer than pyarrow's block (it refuses it as "straddling" blocks): the whole
+    # block as one of pyarrow's. Measured only when a parse fails, so it costs the usual
+    # blocks nothing.
+    whole = pajson.ReadOptions(block_size=block.size + 1)
+    return pajson.read_json(pa.BufferReader(block), read_options=whole, parse_options=options)
+
+
+def _parse_json(uri: str, line: int, block: pa.Buffer, options: pajson.ParseOptions) -> pa.Table:
+    try:
+        return _read_json(block, options)
     except pa.ArrowInvalid as exc:
         data = block.to_pybytes()  # only to find the bad line for the message
         where = _json_error_location(data, line)
@@ -467,7 +586,7 @@ def scan_json(where: Location | str) -> tuple[int, pa.Schema]:
             # is much faster than inferring them; if they do not, infer and unify.
             options = pajson.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer")
             with contextlib.suppress(pa.ArrowInvalid):
-                table = pajson.read_json(pa.BufferReader(block), parse_options=options)
+                table = _read_json(block, options)
         if table is None or _has_timestamps(table.schema):
             table = _infer_block(uri, line, block, pinned)
         rows += table.num_rows

@@ -161,6 +161,41 @@ def test_fineweb_zstd_parquet_with_string_ids_and_metadata(tmp_path):
     assert tree_digest(tmp_path / "fineweb") == before
 
 
+def test_empty_shards_and_a_long_document_among_a_corpus(tmp_path):
+    """Empty shards (zero bytes, an empty gzip stream, blank lines) count as no rows and
+    have no say in the schema; a 5 MB document, longer than pyarrow's JSON block, is read."""
+    root = tmp_path / "dump"
+    root.mkdir()
+    records = [{"text": t, "n": i} for i, t in enumerate(texts(200, seed=6))]
+    records[50]["text"] = "A long document. " * (5 * 1024 * 1024 // 17)
+    (root / "00.jsonl.gz").write_bytes(b"")
+    (root / "01.jsonl.gz").write_bytes(gzip.compress(jsonl_bytes(records[:100])))
+    (root / "02.jsonl.gz").write_bytes(gzip.compress(b""))
+    (root / "03.jsonl.gz").write_bytes(gzip.compress(b"\n \n"))
+    (root / "04.jsonl.gz").write_bytes(gzip.compress(jsonl_bytes(records[100:])))
+
+    preprocess(str(root), str(tmp_path / "out"))
+    manifest = assert_committed(tmp_path / "out")
+    assert manifest["inputs"]["num_files"] == 5
+    assert [f["num_rows"] for f in manifest["files"]] == [100, 100]
+    output = read_dataset(str(tmp_path / "out"))
+    assert output.schema.names == ["text", "n", "cleaned_text"]
+    assert_cleaned_records(output, records)
+
+
+def test_invalid_utf8_in_a_parquet_corpus_is_refused_naming_file_column_and_row(tmp_path):
+    root = tmp_path / "in"
+    root.mkdir()
+    values = [t.encode() for t in texts(50, seed=7)]
+    values[31] = b"caf\xe9"  # Latin-1
+    binary = pa.array(values, pa.binary())
+    text = pa.Array.from_buffers(pa.string(), len(binary), binary.buffers())  # unchecked
+    pq.write_table(pa.table({"text": text}), root / "a.parquet")
+    with pytest.raises(InputError, match=r"a\.parquet: row 31 of column 'text' is not valid UTF-8"):
+        preprocess(str(root), str(tmp_path / "out"))
+    assert not (tmp_path / "out" / "_manifest.json").exists()
+
+
 def _corrupt_gzip(root):
     root.mkdir()
     good = gzip.compress(jsonl_bytes([{"text": t} for t in texts(200, seed=4)]))
@@ -184,6 +219,12 @@ def _int_content(root):
     (root / "a.jsonl.bz2").write_bytes(bz2.compress(jsonl_bytes([{"content": 7}, {"content": 8}])))
 
 
+def _every_shard_empty(root):
+    root.mkdir()
+    (root / "a.jsonl").write_bytes(b"")
+    (root / "b.jsonl.zst").write_bytes(zstd(b"\n"))
+
+
 BAD_CORPORA = {
     "corrupt gzip": (_corrupt_gzip, "in", {}, r"b\.jsonl\.gz: a corrupt gzip stream"),
     "corrupt zstd": (_corrupt_zstd, "in", {}, r"a\.jsonl\.zst: a corrupt zstd stream"),
@@ -198,6 +239,12 @@ BAD_CORPORA = {
         "in",
         {},
         r"a\.jsonl\.gz: no 'text' column \(columns: body, url\)",
+    ),
+    "every shard empty": (
+        _every_shard_empty,
+        "in",
+        {},
+        r"input file://.*/in has no rows: its 2 files are all empty",
     ),
     "text column not a string": (
         _int_content,

@@ -1,15 +1,20 @@
 """Finding and reading inputs; every error names the file (and line, for JSON)."""
 
+import gzip
+import hashlib
 import json
+from types import SimpleNamespace
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from tasks.errors import InputError
+from tasks.steps import reading
+from tasks.steps.preprocess.clean import check_input_schema
 from tasks.steps.preprocess.step import plan_parts
-from tasks.store import inputs
-from tests.helpers import write_jsonl
+from tasks.store import inputs, storage
+from tests.helpers import jsonl_bytes, write_jsonl
 
 
 def test_missing_path(tmp_path):
@@ -229,3 +234,169 @@ def test_a_type_clash_within_a_block_names_its_line(tmp_path):
         InputError, match=r"a\.jsonl: a column has values of incompatible types at line 4 "
     ):
         inputs.scan_json(f"file://{path}")
+
+
+def _open(input_uri: str, output: str) -> tuple[inputs.Inputs, list, pa.Schema]:
+    """``reading.open_inputs`` as preprocess calls it, the JSON scans run in this process."""
+    run = SimpleNamespace(
+        s3=None,
+        output=storage.resolve(output),
+        map=lambda fn, specs: [SimpleNamespace(result=fn(spec)) for spec in specs],
+    )
+    return reading.open_inputs(input_uri, "auto", run, check=check_input_schema)
+
+
+def _rows(found: inputs.Inputs, schema: pa.Schema) -> list[dict]:
+    return [
+        row
+        for f in found.files
+        for table in reading.iter_slice(found.format, f.loc, 2, schema)
+        for row in table.to_pylist()
+    ]
+
+
+EMPTY_JSON = {
+    "zero bytes": ("0.jsonl", b""),
+    "blank lines only": ("0.jsonl", b"\n  \n\r\n\t\n"),
+    "empty gzip stream": ("0.jsonl.gz", gzip.compress(b"")),
+    "zero-byte gzip file": ("0.jsonl.gz", b""),
+    "empty zstd stream": ("0.jsonl.zst", pa.Codec("zstd").compress(b"", asbytes=True)),
+}
+
+
+@pytest.mark.parametrize("case", list(EMPTY_JSON))
+def test_an_empty_json_shard_counts_as_no_rows(tmp_path, case):
+    name, data = EMPTY_JSON[case]
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / name).write_bytes(data)  # first: the schema comes from the others
+    write_jsonl(tmp_path / "in" / "1.jsonl", [{"text": "a", "n": 1}])
+    write_jsonl(tmp_path / "in" / "2.jsonl", [{"text": "b", "n": 2}, {"text": "c"}])
+    assert inputs.scan_json(f"file://{tmp_path}/in/{name}") == (0, pa.schema([]))
+    found, inspected, schema = _open(str(tmp_path / "in"), str(tmp_path / "out"))
+    assert [i.num_rows for i in inspected] == [0, 1, 2]
+    assert schema == pa.schema([("text", pa.string()), ("n", pa.int64())])
+    assert list(inputs.iter_json(found.files[0].loc, 2, schema)) == []
+    assert _rows(found, schema) == [
+        {"text": "a", "n": 1},
+        {"text": "b", "n": 2},
+        {"text": "c", "n": None},
+    ]
+
+
+def test_a_zero_row_parquet_shard_counts_as_no_rows(tmp_path):
+    (tmp_path / "in").mkdir()
+    pq.write_table(pa.table({}), tmp_path / "in" / "0.parquet")  # no columns at all
+    # What pandas writes for an empty frame: a column of type null.
+    pq.write_table(pa.table({"text": pa.array([], pa.null())}), tmp_path / "in" / "1.parquet")
+    source = pa.table({"text": ["a", "b", "c"], "n": [1, 2, 3]})
+    pq.write_table(source, tmp_path / "in" / "2.parquet")
+    found, inspected, schema = _open(str(tmp_path / "in"), str(tmp_path / "out"))
+    assert [i.num_rows for i in inspected] == [0, 0, 3]
+    assert schema == source.schema
+    assert _rows(found, schema) == source.to_pylist()
+
+
+def test_input_whose_every_json_file_is_empty_has_no_rows(tmp_path):
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.jsonl").write_bytes(b"")
+    (tmp_path / "in" / "b.jsonl.gz").write_bytes(gzip.compress(b"\n"))
+    with pytest.raises(
+        InputError, match=f"input file://{tmp_path}/in has no rows: its 2 files are all empty"
+    ):
+        _open(str(tmp_path / "in"), str(tmp_path / "out"))
+    with pytest.raises(InputError, match=r"input file://.*/a\.jsonl has no rows: it is empty"):
+        _open(str(tmp_path / "in" / "a.jsonl"), str(tmp_path / "out"))
+
+
+def test_input_of_zero_row_parquet_files_keeps_their_schema(tmp_path):
+    """An empty committed dataset (a filter that rejected every row) is read as one."""
+    (tmp_path / "in").mkdir()
+    schema = pa.schema([("text", pa.string()), ("n", pa.int64())])
+    pq.write_table(pa.table({}), tmp_path / "in" / "0.parquet")
+    pq.write_table(schema.empty_table(), tmp_path / "in" / "1.parquet")
+    found, inspected, got = _open(str(tmp_path / "in"), str(tmp_path / "out"))
+    assert [i.num_rows for i in inspected] == [0, 0]
+    assert got == schema
+    assert _rows(found, got) == []
+
+
+def _long_line_file(path, size: int) -> tuple[bytes, int]:
+    """A JSON Lines file: a short line, one of about ``size`` bytes (its text mixes
+    1-, 2- and 3-byte characters), then 1000 short ones. The long text's sha256 and
+    length."""
+    unit = "lorem ipsum é 한 ".encode()
+    text = unit * (size // len(unit))
+    with open(path, "wb") as out:
+        out.write(b'{"id": 0, "text": "first"}\n{"id": 1, "text": "')
+        out.write(text)
+        out.write(b'"}\n')
+        out.write(jsonl_bytes([{"id": i, "text": f"row {i}"} for i in range(2, 1002)]))
+    return hashlib.sha256(text).digest(), len(text)
+
+
+def test_a_100_mb_line_is_read_whole(tmp_path):
+    path = tmp_path / "long.jsonl"
+    digest, size = _long_line_file(path, 100 * 1024 * 1024)
+    count, schema = inputs.scan_json(f"file://{path}")
+    assert count == 1002
+    assert schema == pa.schema([("id", pa.int64()), ("text", pa.string())])
+    ids, short = [], []
+    for table in inputs.iter_json(f"file://{path}", 3):
+        for at in range(table.num_rows):
+            ids.append(table["id"][at].as_py())
+            text = table["text"][at]
+            if ids[-1] == 1:
+                data = text.as_buffer()
+                assert (data.size, hashlib.sha256(data).digest()) == (size, digest)
+            else:
+                short.append(text.as_py())
+    assert ids == list(range(1002))
+    assert short == ["first", *(f"row {i}" for i in range(2, 1002))]
+
+
+@pytest.mark.parametrize(
+    ("block_bytes", "length"), [(64, 1001), (4096, 1001), (4096, 5000), (700, 2500)]
+)
+def test_a_line_over_the_limit_is_refused_naming_it(tmp_path, monkeypatch, block_bytes, length):
+    monkeypatch.setattr(inputs, "JSON_BLOCK_BYTES", block_bytes)
+    monkeypatch.setattr(inputs, "JSON_MAX_LINE_BYTES", 1000)
+    wrap = len(json.dumps({"text": ""}))
+    fits = {"text": "y" * (1000 - wrap)}  # exactly the limit: read
+    rows = [{"text": "a"}, fits, {"text": "x" * (length - wrap)}, {"text": "b"}]
+    path = tmp_path / "a.jsonl"
+    write_jsonl(path, rows)
+    message = f"{path}: line 3 is longer than 1000 bytes"
+    with pytest.raises(InputError, match=rf"{message}, .*\(JSON_MAX_LINE_BYTES\)"):
+        inputs.scan_json(f"file://{path}")
+    with pytest.raises(InputError, match=message):
+        list(inputs.iter_json(f"file://{path}", 10, pa.schema([("text", pa.string())])))
+    write_jsonl(path, [rows[0], fits, rows[3]])
+    assert inputs.scan_json(f"file://{path}")[0] == 3
+
+
+def _parquet_with_bad_utf8(path, column: str, bad_row: int, rows: int = 20) -> None:
+    """Strings in ``column`` (``text``, or the ``url`` field of the struct ``meta``), one
+    of them Latin-1."""
+    values = [f"text {i}".encode() for i in range(rows)]
+    values[bad_row] = b"caf\xe9"
+    binary = pa.array(values, pa.binary())
+    # Relabelled as strings without the check a cast would make.
+    bad = pa.Array.from_buffers(pa.string(), len(binary), binary.buffers())
+    good = pa.array([f"text {i}" for i in range(rows)])
+    text, url = (bad, good) if column == "text" else (good, bad)
+    meta = pa.StructArray.from_arrays([url], ["url"])
+    table = pa.table({"id": range(rows), "meta": meta, "text": text})
+    pq.write_table(table, path, row_group_size=6)
+
+
+@pytest.mark.parametrize("column", ["text", "meta"])
+@pytest.mark.parametrize(("start", "batch_size"), [(0, 4), (5, 3), (13, 100)])
+def test_invalid_utf8_in_parquet_names_file_column_and_row(tmp_path, column, start, batch_size):
+    path = tmp_path / "latin1.parquet"
+    _parquet_with_bad_utf8(path, column, 14)
+    with pytest.raises(InputError, match=f"{path}: row 14 of column '{column}' is not valid UTF-8"):
+        list(inputs.iter_parquet(f"file://{path}", batch_size, start))
+    # The rows before it are read, and those after it.
+    got = pa.concat_tables(list(inputs.iter_parquet(f"file://{path}", batch_size, 0, 14)))
+    assert got["text"].to_pylist() == [f"text {i}" for i in range(14)]
+    assert len(list(inputs.iter_parquet(f"file://{path}", batch_size, 15))) > 0

@@ -125,7 +125,7 @@ class Preprocess(Step[PreprocessParams]):
         self.schema = output_schema(self.source_schema, found.uri, p.text_column, p.keep_text)
         self.rows = sum(i.num_rows for i in self.inspected)
         if self.rows == 0:
-            raise InputError(f"input {found.root.uri} has no rows")
+            raise InputError(f"input {found.uri} has no rows")
         return sum(
             preprocessed_bytes(f.size_bytes, p.keep_text, inputs.codec_of(f.uri) is not None)
             for f in found.files
