@@ -1,4 +1,5 @@
-"""The PII redaction kernel of tasks/steps/filter/pii.py, one kind at a time."""
+"""The PII redaction kernel of tasks/steps/filter/pii.py: what it redacts, kind by kind,
+and the look-alike numbers it must leave alone."""
 
 from __future__ import annotations
 
@@ -137,8 +138,11 @@ def test_public_ipv6_redacted():
             ("IPv6:2001:db8::7334, [2400:cb00::1]:443", "IPv6:<ip>, [<ip>]:443"),
             ("3FFF:1:2:3:4:5::7 2001::1", "<ip> <ip>"),
             ("route 2001:db8::1/64", "route <ip>/64"),
-            # an IPv4-mapped address: only its (public) IPv4 part is an IPv4 match
-            ("::ffff:8.8.8.8", "::ffff:<ip>"),
+            # an IPv4-mapped address goes whole when its IPv4 part is public
+            ("::ffff:8.8.8.8", "<ip>"),
+            # link-local: the interface identifier often comes from the hardware address
+            ("fe80::1ff:fe23:4567:890a FE80::1", "<ip> <ip>"),
+            ("fe80:0:0:0:21a:2bff:fe3c:4d5e", "<ip>"),
         ],
         "ip_address",
     )
@@ -148,7 +152,6 @@ def test_ipv6_not_redacted():
     unchanged(
         [
             "::1 and ::",
-            "fe80::1ff:fe23:4567:890a",
             "fd12:3456::1 fc00::2001:1",
             "ff02::1",
             "std::vector<int> a::b CAFE::BEEF Foo::Add",
@@ -158,6 +161,7 @@ def test_ipv6_not_redacted():
             "3fff:1:2:3:4:5:6::7",  # eight groups and a ::
             "::ffff:10.0.0.1",
             "0db8::1 200::1",
+            "fe80::/10 fec0::1",
         ]
     )
 
@@ -170,17 +174,18 @@ def test_korean_phone_redacted():
         [
             ("연락처는 010-1234-5678 입니다", "연락처는 <phone> 입니다"),
             ("전화번호:010.1234.5678로", "전화번호:<phone>로"),
-            ("010 1234 5678, 01012345678", "<phone>, <phone>"),
+            ("010 1234 5678, 010-1234-5678", "<phone>, <phone>"),
             ("011-123-4567 016-1234-5678 019 123 4567", "<phone> <phone> <phone>"),
-            ("서울 02-123-4567, 02-1234-5678, 0212345678", "서울 <phone>, <phone>, <phone>"),
+            ("서울 02-123-4567, 02-1234-5678, 02.1234.5678", "서울 <phone>, <phone>, <phone>"),
             ("경기 031-123-4567 부산 051-1234-5678", "경기 <phone> 부산 <phone>"),
             ("인터넷전화 070-1234-5678", "인터넷전화 <phone>"),
             ("+82-10-1234-5678 or +82 10 1234 5678", "<phone> or <phone>"),
             ("+821012345678, +82-2-123-4567", "<phone>, <phone>"),
             ("(02) 123-4567 (031)1234-5678", "<phone> <phone>"),
             ("010-1234.5678 010.1234 5678", "<phone> <phone>"),
-            # the trunk 0 kept after +82: the national number is what is redacted
-            ("+82 010-1234-5678", "+82 <phone>"),
+            # the trunk 0 kept after +82 goes with it
+            ("+82 010-1234-5678", "<phone>"),
+            ("010-1234-5678/02-123-4567\n031-123-4567", "<phone>/<phone>\n<phone>"),
         ],
         "korean_phone",
     )
@@ -191,7 +196,7 @@ def test_korean_phone_not_redacted():
         [
             "010-1234-56789",
             "1010-1234-5678",
-            "tel010-1234-5678",
+            "abc010-1234-5678",
             "날짜 2024-01-15, 시각 10:30",
             "주문번호 12345678901234",
             "070-123-4567",
@@ -210,7 +215,7 @@ def test_korean_rrn_redacted():
     check(
         [
             ("주민등록번호 900101-1234567 입니다", "주민등록번호 <rrn> 입니다"),
-            ("9001011234567", "<rrn>"),
+            ("주민등록번호: 9001011234567", "주민등록번호: <rrn>"),
             ("051231-4123456,851130-2123456", "<rrn>,<rrn>"),
             ("외국인등록번호:850315-5123456.", "외국인등록번호:<rrn>."),
             ("번호900101-1234567입니다", "번호<rrn>입니다"),
@@ -235,13 +240,194 @@ def test_korean_rrn_not_redacted():
     )
 
 
+# --- look-alikes: numbers that are not personal data ------------------------------------
+
+LOOKALIKES = {
+    "version numbers": [
+        "Linux 5.15.0.91",
+        "kernel 5.15.0.91-generic",
+        "linux-image-generic 5.15.0.91.88",
+        "version 5.15.0.91",
+        "Version: 8.8.8.8",
+        "ver. 1.2.3.4 and v 1.2.3.4",
+        "v1.2.3.4",
+        "10.0.19041.1",
+        "Windows 10.0.19041.1",
+        "release-1.2.3.4 build 1.2.3.4",
+        "버전 1.2.3.4, 버전은 8.8.8.8",
+        "5.15.0.91.2",
+        "The kernel is version 5.15.0.91, see section 1.2.3.4 of the manual, ISBN 0198526636.",
+    ],
+    "section numbers": [
+        "section 1.2.3.4",
+        "see Sec. 1.2.3.4 and chapter 8.8.8.8",
+        "§2.1.3.4",
+        "§ 2.1.3.4",
+        "제1.2.3.4절",
+    ],
+    "timestamps and barcodes": [
+        "1701151234567",
+        "created_at=1701151234567",
+        "8801234567893",
+        "barcode 8801234567893",
+    ],
+    "ISBNs": [
+        "0198526636",
+        "ISBN 0198526636",
+        "ISBN 0-19-852663-6",
+        "ISBN 978-0-19-852663-6",
+        "9780198526636",
+        "ISBN-13: 978-0198526636",
+        "ISBN 89-7914-206-4",
+    ],
+    "coordinates": [
+        "37.0212345678",
+        "126.9779692",
+        "lat 37.0212345678, lng 126.9779692",
+        "(-37.0212345678, 127.0101234567)",
+        "0.0101234567",
+    ],
+    "dates": ["2024-01-15", "2024.01.15", "20240115", "2024. 01. 15", "2024/01/15 10:30:00"],
+    "order numbers and digit runs": [
+        "order 20231215001234",
+        "주문번호 9001011234567",
+        "tracking 01012345678901",
+        "12010-1234-5678",
+        "010-1234-5678-9 010-1234-5678.5",
+        "3.010-1234-5678",
+    ],
+    "prices": [
+        "1,234,567원",
+        "₩1,234,567",
+        "₩1.234.567",
+        "$1,234.56",
+        "1.234.567 KRW",
+        "12,345,678,901",
+    ],
+    "bare phone-length runs without a phone keyword": [
+        "01012345678",
+        "0212345678 and 0311234567",
+        "연락 주세요 0198526636",
+    ],
+    "RRN look-alikes": [
+        "9001011234567",
+        "900231-1234567",  # 31 February
+        "900431-1234567",  # 31 April
+        "900101-9234567",
+    ],
+}
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param(text, id=f"{group}: {text}")
+        for group, texts in LOOKALIKES.items()
+        for text in texts
+    ],
+)
+def test_lookalike_is_not_redacted(text):
+    unchanged([text])
+
+
+# --- every form of personal data the issue names -------------------------------------------
+
+FORMS = [
+    ("email", "john.doe+news@mail.example.co.kr", "<email>"),
+    ("email", "메일 john.doe+news@mail.example.co.kr 로", "메일 <email> 로"),
+    ("ip_address", "2001:db8::1", "<ip>"),
+    ("ip_address", "fe80::1ff:fe23:4567:890a", "<ip>"),
+    ("ip_address", "fe80::1%eth0", "<ip>%eth0"),
+    ("ip_address", "::ffff:192.0.2.1", "<ip>"),
+    ("ip_address", "client ::FFFF:8.8.8.8 connected", "client <ip> connected"),
+    ("ip_address", "IP 8.8.8.8", "IP <ip>"),
+    ("ip_address", "from 1.2.3.4-1.2.3.9", "from <ip>-<ip>"),
+    ("korean_phone", "010-1234-5678", "<phone>"),
+    ("korean_phone", "010.1234.5678", "<phone>"),
+    ("korean_phone", "010 1234 5678", "<phone>"),
+    ("korean_phone", "02-123-4567", "<phone>"),
+    ("korean_phone", "+82 10-1234-5678", "<phone>"),
+    ("korean_phone", "+82 010-1234-5678", "<phone>"),
+    ("korean_phone", "031-123-4567", "<phone>"),
+    ("korean_phone", "전화 01012345678", "전화 <phone>"),
+    ("korean_phone", "연락처: 0212345678", "연락처: <phone>"),
+    ("korean_phone", "휴대폰번호는 01098765432입니다", "휴대폰번호는 <phone>입니다"),
+    ("korean_phone", "Tel. 0311234567", "Tel. <phone>"),
+    ("korean_phone", "phone number: 010 12345678", "phone number: <phone>"),
+    ("korean_phone", "Mobile:01012345678", "Mobile:<phone>"),
+    ("korean_phone", "tel010-1234-5678", "tel<phone>"),
+    ("korean_rrn", "900101-1234567", "<rrn>"),
+    ("korean_rrn", "000229-3123456", "<rrn>"),
+    ("korean_rrn", "201015-3987654", "<rrn>"),  # issued after Oct 2020: no check digit
+    ("korean_rrn", "주민등록번호 9001011234567", "주민등록번호 <rrn>"),
+    ("korean_rrn", "주민번호: 900101 1234567", "주민번호: <rrn>"),
+    ("korean_rrn", "RRN 9001011234567", "RRN <rrn>"),
+    ("korean_rrn", "resident registration no. 9001011234567", "resident registration no. <rrn>"),
+    ("korean_rrn", "외국인등록번호는 8503155123456", "외국인등록번호는 <rrn>"),
+]
+
+
+@pytest.mark.parametrize(("kind", "text", "expected"), FORMS, ids=[text for _, text, _ in FORMS])
+def test_form_is_redacted_and_counted(kind, text, expected):
+    check([(text, expected)], kind)
+
+
+def test_a_keyword_reaches_only_the_number_right_after_it():
+    texts = [
+        "전화 010-1234-5678 0198526636",
+        "phone: 8.8.8.8 01012345678",
+        "phone: 10.0.0.1 01012345678",
+        "주민번호 010-1234-5678 9001011234567",
+        "주민번호는 9001011234567, 8001011234567",
+        "휴대폰 문의는 평일 오전 아홉 시부터 01012345678",  # more than 12 characters
+        "hotel 0212345678",  # "tel" must start a word
+    ]
+    out, counts = redact(pa.array(texts), DEFAULTS)
+    assert out.to_pylist() == [
+        "전화 <phone> 0198526636",
+        "phone: <ip> 01012345678",
+        "phone: 10.0.0.1 01012345678",
+        "주민번호 <phone> 9001011234567",
+        "주민번호는 <rrn>, 8001011234567",
+        "휴대폰 문의는 평일 오전 아홉 시부터 01012345678",
+        "hotel 0212345678",
+    ]
+    assert counts == {"email": 0, "ip_address": 1, "korean_phone": 2, "korean_rrn": 1}
+
+
+def test_numbers_in_a_list_are_each_redacted():
+    check(
+        [
+            ("010-1234-5678,02-123-4567", "<phone>,<phone>"),
+            ("전화: 02-123-4567, 010-1234-5678", "전화: <phone>, <phone>"),
+            ("tel 010-1234-5678 tel 01099998888", "tel <phone> tel <phone>"),
+            ("010-1234-5678 전화01099998888", "<phone> 전화<phone>"),
+        ],
+        "korean_phone",
+    )
+    check([("주민번호 900101-1234567 900102-1234567", "주민번호 <rrn> <rrn>")], "korean_rrn")
+
+
+def test_texts_holding_noncharacters_are_redacted_alike():
+    # The kernel marks matches with noncharacters while it works: one the text holds
+    # is never taken for a mark, nor is one a replacement holds.
+    text = "\ufdd0 8.8.8.8 version 1.2.3.4 \ufdd1 010-1234-5678 \ufdef"
+    assert one(text) == "\ufdd0 <ip> version 1.2.3.4 \ufdd1 <phone> \ufdef"
+    assert one("010-1234-5678", PII(phone_replacement="\ufdd0")) == "\ufdd0"
+    # With (nearly) every noncharacter in the batch, the replacements go in directly.
+    every = "".join(chr(c) for c in range(0xFDD0, 0xFDF0))
+    out, counts = redact(pa.array([every, "8.8.8.8 kim@example.com 900101-1234567"]), DEFAULTS)
+    assert out.to_pylist() == [every, "<ip> <email> <rrn>"]
+    assert counts == {"email": 1, "ip_address": 1, "korean_phone": 0, "korean_rrn": 1}
+
+
 # --- batches ---------------------------------------------------------------------------
 
 SAMPLES = {
     "email": ["kim@example.com", "lee.s+news@mail.co.kr"],
     "ip_address": ["8.8.8.8", "211.45.60.7", "2001:db8::42"],
     "korean_phone": ["010-9876-5432", "02-555-1234", "+82 10 2222 3333"],
-    "korean_rrn": ["880808-1234567", "0203044123456"],
+    "korean_rrn": ["880808-1234567", "020304-4123456"],
 }
 PLACEHOLDERS = {
     "email": "<email>",
@@ -272,6 +458,31 @@ def test_mixed_batch_outputs_and_counts():
     assert out.to_pylist() == expected
     assert found == counts
     assert list(found) == list(KINDS)
+
+
+TOKENS = [
+    "010-1234-5678", "02-123-4567", "01012345678", "0198526636", "900101-1234567",
+    "9001011234567", "8.8.8.8", "1.2.3.4", "10.0.0.1", "2001:db8::1", "fe80::1",
+    "::ffff:8.8.8.8", "kim@x.com", "a1@b.co.kr", "전화", "연락처", "tel", "phone",
+    "주민번호", "RRN", "version", "v", "§", "37", "5", "0", "x", "가", "+82", "(02)",
+    "123", "1234-5678", "+82 10 1234 5678", "번호는", "number", ":",
+]  # fmt: skip
+SEPARATORS = [" ", "", ",", ".", "-", "\n", "/", ": ", ", ", ". "]
+
+
+def test_counts_are_the_replacements_made_and_rows_are_independent():
+    rng = random.Random(11)
+    texts = [
+        "".join(rng.choice(TOKENS) + rng.choice(SEPARATORS) for _ in range(rng.randint(1, 8)))
+        for _ in range(2000)
+    ]
+    out, counts = redact(pa.array(texts), DEFAULTS)
+    out = out.to_pylist()
+    for kind, placeholder in PLACEHOLDERS.items():
+        assert counts[kind] == sum(text.count(placeholder) for text in out)
+    assert all(counts.values())
+    for text, expected in zip(texts[:200], out[:200], strict=True):
+        assert one(text) == expected
 
 
 def test_nulls_stay_null_and_length_is_kept():

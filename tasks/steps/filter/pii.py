@@ -5,61 +5,90 @@ every match of the enabled kinds by a placeholder (``<email>``, ``<ip>``, ``<pho
 ``<rrn>``) and counts the replacements per kind. All of it is RE2 (pyarrow.compute)
 over whole arrays; no Python runs per row: one scan with every enabled pattern finds
 the rows with anything to redact, and each kind is counted and replaced in those rows
-only. The patterns aim at precision: a redaction tears a hole in the text, so
-ambiguous numbers (dates, versions, order numbers) stay.
+only. The patterns aim at precision: a redaction tears a hole in the text, so numbers
+that only look like personal data (versions, section numbers, timestamps, barcodes,
+ISBNs, coordinates, dates, order numbers, prices) stay.
 
-RE2 has no lookaround. "Not glued" below means either RE2's zero-width ``\\b``, which
-knows only ASCII word characters (so a Hangul syllable right after a number, as in
-``010-1234-5678입니다``, is a boundary), or a context character the pattern consumes and
-the replacement puts back.
+RE2 has no lookaround. A pattern consumes the character before and after a number (its
+context) and the replacement puts them back; a phone number or RRN that needs a keyword
+consumes the keyword too. "Part of a longer number" below means: a digit, an ASCII
+letter or ``_`` right before or after it, or a ``.`` or ``-`` that joins it to another
+digit (``37.0212345678``, ``010-1234-5678-9``); such a number never matches. A keyword's
+"window" is what may stand between it and its number: 은 or 는, at most three spaces or
+ASCII punctuation marks (or a full-width colon), and the same again after 번호,
+``number``, ``no`` or ``num`` (``전화번호는 ``, ``Tel. ``, ``phone number: ``); any
+other character (a word, a digit, another number, redacted or not) ends it.
 
 What counts
     email         a local part of ASCII letters, digits and ``._%+-`` starting with a
-                  letter or digit, ``@``, one or more domain labels (letters, digits,
-                  inner hyphens) each followed by a dot, and a top-level domain of two or
-                  more letters, not followed by a word character. ``a@b``, ``@x.com``
-                  and non-ASCII (internationalised) addresses are not matched.
+                  letter or digit (``john.doe+news``), ``@``, one or more domain labels
+                  (letters, digits, inner hyphens) each followed by a dot, and a
+                  top-level domain of two or more letters, not followed by a word
+                  character. ``a@b``, ``@x.com`` and non-ASCII addresses do not match.
     ip_address    public IPv4: four dotted decimal octets 0-255 without leading zeros,
                   whose first octet is 1-223 (no multicast, reserved or broadcast, hence
                   no netmask like ``255.255.255.0``) outside 10/8, 127/8, 100.64/10
-                  (carrier NAT), 169.254/16, 172.16/12 and 192.168/16. Not glued to an
-                  ASCII letter, digit, underscore or dot before, nor to a word character
-                  or a dot and a digit after: ``1.2.3.4.5``, ``v1.2.3.4`` stay whole.
-                  Public IPv6: global unicast (2000::/3, so a first group of four hex
-                  digits starting with 2 or 3), in the full eight-group form or
+                  (carrier NAT), 169.254/16, 172.16/12 and 192.168/16; also written
+                  IPv4-mapped (``::ffff:8.8.8.8``, redacted whole). It must stand alone:
+                  not part of a longer number or dotted run (``1.2.3.4.5``,
+                  ``5.15.0.91.88``, ``v1.2.3.4``), not after a word and a hyphen
+                  (``linux-image-5.15.0.91``), not followed by a hyphen and a letter
+                  (``5.15.0.91-generic``) or by 절, 장, 조 or 항 (``1.2.3.4절``), and not
+                  right after a version or section word and 은 or 는 and at most three
+                  spaces or punctuation marks: ``version 1.2.3.4``, ``Sec. 8.8.8.8``,
+                  ``§ 2.1.3.4``, ``버전은 1.2.3.4`` stay. The words, of any case and
+                  starting a word: ``v``, ``ver``, ``version``, ``release``, ``build``,
+                  ``kernel``, ``linux``, ``firmware``, ``rev``, ``revision``,
+                  ``section``, ``sec``, ``sect``, ``chapter``, ``chap``, ``ch``,
+                  ``clause``, ``article``, ``paragraph``, ``para``, ``part``,
+                  ``appendix``, ``figure``, ``fig``, ``table``; and ``§``, ``¶``, 버전,
+                  커널, 빌드, 릴리스, 릴리즈, 펌웨어. A range ``1.2.3.4-1.2.3.9`` is two
+                  addresses.
+                  IPv6: global unicast (2000::/3, a first group of four hex digits
+                  starting with 2 or 3) and link-local (fe80::/10, a first group
+                  ``fe80``-``febf``: its interface identifier usually comes from the
+                  device's hardware address), in the full eight-group form or
                   ``::``-compressed with at least one group on each side of ``::`` and
-                  at most seven in all. That excludes ``::1``, ``::`` and ``::ffff:..``,
-                  link-local fe80::/10, unique-local fc00::/7, multicast, and any word
-                  like ``std::vector`` or ``CAFE::BEEF`` (the first group must start
-                  with a digit); times like ``12:30:45`` and MAC addresses have no
-                  ``::`` and fewer than eight groups. Not preceded by a word character or
-                  a colon, except the colon of a label such as ``IPv6:`` (a word with a
-                  non-hex letter); not followed by a word character.
-    korean_phone  after a trunk ``0`` not glued to a word character before: mobile
-                  ``1[016789]``, Seoul ``2`` or an area code ``[3-6][1-5]``, then 3 or
-                  4 digits and 4 digits; or ``70`` (internet phone), 4 and 4 digits. The
-                  groups may be separated by ``-``, ``.``, one space or nothing, each
-                  separator chosen independently. The international form drops the trunk
-                  ``0``: ``+82`` and an optional separator (``+82-10-1234-5678``,
-                  ``+82 2 123 4567``, ``+821012345678``). The area code may also be in
-                  parentheses: ``(02) 123-4567``, ``(031)123-4567``. The number is not
-                  glued to a word character after (``010-1234-56789`` stays).
-    korean_rrn    resident registration numbers ``YYMMDD-GNNNNNN``: six digits forming a
-                  month 01-12 and a day 01-31, an optional hyphen, a gender/century digit
-                  1-8 (5-8: foreign residents) and six more digits, not glued to a word
-                  character on either side. The check digit is not verified.
+                  at most seven in all. That excludes ``::1``, ``::``, unique-local
+                  fc00::/7, site-local fec0::/10, multicast, prefixes ending in ``::``
+                  (``2001:db8::/32``) and words like ``std::vector`` or ``CAFE::BEEF``;
+                  times like ``12:30:45`` and MAC addresses have no ``::`` and fewer
+                  than eight groups. Not preceded by a word character or a colon, except
+                  the colon of a label such as ``IPv6:`` (a word with a non-hex letter);
+                  not followed by a word character (a zone ``%eth0`` stays).
+    korean_phone  a national number: trunk ``0``, then mobile ``1[016789]``, Seoul ``2``
+                  or an area code ``[3-6][1-5]`` with 3 or 4 digits, or ``70`` (internet
+                  phone) with 4 digits, then 4 digits. Redacted when written
+                  - with a separator (``-``, ``.`` or one space, mixed) between each of
+                    the three groups: ``010-1234-5678``, ``02 123 4567``;
+                  - with the area code in parentheses: ``(02) 123-4567``,
+                    ``(031)1234-5678``;
+                  - after ``+82`` (an optional separator, the trunk 0 optional, groups
+                    separated or not): ``+82 10-1234-5678``, ``+821012345678``,
+                    ``+82 010-1234-5678``, all redacted whole;
+                  - in any of these forms or with fewer separators (``01012345678``,
+                    ``010-12345678``) right after a phone keyword: 전화, 연락처, 휴대폰,
+                    핸드폰, or, any case and starting a word, ``tel``, ``mobile`` or a
+                    word ending in ``phone``, and its window (``전화번호는 01012345678``,
+                    ``Tel. 0311234567``, ``tel010-1234-5678``).
+                  A bare run of digits without such a keyword is not a phone number
+                  (``0198526636`` is as likely an ISBN), nor is one that is part of a
+                  longer number. 1588-style, 050x and 080 numbers never are.
+    korean_rrn    resident (and foreigner) registration numbers ``YYMMDD-GNNNNNN``: a
+                  date whose month is 01-12 and whose day exists in that month (29
+                  February always does), a hyphen, a gender/century digit 1-8 and six
+                  digits, not part of a longer number. Without the hyphen (13 digits, or
+                  with a space) only right after a keyword: 주민등록번호, 주민번호,
+                  외국인등록번호 (spaces allowed inside), or, any case and starting a
+                  word, ``RRN`` or ``resident registration``, and its window
+                  (``주민등록번호: 9001011234567``). The check digit is not verified:
+                  numbers issued since October 2020 do not follow it.
 
-Deliberately not redacted: private, loopback, link-local and other non-public
-addresses; version strings and dotted runs longer than four numbers; dates and times;
-digit runs longer than a phone number or an RRN (order numbers, card numbers); numbers
-glued to ASCII letters (``tel010-1234-5678``, ``v1.2.3.4``); IPv6 network prefixes
-ending in ``::`` (``2001:db8::/32``) and IPv4-mapped forms (``::ffff:..``, whose IPv4
-part is redacted if public); business numbers (``1588-1234``), 050x virtual numbers
-and 080 toll-free numbers. Not covered either: other separators (en dash, ``~``), an
-international form that keeps the trunk 0 (``+82 010-..``: the national part is
-redacted), IPv6 with an embedded IPv4 tail or a zone (``%eth0``), non-ASCII e-mail
-addresses. Documentation ranges (192.0.2/24, 2001:db8::/32, ...) are redacted like any
-public address.
+Not redacted either: private, loopback and other non-public
+addresses; e-mail-like strings without a dotted domain; separators other than ``-``,
+``.`` and a space (en dash, ``~``); IPv6 with an embedded IPv4 tail (other than
+``::ffff:``); names and street addresses. Documentation ranges (192.0.2/24,
+2001:db8::/32, ...) are redacted like any public address.
 """
 
 from __future__ import annotations
@@ -72,6 +101,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validat
 KINDS = ("email", "ip_address", "korean_phone", "korean_rrn")
 
 # --- patterns (RE2, as pyarrow.compute takes them) ------------------------------------
+
+# While redacting, every match becomes a mark, a Unicode noncharacter (reserved for a
+# program's internal use, so no text needs one) chosen per batch among those the texts
+# do not hold; the marks become the replacements at the end. A mark counts as part of
+# a number for every context below (never a boundary, never inside a keyword window),
+# so what one kind or pass replaced reads, to the next, like the digits it stood for.
+_MARKS = tuple(chr(c) for c in range(0xFDD0, 0xFDF0))
+_NC = r"\x{FDD0}-\x{FDEF}"  # _MARKS, inside a character class
+
+# What may stand between a keyword and its number: 은 or 는, at most three spaces or
+# ASCII punctuation marks (or a full-width colon), and once more after 번호, number, no
+# or num: "전화번호는 ", "Tel. ", "phone number: ". No digit, letter or mark, so the window
+# ends at the next number, redacted or not. (A few characters of a small class: a
+# broader window, like any 12 characters but digits, makes RE2 several times slower.)
+_PUNCT = r"[\s!-/:-@\[-`{-~：]"
+_WINDOW = rf"[은는]?{_PUNCT}{{0,3}}(?:(?:번호|(?i:number|no|num))[은는]?{_PUNCT}{{0,3}})?"
 
 
 def _digits_between(lo: str, hi: str) -> list[str]:
@@ -115,6 +160,11 @@ def _decimal(*ranges: tuple[int, int]) -> str:
     return "(?:" + "|".join(out) + ")"
 
 
+# The texts are padded with a newline at both ends (see _PAD), so a context character
+# always exists and no ^ or $ is needed: pyarrow's count_substring_regex resumes after
+# each match as if the text began there, so a ^ (or a leading \b) would count matches
+# that the replacement does not make. No pattern below starts with either.
+
 _OCTET = _decimal((0, 255))
 # First octets that are public whatever the second one: 1-223 (no 0/8, no multicast
 # 224/4, no reserved 240/4) without 10/8 and 127/8, and without 100, 169, 172 and 192,
@@ -129,27 +179,43 @@ _IPV4_HEAD = "|".join(
         rf"192\.{_decimal((0, 167), (169, 255))}",  # not 192.168/16 (private)
     )
 )
-_IPV4 = rf"(?:{_IPV4_HEAD})\.{_OCTET}\.{_OCTET}"
-# Group 1, the character before, and group 2, what follows (a character that is not an
-# ASCII word character or a dot, or a dot and a non-digit), are consumed and put back:
-# RE2 has no lookaround. The texts are padded with a newline at both ends (see _PAD) so
-# that no ^ or $ is needed: pyarrow's count_substring_regex resumes after each match as
-# if the text began there, so a ^ would count matches that the replacement does not make.
-IPV4_PATTERN = rf"([^0-9A-Za-z_.]){_IPV4}([^0-9A-Za-z_.]|\.[^0-9])"
+_IPV4 = rf"(?:::[Ff]{{4}}:)?(?:{_IPV4_HEAD})\.{_OCTET}\.{_OCTET}"
+# Group 1, before: no word character, dot, hyphen or mark; or a hyphen after anything
+# but a letter, underscore or dot (a range "1.2.3.4-1.2.3.9", not "image-5.15.0.91").
+# Group 2, after: no word character, dot, hyphen, mark nor a Korean section suffix; or a
+# dot and no digit (end of sentence); or a hyphen and no letter.
+IPV4_PATTERN = (
+    rf"([^0-9A-Za-z_.\-{_NC}]|[^A-Za-z_.]-){_IPV4}"
+    rf"([^0-9A-Za-z_.\-절장조항{_NC}]|\.[^0-9{_NC}]|-[^A-Za-z_])"
+)
+# A version or section word, then 은 or 는 and at most three spaces or punctuation
+# marks: the dotted quad after it (group 2) gets a mark before it, which no IPv4 context
+# accepts; the mark goes after the IPv4 passes. An ASCII word must start a word (group 1
+# takes the character before it).
+_VERSION_WORDS = (
+    r"[^A-Za-z](?i:v|ver|version|release|build|kernel|linux|firmware|rev|revision"
+    r"|section|sec|sect|chapter|chap|ch|clause|article|paragraph|para|part|appendix"
+    r"|figure|fig|table)"
+    r"|§|¶|버전|커널|빌드|릴리스|릴리즈|펌웨어"
+)
+VERSION_CONTEXT_PATTERN = (
+    rf"((?:{_VERSION_WORDS})[은는]?{_PUNCT}{{0,3}})([0-9]{{1,3}}(?:\.[0-9]{{1,3}}){{3}})"
+)
 
 _HEX = "[0-9A-Fa-f]{1,4}"
 # Global unicast 2000::/3 is 0x2000-0x3FFF in the first group: four hex digits, 2 or 3
-# first (written shorter, the group is below 0x1000 and so not global).
-_GLOBAL_GROUP = "[23][0-9A-Fa-f]{3}"
-_IPV6_FORMS = [rf"{_GLOBAL_GROUP}(?::{_HEX}){{7}}"] + [
-    # k groups before "::" (the global one first), 1..7-k after it.
-    rf"{_GLOBAL_GROUP}(?::{_HEX}){{{k - 1}}}::{_HEX}(?::{_HEX}){{0,{6 - k}}}"
+# first (written shorter, the group is below 0x1000 and so not global); link-local
+# fe80::/10 is 0xFE80-0xFEBF.
+_IPV6_FIRST = "(?:[23][0-9A-Fa-f]{3}|[Ff][Ee][89ABab][0-9A-Fa-f])"
+_IPV6_FORMS = [rf"{_IPV6_FIRST}(?::{_HEX}){{7}}"] + [
+    # k groups before "::" (the first one first), 1..7-k after it.
+    rf"{_IPV6_FIRST}(?::{_HEX}){{{k - 1}}}::{_HEX}(?::{_HEX}){{0,{6 - k}}}"
     for k in range(1, 7)
 ]
-# Group 1 is the context before: a character that is no ASCII word character nor a
-# colon, optionally followed by a label ending in a colon ("IPv6:") whose word has a
+# Group 1 is the context before: a character that is no ASCII word character, colon or
+# mark, optionally followed by a label ending in a colon ("IPv6:") whose word has a
 # letter beyond a-f (so "fd12:3456::1" does not yield its tail "3456::1").
-_IPV6_LEAD = r"[^0-9A-Za-z_:](?:[0-9A-Za-z_]*[G-Zg-z_][0-9A-Za-z_]*:)?"
+_IPV6_LEAD = rf"[^0-9A-Za-z_:{_NC}](?:[0-9A-Za-z_]*[G-Zg-z_][0-9A-Za-z_]*:)?"
 _IPV6 = "(?:" + "|".join(_IPV6_FORMS) + ")"
 IPV6_PATTERN = rf"({_IPV6_LEAD}){_IPV6}\b"
 
@@ -158,16 +224,55 @@ EMAIL_PATTERN = (
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?\.)+[A-Za-z]{2,}\b"
 )
 
-_SEP = "[-. ]?"  # one separator between groups, each chosen on its own
+# The context of a phone number or an RRN. Before: no digit, ASCII letter, "_", mark,
+# ".", "-" or "+", or "." or "-" after a character that is none of the first four
+# ("- 010..." as a list item). After: no word character, mark, "." or "-", or "." or
+# "-" followed by no digit or mark (end of sentence). A comma separates list items:
+# "010-1234-5678,02-123-4567" is two numbers.
+_NUMBER_BEFORE = rf"[^0-9A-Za-z_.+\-{_NC}]|[^0-9A-Za-z_{_NC}][.\-]"
+_NUMBER_AFTER = rf"[^0-9A-Za-z_.\-{_NC}]|[.\-][^0-9{_NC}]"
+
+_SEP = "[-. ]"  # between groups, each chosen on its own
 _AREA_34 = "(?:1[016789]|2|[3-6][1-5])"  # mobile, Seoul, regional: 3-4 digit middle
 _AREA_4 = "70"  # internet phone: 4-digit middle
-_AFTER_AREA = rf"(?:{_AREA_34}{_SEP}[0-9]{{3,4}}|{_AREA_4}{_SEP}[0-9]{{4}}){_SEP}[0-9]{{4}}\b"
+
+
+def _national(sep: str) -> str:
+    """A national number after its trunk 0, with ``sep`` between the groups."""
+    return rf"(?:{_AREA_34}{sep}[0-9]{{3,4}}|{_AREA_4}{sep}[0-9]{{4}}){sep}[0-9]{{4}}"
+
+
+_PHONE_SEPARATED = "0" + _national(_SEP)
+_PHONE_LOOSE = "0" + _national(_SEP + "?")
+_PHONE_INTL = r"\+82[-. ]?0?" + _national(_SEP + "?")
+_PHONE_PAREN = rf"\(0(?:{_AREA_34}\) ?[0-9]{{3,4}}|{_AREA_4}\) ?[0-9]{{4}}){_SEP}?[0-9]{{4}}"
+_PHONE_WORDS_KO = "전화|연락처|휴대폰|핸드폰"
+_PHONE_WORDS_EN = "(?i:tel|mobile|[a-z]*phone)"
+# Groups: 1 a keyword and its window, 2 the context before, 3 the context after. An
+# English keyword starts a word, and not after "<": "<phone> 0198526636", text redacted
+# before, is no keyword and a bare number.
 KOREAN_PHONE_PATTERN = (
-    rf"(?:\b0|\+82[-. ]?){_AFTER_AREA}"
-    rf"|\(0(?:{_AREA_34}\) ?[0-9]{{3,4}}|{_AREA_4}\) ?[0-9]{{4}}){_SEP}[0-9]{{4}}\b"
+    rf"(?:((?:{_PHONE_WORDS_KO}|[^A-Za-z<]{_PHONE_WORDS_EN}){_WINDOW}){_PHONE_LOOSE}"
+    rf"|({_NUMBER_BEFORE})(?:{_PHONE_SEPARATED}|{_PHONE_INTL}|{_PHONE_PAREN}))"
+    rf"({_NUMBER_AFTER})"
 )
 
-KOREAN_RRN_PATTERN = r"\b[0-9]{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12][0-9]|3[01])-?[1-8][0-9]{6}\b"
+# A date: month 01-12 and a day that month has (29 February always).
+_MMDD = (
+    "(?:(?:0[13578]|1[02])(?:0[1-9]|[12][0-9]|3[01])"
+    "|(?:0[469]|11)(?:0[1-9]|[12][0-9]|30)"
+    "|02(?:0[1-9]|[12][0-9]))"
+)
+_RRN_HYPHEN = rf"[0-9]{{2}}{_MMDD}-[1-8][0-9]{{6}}"
+_RRN_LOOSE = rf"[0-9]{{2}}{_MMDD}[- ]?[1-8][0-9]{{6}}"
+_RRN_WORDS_KO = r"주민\s*(?:등록\s*)?번호|외국인\s*등록\s*번호"
+_RRN_WORDS_EN = r"(?i:rrn|resident\s+registration)"
+# Groups as in KOREAN_PHONE_PATTERN.
+KOREAN_RRN_PATTERN = (
+    rf"(?:((?:{_RRN_WORDS_KO}|[^A-Za-z<]{_RRN_WORDS_EN}){_WINDOW}){_RRN_LOOSE}"
+    rf"|({_NUMBER_BEFORE}){_RRN_HYPHEN})"
+    rf"({_NUMBER_AFTER})"
+)
 
 # --- options -------------------------------------------------------------------------
 
@@ -203,15 +308,24 @@ class PII(BaseModel):
 
 # --- kernel --------------------------------------------------------------------------
 
-# Per kind, a pattern matching wherever the kind's pattern does (the IP ones without their
-# context): a row none of them matches has nothing to redact.
+# Per kind, a pattern matching wherever the kind's pattern does (without the contexts):
+# a row none of them matches has nothing to redact.
 _FIND = {
     "email": EMAIL_PATTERN,
     "ip_address": f"{_IPV4}|{_IPV6}",
-    "korean_phone": KOREAN_PHONE_PATTERN,
-    "korean_rrn": KOREAN_RRN_PATTERN,
+    "korean_phone": (
+        f"{_PHONE_SEPARATED}|{_PHONE_INTL}|{_PHONE_PAREN}"
+        f"|(?:{_PHONE_WORDS_KO}|{_PHONE_WORDS_EN}){_WINDOW}{_PHONE_LOOSE}"
+    ),
+    "korean_rrn": f"{_RRN_HYPHEN}|(?:{_RRN_WORDS_KO}|{_RRN_WORDS_EN}){_WINDOW}{_RRN_LOOSE}",
 }
-_PAD = "\n"  # around every text while redacting: a context character for IPV4/IPV6
+_REPLACEMENT = {
+    "email": "email_replacement",
+    "ip_address": "ip_replacement",
+    "korean_phone": "phone_replacement",
+    "korean_rrn": "rrn_replacement",
+}
+_PAD = "\n"  # around every text while redacting: a context character for the patterns
 
 
 def _np(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -232,6 +346,20 @@ def _unpad(text: pa.Array) -> pa.Array:
 def _rewrite(replacement: str) -> str:
     """``replacement`` as a literal RE2 rewrite string (only a backslash is special)."""
     return replacement.replace("\\", "\\\\")
+
+
+def _free_marks(text: pa.Array, replacements: str, n: int) -> list[str] | None:
+    """``n`` marks that neither the texts nor the replacements hold, or None."""
+    free = [mark for mark in _MARKS if mark not in replacements]
+    data = text.buffers()[2]
+    # Every mark is EF B7 9x/Ax in UTF-8: a byte search rules them all out at once.
+    if data is None or _MARKS[0].encode()[:2] not in data.to_pybytes():
+        return free[:n] if len(free) >= n else None
+    clash = _np(pc.fill_null(pc.match_substring_regex(text, pattern=f"[{_NC}]"), False))
+    if clash.any():  # a text holding noncharacters: rare, and only those rows are read
+        held = text.filter(pa.array(clash))
+        free = [mark for mark in free if not pc.any(pc.match_substring(held, mark)).as_py()]
+    return free[:n] if len(free) >= n else None
 
 
 def _substitute(
@@ -255,18 +383,43 @@ def _substitute(
     return pc.replace_with_mask(text, mask, changed), int(counts.sum()), hit
 
 
-def _redact_ip(text: pa.Array, replacement: str) -> tuple[pa.Array, int]:
-    rewrite = _rewrite(replacement)
-    # IPV4_PATTERN consumes a context character on both sides, so of two addresses with
-    # one character between them ("1.1.1.1 8.8.8.8") a pass takes only the first: a
-    # second pass over the rows changed finds what the first one skipped (the context
-    # characters are put back, and no skipped address is next to another one).
-    text, n4, hit = _substitute(text, IPV4_PATTERN, rf"\1{rewrite}\2")
-    if n4:
-        text, more, _ = _substitute(text, IPV4_PATTERN, rf"\1{rewrite}\2", rows=hit)
-        n4 += more
-    text, n6, _ = _substitute(text, IPV6_PATTERN, rf"\1{rewrite}")
-    return text, n4 + n6
+def _substitute_twice(
+    text: pa.Array, pattern: str, rewrite: str, rows: np.ndarray | None = None
+) -> tuple[pa.Array, int, np.ndarray]:
+    """``_substitute`` for a pattern that consumes context on both sides.
+
+    Of two matches with one context character between them ("1.1.1.1 8.8.8.8") a pass
+    takes only the first: a second pass over the rows changed finds what the first one
+    skipped (the contexts are put back, and no skipped match is next to another one).
+    """
+    text, n, hit = _substitute(text, pattern, rewrite, rows)
+    if n:
+        text, more, _ = _substitute(text, pattern, rewrite, rows=hit)
+        n += more
+    return text, n, hit
+
+
+def _replace_literal(text: pa.Array, rows: np.ndarray, old: str, new: str) -> pa.Array:
+    mask = pa.array(rows)
+    changed = pc.replace_substring(text.filter(mask), pattern=old, replacement=new)
+    return pc.replace_with_mask(text, mask, changed)
+
+
+def _redact_ip(text: pa.Array, tag: str, protect: str | None) -> tuple[pa.Array, int, np.ndarray]:
+    rows = _np(pc.fill_null(pc.count_substring_regex(text, pattern=IPV4_PATTERN), 0)) > 0
+    protected = None
+    if protect is not None and rows.any():
+        # A mark before the dotted quads after a version or section word, in the rows
+        # with an IPv4 candidate only; it goes again after the IPv4 passes.
+        text, _, protected = _substitute(
+            text, VERSION_CONTEXT_PATTERN, rf"\1{protect}\2", rows=rows
+        )
+    rewrite = _rewrite(tag)
+    text, n4, hit4 = _substitute_twice(text, IPV4_PATTERN, rf"\1{rewrite}\2", rows=rows)
+    text, n6, hit6 = _substitute(text, IPV6_PATTERN, rf"\1{rewrite}")
+    if protected is not None and protected.any():
+        text = _replace_literal(text, protected, protect, "")
+    return text, n4 + n6, hit4 | hit6
 
 
 def redact(texts: pa.Array | pa.ChunkedArray, options: PII) -> tuple[pa.Array, dict[str, int]]:
@@ -291,23 +444,37 @@ def redact(texts: pa.Array | pa.ChunkedArray, options: PII) -> tuple[pa.Array, d
         return texts, counts
     mask = pa.array(rows)
     text = _pad(texts.filter(mask))
+    replacements = {kind: getattr(options, _REPLACEMENT[kind]) for kind in kinds}
+    # A mark per kind and one to protect version numbers. Without free marks (a batch
+    # holding nearly every noncharacter) the replacements are written directly, and
+    # version and section words protect nothing: more is redacted, never less.
+    marks = _free_marks(text, "".join(replacements.values()), len(KINDS) + 1)
+    tags = dict(zip(KINDS, marks, strict=False)) if marks else replacements
+    protect = marks[-1] if marks else None
+    hits: dict[str, np.ndarray] = {}
     # Order: e-mail first, since a local part may read as a phone number or an RRN
-    # (01012345678@example.com) and must go whole. The other kinds cannot overlap: an
-    # octet has no leading zero and at most 3 digits, while a phone number starts with
-    # a trunk 0 (or +82) and ends with 4 digits; phone numbers and RRNs are digit runs
-    # bounded on both sides, of 9-12 and 13 digits. So their order does not matter.
+    # (01012345678@example.com) and must go whole. The others cannot overlap (an octet
+    # has no leading zero, a phone number starts with 0, + or ( and ends with 4 digits,
+    # an RRN has 13 digits, all bounded by contexts); marks keep what one kind replaced
+    # from opening a context or a keyword window for the next.
     if options.email:
-        text, counts["email"], _ = _substitute(
-            text, EMAIL_PATTERN, _rewrite(options.email_replacement)
+        text, counts["email"], hits["email"] = _substitute(
+            text, EMAIL_PATTERN, _rewrite(tags["email"])
         )
     if options.ip_address:
-        text, counts["ip_address"] = _redact_ip(text, options.ip_replacement)
+        text, counts["ip_address"], hits["ip_address"] = _redact_ip(
+            text, tags["ip_address"], protect
+        )
     if options.korean_phone:
-        text, counts["korean_phone"], _ = _substitute(
-            text, KOREAN_PHONE_PATTERN, _rewrite(options.phone_replacement)
+        text, counts["korean_phone"], hits["korean_phone"] = _substitute_twice(
+            text, KOREAN_PHONE_PATTERN, rf"\1\2{_rewrite(tags['korean_phone'])}\3"
         )
     if options.korean_rrn:
-        text, counts["korean_rrn"], _ = _substitute(
-            text, KOREAN_RRN_PATTERN, _rewrite(options.rrn_replacement)
+        text, counts["korean_rrn"], hits["korean_rrn"] = _substitute_twice(
+            text, KOREAN_RRN_PATTERN, rf"\1\2{_rewrite(tags['korean_rrn'])}\3"
         )
+    if marks:
+        for kind in kinds:
+            if counts[kind]:
+                text = _replace_literal(text, hits[kind], tags[kind], replacements[kind])
     return pc.replace_with_mask(texts, mask, _unpad(text)), counts
