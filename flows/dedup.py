@@ -12,10 +12,11 @@ from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
-from tasks.orchestration.exclusive import exclusive_output, reading
+from tasks.orchestration.exclusive import exclusive_outputs, reading
 from tasks.steps.dedup.against import earlier_candidates
 from tasks.steps.dedup.minhash import MinHashParams
 from tasks.steps.dedup.step import Dedup, DedupParams
+from tasks.store.dataset import companion_uris
 from tasks.store.storage import canonical_uri, resolve, settings_for, split_glob
 
 
@@ -87,7 +88,8 @@ def dedup(
     if against_earlier:
         read += earlier_candidates(resolve(output, s3))
     start_ray(ray.init)
-    with exclusive_output(output), reading(read):
+    writes = [output, *companion_uris(output, Dedup.companions)]
+    with exclusive_outputs(writes), reading(read):
         manifest = run_step_task(
             Dedup,
             DedupParams(

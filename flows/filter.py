@@ -14,9 +14,10 @@ from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
-from tasks.orchestration.exclusive import exclusive_output, reading
+from tasks.orchestration.exclusive import exclusive_outputs, reading
 from tasks.steps.filter.rules import FilterOptions
 from tasks.steps.filter.step import Filter, FilterParams
+from tasks.store.dataset import companion_uris
 from tasks.store.storage import canonical_uri, settings_for, split_glob
 
 
@@ -67,7 +68,8 @@ def filter_documents(
     start_ray(ray.init)
     # The input is leased while it is read, so that no writer or retention changes it
     # between the inspection and the parts.
-    with exclusive_output(output), reading([split_glob(source)[0]]):
+    writes = [output, *companion_uris(output, Filter.companions)]
+    with exclusive_outputs(writes), reading([split_glob(source)[0]]):
         manifest = run_step_task(
             Filter,
             FilterParams(

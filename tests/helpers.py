@@ -23,7 +23,7 @@ from tasks.steps.dedup.minhash import MinHashParams
 from tasks.steps.dedup.step import Dedup, DedupParams
 from tasks.steps.preprocess.clean import clean_text
 from tasks.steps.skeleton import run_step
-from tasks.store.dataset import companion, listed_files
+from tasks.store.dataset import companion, companion_uris, listed_files
 from tasks.store.storage import S3Settings, resolve
 
 
@@ -182,8 +182,8 @@ def kill_flow_when(
 ) -> None:
     """Run ``script`` (a flow run writing ``output_uri`` and reading ``reads``) in a
     process of its own on the Ray at ``gcs_address``, its output into ``log``; SIGKILL
-    it once ``ready(output so far)``, and free the write slot and read leases its leases
-    would hold for minutes (as an operator would)."""
+    it once ``ready(output so far)``, and free the write slots (its companions' too) and
+    read leases its leases would hold for minutes (as an operator would)."""
     from prefect.client.orchestration import get_client
     from prefect.exceptions import ObjectNotFound
     from prefect.settings import PREFECT_API_URL
@@ -212,6 +212,10 @@ def kill_flow_when(
         client.delete_global_concurrency_limit_by_name(
             exclusive.limit_name(canonical_uri(output_uri))
         )
+        # The write slots of the companions a step keeps beside its output, if it has any.
+        for uri in companion_uris(canonical_uri(output_uri), ("rejected", "index")):
+            with contextlib.suppress(ObjectNotFound):
+                client.delete_global_concurrency_limit_by_name(exclusive.limit_name(uri))
         for uri in reads:
             with contextlib.suppress(ObjectNotFound):
                 client.delete_global_concurrency_limit_by_name(

@@ -13,6 +13,7 @@ ours stay where they are.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import logging
@@ -166,7 +167,7 @@ def remove_committed(
         return None
     files, folders, companions = found
     for name in companions:
-        _remove_companion(dataset.companion(root, name), name, logger)
+        remove_companion(dataset.companion(root, name), name, logger)
     for relative in files:
         storage.delete_file(root.child(relative))
     # What a killed write left beside the dataset (_writing.json, signature files, temps)
@@ -183,26 +184,34 @@ def remove_committed(
     return sum(1 for relative in files if "/" not in relative)
 
 
-def _remove_companion(
-    where: Location, name: str, logger: logging.Logger | logging.LoggerAdapter
+def remove_companion(
+    where: Location, name: str, logger: logging.Logger | logging.LoggerAdapter = log
 ) -> None:
-    """Remove the companion ``name`` committed at ``where`` (or finish its removal), if
-    what is there says it is one; anything else there is left, and logged."""
+    """Remove the companion ``name`` at ``where``: committed, being removed, or written
+    by a run that stopped before its commit; only if what is there says it is that
+    companion, and only our files. Anything else there is left, and logged."""
     if not storage.list_files(where):
         return  # removed already (a removal that stopped after it)
     try:
-        document = dataset.read_manifest(where)
+        document, state = dataset.read_manifest(where), "committed"
     except InputError:
         document = None
-    if document is None:
-        try:
-            document = json.loads(storage.read_bytes(where.child(dataset.REMOVING_NAME)))
-        except (FileNotFoundError, ValueError):
-            document = None
+    for marker, kind in ((dataset.REMOVING_NAME, "removing"), (dataset.WRITING_NAME, "writing")):
+        if document is None:
+            with contextlib.suppress(FileNotFoundError, ValueError):
+                document, state = json.loads(storage.read_bytes(where.child(marker))), kind
     if not isinstance(document, dict) or document.get("companion") != name:
-        logger.warning("left %s: not a %s companion committed by this pipeline", where.uri, name)
+        logger.warning("left %s: not a %s companion written by this pipeline", where.uri, name)
         return
-    remove_committed(where, logger)
+    if state != "writing":
+        remove_committed(where, logger)
+        return
+    # A write that never committed: its files are ours by the marker it left.
+    for relative in dataset.own_files(where, dataset.side_folders(document)):
+        if relative != dataset.WRITING_NAME:
+            storage.delete_file(where.child(relative))
+    storage.delete_file(where.child(dataset.WRITING_NAME))
+    storage.remove_empty_dir(where)
 
 
 def expired_partitions(

@@ -164,6 +164,16 @@ def exclusive_output(uri: str, *, wait_seconds: float | None = None) -> Iterator
 
 
 @contextlib.contextmanager
+def exclusive_outputs(uris: list[str], *, wait_seconds: float | None = None) -> Iterator[None]:
+    """:func:`exclusive_output` of each of ``uris`` (a dataset and its companions), taken
+    in the order given and all held for the block."""
+    with contextlib.ExitStack() as held:
+        for uri in dict.fromkeys(uris):
+            held.enter_context(exclusive_output(uri, wait_seconds=wait_seconds))
+        yield
+
+
+@contextlib.contextmanager
 def reading(uris: list[str], *, wait_seconds: float | None = None) -> Iterator[None]:
     """Hold a read lease on each of ``uris`` (canonical, as for :func:`exclusive_output`)
     for the duration of the block.

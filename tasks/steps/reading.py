@@ -74,6 +74,8 @@ def open_inputs(
     (:func:`common_schema`)."""
     found = inputs.discover(input_uri, fmt, run.s3)
     dataset.check_disjoint(found.root, run.output)
+    for name in run.companions:  # where its rejected rows or index go
+        dataset.check_disjoint(found.root, run.companion(name), f"the {name} location")
     inspected = inspect_inputs([f.loc for f in found.files], found.format, run.map)
     same = comparable or (lambda schema, _: schema)
     where = f"input {found.uri}"

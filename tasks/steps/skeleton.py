@@ -106,6 +106,7 @@ class Run:
     hears of its parts and phases."""
 
     output: Location  # with the S3 settings of the run (each spec carries its locations)
+    companions: tuple[str, ...] = ()  # the step's (Step.companions)
     scheduling: RayOptions = field(default_factory=RayOptions)
     s3: storage.S3Settings | None = None
     deadline: float | None = None
@@ -194,6 +195,7 @@ def run_step(
     started = time.monotonic()
     run = Run(
         storage.resolve(output_uri, s3),
+        step_type.companions,
         scheduling or RayOptions(),
         s3,
         deadline,
@@ -206,14 +208,23 @@ def run_step(
     # Every location is checked before any is changed; the output is uncommitted first:
     # from here until its new manifest lands, no reader takes it and its companions for
     # a committed pair.
+    dataset.check_output(run.output)
     for name in step.companions:
-        dataset.check_output(run.companion(name))
-    leftovers = dataset.prepare_output(run.output, step.staging_folders)
-    beside = {name: dataset.prepare_output(run.companion(name)) for name in step.companions}
+        dataset.check_output(run.companion(name), companion=name)
+    leftovers = dataset.prepare_output(run.output, step.staging_folders, companions=step.companions)
+    beside = {
+        name: dataset.prepare_output(
+            run.companion(name), companion=name, companion_of=run.output.uri
+        )
+        for name in step.companions
+    }
     plan = step.plan()
     parts = run.map(step.write_part, plan.specs, parts=True)
     record = step.finish(parts)
     results: list[PartResult] = [part.result for part in parts]
+    undeclared = {n for r in results for n in r.companions} - set(step.companions)
+    if undeclared:
+        raise RuntimeError(f"{step.name} wrote companions it does not declare: {undeclared}")
     rows = sum(result.rows_accounted for result in results)
     if rows != plan.expected_rows:
         raise RuntimeError(
@@ -264,7 +275,7 @@ def run_step(
     # commit: once it lands, nothing would name them as this dataset's.
     for name in leftovers.companions:
         if name not in committed:
-            retention.remove_committed(run.companion(name), log)
+            retention.remove_companion(run.companion(name), name)
     dataset.commit(run.output, manifest, leftovers, deadline)
     return manifest
 

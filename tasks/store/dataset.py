@@ -63,6 +63,13 @@ def part_name(index: int) -> str:
     return f"part-{index:05d}.parquet"
 
 
+def companion_uris(output_uri: str, names: Iterable[str]) -> list[str]:
+    """The URIs of the companions ``names`` of the dataset at ``output_uri`` (a flow takes
+    their write slots with the output's)."""
+    root = storage.resolve(output_uri)
+    return [companion(root, name).uri for name in names]
+
+
 def is_part_name(name: str) -> bool:
     """Whether ``name`` is a part file's name (``part-00000.parquet``), nothing else."""
     return bool(_PART_RE.match(name))
@@ -173,14 +180,14 @@ def manifest_fingerprint(root: Location) -> str | None:
         return None
 
 
-def check_disjoint(input_root: Location, output_root: Location) -> None:
-    """Refuse an output equal to, inside, or containing the input."""
+def check_disjoint(input_root: Location, output_root: Location, what: str = "output_uri") -> None:
+    """Refuse an output (``what`` names it) equal to, inside, or containing the input."""
     if input_root.contains(output_root):
         raise InputError(
-            f"output_uri {output_root.uri} is equal to or inside input_uri {input_root.uri}"
+            f"{what} {output_root.uri} is equal to or inside input_uri {input_root.uri}"
         )
     if output_root.contains(input_root):
-        raise InputError(f"input_uri {input_root.uri} is inside output_uri {output_root.uri}")
+        raise InputError(f"input_uri {input_root.uri} is inside {what} {output_root.uri}")
 
 
 def companions_of(document: object) -> tuple[str, ...]:
@@ -205,21 +212,35 @@ class Leftovers(list):
         self.companions = tuple(companions)
 
 
-def prepare_output(root: Location, folders: Iterable[str] = ()) -> Leftovers:
+def prepare_output(
+    root: Location,
+    folders: Iterable[str] = (),
+    *,
+    companions: Iterable[str] = (),
+    companion: str | None = None,
+    companion_of: str | None = None,
+) -> Leftovers:
     """Check ``root`` may be written and uncommit any dataset already there; the write
-    about to start stages files in ``folders``.
+    about to start stages files in ``folders`` and keeps ``companions`` beside it, or is
+    itself the ``companion`` of the dataset at ``companion_of``.
 
+    The write marker names every folder and companion the marks found there named too,
+    so a run stopped before its commit leaves nothing that no mark of ours names.
     Returns our own files found there (old parts, temps) as :class:`Leftovers`. Raises
-    :class:`OutputConflictError` if anything else is there: we never delete what we did
-    not write.
+    :class:`OutputConflictError` if anything else is there (we never delete what we did
+    not write), or a dataset of ours of the other kind (a companion where a dataset
+    goes, or anything but this companion where it goes).
     """
-    relative, marks, known = _ours_at(root)
+    relative, marks, known = _ours_at(root, companion)
+    named = [name for mark in marks if mark is not None for name in companions_of(mark)]
     storage.make_dirs(root)
     with storage.explained(root, "write"):
         marker = {
             "writer": WRITER,
             "started_at": dt.datetime.now(dt.UTC).isoformat(),
-            "side_folders": list(folders),
+            "side_folders": list(dict.fromkeys([*folders, *known])),
+            "companions": {name: {} for name in dict.fromkeys([*named, *companions])},
+            **({"companion": companion, "companion_of": companion_of} if companion else {}),
         }
         storage.write_bytes_atomic(root.child(WRITING_NAME), json.dumps(marker).encode())
         if REMOVING_NAME in relative:
@@ -232,19 +253,22 @@ def prepare_output(root: Location, folders: Iterable[str] = ()) -> Leftovers:
     return Leftovers(
         [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME)],
         known,
-        (name for mark in marks if mark is not None for name in companions_of(mark)),
+        named,
     )
 
 
-def check_output(root: Location) -> None:
+def check_output(root: Location, companion: str | None = None) -> None:
     """Raise :class:`OutputConflictError` as :func:`prepare_output` would, touching nothing:
     a run checks every location it writes before it changes any."""
-    _ours_at(root)
+    _ours_at(root, companion)
 
 
-def _ours_at(root: Location) -> tuple[list[str], list[dict | None], tuple[str, ...]]:
+def _ours_at(
+    root: Location, companion: str | None = None
+) -> tuple[list[str], list[dict | None], tuple[str, ...]]:
     """What is at ``root`` (relative names), our marks there and the folders they name;
-    :class:`OutputConflictError` if a file there is not ours."""
+    :class:`OutputConflictError` if a file there is not ours, or if our marks say it is
+    not what is to be written there (``companion``: that companion, None: a dataset)."""
     with storage.explained(root, "list"):
         found = [f.path for f in storage.list_files(root)]
     relative = [storage.Location(root.scheme, p).relative_to(root) for p in found]
@@ -261,6 +285,15 @@ def _ours_at(root: Location) -> tuple[list[str], list[dict | None], tuple[str, .
             f"output location {root.uri} holds {len(foreign)} file(s) this pipeline did not "
             f"write ({shown}); choose an empty location or remove them"
         )
+    for mark in marks:
+        kind = mark.get("companion") if mark else None
+        if mark and kind != companion:
+            what = f"the {kind} rows of {mark.get('companion_of')}" if kind else "a dataset"
+            goes = f"the {companion} rows of the dataset beside it" if companion else "a dataset"
+            raise OutputConflictError(
+                f"output location {root.uri} holds {what}, where {goes} would be written; "
+                "choose another location"
+            )
     return relative, marks, known
 
 

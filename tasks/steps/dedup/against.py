@@ -82,13 +82,15 @@ def _companion_index(root: Location, recorded: dict) -> list[str]:
     """The files of the index committed with the dataset at ``root``: the companion at
     the place the layout derives, checked to be the one its manifest recorded."""
     where = dataset.companion(root, INDEX)
-    if dataset.manifest_fingerprint(where) != recorded["manifest_sha256"]:
+    digest = recorded["manifest_sha256"]
+    if not isinstance(digest, str) or dataset.manifest_fingerprint(where) != digest:
         raise InputError(
             f"against {root.uri}: its signature index at {where.uri} is missing or is not "
             "the one committed with it; run dedup on it again to compare with it"
         )
     index = dataset.read_manifest(where)
-    assert index is not None  # its fingerprint matched
+    if index is None:  # gone since its digest was read
+        raise InputError(f"against {root.uri}: its signature index at {where.uri} is gone")
     return [where.child(entry["path"]).uri for entry in index["files"]]
 
 
