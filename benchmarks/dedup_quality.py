@@ -10,6 +10,9 @@ setting, and what it removed is scored against those similarities:
 * recall: the share of pairs at or above ``threshold + 0.05`` whose copy was removed;
 * false merges: the share of pairs below ``threshold - 0.2`` whose copy was removed, and
   of unrelated rows removed at all.
+
+:func:`measure_in_process` scores the same corpus without Ray: passes 1 and 2 of the
+step (signatures, group files, candidates and their verification) called directly.
 """
 
 from __future__ import annotations
@@ -143,6 +146,77 @@ def measure(work: Path, pairs: int, threshold: float = 0.8) -> list[dict[str, An
                 "candidate_probability_at_threshold": params.candidate_probability(threshold),
                 "removed": manifest["dedup"]["exact_duplicates_removed"]
                 + manifest["dedup"]["near_duplicates_removed"],
+                **score(removed, truth, rows - len(explained), explained, threshold),
+            }
+        )
+    return results
+
+
+def removed_in_process(work: Path, files: list[list[str]], params: dedup.MinHashParams) -> Any:
+    """Order keys (an int64 array) of the rows near dedup removes from ``files`` (lists
+    of texts, in input order): the step's passes 1 and 2, in this process, under
+    ``work``."""
+    from tasks.steps.dedup import grouping, sketch
+    from tasks.steps.dedup.step import STAGING, signature_table
+    from tasks.store import dataset, part_files, storage
+
+    root = storage.resolve(str(work))
+    rows = sum(len(texts) for texts in files)
+    shards = grouping.Shards(
+        grouping.shard_count(len(files), rows),
+        grouping.shard_count(len(files), rows * params.bands),
+    )
+    staging = root.child(STAGING)
+    storage.make_dirs(staging)
+    names, sources = [], []
+    for number, texts in enumerate(files):
+        keys = dedup.order_keys(number, 0, len(texts))
+        table, _ = signature_table(pa.array(texts, pa.string()), keys, params)
+        part_files.write_part(staging, number, [table], table.schema, "none", hashes=True)
+        name = dataset.part_name(number)
+        tags = sketch.tags_from(table.column(grouping.SIGNATURE))
+        digests = table.column(grouping.DIGEST).combine_chunks()
+        grouping.write_group_files(root, name, keys, digests, tags, params, shards)
+        names.append(name)
+        sources.append((staging.child(name).uri, number))
+    found = grouping.find_duplicates(
+        root, names, sources, params, shards, lambda fn, specs: [fn(s) for s in specs]
+    )
+    return found.removed
+
+
+def measure_in_process(
+    work: Path,
+    pairs: int,
+    threshold: float = 0.8,
+    settings: list[tuple[int, int, int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Score ``settings`` (default: the first of ``SETTINGS``) on one corpus of ``pairs``
+    planted pairs, as :func:`measure` does, with the passes that decide what is removed
+    run in this process (no Ray)."""
+    source = work / "dedup-quality"
+    planted = corpus(source, pairs)
+    files = [pq.read_table(source / f"part-{f}.parquet") for f in range(FILES)]
+    ids = [t.column("id").to_numpy() for t in files]
+    rows = 2 * pairs
+    results = []
+    for shingle, num_perm, bands in settings or SETTINGS[:1]:
+        truth = [(a, b, dedup.jaccard(x, y, shingle)) for a, b, x, y in planted]
+        explained = {b for _, b, j in truth if j >= threshold - LOW_MARGIN}
+        params = dedup.MinHashParams(threshold, shingle, num_perm, bands)
+        out = work / f"dedup-quality-{shingle}-{num_perm}-{bands}"
+        out.mkdir(parents=True)
+        started = time.perf_counter()
+        keys = removed_in_process(out, [t.column("text").to_pylist() for t in files], params)
+        seconds = time.perf_counter() - started
+        removed = {int(ids[k >> dedup.ROW_BITS][k & 0xFFFFFFFF]) for k in keys.tolist()}
+        results.append(
+            {
+                "shingle": shingle,
+                "num_perm": num_perm,
+                "bands": bands,
+                "seconds": seconds,
+                "removed": len(removed),
                 **score(removed, truth, rows - len(explained), explained, threshold),
             }
         )

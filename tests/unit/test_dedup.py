@@ -95,23 +95,45 @@ def test_digest_words_are_the_digests_bytes_and_skip_nulls() -> None:
 
 
 def group_files(tmp_path, files: list[list[str | None]], params, shards):
-    """Pass 1's group files of ``files`` (lists of texts), as the step writes them."""
+    """Pass 1's signature and group files of ``files`` (lists of texts), as the step
+    writes them: (root, group file names, signature files as pass 2 takes them)."""
     from tasks.steps.dedup import grouping
-    from tasks.steps.dedup.step import signature_table
-    from tasks.store import storage
+    from tasks.steps.dedup.step import STAGING, signature_table
+    from tasks.store import part_files, storage
 
     root = storage.resolve(str(tmp_path))
-    names = []
+    staging = root.child(STAGING)
+    storage.make_dirs(staging)
+    names, sources = [], []
     for number, texts in enumerate(files):
         keys = dedup.order_keys(number, 0, len(texts))
         table, _ = signature_table(pa.array(texts, pa.string()), keys, params)
+        entry = part_files.write_part(staging, number, [table], table.schema, "none", hashes=True)
         tags = sketch.tags_from(table.column("signature")) if params else None
         name = f"part-{number:05d}.parquet"
         grouping.write_group_files(
             root, name, keys, table.column("digest").combine_chunks(), tags, params, shards
         )
         names.append(name)
-    return root, names
+        sources.append((staging.child(entry.path).uri, number))
+    return root, names, sources
+
+
+def near_duplicates(
+    tmp_path, files: list[list[str | None]], params
+) -> dict[tuple[int, int], tuple[int, int]]:
+    """Each removed row's survivor ((file, row) both) when near dedup runs on ``files``:
+    passes 1 and 2 of the step, in this process."""
+    from tasks.steps.dedup import grouping
+
+    root, names, sources = group_files(tmp_path, files, params, grouping.Shards(2, 3))
+    found = grouping.find_duplicates(
+        root, names, sources, params, grouping.Shards(2, 3), lambda fn, specs: list(map(fn, specs))
+    )
+    return {
+        dedup.key_position(int(k)): dedup.key_position(int(s))
+        for k, s in zip(found.removed, found.survivor, strict=True)
+    }
 
 
 def test_band_rows_go_to_their_shard_and_a_files_repeats_have_none(tmp_path) -> None:
@@ -122,7 +144,7 @@ def test_band_rows_go_to_their_shard_and_a_files_repeats_have_none(tmp_path) -> 
     params = dedup.MinHashParams()
     texts = ["a b c d e f", None, "", "g h i j k l m", "a b c d e f"]
     shards = grouping.Shards(3, 7)
-    _, (name,) = group_files(tmp_path, [texts], params, shards)
+    _, (name,), _ = group_files(tmp_path, [texts], params, shards)
     bands = pq.ParquetFile(tmp_path / grouping.BANDS / name)
     assert bands.num_row_groups == 7
     found = sketch.sketch(pa.array(texts), params.shingle, params.num_perm, params.bands)
@@ -169,7 +191,7 @@ def test_repeats_and_grouped_first_copies_settle_to_the_smallest_key_of_a_text(
         files.append(texts)
         for key, text in zip(dedup.order_keys(number, 0, 300).tolist(), texts, strict=True):
             reference.setdefault(text, []).append(key)
-    root, names = group_files(tmp_path, files, None, grouping.Shards(2))
+    root, names, _ = group_files(tmp_path, files, None, grouping.Shards(2))
     uris = tuple(root.child(grouping.DIGESTS).child(n).uri for n in names)
     pairs = [grouping.digest_pairs(grouping.ShardTask(uris, s)) for s in (0, 1)]
     first, removed = (np.concatenate(parts) for parts in zip(*pairs, strict=True))
@@ -194,3 +216,81 @@ def test_runs_of_wide_values_match_a_dict_including_values_sharing_their_top_bit
     expected = {k: min(g) for g in groups.values() for k in g if k != min(g)}
     assert dict(zip(paired.tolist(), first.tolist(), strict=True)) == expected
     assert len(expected) == 150
+
+
+def test_distinct_short_texts_are_never_near_duplicates(tmp_path) -> None:
+    """Issue 33: of 7,000 distinct random texts of 1 to 6 and 8 words, near dedup removed
+    380 (none of 6 or more words) as duplicates of unrelated texts: a row of fewer words
+    than a shingle is one shingle, and two such rows filled one bin each with 8 bits of
+    its minimum, equal by chance for one pair in 32,640. Here 1,000 of each length from
+    1 to 8 words, in two files: every row is kept."""
+    rng = random.Random(33)
+    texts: list[str] = []
+    for length in range(1, 9):
+        made: set[str] = set()
+        while len(made) < 1000:
+            made.add(text_of([rng.choice(WORDS) for _ in range(length)]))
+        texts += sorted(made)
+    rng.shuffle(texts)
+    assert near_duplicates(tmp_path, [texts[:4000], texts[4000:]], dedup.MinHashParams()) == {}
+
+
+def constructed_pair(rng: random.Random, number: int) -> tuple[str, str]:
+    """Two texts on words of their own whose shingles overlap by construction, a little
+    or a lot: one and a longer or shorter one with the same start, a window moved
+    along, or words replaced; from 1 word to 300."""
+    count = rng.choice([rng.randint(1, 12), rng.randint(13, 60), rng.randint(100, 300)])
+    words = [f"p{number}w{i}" for i in range(count + 300)]
+    first = words[:count]
+    reach = rng.choice([3, max(count // 2, 1)])
+    kind = rng.randrange(3)
+    if kind == 0:  # nested shingles: J = (shorter - 4) / (longer - 4) past 5 words
+        second = words[: max(1, count + rng.randint(-reach, reach))]
+    elif kind == 1:  # a window moved along
+        shift = rng.randint(1, reach)
+        second = words[shift : shift + count]
+    else:  # words replaced
+        replaced = set(rng.sample(range(count), min(count, rng.randint(1, reach))))
+        second = [f"p{number}x{i}" if i in replaced else w for i, w in enumerate(first)]
+    return text_of(first), text_of(second)
+
+
+def test_pairs_below_the_threshold_less_a_margin_are_never_merged_and_close_ones_are(
+    tmp_path,
+) -> None:
+    """1,500 constructed pairs at every length (each pair's words its own): a pair whose
+    exact Jaccard similarity is below threshold - 0.2 is never merged, one at 0.9 or
+    more always is, and no row is merged with another pair's."""
+    params = dedup.MinHashParams()
+    rng = random.Random(7)
+    pairs = [constructed_pair(rng, n) for n in range(1500)]
+    similar = np.array([dedup.jaccard(a, b, params.shingle) for a, b in pairs])
+    texts = [t for pair in pairs for t in pair]
+    found = near_duplicates(tmp_path, [texts[:1500], texts[1500:]], params)
+    removed = np.zeros(len(pairs), bool)
+    for (file, row), survivor in found.items():
+        at = file * 1500 + row
+        assert at % 2 == 1 and survivor == divmod(at - 1, 1500), (texts[at], survivor)
+        removed[at // 2] = True
+    low, high = similar < params.threshold - 0.2, similar >= 0.9
+    # Rows of at most 35 words have at most 31 shingles: listed, compared exactly.
+    short = np.array([len(a.split()) <= 35 for a, _ in pairs])
+    copies = np.array([a == b for a, b in pairs])
+    assert (low & short).sum() > 300 and (high & short & ~copies).sum() > 20
+    assert (low & ~short).sum() > 100 and (high & ~short).sum() > 200
+    assert not removed[low].any()
+    assert removed[high].all()
+
+
+def test_one_word_and_blank_texts(tmp_path) -> None:
+    """3,000 distinct one-word texts are all kept; a one-word text with other spacing is
+    a near duplicate of it (the same one shingle), a copy an exact one; blank rows (empty,
+    whitespace, null) are never duplicates, not even of each other."""
+    texts = [*WORDS[:3000], "", None, " ", "\t\n", "w1", "w2 ", "\u3000w3", "", None, " "]
+    found = near_duplicates(tmp_path, [texts], dedup.MinHashParams())
+    assert found == {(0, 3004): (0, 1), (0, 3005): (0, 2), (0, 3006): (0, 3)}
+    tags = sketch.sketch(pa.array(["", None, " ", "w2", "w2 "]), 5, 128).tags
+    assert not tags[:3].any()  # an all-zero sketch: no bands, similar to nothing
+    assert float(sketch.similarity(tags[0], tags[1])) == 0.0
+    assert float(sketch.similarity(tags[0], tags[3])) == 0.0
+    assert float(sketch.similarity(tags[3], tags[4])) == 1.0

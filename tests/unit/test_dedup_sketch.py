@@ -1,9 +1,11 @@
 """Per-row digests and one-permutation MinHash sketches (tasks/steps/dedup/sketch.py),
 checked against a plain-Python reference of the same definitions: words as Python's
-``str.split()`` gives them, every byte of a row in its digest."""
+``str.split()`` gives them, every byte of a row in its digest, a row of few shingles
+listed, any other densified."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import random
@@ -20,6 +22,7 @@ from tasks.steps.dedup import sketch
 MASK = (1 << 64) - 1
 P1, P2, P3 = int(sketch._P1), int(sketch._P2), int(sketch._P3)
 M1, M2, DIGEST_SEED = int(sketch._M1), int(sketch._M2), int(sketch._DIGEST_SEED)
+FINGERPRINT_SEED, TRIES_SEED = int(sketch._FINGERPRINT_SEED), int(sketch._TRIES_SEED)
 EMPTY = 0xFFFFFFFF
 WORDS = [f"w{i}" for i in range(5000)]
 # Every character str.isspace() accepts, ASCII and not.
@@ -63,25 +66,69 @@ def reference_digest(text: str) -> tuple[int, int]:
     return mix(h1 ^ tail), mix((h2 + tail * P2) & MASK)
 
 
-def reference_mins(text: str, shingle: int, bins: int, seed: int) -> list[int]:
+def reference_values(text: str, shingle: int, seed: int) -> list[int]:
+    """Each shingle's 32-bit value (a row with fewer words has one shingle of them all)."""
     hashes = [word_hash(w) for w in text.split()]
     if 0 < len(hashes) < shingle:
         runs = [hashes]
     else:
         runs = [hashes[i : i + shingle] for i in range(len(hashes) - shingle + 1)]
-    mins = [EMPTY] * bins
+    values = []
     for run in runs:
         c = seed
         for h in run:
             c = ((c ^ h) * P3) & MASK
-        c = mix(c)
-        at = ((c >> 32) * bins) >> 32
-        mins[at] = min(mins[at], c & 0xFFFFFFFF)
-    return mins
+        v = mix(c) >> 32
+        values.append(v if v != EMPTY else EMPTY - 1)
+    return values
 
 
-def reference_tags(mins: list[int]) -> list[int]:
-    return [0 if v == EMPTY else 1 + (((v * P1) & MASK) >> 56) % 255 for v in mins]
+@functools.cache
+def tries(bins: int) -> list[list[int]]:
+    """Each bin's sequence of 64 bins to borrow from."""
+    return [
+        [(((mix((TRIES_SEED ^ (j << 32) ^ t) * P1 & MASK)) >> 32) * bins) >> 32 for t in range(64)]
+        for j in range(bins)
+    ]
+
+
+def fingerprint(value: int, j: int) -> int:
+    return 1 + (((mix(((value << 32) | j) ^ FINGERPRINT_SEED) >> 32) * 127) >> 32)
+
+
+def reference_dense(values: list[int], bins: int) -> list[int]:
+    """Bin minima (a value's bin: its top bits), a filled bin as 128 + its minimum's
+    fingerprint, an empty one the fingerprint of the first filled bin in its sequence
+    (or the next filled bin to its right)."""
+    mins = [EMPTY] * bins
+    for v in values:
+        at = (v * bins) >> 32
+        mins[at] = min(mins[at], v)
+    if all(m == EMPTY for m in mins):
+        return [0] * bins
+    out = []
+    for j in range(bins):
+        if mins[j] != EMPTY:
+            out.append(128 + fingerprint(mins[j], j))
+            continue
+        source = next((t for t in tries(bins)[j] if mins[t] != EMPTY), None)
+        if source is None:
+            source = next((j + d) % bins for d in range(bins) if mins[(j + d) % bins] != EMPTY)
+        out.append(fingerprint(mins[source], j))
+    return out
+
+
+def reference_sketch(text: str, shingle: int, bins: int, seed: int) -> list[int]:
+    """A row of at most (bins - 4) // 4 distinct shingles (63 at most) lists them: 0, their
+    number, two zero bytes, their values ascending (4 bytes each, little-endian)."""
+    values = reference_values(text, shingle, seed)
+    distinct = sorted(set(values))
+    if 0 < len(distinct) <= min((bins - 4) // 4, 63):
+        listed = [0, len(distinct), 0, 0]
+        for v in distinct:
+            listed += list(v.to_bytes(4, "little"))
+        return listed + [0] * (bins - len(listed))
+    return reference_dense(values, bins)
 
 
 def texts_of_every_kind(rng: random.Random) -> list[str | None]:
@@ -92,21 +139,28 @@ def texts_of_every_kind(rng: random.Random) -> list[str | None]:
     texts += ["x" * n + " " + "y" * (n + 1) for n in range(1, 20)]
     texts += ["대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고"]
     texts += ["\u200bnot a space\u200b \x00 \x7f \x85end"]  # ZWSP and NUL are no whitespace
+    texts += ["ha " * 300, "ha ho " * 40]  # long, and few distinct shingles
     for _ in range(20):
         texts.append(" ".join(rng.choice(WORDS) for _ in range(rng.randint(0, 40))))
+    for words in (34, 35, 36, 37, 200):  # 30 to 33 shingles: listed or not with 128 bins
+        texts.append(" ".join(rng.choice(WORDS) for _ in range(words)))
     return texts
 
 
 def test_the_kernel_computes_the_reference_definitions() -> None:
     texts = texts_of_every_kind(random.Random(4))
+    assert [sketch.listed_capacity(b) for b in (128, 32, 7, 1024)] == [31, 7, 0, 63]
     for shingle, bins in ((5, 128), (1, 32), (3, 7)):
         found = sketch.sketch(pa.array(texts, pa.string()), shingle, bins, seed=11)
         for row, text in enumerate(texts):
             value = text or ""
             assert tuple(found.digests[row].tolist()) == reference_digest(value), repr(text)
             assert found.has_words[row] == bool(value.split()), repr(text)
-            expected = reference_tags(reference_mins(value, shingle, bins, 11))
+            expected = reference_sketch(value, shingle, bins, 11)
             assert found.tags[row].tolist() == expected, (repr(text), shingle, bins)
+            values = reference_values(value, shingle, 11)
+            dense = reference_dense(values, bins)
+            assert sketch.densified(found.tags[row : row + 1])[0].tolist() == dense
 
 
 def test_digests_are_equal_only_for_equal_text_and_null_for_blank_rows() -> None:
@@ -180,7 +234,7 @@ def test_estimates_follow_exact_jaccard() -> None:
     for i, (a, b) in enumerate(pairs):
         exact = dedup.jaccard(a, b, 5)
         estimate = float(sketch.similarity(found.tags[2 * i], found.tags[2 * i + 1]))
-        either = int(((found.tags[2 * i] != 0) | (found.tags[2 * i + 1] != 0)).sum())
+        either = int(((found.tags[2 * i] | found.tags[2 * i + 1]) & sketch.OWN != 0).sum())
         error = (exact * (1 - exact) / either) ** 0.5
         assert abs(estimate - exact) <= 4 * error + 2 / either, (exact, estimate)
 
@@ -215,18 +269,46 @@ def test_bands_and_estimates_find_similar_pairs_and_only_them(words) -> None:
 
 
 def test_densification_fills_alike_and_leaves_rows_without_words_alone() -> None:
-    tags = np.zeros((4, 16), np.uint8)
-    tags[0, [2, 9]] = [5, 7]
-    tags[1, [2, 9]] = [5, 7]  # the same filled bins: the same bands
-    tags[2, [2, 9]] = [5, 8]  # one value differs
-    keys = sketch.band_keys(tags, 4, seed=0)
-    assert (keys[0] == keys[1]).all() and (keys[0] != keys[2]).any()
-    assert (keys[3] == 0).all()  # no words, no bands (and the step drops the row)
-    full = np.arange(1, 17, dtype=np.uint8)[None, :]
+    texts = ["a b c d e f g", "a  b c\td e f g", "a b c d e f x", "", "a"]
+    found = sketch.sketch(pa.array(texts), 5, 16, 4)
+    dense = sketch.densified(found.tags)
+    # The same shingles (the spaces differ): the same sketch and bands.
+    assert (found.tags[0] == found.tags[1]).all() and (found.bands[0] == found.bands[1]).all()
+    assert (found.bands[0] != found.bands[2]).any()
+    assert (found.bands[3] == 0).all() and (dense[3] == 0).all()  # no words, no bands
+    assert (dense[[0, 2, 4]] != 0).all()  # every bin of a row with words has a value
+    assert np.array_equal(sketch.band_keys(dense, 4, 0), found.bands)  # listed or not
+    full = (np.arange(1, 17, dtype=np.uint8) | sketch.OWN)[None, :]
     changed = full.copy()
-    changed[0, 0] = 99  # a full sketch borrows nothing: one value moves one band only
+    changed[0, 0] ^= 1  # a full sketch borrows nothing: one value moves one band only
     both = sketch.band_keys(np.vstack([full, changed]), 4, seed=0)
     assert (both[0] != both[1]).sum() == 1
+
+
+def listed_row(values: list[int], bins: int = 128) -> np.ndarray:
+    """A listed sketch of these shingle values."""
+    row = [0, len(values), 0, 0]
+    for v in sorted(values):
+        row += list(v.to_bytes(4, "little"))
+    return np.array(row + [0] * (bins - len(row)), np.uint8)
+
+
+def test_borrowed_bins_agree_only_when_they_borrow_the_same_minimum() -> None:
+    """Two rows of one shingle each, in the same bin (the old sketch's case of issue 33:
+    one filled bin, 8 bits of its minimum, equal one time in 255): their dense sketches
+    agree on about one bin in 127, so no band of theirs matches; one shingle beside
+    another in its bin that it loses to is seen by the listed form."""
+    same_bin = [listed_row([0x12345678]), listed_row([0x12345679])]
+    dense = sketch.densified(np.vstack(same_bin))
+    assert (dense[0] & sketch.OWN).sum() == sketch.OWN  # one own bin each: the same one
+    assert (dense[0] == dense[1]).mean() < 0.05
+    keys = sketch.band_keys(np.vstack(same_bin), 16, 0)
+    assert not (keys[0] == keys[1]).any()
+    assert float(sketch.similarity(same_bin[0], same_bin[1])) == 0.0
+    # {s} and {s, t}, t in s's bin and above it: densified alike, listed apart (J = 1/2).
+    alone, hidden = listed_row([0x12345678]), listed_row([0x12345678, 0x12345700])
+    assert np.array_equal(*sketch.densified(np.vstack([alone, hidden])))
+    assert float(sketch.similarity(alone, hidden)) == 0.5
 
 
 def test_sketch_columns_round_trip() -> None:

@@ -8,10 +8,12 @@ never on how the work was split across tasks or nodes.
 
 * Exact duplicates share a 16-byte digest of their text's UTF-8 bytes.
 * Near duplicates are found with one-permutation MinHash and locality-sensitive
-  hashing over word n-grams (shingles): each row gets a sketch of ``num_perm`` 8-bit
-  values, cut into ``bands`` bands; rows that agree on all the values of any band are
-  candidates, and a candidate pair is a duplicate when its estimated Jaccard similarity
-  (:func:`tasks.steps.dedup.sketch.similarity`) reaches the threshold.
+  hashing over word n-grams (shingles): each row gets a sketch of ``num_perm`` bytes
+  (a row of few shingles lists them instead), densified and cut into ``bands`` bands;
+  rows that agree on all the values of any band are candidates, and a candidate pair
+  is a duplicate when its Jaccard similarity (exact for two rows of few shingles,
+  estimated otherwise: :func:`tasks.steps.dedup.sketch.similarity`) reaches the
+  threshold.
 """
 
 from __future__ import annotations
@@ -27,13 +29,15 @@ ROW_BITS = 32
 EXACT_DIGEST_BYTES = 16
 # How rows are digested and sketched (tasks/steps/dedup/sketch.py), recorded in every
 # output's manifest: an ``against`` dataset sketched otherwise cannot be compared with.
-SKETCH = "oph8-v1"
+# v1: 8-bit minima, empty bins 0 (a row of one shingle filled one bin: issue 33); v2:
+# rows of few shingles listed, the others densified with 7-bit fingerprints per bin.
+SKETCH = "oph7-listed-v2"
 
 
 @dataclass(frozen=True)
 class MinHashParams:
     """How near duplicates are found; see the module docstring. ``num_perm`` is the
-    number of one-permutation bins (8-bit values) per row, kept in the name MinHash
+    number of one-permutation bins (a byte each) per row, kept in the name MinHash
     tools give it."""
 
     threshold: float = 0.8

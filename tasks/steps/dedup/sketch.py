@@ -8,19 +8,34 @@ One pass over a batch's UTF-8 buffer gives every row:
   texts collide with a chance far below 2^-64.
 * its **words** (runs between Python's ``str.isspace`` characters, as ``str.split()``
   splits them) hashed eight bytes at a time, and its **shingles** (runs of
-  ``shingle`` consecutive words; a row with fewer words has one shingle of them all).
-* a **one-permutation MinHash sketch** (Li, Owen and Zhang, 2012): each shingle's
-  64-bit hash picks one of ``bins`` bins and competes for its minimum, so a row costs
-  one hash per shingle however many values its sketch has, where classic MinHash costs
-  one per shingle and value. Each bin keeps 8 bits of its minimum's hash (b-bit
-  MinHash, Li and König, 2010): 1..255, and 0 for a bin no shingle fell into.
+  ``shingle`` consecutive words; a row with fewer words has one shingle of them all),
+  each a 32-bit value.
+* a **one-permutation MinHash sketch** (Li, Owen and Zhang, 2012): each shingle's value
+  picks one of ``bins`` bins (by its top bits) and competes for its minimum, so a row
+  costs one hash per shingle however many values its sketch has, where classic MinHash
+  costs one per shingle and value.
 
-Two sketches are compared over the bins either row filled (:func:`similarity`): the
-share of them where both hold the same value estimates the Jaccard similarity of the
-two rows' shingles, without the noise that filling empty bins would add. For LSH
-banding every bin needs a value, so the band keys fill each empty bin from the first
-filled bin of a fixed random sequence of bins (optimal densification, Shrivastava,
-2017), the same sequence for every row, so two similar rows fill alike.
+A sketch is ``bins`` bytes, in one of two forms:
+
+* **listed**, for a row of at most :func:`listed_capacity` distinct shingles (31 with
+  128 bins: texts of up to 35 words with 5-word shingles): byte 0 is 0, byte 1 their
+  number, and from byte 4 their values, ascending. Two listed rows are compared on
+  their shingles themselves: the exact Jaccard similarity (up to 32-bit collisions).
+  Bins cannot judge so few shingles (issue 33): a row of one shingle fills one bin, so
+  two unrelated ones that agree there by chance look identical, and a shingle that
+  loses its bin to another of its row is not seen at all.
+* **dense**, for any longer row: bin ``j`` holds 7 bits of a minimum, fingerprinted
+  with ``j`` (1..127, independent from bin to bin), and ``OWN`` (128) if the row filled
+  the bin itself. An empty bin borrows the minimum of the first filled bin in a fixed
+  random sequence of bins (optimal densification, Shrivastava, 2017), the same sequence
+  for every row: two rows agree on a bin with the chance of their Jaccard similarity,
+  and only by chance (one time in 127 a bin) when they borrow different minima.
+
+:func:`similarity` compares a dense sketch (a listed one expanded to its dense form)
+over the bins either row filled itself, the share of them where both hold the same
+fingerprint, without the noise that borrowed bins would add. The band keys hash the
+dense sketch's bytes, borrowed bins included (LSH needs a value in every bin), so even
+a row of one shingle gets 16 bands that an unrelated row shares only by chance.
 
 Everything is deterministic: fixed constants and seeds, no per-process salt, the same
 bytes on any machine (little-endian reads are explicit).
@@ -44,6 +59,11 @@ DIGEST_BYTES = 16
 # Bins an empty bin tries, in its fixed sequence, before it walks to the next filled bin
 # (reached only by rows with a handful of shingles).
 DENSIFY_TRIES = 64
+# A dense sketch's mark of a bin the row filled itself (the low 7 bits: a fingerprint).
+OWN = np.uint8(0x80)
+# Listed shingles at most, whatever the bins: checking a shingle against those listed
+# costs that many comparisons.
+MAX_LISTED = 63
 # Odd 64-bit constants (golden ratio, xxHash's primes, SplitMix64's finaliser).
 _P1 = U64(0x9E3779B97F4A7C15)
 _P2 = U64(0xC2B2AE3D27D4EB4F)
@@ -51,6 +71,8 @@ _P3 = U64(0x165667B19E3779F9)
 _M1 = U64(0xBF58476D1CE4E5B9)
 _M2 = U64(0x94D049BB133111EB)
 _DIGEST_SEED = U64(0x27D4EB2F165667C5)
+_FINGERPRINT_SEED = U64(0x85EBCA77C2B2AE63)
+_TRIES_SEED = U64(0x2545F4914F6CDD1D)
 
 # Byte classes: 1 is ASCII whitespace for str.isspace (\t \n \v \f \r, \x1c-\x1f and
 # space); 2 may start a multi-byte one (U+0085, U+00A0, U+1680, U+2000-U+200A, U+2028,
@@ -115,11 +137,9 @@ def _digest(data: np.ndarray, start: int, end: int) -> tuple[np.uint64, np.uint6
 
 
 @numba.njit(cache=True)
-def _add_shingle(
-    mins: np.ndarray, row: int, ring: np.ndarray, first: int, count: int, bins: int, seed: np.uint64
-) -> None:
-    """Hash ``count`` words of ``ring`` from ``first`` (in order) into one shingle, and
-    keep its value where it is its bin's minimum."""
+def _shingle_value(ring: np.ndarray, first: int, count: int, seed: np.uint64) -> np.uint32:
+    """``count`` words of ``ring`` from ``first`` (in order) hashed into one shingle's
+    32-bit value (never ``EMPTY32``, the empty bin's mark)."""
     c = seed
     q = first
     for _ in range(count):
@@ -127,11 +147,108 @@ def _add_shingle(
         q += 1
         if q == len(ring):
             q = 0
-    c = _mix(c)
-    b = np.int64(((c >> U64(32)) * U64(bins)) >> U64(32))
-    v = np.uint32(c & U64(0xFFFFFFFF))
-    if v < mins[row, b]:
-        mins[row, b] = v
+    v = np.uint32(_mix(c) >> U64(32))
+    return v if v != EMPTY32 else np.uint32(EMPTY32 - 1)
+
+
+@numba.njit(cache=True)
+def _list_value(v: np.uint32, listed: np.ndarray, n: int) -> int:
+    """List a shingle's value unless it is among the ``n`` listed already; returns how
+    many are listed (one more than ``len(listed)`` once there are more)."""
+    if n > len(listed):
+        return n
+    for q in range(n):
+        if listed[q] == v:
+            return n
+    if n < len(listed):
+        listed[n] = v
+    return n + 1
+
+
+@numba.njit(cache=True)
+def _scan(
+    data: np.ndarray,
+    start: int,
+    end: int,
+    shingle: int,
+    seed: np.uint64,
+    classes: np.ndarray,
+    ring: np.ndarray,
+    mins: np.ndarray,
+    listed: np.ndarray,
+    distinct: bool,
+) -> tuple[int, int]:
+    """One row's words and shingles: each shingle's value kept where it is its bin's
+    minimum in ``mins`` (the row's ``bins`` values; none: exact mode, which stops at the
+    first word) and the first ``len(listed)`` values listed as they come, returning
+    (words, shingles); or, ``distinct``, only each value listed once while there are at
+    most ``len(listed)`` (``mins`` left alone), returning (words, how many: one more
+    than ``len(listed)`` when there are more)."""
+    bins = len(mins)
+    room = len(listed)
+    count = 0
+    n = 0
+    slot = 0
+    i = start
+    while i < end:
+        kind = classes[data[i]]
+        if kind == 1:
+            i += 1
+            continue
+        if kind == 2:
+            step = _space(data, i, end)
+            if step:
+                i += step
+                continue
+        if bins == 0:  # exact mode: a word exists, which is all it asks
+            return 1, 0
+        # A word from i: its bytes folded in eight at a time.
+        h = U64(0)
+        w = U64(0)
+        k = 0
+        j = i
+        while j < end:
+            kind = classes[data[j]]
+            if kind == 1 or (kind == 2 and _space(data, j, end) > 0):
+                break
+            w |= U64(data[j]) << U64(8 * k)
+            k += 1
+            if k == 8:
+                h = (h ^ w) * _P1
+                h ^= h >> U64(32)
+                w = U64(0)
+                k = 0
+            j += 1
+        ring[slot] = _mix((h ^ w) * _P2 + U64(j - i))
+        slot = slot + 1 if slot + 1 < shingle else 0
+        i = j
+        count += 1
+        if count < shingle:
+            continue
+        # The ring holds the last ``shingle`` words, from slot. (The value is kept here,
+        # not in a function: a call taking the arrays cost a quarter of the sketch's time.)
+        v = _shingle_value(ring, slot, shingle, seed)
+        if distinct:
+            n = _list_value(v, listed, n)
+        else:
+            b = (U64(v) * U64(bins)) >> U64(32)
+            if v < mins[b]:
+                mins[b] = v
+            if n < room:
+                listed[n] = v
+            n += 1
+    if 0 < count < shingle:  # fewer words than a shingle: one shingle of them all
+        v = _shingle_value(ring, 0, count, seed)
+        if distinct:
+            n = _list_value(v, listed, n)
+        else:
+            b = (U64(v) * U64(bins)) >> U64(32)
+            if v < mins[b]:
+                mins[b] = v
+            if n < room:
+                listed[n] = v
+            n += 1
+    return count, n
 
 
 @numba.njit(cache=True)
@@ -142,126 +259,242 @@ def _sketch(
     bins: int,
     seed: np.uint64,
     classes: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per row: digest lanes, word count and bin minima (``bins`` 0: digests only, and
-    the word count is 1 for any row with a word)."""
+    cap: int,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: digest lanes, word count, bin minima, and its shingles' values if it has
+    at most ``cap`` distinct ones (``counts``: how many are listed, repeats perhaps
+    among them; one more than ``cap``: more, and 0: no words). With ``bins`` 0, digests
+    only, and the word count is 1 for any row with a word."""
     rows = len(offsets) - 1
     digests = np.zeros((rows, 2), np.uint64)
     words = np.zeros(rows, np.int64)
-    mins = np.full((rows, max(bins, 1)), EMPTY32, np.uint32)
+    mins = np.full((rows, bins), EMPTY32, np.uint32)
+    listed = np.zeros((rows, cap), np.uint32)
+    counts = np.zeros(rows, np.int64)
     ring = np.zeros(max(shingle, 1), np.uint64)
     for row in range(rows):
         start, end = offsets[row], offsets[row + 1]
         digests[row, 0], digests[row, 1] = _digest(data, start, end)
-        count = 0
-        slot = 0
-        i = start
-        while i < end:
-            kind = classes[data[i]]
-            if kind == 1:
-                i += 1
-                continue
-            if kind == 2:
-                step = _space(data, i, end)
-                if step:
-                    i += step
-                    continue
-            if bins == 0:  # exact mode: a word exists, which is all it asks
-                count = 1
-                break
-            # A word from i: its bytes folded in eight at a time.
-            h = U64(0)
-            w = U64(0)
-            k = 0
-            j = i
-            while j < end:
-                kind = classes[data[j]]
-                if kind == 1 or (kind == 2 and _space(data, j, end) > 0):
-                    break
-                w |= U64(data[j]) << U64(8 * k)
-                k += 1
-                if k == 8:
-                    h = (h ^ w) * _P1
-                    h ^= h >> U64(32)
-                    w = U64(0)
-                    k = 0
-                j += 1
-            ring[slot] = _mix((h ^ w) * _P2 + U64(j - i))
-            slot = slot + 1 if slot + 1 < shingle else 0
-            i = j
-            count += 1
-            if count >= shingle:  # the ring holds the last ``shingle`` words, from slot
-                _add_shingle(mins, row, ring, slot, shingle, bins, seed)
-        if bins and 0 < count < shingle:
-            _add_shingle(mins, row, ring, 0, count, bins, seed)
-        words[row] = count
-    return digests, words, mins
+        words[row], shingles = _scan(
+            data, start, end, shingle, seed, classes, ring, mins[row], listed[row], False
+        )
+        if bins == 0 or words[row] == 0:
+            continue
+        counts[row] = min(shingles, cap + 1)  # listed as they came, repeats too
+        if shingles <= cap:
+            continue
+        # More shingles than the list holds: a second look at the words, for distinct
+        # ones, only where they filled at most ``cap`` bins (repetitive rows).
+        filled = 0
+        for j in range(bins):
+            if mins[row, j] != EMPTY32:
+                filled += 1
+        if filled <= cap:
+            _, counts[row] = _scan(
+                data, start, end, shingle, seed, classes, ring, mins[row], listed[row], True
+            )
+    return digests, words, mins, listed, counts
 
 
 @numba.njit(cache=True)
-def _tags(mins: np.ndarray) -> np.ndarray:
-    """Bin minima as 8-bit values: 1..255 from the minimum's hash, 0 for an empty bin."""
+def _fingerprint(value: np.uint32, j: int) -> np.uint8:
+    """Bin ``j``'s 7 bits (1..127) of a shingle's value: independent from bin to bin."""
+    v = _mix(((U64(value) << U64(32)) | U64(j)) ^ _FINGERPRINT_SEED)
+    return np.uint8(1 + (((v >> U64(32)) * U64(127)) >> U64(32)))
+
+
+@numba.njit(cache=True)
+def _densify(mins: np.ndarray, out: np.ndarray, tries: np.ndarray) -> None:
+    """One row's bin minima as its dense sketch in ``out`` (all zero: no shingle): a
+    filled bin holds ``OWN`` and its minimum's fingerprint, an empty bin the fingerprint
+    of the minimum of the first filled bin in its sequence ``tries[bin]`` (or after it,
+    walking right), so two rows agree there only when they borrow the same minimum."""
+    bins = len(mins)
+    filled = 0
+    for j in range(bins):
+        if mins[j] != EMPTY32:
+            filled += 1
+    if filled == 0:
+        out[:] = 0
+        return
+    for j in range(bins):
+        if mins[j] != EMPTY32:
+            out[j] = OWN | _fingerprint(mins[j], j)
+            continue
+        source = -1
+        for t in range(tries.shape[1]):
+            if mins[tries[j, t]] != EMPTY32:
+                source = np.int64(tries[j, t])
+                break
+        if source < 0:
+            source = j
+            while mins[source] == EMPTY32:
+                source = source + 1 if source + 1 < bins else 0
+        out[j] = _fingerprint(mins[source], j)
+
+
+@numba.njit(cache=True)
+def _listed_value(row: np.ndarray, i: int) -> np.uint32:
+    """The ``i``-th shingle value of a listed sketch (little-endian from byte 4)."""
+    at = 4 + 4 * i
+    return np.uint32(
+        U64(row[at])
+        | (U64(row[at + 1]) << U64(8))
+        | (U64(row[at + 2]) << U64(16))
+        | (U64(row[at + 3]) << U64(24))
+    )
+
+
+@numba.njit(cache=True)
+def _expand(row: np.ndarray, out: np.ndarray, mins: np.ndarray, tries: np.ndarray) -> None:
+    """A listed sketch as the dense sketch its shingles give (``mins``: scratch)."""
+    bins = len(out)
+    mins[:] = EMPTY32
+    for i in range(row[1]):
+        h = _listed_value(row, i)
+        b = np.int64((U64(h) * U64(bins)) >> U64(32))
+        if h < mins[b]:
+            mins[b] = h
+    _densify(mins, out, tries)
+
+
+@numba.njit(cache=True)
+def _stored(
+    mins: np.ndarray, listed: np.ndarray, counts: np.ndarray, tries: np.ndarray
+) -> np.ndarray:
+    """Each row's sketch as stored: listed for at most ``listed.shape[1]`` distinct
+    shingles (byte 0: 0, byte 1: their number, from byte 4: their values ascending, 32
+    bits each), dense otherwise, all zero for a row without words."""
     rows, bins = mins.shape
-    tags = np.zeros((rows, bins), np.uint8)
+    cap = listed.shape[1]
+    out = np.zeros((rows, bins), np.uint8)
+    values = np.zeros(max(cap, 1), np.uint32)
     for row in range(rows):
-        for j in range(bins):
-            v = mins[row, j]
-            if v != EMPTY32:
-                tags[row, j] = np.uint8(1 + ((U64(v) * _P1) >> U64(56)) % U64(255))
-    return tags
+        n = counts[row]
+        if n == 0:
+            continue
+        if n > cap:
+            _densify(mins[row], out[row], tries)
+            continue
+        # Ascending, each once: an insertion sort of a few values, no allocation.
+        kept = 0
+        for i in range(n):
+            v = listed[row, i]
+            at = kept
+            while at > 0 and values[at - 1] > v:
+                at -= 1
+            if at > 0 and values[at - 1] == v:
+                continue
+            for q in range(kept, at, -1):
+                values[q] = values[q - 1]
+            values[at] = v
+            kept += 1
+        out[row, 1] = kept
+        for i in range(kept):
+            for k in range(4):
+                out[row, 4 + 4 * i + k] = np.uint8(
+                    (values[i] >> np.uint32(8 * k)) & np.uint32(0xFF)
+                )
+    return out
+
+
+@numba.njit(cache=True)
+def _densified(tags: np.ndarray, tries: np.ndarray) -> np.ndarray:
+    """:func:`densified`."""
+    out = tags.copy()
+    mins = np.empty(tags.shape[1], np.uint32)
+    for row in range(tags.shape[0]):
+        if tags[row, 0] == 0:
+            _expand(tags[row], out[row], mins, tries)
+    return out
 
 
 @numba.njit(cache=True)
 def _band_keys(tags: np.ndarray, bands: int, seed: np.uint64, tries: np.ndarray) -> np.ndarray:
-    """Band keys of densified sketches: an empty bin takes the value of the first filled
-    bin in its sequence ``tries[bin]`` (or after it, walking right), tagged with that
-    bin, so that two rows agree there only when they borrow the same bin's value."""
+    """One key per band of each row's dense sketch (a listed one expanded first); zero
+    for a row without words."""
     rows, bins = tags.shape
     per_band = bins // bands
     keys = np.zeros((rows, bands), np.uint64)
-    dense = np.zeros(bins, np.uint64)
+    dense = np.zeros(bins, np.uint8)
+    mins = np.empty(bins, np.uint32)
     for row in range(rows):
         own = tags[row]
-        filled = 0
-        for j in range(bins):
-            if own[j] != 0:
-                filled += 1
-        if filled == 0:
-            continue
-        for j in range(bins):
-            if own[j] != 0:
-                dense[j] = U64(own[j])
+        if own[0] == 0:
+            if own[1] == 0:
                 continue
-            source = -1
-            if filled < bins:
-                for t in range(tries.shape[1]):
-                    if own[tries[j, t]] != 0:
-                        source = np.int64(tries[j, t])
-                        break
-            if source < 0:
-                source = j
-                while own[source] == 0:
-                    source = source + 1 if source + 1 < bins else 0
-            dense[j] = U64(own[source]) | (U64(source + 1) << U64(8))
+            _expand(own, dense, mins, tries)
+            own = dense
         for band in range(bands):
             c = seed ^ U64(band)
             for q in range(per_band):
-                c = (c ^ dense[band * per_band + q]) * _P3
+                c = (c ^ U64(own[band * per_band + q])) * _P3
             keys[row, band] = _mix(c)
     return keys
 
 
+@numba.njit(cache=True)
+def _similarity(a: np.ndarray, b: np.ndarray, tries: np.ndarray) -> np.ndarray:
+    """:func:`similarity` over rows of equal shape."""
+    rows, bins = a.shape
+    out = np.zeros(rows, np.float64)
+    dense_a = np.zeros(bins, np.uint8)
+    dense_b = np.zeros(bins, np.uint8)
+    mins = np.empty(bins, np.uint32)
+    for row in range(rows):
+        x, y = a[row], b[row]
+        if x[0] == 0 and y[0] == 0:  # both listed (or blank): the exact share
+            nx, ny = np.int64(x[1]), np.int64(y[1])
+            if nx == 0 or ny == 0:
+                continue
+            i = j = both = 0
+            while i < nx and j < ny:
+                u, v = _listed_value(x, i), _listed_value(y, j)
+                if u == v:
+                    both += 1
+                    i += 1
+                    j += 1
+                elif u < v:
+                    i += 1
+                else:
+                    j += 1
+            out[row] = both / (nx + ny - both)
+            continue
+        if x[0] == 0:
+            _expand(x, dense_a, mins, tries)
+            x = dense_a
+        if y[0] == 0:
+            _expand(y, dense_b, mins, tries)
+            y = dense_b
+        either = 0
+        same = 0
+        for j in range(bins):
+            if (x[j] | y[j]) & OWN:
+                either += 1
+                if x[j] == y[j]:
+                    same += 1
+        if either:
+            out[row] = same / either
+    return out
+
+
 @functools.cache
-def _tries(bins: int, seed: int) -> np.ndarray:
+def _tries(bins: int) -> np.ndarray:
     """Each bin's fixed sequence of bins to borrow from (``DENSIFY_TRIES`` of them)."""
     bin_ = np.arange(bins, dtype=U64)[:, None]
     attempt = np.arange(DENSIFY_TRIES, dtype=U64)[None, :]
-    v = (U64(seed) ^ (bin_ << U64(32)) ^ attempt) * _P1
+    v = (_TRIES_SEED ^ (bin_ << U64(32)) ^ attempt) * _P1
     v = (v ^ (v >> U64(30))) * _M1
     v = (v ^ (v >> U64(27))) * _M2
     v ^= v >> U64(31)
     # uint16: a bin's whole sequence stays in the CPU's first cache
     return (((v >> U64(32)) * U64(bins)) >> U64(32)).astype(np.uint16)
+
+
+def listed_capacity(bins: int) -> int:
+    """The most distinct shingles a sketch of ``bins`` bytes lists (32 bits each after a
+    4-byte head): 31 with 128 bins."""
+    return max(0, min((bins - 4) // 4, MAX_LISTED))
 
 
 def _buffers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -277,7 +510,8 @@ def _buffers(text: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
 @dataclass(frozen=True)
 class Sketches:
     """One batch's sketches: per row its digest (two uint64 lanes), whether it has a
-    word, and in near mode its 8-bit bin values (0: empty) and band keys."""
+    word, and in near mode its sketch (``bins`` bytes, listed or dense; all zero for a
+    row without words) and band keys."""
 
     digests: np.ndarray
     has_words: np.ndarray
@@ -303,28 +537,44 @@ def sketch(
     """Digests of every row, and with ``bins`` its sketch (and with ``bands`` its band
     keys). Rows are independent: any split of the rows gives the same values."""
     data, offsets = _buffers(text)
-    digests, words, mins = _sketch(data, offsets, shingle, bins, U64(seed), _CLASS)
+    cap = listed_capacity(bins)
+    digests, words, mins, listed, counts = _sketch(
+        data, offsets, shingle, bins, U64(seed), _CLASS, cap
+    )
     if not bins:
         return Sketches(digests, words > 0)
-    tags = _tags(mins)
+    tags = _stored(mins, listed, counts, _tries(bins))
     return Sketches(digests, words > 0, tags, band_keys(tags, bands, seed) if bands else None)
 
 
 def band_keys(tags: np.ndarray, bands: int, seed: int) -> np.ndarray:
-    """One 64-bit key per row and band of densified sketches, shape (rows, bands)."""
+    """One 64-bit key per row and band of the rows' dense sketches, shape (rows, bands):
+    zero for a row without words."""
     tags = np.ascontiguousarray(tags, dtype=np.uint8)
-    return _band_keys(tags, bands, U64(seed), _tries(tags.shape[1], seed))
+    return _band_keys(tags, bands, U64(seed), _tries(tags.shape[1]))
+
+
+def densified(tags: np.ndarray) -> np.ndarray:
+    """Sketches in their dense form, the one band keys hash: a listed sketch expanded to
+    the dense sketch its shingles give (a row without words stays all zero)."""
+    tags = np.ascontiguousarray(tags, dtype=np.uint8)
+    return _densified(tags, _tries(tags.shape[1]))
 
 
 def similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Estimated Jaccard similarity of rows of sketches ``a`` and ``b``: of the bins
-    either row filled, the share where both hold the same value (0 when neither has
-    any). Two different minima share their 8 bits one time in 255, which lifts the
-    estimate by at most (1 - J) / 255."""
-    a, b = np.asarray(a), np.asarray(b)
-    either = ((a != 0) | (b != 0)).sum(axis=-1)
-    same = ((a == b) & (a != 0)).sum(axis=-1)
-    return np.where(either > 0, same / np.maximum(either, 1), 0.0)
+    """Estimated Jaccard similarity of rows of sketches ``a`` and ``b`` (broadcast): for
+    two listed sketches the exact share of shared shingles; otherwise, of the bins either
+    row filled itself (``OWN``), the share where both hold the same fingerprint. 0 when
+    either row has no words. Two different minima share their 7 bits one time in 127,
+    which lifts the estimate by at most (1 - J) / 127."""
+    a, b = np.broadcast_arrays(np.asarray(a, np.uint8), np.asarray(b, np.uint8))
+    shape, bins = a.shape[:-1], a.shape[-1]
+    found = _similarity(
+        np.ascontiguousarray(a.reshape(-1, bins)),
+        np.ascontiguousarray(b.reshape(-1, bins)),
+        _tries(bins),
+    )
+    return found.reshape(shape)
 
 
 def sketch_array(tags: np.ndarray) -> pa.Array:
