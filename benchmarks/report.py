@@ -37,6 +37,9 @@ DEDUP_VS_PREPROCESS = {"dedup exact": 0.8, "dedup near": 0.5}
 INDEX_BYTES_PER_ROW = 200
 # The filter step against datatrove's four filter classes on the same real documents:
 FILTER_AGREEMENT = 0.99  # per filter, of the documents both judged
+# FineWeb's chain (language, Gopher repetition, Gopher quality, C4, FineWeb) against
+# datatrove's: the same verdict and the same first failing rule.
+CHAIN_AGREEMENT = 0.99
 FILTER_VS_DATATROVE = 10.0  # marginal MB/s of text per CPU, ours over datatrove's
 FILTER_SIDES = {
     "filter-datatrove": "datatrove (its classes, a document at a time)",
@@ -507,6 +510,18 @@ def filter_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
                 share >= FILTER_AGREEMENT,
             )
         )
+    chain = agreement.get("chain")
+    if chain:
+        share = chain["agreement"] or 0.0
+        verdicts.append(
+            (
+                f"filter agreement, FineWeb's chain: {share:.2%} of {chain['documents']} "
+                f"documents with the same verdict and first failing rule "
+                f"({chain['same_verdict'] or 0.0:.2%} the same verdict; "
+                f"floor {CHAIN_AGREEMENT:.0%})",
+                share >= CHAIN_AGREEMENT,
+            )
+        )
     rates = filter_rates(results)
     ours = (rates.get("filter-ours") or {}).get("mb_per_s")
     theirs = (rates.get("filter-datatrove") or {}).get("mb_per_s")
@@ -560,6 +575,28 @@ def filter_markdown(results: dict[str, Any]) -> list[str]:
             f"{a['rejected_by_ours_only']}) | {a['rejected_by_datatrove']} | "
             f"{a['rejected_by_ours']} | {a['datatrove_errors']} | {causes or '-'} |"
         )
+    chain = agreement.get("chain")
+    if chain:
+        causes = ", ".join(f"{cause} {n}" for cause, n in list(chain["causes"].items())[:4])
+        share = chain["agreement"]
+        lines.append(
+            f"| FineWeb's chain: same verdict and first failing rule | "
+            f"{f'{share:.2%}' if share is not None else '-'} | "
+            f"{chain['disagreements']} ({chain['rejected_by_datatrove_only']} / "
+            f"{chain['rejected_by_ours_only']}; {chain['other_rule']} another rule) | "
+            f"{chain['rejected_by_datatrove']} | {chain['rejected_by_ours']} | "
+            f"{chain['datatrove_errors']} | {causes or '-'} |"
+        )
+        lines += [
+            "",
+            "FineWeb's chain: datatrove's LanguageFilter (English, 0.65), "
+            "GopherRepetitionFilter, GopherQualityFilter, "
+            "C4QualityFilter(filter_no_terminal_punct=False) and FineWebQualityFilter, a "
+            "document passed along until one drops it (FineWebQualityFilter judging the "
+            "text C4 leaves), beside our default chain with the same settings; both read "
+            "languages with lid.176's .ftz. Agreement: both keep the document, or both "
+            "reject it by the same first rule.",
+        ]
     rates = filter_rates(results)
     names = list(agreement["filters"])
     if rates:

@@ -370,3 +370,59 @@ def test_the_nightly_table_puts_each_steps_measured_rate_and_minutes_side_by_sid
     costs = {c["stage"]: c for c in report.nightly_costs(found)}
     assert costs["generate"]["mb_per_s_per_cpu"] is None  # no marginal phase in this run
     assert "| generate |" not in table
+
+
+def filter_results(chain_agreement: float | None = 535 / 537) -> dict:
+    """The filter phase's agreement: two filters and, unless None, FineWeb's chain."""
+
+    def figures(share: float, disagreements: int) -> dict:
+        return {"documents": 537, "agreement": share, "disagreements": disagreements}
+
+    per_filter = {"rejected_by_datatrove_only": 0, "rejected_by_ours_only": 1}
+    per_filter |= {"datatrove_errors": 0, "rejected_by_datatrove": 300, "rejected_by_ours": 301}
+    per_filter |= {"causes": {"ours alpha_words": 1}, "examples": []}
+    agreement = {
+        "documents": 537,
+        "filters": {
+            "gopher_quality": figures(536 / 537, 1) | per_filter,
+            "fineweb": figures(1.0, 0) | per_filter,
+        },
+    }
+    if chain_agreement is not None:
+        chain = figures(chain_agreement, round(537 * (1 - chain_agreement)))
+        chain |= {"same_verdict": 1.0, "other_rule": chain["disagreements"]}
+        chain |= {"rejected_by_datatrove_only": 0, "rejected_by_ours_only": 0}
+        chain |= {"datatrove_errors": 0, "rejected_by_datatrove": 435, "rejected_by_ours": 435}
+        chain |= {"causes": {"datatrove gopher_repetition.top_2_gram, ours x": 1}}
+        agreement["chain"] = chain | {"examples": []}
+    phase = {"versions": {"datatrove": "0.10.1", "spacy": "3.8"}, "sides": []}
+    phase |= {"corpus": {"documents": 537, "text_bytes": 4_000_000}, "agreement": agreement}
+    return {"machine": results()["machine"], "filter": phase}
+
+
+def test_fineweb_chain_agreement_is_reported_beside_the_per_filter_agreement():
+    verdicts = report.filter_verdicts(filter_results())
+    assert (
+        "filter agreement, FineWeb's chain: 99.63% of 537 documents with the same verdict "
+        "and first failing rule (100.00% the same verdict; floor 99%)",
+        True,
+    ) in verdicts
+    assert (
+        "filter agreement, gopher_quality: 99.81% of 537 documents, 1 disagreements (floor 99%)",
+        True,
+    ) in verdicts
+    low = report.filter_verdicts(filter_results(chain_agreement=0.98))
+    assert [t for t, ok in low if not ok] == [
+        "filter agreement, FineWeb's chain: 98.00% of 537 documents with the same verdict "
+        "and first failing rule (100.00% the same verdict; floor 99%)"
+    ]
+    table = "\n".join(report.filter_markdown(filter_results()))
+    assert "| gopher_quality | 99.81% |" in table
+    assert (
+        "| FineWeb's chain: same verdict and first failing rule | 99.63% | 2 (0 / 0; "
+        "2 another rule) | 435 | 435 | 0 |"
+    ) in table
+    # Results written before the chain was compared report the filters alone.
+    old = filter_results(chain_agreement=None)
+    assert not any("chain" in t for t, _ in report.filter_verdicts(old))
+    assert "chain" not in "\n".join(report.filter_markdown(old))

@@ -9,11 +9,12 @@ from importlib import resources
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pytest
 from faker import Faker
 from pydantic import ValidationError
 
-from tasks.steps.filter.language import identify, kiwi_words
+from tasks.steps.filter.language import identify, kiwi_words, top_languages
 from tasks.steps.filter.rules import (
     KOREAN,
     LANGUAGE_RULES,
@@ -213,6 +214,134 @@ def test_language_rules_are_added_to_the_defaults_and_null_removes_one():
     assert set(both.language_rules) == {"ko", "zh"} and both.rules_for("ko") == KOREAN
     assert both.rules_for("zh").gopher_quality is None
     without_korean = FilterOptions.model_validate({"language_rules": {"ko": None}})
-    assert without_korean.language_rules == {}
+    assert without_korean.language_rules == {"ko": None}  # kept, so that it round-trips
+    assert without_korean.own_rules() == {}
     assert without_korean.rules_for("ko").c4 is not None  # the English sets, no stop words
     assert without_korean.rules_for("ko").gopher_quality.min_stop_words is None
+
+
+def _mixed() -> tuple[str, dict[str, float]]:
+    """A French paragraph and an English one: French first, English second, both well
+    below FineWeb's 0.65, English above 0.2; and the model's top probabilities."""
+    french, english = Faker("fr_FR"), Faker("en_US")
+    french.seed_instance(3)
+    english.seed_instance(3)
+    text = french.paragraph(nb_sentences=6) + " " + english.paragraph(nb_sentences=4)
+    ((codes, probabilities),) = top_languages(pa.array([text]), 3)
+    scores = dict(zip(codes, probabilities, strict=True))
+    assert codes[:2] == ["fr", "en"] and 0.2 < scores["en"] < scores["fr"] < 0.65, scores
+    return text, scores
+
+
+def test_a_row_is_kept_when_any_wanted_language_reaches_min_score():
+    """datatrove's LanguageFilter(languages=...) keeps a document when any of them scores
+    above the threshold, not only the most likely one; the row is then judged as (and
+    labelled with) that language."""
+    text, scores = _mixed()
+    en, fr = scores["en"], scores["fr"]
+    texts = pa.array([text])
+
+    def judged(keep: tuple[str, ...], min_score: float) -> tuple[str | None, str, float]:
+        v = evaluate(texts, FilterOptions(language=LanguageID(keep=keep, min_score=min_score)))
+        return v.reason[0].as_py(), v.language[0].as_py(), v.score[0].as_py()
+
+    # English is second, yet above min_score: kept, as English with its score.
+    reason, language, score = judged(("en",), en - 0.05)
+    assert not (reason or "").startswith("language.")
+    assert (language, score) == ("en", pytest.approx(en))
+    # Both above: the likelier of the wanted ones.
+    assert judged(("en", "fr"), en - 0.05)[1:] == ("fr", pytest.approx(fr))
+    assert judged(("en", "de"), en - 0.05)[1] == "en"
+    # English below min_score, French not wanted: not kept, labelled as the model's top.
+    assert judged(("en",), en + 0.01) == ("language.not_kept", "fr", pytest.approx(fr))
+    # French wanted but below min_score: a low score.
+    assert judged(("fr",), fr + 0.01) == ("language.low_score", "fr", pytest.approx(fr))
+    # Without keep, the model's top language and its score, as before.
+    reason, language, score = judged(None, 0.5)
+    assert (reason, language, score) == ("language.low_score", "fr", pytest.approx(fr))
+
+
+class _NumpyScores:
+    """fasttext-predict's model as the fasttext package's: numpy probabilities."""
+
+    def __init__(self, model) -> None:
+        self.model = model
+
+    def predict(self, text: str, k: int = 1, threshold: float = 0.0):
+        labels, scores = self.model.predict(text, k=k, threshold=threshold)
+        return labels, np.asarray(scores)
+
+
+def test_language_verdicts_are_datatroves():
+    """Our LanguageFilter semantics beside datatrove's class, on the same model (lid.176's
+    .ftz handed to it), for several wanted lists and thresholds."""
+    pytest.importorskip("datatrove")
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import LanguageFilter
+
+    from tasks.steps.filter.language import _fasttext
+
+    texts, _ = labelled_set()
+    mixed, _ = _mixed()
+    texts = [mixed, *texts[:: len(texts) // 60]]
+    for languages, threshold in [(["en"], 0.65), (["en"], 0.3), (["fr", "en"], 0.2), (None, 0.65)]:
+        # The class checks for its own fastText package at construction: skip that check.
+        theirs = object.__new__(LanguageFilter)
+        LanguageFilter.__init__(theirs, languages=languages, language_threshold=threshold)
+        theirs.model._model = _NumpyScores(_fasttext())
+        keep = tuple(languages) if languages else None
+        options = FilterOptions(language=LanguageID(keep=keep, min_score=threshold))
+        ours = evaluate(pa.array(texts), options)
+        language_reasons = pc.starts_with(pc.fill_null(ours.reason, ""), "language.")
+        for row, text in enumerate(texts):
+            doc = Document(text=text, id=str(row))
+            assert bool(theirs.filter(doc)) == (not language_reasons[row].as_py()), (
+                languages,
+                threshold,
+                text[:80],
+            )
+
+
+def _crlf_documents() -> list[str]:
+    english = Faker("en_US")
+    english.seed_instance(5)
+    prose = "\n\n".join(
+        "\n".join(english.paragraph(nb_sentences=3) for _ in range(3)) for _ in range(3)
+    )
+    bullets = "Things to pack for the trip:\n" + "\n".join(
+        f"- {english.sentence(nb_words=8)}" for _ in range(20)
+    )
+    code = "\n".join(
+        [
+            "def mean(values):",
+            '    """The mean of the values, or None without any."""',
+            "    if not values:",
+            "        return None",
+            "    return sum(values) / len(values)",
+            "",
+            "for name in sorted(scores):",
+            "    print(name, mean(scores[name]))",
+        ]
+        * 3
+    )
+    return [prose, bullets, code, *constitution_chapters()[:3]]
+
+
+def test_crlf_and_cr_twins_get_the_same_verdicts():
+    """English prose, a bullet list, code and Korean: with \\r\\n or \\r line endings, the
+    same reason, the same fired rules, language and score as with \\n."""
+    docs = _crlf_documents()
+    lf = evaluate(pa.array(docs), FilterOptions())
+    assert lf.language.to_pylist()[3:] == ["ko"] * 3
+    assert None in lf.reason.to_pylist()  # some are kept: every rule was judged
+    for ending in ("\r\n", "\r"):
+        twins = pa.array([doc.replace("\n", ending) for doc in docs])
+        v = evaluate(twins, FilterOptions())
+        assert v.reason.to_pylist() == lf.reason.to_pylist(), ending
+        assert v.language.to_pylist() == lf.language.to_pylist()
+        assert v.score.to_pylist() == lf.score.to_pylist()
+        for name, mask in lf.fired.items():
+            assert v.fired[name].tolist() == mask.tolist(), (ending, name)
+        # Korean has no C4: its text is not rewritten, line endings and all.
+        if v.text is not None:
+            assert v.text.to_pylist()[3:] == twins.to_pylist()[3:]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from collections import Counter
@@ -11,13 +12,17 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
+from tasks.steps.filter.pii import PII
 from tasks.steps.filter.rules import (
     C4,
+    KOREAN,
     PUNCTUATION_SET,
     FilterOptions,
     FineWeb,
     GopherQuality,
     GopherRepetition,
+    LanguageID,
+    LanguageRules,
     evaluate,
     rule_names,
 )
@@ -26,6 +31,8 @@ DEFAULTS = FilterOptions(language=None)
 # fineweb's 1 % duplicate-character rule is stricter than every Gopher repetition
 # threshold, so a document just inside one of those necessarily fails it.
 NO_FINEWEB = FilterOptions(language=None, fineweb=None)
+# fineweb's rules judge the lines C4 keeps; without C4, the text as it is.
+NO_C4 = FilterOptions(language=None, c4=None)
 
 _CONSONANTS = "bcdfgjklmnprstvz"  # no h, w, y: no generated word is a stop word
 _VOWELS = "aeiou"
@@ -350,8 +357,9 @@ def test_short_line_ratio():
         lines = base(6, 12) + [f"{word(4)} {word(4)}." for _ in range(short)]
         return "\n".join(lines)
 
-    # 12 / 18 = 0.667 <= 0.67 is kept, 13 / 19 = 0.684 is not.
-    check("fineweb.short_line_ratio", doc(12), doc(13))
+    # 12 / 18 = 0.667 <= 0.67 is kept, 13 / 19 = 0.684 is not. C4 would drop the
+    # two-word lines before fineweb sees them (test_fineweb_judges_the_lines_c4_keeps).
+    check("fineweb.short_line_ratio", doc(12), doc(13), NO_C4)
 
 
 def test_char_dup_ratio():
@@ -363,7 +371,7 @@ def test_char_dup_ratio():
         return doc, len(repeated) / len(doc.replace("\n", ""))
 
     inside, outside = _just_around(0.01, build)
-    check("fineweb.char_dup_ratio", inside, outside)
+    check("fineweb.char_dup_ratio", inside, outside, NO_C4)  # C4 drops one-word lines
 
 
 def test_list_ratio():
@@ -390,13 +398,18 @@ def test_list_ratio():
 def test_fired_is_independent_of_order_and_of_other_rules():
     texts = ["\n".join(base()), "", "Hi.\n\nHi.\n\nHi.", "#" * 10 + " word " * 60]
     full = evaluate(pa.array(texts), DEFAULTS)
-    alone = evaluate(
-        pa.array(texts),
-        FilterOptions(language=None, gopher_quality=None, gopher_repetition=None, c4=None),
-    )
+    off = dict.fromkeys(["gopher_quality", "gopher_repetition", "c4", "fineweb"])
+    for only in off:
+        # fineweb judges the text C4 leaves: C4 is its input, not a rule before it.
+        keep = {only, "c4"} if only == "fineweb" else {only}
+        alone = evaluate(
+            pa.array(texts),
+            FilterOptions(language=None, **{k: v for k, v in off.items() if k not in keep}),
+        )
+        for name, mask in alone.fired.items():
+            if name.startswith(f"{only}."):
+                np.testing.assert_array_equal(mask, full.fired[name])
     reversed_ = evaluate(pa.array(texts[::-1]), DEFAULTS)
-    for name, mask in alone.fired.items():
-        np.testing.assert_array_equal(mask, full.fired[name])
     for name, mask in full.fired.items():
         np.testing.assert_array_equal(mask, reversed_.fired[name][::-1])
 
@@ -437,13 +450,15 @@ def test_nulls_and_empty_strings():
     good = "\n".join(base())
     texts = pa.array([good, None, "", good, None], pa.string())
     v = evaluate(texts, DEFAULTS)
+    # datatrove's GopherRepetitionFilter, first in FineWeb's order, rejects "" as empty.
     assert v.reason.to_pylist() == [
         None,
-        "gopher_quality.word_count",
-        "gopher_quality.word_count",
+        "gopher_repetition.empty",
+        "gopher_repetition.empty",
         None,
-        "gopher_quality.word_count",
+        "gopher_repetition.empty",
     ]
+    assert v.fired["gopher_quality.word_count"].tolist() == [False, True, True, False, True]
     assert v.keep.tolist() == [True, False, False, True, False]
     off = FilterOptions(
         language=None, gopher_quality=None, gopher_repetition=None, c4=None, fineweb=None
@@ -572,3 +587,302 @@ def test_long_documents_are_judged_in_pieces_with_the_same_verdicts(monkeypatch)
     assert pieces.reason.to_pylist() == whole.reason.to_pylist()
     assert all((pieces.fired[k] == whole.fired[k]).all() for k in whole.fired)
     assert len(pieces.language) == len(docs)
+
+
+# --- issue 33: long documents, line endings, options, FineWeb's order ----------------
+
+
+@pytest.mark.parametrize("at", [0, 2, 5])
+def test_a_row_over_the_bound_among_others_is_judged_alone(monkeypatch, at):
+    """A row over MAX_JUDGED_BYTES followed by others used to be sliced nowhere and
+    judged again and again (RecursionError); now it is a slice of its own."""
+    import tasks.steps.filter.rules as rules
+
+    small = ["\n".join(base()) for _ in range(4)] + ["Hi.\n\nHi.\n\nHi."]
+    big = "\n".join(base(40, 12))
+    expected = [evaluate(pa.array([text]), DEFAULTS).reason[0].as_py() for text in small]
+    monkeypatch.setattr(rules, "MAX_JUDGED_BYTES", len(big.encode()) - 1)
+    texts = [*small[:at], big, *small[at:]]
+    v = evaluate(pa.array(texts), DEFAULTS)
+    reasons = v.reason.to_pylist()
+    assert reasons.pop(at) == evaluate(pa.array([big]), DEFAULTS).reason[0].as_py()
+    assert reasons == expected
+    assert all(len(mask) == len(texts) for mask in v.fired.values())
+
+
+def _long_document() -> tuple[str, str]:
+    """A document whose first 2,000 bytes are good lines, then 200 lines that end in an
+    ellipsis (gopher_quality.ellipsis_lines for the document as a whole)."""
+    start, lines = "", []
+    while True:
+        line = sentence(12)
+        if len(start) + len(line) + 1 > 1990:
+            break
+        lines.append(line)
+        start = "\n".join(["the of " + lines[0], *lines[1:]])
+    tail = "\n".join(" ".join(words(30, 5)) + "..." for _ in range(200))
+    return start, start + "\n" + tail
+
+
+def test_a_document_over_the_bound_is_judged_on_its_start_but_counted_whole(monkeypatch):
+    """The documented verdict: every rule judges the first MAX_JUDGED_BYTES (to the last
+    line break in them); gopher_quality.word_count counts the whole document's words."""
+    import tasks.steps.filter.rules as rules
+
+    start, doc = _long_document()
+    whole = evaluate(pa.array([doc]), DEFAULTS)
+    assert whole.reason[0].as_py() == "gopher_quality.ellipsis_lines"
+    start_words = int(rules._non_symbol_words(pa.array([start]), "default")[0])
+    doc_words = int(rules._non_symbol_words(pa.array([doc]), "default")[0])
+    assert doc_words == start_words + 200 * 30
+
+    monkeypatch.setattr(rules, "MAX_JUDGED_BYTES", 2000)
+    assert len(doc.encode()) > 4 * 2000
+    judged = evaluate(pa.array([doc]), DEFAULTS)
+    # The ellipses lie beyond the first 2,000 bytes: kept, as that start alone is.
+    assert judged.reason[0].as_py() is None
+    assert evaluate(pa.array([start]), DEFAULTS).reason[0].as_py() is None
+    assert judged.text is None  # a long document is never rewritten
+    for least, most, fires in [
+        (None, doc_words - 1, True),  # more words than the start shows
+        (None, doc_words, False),
+        (doc_words, None, False),  # the start alone has too few, the whole enough
+        (doc_words + 1, None, True),
+    ]:
+        gopher = GopherQuality(min_doc_words=least, max_doc_words=most)
+        options = FilterOptions(language=None, gopher_quality=gopher)
+        other = "\n".join(base())  # a document of its own in the same batch
+        expected = [fires, verdict(other, options)[1]["gopher_quality.word_count"]]
+        v = evaluate(pa.array([doc, other]), options)
+        assert v.fired["gopher_quality.word_count"].tolist() == expected, (least, most)
+        assert v.reason[0].as_py() == ("gopher_quality.word_count" if fires else None)
+
+
+def test_a_long_document_cut_inside_a_line_or_a_word(monkeypatch):
+    """Without line breaks the start ends at a space, without spaces at a character."""
+    import tasks.steps.filter.rules as rules
+
+    monkeypatch.setattr(rules, "MAX_JUDGED_BYTES", 100)
+    one_line = " ".join(["the", "of", *words(300)]) + "."
+    blob = "한" * 200  # 600 bytes, no space: cut between characters
+    v = evaluate(pa.array([one_line, blob]), DEFAULTS)
+    assert v.fired["gopher_quality.word_count"].tolist() == [False, True]
+    assert v.reason.to_pylist()[1] == "gopher_quality.word_count"
+
+
+def test_crlf_and_cr_line_endings_are_judged_as_newlines():
+    """The same documents with \\r\\n and \\r line endings get the same verdicts (datatrove
+    would see \\r at every line's end: no line ends with a full stop there)."""
+    prose = "\n".join(base(8, 9))
+    paragraphs = "\n\n".join("\n".join(base(3, 10)) for _ in range(3))
+    short = "\n".join([*base(3, 12), *(f"{word()}." for _ in range(30))])
+    texts = [prose, paragraphs, short]
+    for lf in texts:
+        assert "\r" not in lf
+    lf = evaluate(pa.array(texts), DEFAULTS)
+    assert lf.reason.to_pylist()[:2] == [None, None]
+    for ending in ("\r\n", "\r"):
+        twin = pa.array([text.replace("\n", ending) for text in texts])
+        v = evaluate(twin, DEFAULTS)
+        assert v.reason.to_pylist() == lf.reason.to_pylist(), ending
+        for name, mask in lf.fired.items():
+            assert v.fired[name].tolist() == mask.tolist(), (ending, name)
+        assert twin.to_pylist()[0].count(ending) == 7  # the input is not changed
+
+
+# Option sets for the manifest round trip: the defaults, and changes of every kind.
+ROUND_TRIP = [
+    FilterOptions(),
+    FilterOptions(language_rules={"ko": None}),
+    FilterOptions(c4=None),
+    FilterOptions(language=None, assume_language="ko"),
+    FilterOptions(language=LanguageID(keep=("en", "ko"), min_score=0.3)),
+    FilterOptions(
+        fineweb=FineWeb(line_punct_thr=0.05, stop_chars=(".", "!")),
+        gopher_quality=GopherQuality(max_doc_words=None, stop_words=("the", "a")),
+        gopher_repetition=GopherRepetition(max_top_2_gram_frac=0.1, max_dup_5_gram_frac=None),
+        keep_rewritten_text=True,
+    ),
+    FilterOptions(
+        language_rules={
+            "zh": LanguageRules(gopher_quality=None, c4=None),
+            "ko": KOREAN.model_copy(update={"words": "default"}),
+        },
+        pii=PII(email=False, ip_replacement="<addr>"),
+    ),
+    FilterOptions(c4=C4(filter_no_terminal_punct=False, min_num_sentences=None)),
+]
+
+
+def _random_options(seed: int) -> FilterOptions:
+    """Options with each field of each rule set left, turned off or changed at random."""
+    rng = random.Random(seed)
+    sets: dict[str, object] = {}
+    for name, model in [
+        ("gopher_quality", GopherQuality),
+        ("gopher_repetition", GopherRepetition),
+        ("c4", C4),
+        ("fineweb", FineWeb),
+    ]:
+        if rng.random() < 0.2:
+            sets[name] = None
+            continue
+        fields = {}
+        for field, info in model.model_fields.items():
+            if info.annotation in (float | None,) and rng.random() < 0.3:
+                fields[field] = rng.choice([None, round(rng.random(), 3)])
+            elif info.annotation is bool and rng.random() < 0.3:
+                fields[field] = rng.random() < 0.5
+        sets[name] = model(**fields)
+    rules_ko = rng.choice([None, KOREAN, LanguageRules(c4=None, words="kiwi")])
+    return FilterOptions(**sets, language_rules={"ko": rules_ko})
+
+
+OPTION_SETS = ROUND_TRIP + [_random_options(seed) for seed in range(6)]
+
+
+@pytest.mark.parametrize(
+    "options", OPTION_SETS, ids=[f"options-{i}" for i in range(len(OPTION_SETS))]
+)
+def test_options_round_trip_through_the_manifest(options):
+    """The manifest records ``model_dump(mode="json")``; validating it gives the same
+    options back, and the same verdicts (a null language entry stays null)."""
+    recorded = json.loads(json.dumps(options.model_dump(mode="json")))
+    back = FilterOptions.model_validate(recorded)
+    assert back == options
+    assert back.model_dump(mode="json") == recorded
+    assert rule_names(back) == rule_names(options)
+    texts = pa.array([*ROUND_TRIP_TEXTS, "\n".join(base())])
+    ours, theirs = evaluate(texts, options), evaluate(texts, back)
+    assert ours.reason.to_pylist() == theirs.reason.to_pylist()
+    assert ours.language.to_pylist() == theirs.language.to_pylist()
+    assert all((ours.fired[k] == theirs.fired[k]).all() for k in ours.fired)
+
+
+ROUND_TRIP_TEXTS = [
+    "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 "
+    "나온다. 대한민국의 국민이 되는 요건은 법률로 정한다. 국가는 법률이 정하는 바에 의하여 "
+    "재외국민을 보호할 의무를 진다.\n대한민국의 영토는 한반도와 그 부속도서로 한다. 대한민국은 "
+    "통일을 지향하며, 자유민주적 기본질서에 입각한 평화적 통일 정책을 수립하고 이를 추진한다.",
+    "Hi.\n\nHi.\n\nHi.",
+]
+
+
+def test_repetition_is_reported_before_quality_as_in_fineweb():
+    """FineWeb runs GopherRepetitionFilter before GopherQualityFilter: a document failing
+    both is rejected by the repetition rule."""
+    text = "Hi.\n\nHi.\n\nHi."
+    reason, fired = verdict(text)
+    assert fired["gopher_quality.word_count"] and fired["gopher_repetition.dup_para_frac"]
+    assert reason == "gopher_repetition.dup_para_frac"
+    names = rule_names(DEFAULTS)
+    assert names.index("gopher_repetition.empty") < names.index("gopher_quality.word_count")
+    assert [name.split(".")[0] for name in names] == sorted(
+        (name.split(".")[0] for name in names),
+        key=["gopher_repetition", "gopher_quality", "c4", "fineweb"].index,
+    )
+
+
+def test_fineweb_judges_the_lines_c4_keeps():
+    """datatrove's C4QualityFilter removes the lines it does not keep and
+    FineWebQualityFilter judges what is left; ``Verdicts.text`` holds that text."""
+    good = base()
+    menu = [f"{word(5)} {word(5)}" for _ in range(20)]  # short lines C4 drops
+    text = "\n".join([*good[:3], *menu, *good[3:]])
+    assert verdict(text, NO_C4)[0] == "fineweb.short_line_ratio"
+    v = evaluate(pa.array([text, "\n".join(good)]), DEFAULTS)
+    assert v.reason.to_pylist() == [None, None]
+    assert v.text.to_pylist() == ["\n".join(good), "\n".join(good)]
+    assert evaluate(pa.array(["\n".join(good)]), DEFAULTS).text is None  # nothing dropped
+
+    # The other way round: one repeated line is 1 % of the text with the one-word lines
+    # C4 drops, more without them.
+    repeated = f"{word(3)} {word(3)} {word(2)}."
+    single = [f"{word(8)}" for _ in range(80)]
+    text = "\n".join([repeated, *good, *single, repeated])
+    assert len(repeated) / len(text.replace("\n", "")) <= 0.01
+    reason, fired = verdict(text, NO_C4)
+    assert not fired["fineweb.char_dup_ratio"] and reason == "fineweb.line_punct_ratio"
+    reason, fired = verdict(text)
+    assert reason == "fineweb.char_dup_ratio"
+    kept_by_c4 = "\n".join([repeated, *good, repeated])
+    assert evaluate(pa.array([text]), DEFAULTS).text.to_pylist() == [kept_by_c4]
+    assert verdict(kept_by_c4, NO_C4)[0] == "fineweb.char_dup_ratio"
+
+
+def test_c4_text_is_datatroves():
+    """Lines stripped, citations removed, dropped lines gone, joined by newlines; rows C4
+    does not judge (Korean) and unchanged rows hold the input as it was."""
+    options = FilterOptions(c4=C4(filter_no_terminal_punct=False))
+    lines = [
+        "  First line is here[1].  ",
+        "short",
+        "",
+        "We use cookies on this site, see the policy.",
+        "Enable javascript to see this page.",
+        "A line without an end mark",
+        "x " * 3 + "y" * 1001,
+    ]
+    text = "\r\n".join(lines)
+    v = evaluate(pa.array([text, None, "a b c"]), options.model_copy(update={"language": None}))
+    assert v.text.to_pylist() == ["First line is here.\nA line without an end mark", None, "a b c"]
+    korean = ROUND_TRIP_TEXTS[0].replace("\n", "\r\n")
+    assert evaluate(pa.array([korean]), FilterOptions()).text is None
+
+
+def test_large_string_texts_get_the_same_verdicts(monkeypatch):
+    """Parquet written by Polars holds large_string columns: judged as string ones are
+    (the word split used to fail on them), in slices and long documents too."""
+    import tasks.steps.filter.rules as rules
+
+    texts = ["\n".join(base()), "the of (a), b. don't # x...", None, "", "Hi.\n\nHi.\n\nHi."]
+    texts.append("\r\n".join([*base(), "short", "  dropped by C4"]))
+    for bound in (None, 300):
+        if bound is not None:
+            monkeypatch.setattr(rules, "MAX_JUDGED_BYTES", bound)
+        small = evaluate(pa.array(texts, pa.string()), DEFAULTS)
+        large = evaluate(pa.array(texts, pa.large_string()), DEFAULTS)
+        assert large.reason.to_pylist() == small.reason.to_pylist()
+        assert all((large.fired[k] == small.fired[k]).all() for k in small.fired)
+        assert large.text.type == pa.large_string()
+        assert large.text.to_pylist() == small.text.to_pylist()
+
+
+@pytest.mark.parametrize("terminal", [True, False])
+def test_c4_text_is_the_text_datatroves_c4_keeps(terminal):
+    """Where datatrove is installed (the bench group): for every document its
+    C4QualityFilter keeps, ``Verdicts.text`` is the text it leaves."""
+    pytest.importorskip("datatrove")
+    from datatrove.data import Document
+    from datatrove.pipeline.filters import C4QualityFilter
+
+    rng = random.Random(11)
+    pool = [
+        *base(),
+        "A line with a citation[1] and [edit] marks here.",
+        "  Leading and trailing blanks around this line.  ",
+        "",
+        "   ",
+        "two words",
+        "We use cookies to improve this site for you.",
+        "Please enable JavaScript in your browser now.",
+        "A line with no end mark at all here",
+        "Ends in an ellipsis like this one...",
+        '"A quoted line that ends in a quote."',
+        "x " * 3 + "y" * 1001 + ".",
+        "[citation needed] The start is a citation.",
+    ]
+    docs = ["\n".join(rng.choice(pool) for _ in range(rng.randint(5, 25))) for _ in range(200)]
+    c4 = C4(filter_no_terminal_punct=terminal)
+    options = FilterOptions(language=None, gopher_quality=None, gopher_repetition=None, c4=c4)
+    v = evaluate(pa.array(docs), options)
+    ours = v.text.to_pylist() if v.text is not None else docs
+    theirs = C4QualityFilter(filter_no_terminal_punct=terminal)
+    compared = 0
+    for text, reason, mine in zip(docs, v.reason.to_pylist(), ours, strict=True):
+        doc = Document(text=text, id="x")
+        if theirs.filter(doc) is True:
+            compared += 1
+            assert mine == doc.text
+            assert reason is None or reason.startswith("fineweb.")
+    assert compared >= 50

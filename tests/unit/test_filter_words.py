@@ -4,6 +4,8 @@ documents, `make bench --phases filter`)."""
 
 from __future__ import annotations
 
+import functools
+
 import pyarrow as pa
 import pytest
 
@@ -102,3 +104,35 @@ def test_words_keep_their_rows():
     batch = _Batch(pa.array(["a-b c", None, "", "(x) y."]))
     assert batch.words.values.to_pylist() == ["a", "-", "b", "c", "(", "x", ")", "y", "."]
     assert batch.words.count.tolist() == [4, 0, 0, 5]
+
+
+# How docs/filters.md says contractions, URLs, e-mail addresses and initialisms split.
+DOCUMENTED = [
+    ("I don't think she'll go.", ["I", "do", "n't", "think", "she", "'ll", "go", "."]),
+    ("Read https://example.com/a?b=c now.", ["Read", "https://example.com/a?b=c", "now", "."]),
+    ("Write to a.b@example.org today", ["Write", "to", "a.b@example.org", "today"]),
+    ("The U.S. army, e.g. here.", ["The", "U.S.", "army", ",", "e.g.", "here", "."]),
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), DOCUMENTED)
+def test_contractions_split_urls_and_initialisms_stay_whole(text, expected):
+    assert _Batch(pa.array([text])).words.values.to_pylist() == expected
+
+
+@functools.cache
+def _spacy_english():
+    return pytest.importorskip("spacy").blank("en")
+
+
+@pytest.mark.parametrize(("text", "expected"), [*SPACY, *DOCUMENTED])
+def test_the_expected_splits_are_spacys(text, expected):
+    """Where spaCy is installed (the bench group), the expectations above are its own."""
+    tokens = [token.text for token in _spacy_english()(text) if token.text.strip()]
+    assert tokens == expected
+
+
+def test_known_difference_titles_lose_their_period():
+    """spaCy's exception table keeps "Mr." whole; here it is "Mr" and "." (documented in
+    tasks/steps/filter/words.py)."""
+    assert _Batch(pa.array(["Mr. Smith"])).words.values.to_pylist() == ["Mr", ".", "Smith"]

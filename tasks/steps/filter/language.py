@@ -26,6 +26,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 _LABEL = "__label__"
+LABELS = 176  # lid.176's languages
 # Kiwi stumbles over very long runs of digits and commas; datatrove drops them first.
 _KIWI_SKIP = re.compile(r"[0-9,]{20,}")
 
@@ -46,8 +47,9 @@ def _kiwi() -> Any:
     return Kiwi(model_type="cong")
 
 
-def identify(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Per text: the most likely language's code and its probability (0..1).
+def top_languages(texts: pa.Array, k: int) -> list[tuple[list[str], list[float]]]:
+    """Per text, its ``k`` most likely languages (all with -1), most likely first, and
+    their probabilities (0..1).
 
     Newlines become spaces (the model reads one line); null texts are read as "".
     One call into the compiled model per text: fasttext-predict's batch call returns
@@ -55,12 +57,26 @@ def identify(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
     """
     model = _fasttext()
     flat = pc.replace_substring(pc.fill_null(texts, ""), "\n", " ")
+    found = []
+    for text in flat.to_pylist():
+        labels, scores = model.predict(text, k=k)
+        found.append(
+            (
+                [label.removeprefix(_LABEL) for label in labels],
+                # fastText's softmax can exceed 1 by a rounding error
+                [min(float(score), 1.0) for score in scores],
+            )
+        )
+    return found
+
+
+def identify(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """Per text: the most likely language's code and its probability (0..1)."""
     labels: list[str] = []
-    scores = np.empty(len(flat), dtype=np.float32)
-    for i, text in enumerate(flat.to_pylist()):
-        (label,), (score,) = model.predict(text, k=1)
-        labels.append(label.removeprefix(_LABEL))
-        scores[i] = min(score, 1.0)  # fastText's softmax can exceed 1 by a rounding error
+    scores = np.empty(len(texts), dtype=np.float32)
+    for i, ((label,), (score,)) in enumerate(top_languages(texts, 1)):
+        labels.append(label)
+        scores[i] = score
     return pa.array(labels, pa.string()), scores
 
 

@@ -2,19 +2,48 @@
 
 A pure kernel: pyarrow, numpy and pydantic (and the language models of
 :mod:`tasks.steps.filter.language`). ``evaluate(texts, options)`` returns, for every
-row, its language, the first failing rule (``<filter>.<rule>``, null when kept) and,
-for every rule, the mask of the rows it fails on regardless of the other rules.
+row, its language, the first failing rule (``<filter>.<rule>``, null when kept), for
+every rule the mask of the rows it fails on regardless of the other rules, and the text
+as C4 leaves it (``Verdicts.text``).
 
-Reference: datatrove ``src/datatrove/pipeline/filters/`` (commit a649de7, 2026-08) and
-FineWeb-2's ``fineweb-2-pipeline.py`` and ``configs/kor_Hang.yml``. Our own
-implementation; datatrove is not a dependency. A threshold set to ``None`` turns its
-rule off.
+Reference: datatrove ``src/datatrove/pipeline/filters/`` (commit a649de7, 2026-08; 0.10)
+and its ``examples/fineweb.py``, FineWeb-2's ``fineweb-2-pipeline.py`` and
+``configs/kor_Hang.yml``. Our own implementation; datatrove is not a dependency. A
+threshold set to ``None`` turns its rule off.
+
+The chain
+    FineWeb's: ``language``, ``gopher_repetition``, ``gopher_quality``, ``c4``,
+    ``fineweb``; a rejected row's reason is the first rule it fails in that order (and
+    within a filter, in datatrove's order). As in datatrove's pipeline, every filter
+    judges the text as it comes in, except ``fineweb``: datatrove's C4QualityFilter
+    removes the lines it does not keep from the documents it passes, so with ``c4`` on
+    for a row's language, the ``fineweb`` rules judge those lines (``Verdicts.text``).
+    Line breaks ``\\r\\n`` and ``\\r`` are judged as ``\\n`` (datatrove would see a ``\\r``
+    at the end of every line: no line would end with a full stop); the input is left
+    as it is.
+
+Long documents
+    A batch is judged in slices of at most ``MAX_JUDGED_BYTES`` (4 MiB) of text, a
+    longer document alone: the rules' arrays take about 60 bytes per byte of text. Such
+    a document is judged on its first ``MAX_JUDGED_BYTES`` (up to the last line break in
+    them; without one, the last space or character): every rule sees only that start,
+    except ``gopher_quality.word_count``, which counts the words of the whole document,
+    a slice at a time (English of 4 MiB has some 700,000 words, so its start settles
+    ``max_doc_words``). Its text is not rewritten (``Verdicts.text`` holds the input).
 
 Languages
-    With ``language`` on, each row's language comes from fastText's lid.176 model;
-    ``language.not_kept`` fires on a language outside ``keep`` and ``language.low_score``
-    on a probability below ``min_score`` (0.65, datatrove's ``language_threshold``; it
-    keeps scores above it, we keep scores at or above it). With ``language`` off, every
+    With ``language`` on, each row's language comes from fastText's lid.176 model.
+    Without ``keep``, it is the most likely language, and ``language.low_score`` fires
+    when the model's probability for it is below ``min_score`` (0.65, datatrove's
+    ``language_threshold``; it keeps scores above it, we keep scores at or above it).
+    With ``keep``, as datatrove's ``LanguageFilter(languages=...)``, a row is kept when
+    any language of ``keep`` scores at least ``min_score``, not only the most likely
+    one: its language is then the likeliest such language, with its probability;
+    otherwise its language is the most likely one, ``language.not_kept`` fires when that
+    is not in ``keep`` and ``language.low_score`` when its probability is below
+    ``min_score`` (datatrove drops both without a reason; its metadata names the most
+    likely language even for a row it keeps for another). With ``keep`` and no
+    ``min_score``, only the most likely language counts. With ``language`` off, every
     row is ``assume_language``. A row is then judged by the rule sets of its language:
     an entry of ``language_rules`` (by default ``ko``: FineWeb-2's Korean, see
     ``KOREAN``); else for ``en`` the four top-level rule sets (datatrove's English
@@ -28,10 +57,26 @@ Languages
 
 Words (``words="default"``)
     datatrove splits English with spaCy's blank ``en`` tokenizer; :mod:`words` applies
-    its prefix, suffix and infix rules in a few RE2 passes (URLs, e-mail addresses and
-    ``|PyPI|``-like chunks stay whole; what its exception table does differently is
-    listed there). On 529 README, licence and documentation files the verdicts agree
-    with datatrove's for 99.6-100 % of documents per filter (``make bench``).
+    its prefix, suffix and infix rules in a few RE2 passes (contractions split off as
+    ``do n't``; URLs, e-mail addresses, initialisms like ``U.S.`` and ``|PyPI|``-like
+    chunks stay whole; what its exception table does differently is listed there). On
+    537 README, licence and documentation files the verdicts agree with datatrove's for
+    99.6-100 % of documents per filter, and FineWeb's chain gives the same verdict and
+    first failing rule for 99.6 % (``make bench``, ``benchmarks/filter_compare.py``).
+
+Filter ``gopher_repetition`` (``GopherRepetitionFilter``, Gopher paper table A1):
+    empty               the text is empty.
+    dup_para_frac / dup_para_char_frac  paragraphs (the stripped text split on 2+
+        newlines) that repeat an earlier one: their count / paragraphs > 0.3, their
+        characters / text length > 0.2.
+    dup_line_frac / dup_line_char_frac  the same for lines (split on 1+ newlines, not
+        stripped): > 0.3 and > 0.2.
+    top_2_gram, top_3_gram, top_4_gram  characters of the most frequent word n-gram
+        (words joined by spaces) times its count / text length > 0.20, 0.18, 0.16. On a
+        tie the n-gram seen first counts, as with ``Counter.most_common``.
+    dup_5_gram ... dup_10_gram  characters of repeated word n-grams found by datatrove's
+        greedy scan (a repeat adds its length without spaces and skips n words) / text
+        length > 0.15, 0.14, 0.13, 0.12, 0.11, 0.10.
 
 Filter ``gopher_quality`` (``GopherQualityFilter``), rules in datatrove's order:
     word_count         fewer than ``min_doc_words`` (50) or more than ``max_doc_words``
@@ -50,29 +95,18 @@ Filter ``gopher_quality`` (``GopherQualityFilter``), rules in datatrove's order:
     stop_words         fewer than ``min_stop_words`` (2) distinct words of ``stop_words``
                        (the, be, to, of, and, that, have, with; case-sensitive).
 
-Filter ``gopher_repetition`` (``GopherRepetitionFilter``, Gopher paper table A1):
-    dup_para_frac / dup_para_char_frac  paragraphs (the stripped text split on 2+
-        newlines) that repeat an earlier one: their count / paragraphs > 0.3, their
-        characters / text length > 0.2.
-    dup_line_frac / dup_line_char_frac  the same for lines (split on 1+ newlines, not
-        stripped): > 0.3 and > 0.2.
-    top_2_gram, top_3_gram, top_4_gram  characters of the most frequent word n-gram
-        (words joined by spaces) times its count / text length > 0.20, 0.18, 0.16. On a
-        tie the n-gram seen first counts, as with ``Counter.most_common``.
-    dup_5_gram ... dup_10_gram  characters of repeated word n-grams found by datatrove's
-        greedy scan (a repeat adds its length without spaces and skips n words) / text
-        length > 0.15, 0.14, 0.13, 0.12, 0.11, 0.10.
-
-Filter ``c4`` (``C4QualityFilter``, ``split_paragraph=True``), as a pure filter:
+Filter ``c4`` (``C4QualityFilter``, ``split_paragraph=True``):
     datatrove walks the lines (``str.splitlines``, stripped) and *drops* lines with a
     word longer than ``max_word_length`` (1000), lines not ending in ``. ? ! " '`` or
-    ending in ``...`` (``filter_no_terminal_punct``), lines with fewer than
-    ``min_words_per_line`` (3) words, lines mentioning ``javascript`` and lines with a
-    cookie/terms-of-use phrase (``filter_policy``), after removing ``[1]``/``[edit]``/
-    ``[citation needed]`` citations (``remove_citations``); it rejects the document on
-    the rules below and otherwise keeps it *with those lines removed*. We compute the
-    same line decisions but only to reach the same keep/reject verdict; kept rows are
-    NOT rewritten (their text is left as is). Rules:
+    ending in ``...`` (``filter_no_terminal_punct``; FineWeb's pipeline turns it off),
+    lines with fewer than ``min_words_per_line`` (3) words (blank lines too), lines
+    mentioning ``javascript`` and lines with a cookie/terms-of-use phrase
+    (``filter_policy``), after removing ``[1]``/``[edit]``/``[citation needed]``
+    citations (``remove_citations``); it rejects the document on the rules below and
+    otherwise keeps it *with those lines removed*: the kept lines (stripped, citations
+    removed) joined by newlines, stripped. So do we: that text is what ``fineweb``
+    judges and what ``Verdicts.text`` holds (the step writes it for kept rows with
+    ``keep_rewritten_text``). Rules:
     lorem_ipsum        a line that survives the long-word, punctuation and word-count
                        checks contains "lorem ipsum" (case-insensitive).
     curly_bracket      such a line, not a javascript line, contains ``{``.
@@ -83,8 +117,8 @@ Filter ``c4`` (``C4QualityFilter``, ``split_paragraph=True``), as a pure filter:
     mark followed by whitespace and then a non-punctuation character (dot runs like
     ``...`` do not end sentences, as in spaCy; abbreviations like ``e.g. x`` do here).
 
-Filter ``fineweb`` (``FineWebQualityFilter``): lines are ``text.split("\\n")`` without
-    the blank ones.
+Filter ``fineweb`` (``FineWebQualityFilter``), on C4's text when ``c4`` is on: lines are
+    ``text.split("\\n")`` without the blank ones.
     empty              no non-blank line.
     line_punct_ratio   fraction of lines ending with a terminal punctuation mark
                        (``stop_chars``, default datatrove's ``TERMINAL_PUNCTUATION``)
@@ -96,7 +130,7 @@ Filter ``fineweb`` (``FineWebQualityFilter``): lines are ``text.split("\\n")`` w
                        text without newlines > ``char_duplicates_ratio`` (0.01).
     list_ratio         newlines / words > ``new_line_ratio`` (0.3).
 
-Deliberate differences besides the tokenizer and the C4 rewrite:
+Deliberate differences besides the tokenizer, line breaks and long documents:
     * A threshold of 0 is a real threshold (datatrove's ``if threshold and ...`` turns a
       0 off); ``None`` turns a rule off. C4's ``-1`` sentinels are ``None`` here.
     * A ratio whose denominator is 0 (no words, no lines, empty text) does not fire;
@@ -104,8 +138,11 @@ Deliberate differences besides the tokenizer and the C4 rewrite:
     * Duplicated 5..10-grams compare word tuples; datatrove compares the words joined
       without a separator, so it also matches e.g. ("ab", "c") with ("a", "bc").
     * Null texts are evaluated as empty strings: there is nothing to keep, and under
-      the default options an empty text fails ``gopher_quality.word_count`` (and
-      ``fineweb.empty``); with every filter off it is kept like any other row.
+      the default options an empty text fails ``gopher_repetition.empty`` (and
+      ``gopher_quality.word_count``, ``fineweb.empty``); with every filter off it is
+      kept like any other row.
+    * Every rule is judged on every row (``fired``), also after an earlier one failed;
+      ``fineweb`` judges C4's text also for rows C4 rejects.
     * Only the n of datatrove's defaults exist (top 2..4, duplicated 5..10).
 """
 
@@ -359,10 +396,13 @@ class LanguageID(BaseModel):
         None,
         min_length=1,
         description="datatrove languages: the codes to keep (ISO 639-1, else lid.176's "
-        "3-letter code); null keeps every language",
+        "3-letter code); a row is kept when any of them scores at least min_score; null "
+        "keeps every language",
     )
     min_score: float | None = _ratio(
-        0.65, "datatrove language_threshold: lowest probability of the identified language"
+        0.65,
+        "datatrove language_threshold: lowest probability of the row's language (with "
+        "keep: of one of the kept languages)",
     )
 
 
@@ -429,19 +469,30 @@ class FilterOptions(RuleSets):
         "language's whole entry; added to the defaults (ko: FineWeb-2's Korean); null "
         "removes a default",
     )
+    keep_rewritten_text: bool = Field(
+        False,
+        description="write kept rows' text as C4 leaves it (its dropped lines removed, as "
+        "datatrove's C4QualityFilter does) instead of the input text",
+    )
 
     @field_validator("language_rules")
     @classmethod
     def _over_the_defaults(
         cls, given: dict[str, LanguageRules | None]
     ) -> dict[str, LanguageRules | None]:
-        merged = {**DEFAULT_LANGUAGE_RULES, **given}
-        return {code: rules for code, rules in merged.items() if rules is not None}
+        # A null entry stays (it is what removes a default), so that the options dumped
+        # into a manifest validate back to the same options.
+        return {**DEFAULT_LANGUAGE_RULES, **given}
+
+    def own_rules(self) -> dict[str, LanguageRules]:
+        """The languages with rule sets of their own (the entries that are not null)."""
+        return {code: rules for code, rules in self.language_rules.items() if rules is not None}
 
     def rules_for(self, language: str) -> LanguageRules:
         """The rule sets a row in ``language`` is judged by."""
-        if language in self.language_rules:
-            return self.language_rules[language]
+        own = self.language_rules.get(language)
+        if own is not None:
+            return own
         sets = {name: getattr(self, name) for name in RuleSets.model_fields}
         if language != "en" and sets["gopher_quality"] is not None:
             # The stop words are English; other languages have no list of their own.
@@ -482,12 +533,17 @@ class _Split:
         return _regroup(self.values.filter(pa.array(keep)), self.row[keep], self.n_rows)
 
 
-def _regroup(values: pa.Array, row: np.ndarray, n_rows: int) -> _Split:
-    """Values in row order, with each one's row, as a split of ``n_rows`` rows."""
+def _lists(values: pa.Array, row: np.ndarray, n_rows: int) -> pa.Array:
+    """Values in row order, with each one's row, as a list array of ``n_rows`` rows."""
     offsets = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=n_rows))])
     if offsets[-1] < 2**31:
-        return _Split(pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values), n_rows)
-    return _Split(pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values), n_rows)
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values)
+
+
+def _regroup(values: pa.Array, row: np.ndarray, n_rows: int) -> _Split:
+    """Values in row order, with each one's row, as a split of ``n_rows`` rows."""
+    return _Split(_lists(values, row, n_rows), n_rows)
 
 
 def _split_whitespace(texts: pa.Array) -> _Split:
@@ -851,7 +907,7 @@ def _gopher_repetition_rules(o: GopherRepetition) -> list[tuple[str, Rule]]:
     def dup(n: int, limit: float) -> Rule:
         return lambda b: _dup_ngram_fired(b, n, limit)
 
-    rules: list[tuple[str, Rule]] = []
+    rules: list[tuple[str, Rule]] = [("empty", lambda b: b.length == 0)]
     for name, part, unit, limit in (
         ("dup_para_frac", paragraphs, fraction, o.max_dup_para_frac),
         ("dup_para_char_frac", paragraphs, char_fraction, o.max_dup_para_char_frac),
@@ -882,50 +938,75 @@ def _memo(part: Callable[[_Batch], object]) -> Callable[[_Batch], object]:
     return run
 
 
-def _c4_rules(o: C4) -> list[tuple[str, Rule]]:
-    def lines(b: _Batch) -> dict[str, np.ndarray]:
-        split = b.splitlines
-        line = pc.utf8_trim_whitespace(split.values)
-        words = _split_whitespace(line)
-        n_lines = len(line)
-        long_word = np.zeros(n_lines, dtype=bool)
-        if o.max_word_length is not None:
-            too_long = _np(pc.utf8_length(words.values)) > o.max_word_length
-            long_word = words.any_per_row(too_long)
-        if o.remove_citations:
-            line = pc.replace_substring_regex(line, pattern=_CITATION_PATTERN, replacement="")
-        eligible = ~long_word
-        if o.filter_no_terminal_punct:
-            ends = _np(pc.match_substring_regex(line, r"[.?!\"']$"))
-            dots = _np(pc.ends_with(line, "..."))
-            eligible &= ends & ~dots
-        if o.min_words_per_line is not None:
-            eligible &= words.count >= o.min_words_per_line
-        lower = pc.utf8_lower(line)
-        lorem = _np(pc.match_substring(lower, "lorem ipsum"))
-        js = _np(pc.match_substring(lower, "javascript")) if o.filter_javascript else None
-        curly = _np(pc.match_substring(line, "{"))
-        policy = _np(pc.match_substring_regex(lower, _POLICY_PATTERN))
-        kept = eligible.copy()
-        if js is not None:
-            kept &= ~js
-        if o.filter_policy:
-            kept &= ~policy
-        return {
-            "lorem": split.any_per_row(eligible & lorem),
-            "curly": split.any_per_row(eligible & curly & (~js if js is not None else True)),
-            "sentences": _sentences_per_row(split, line, kept),
-        }
+def _c4_lines(b: _Batch, o: C4) -> dict[str, object]:
+    """C4's decisions on every line of the batch (computed once per batch and settings):
+    which lines count for lorem ipsum and ``{``, which it keeps, and the lines themselves
+    as it keeps them (stripped, citations removed)."""
+    key = ("c4", o)
+    if key in b.shared:
+        return b.shared[key]
+    split = b.splitlines
+    line = pc.utf8_trim_whitespace(split.values)
+    words = _split_whitespace(line)
+    long_word = np.zeros(len(line), dtype=bool)
+    if o.max_word_length is not None:
+        too_long = _np(pc.utf8_length(words.values)) > o.max_word_length
+        long_word = words.any_per_row(too_long)
+    if o.remove_citations:
+        line = pc.replace_substring_regex(line, pattern=_CITATION_PATTERN, replacement="")
+    eligible = ~long_word
+    if o.filter_no_terminal_punct:
+        ends = _np(pc.match_substring_regex(line, r"[.?!\"']$"))
+        dots = _np(pc.ends_with(line, "..."))
+        eligible &= ends & ~dots
+    if o.min_words_per_line is not None:
+        eligible &= words.count >= o.min_words_per_line
+    lower = pc.utf8_lower(line)
+    lorem = _np(pc.match_substring(lower, "lorem ipsum"))
+    js = _np(pc.match_substring(lower, "javascript")) if o.filter_javascript else None
+    curly = _np(pc.match_substring(line, "{"))
+    kept = eligible.copy()
+    if js is not None:
+        kept &= ~js
+    if o.filter_policy:
+        kept &= ~_np(pc.match_substring_regex(lower, _POLICY_PATTERN))
+    found = {
+        "lorem": split.any_per_row(eligible & lorem),
+        "curly": split.any_per_row(eligible & curly & (~js if js is not None else True)),
+        "line": line,
+        "kept": kept,
+    }
+    b.shared[key] = found
+    return found
 
-    shared = _memo(lines)
+
+def _c4_text(b: _Batch, o: C4) -> pa.Array:
+    """Per row, its text as datatrove's C4QualityFilter leaves it: the lines it keeps
+    (stripped, citations removed) joined by newlines, stripped."""
+    key = ("c4 text", o)
+    if key not in b.shared:
+        found = _c4_lines(b, o)
+        kept = found["kept"]
+        line = found["line"]
+        lines = _lists(line.filter(pa.array(kept)), b.splitlines.row[kept], b.n)
+        newline = pa.scalar("\n", line.type)
+        b.shared[key] = pc.utf8_trim_whitespace(pc.binary_join(lines, newline))
+    return b.shared[key]
+
+
+def _c4_rules(o: C4) -> list[tuple[str, Rule]]:
+    def sentences(b: _Batch) -> np.ndarray:
+        found = _c4_lines(b, o)
+        return _sentences_per_row(b.splitlines, found["line"], found["kept"])
+
     rules: list[tuple[str, Rule]] = []
     if o.filter_lorem_ipsum:
-        rules.append(("lorem_ipsum", lambda b: shared(b)["lorem"]))
+        rules.append(("lorem_ipsum", lambda b: _c4_lines(b, o)["lorem"]))
     if o.filter_curly_bracket:
-        rules.append(("curly_bracket", lambda b: shared(b)["curly"]))
+        rules.append(("curly_bracket", lambda b: _c4_lines(b, o)["curly"]))
     if o.min_num_sentences is not None:
         limit = o.min_num_sentences
-        rules.append(("too_few_sentences", lambda b: shared(b)["sentences"] < limit))
+        rules.append(("too_few_sentences", lambda b: sentences(b) < limit))
     return rules
 
 
@@ -986,7 +1067,18 @@ def _fineweb_rules(o: FineWeb) -> list[tuple[str, Rule]]:
         return _above(chars, b.length - b.newlines, o.char_duplicates_ratio)
 
     def list_ratio(b: _Batch) -> np.ndarray:
-        return _above(b.newlines, b.words.count.astype(np.float64), o.new_line_ratio)
+        if "words" in b.__dict__ or b.split_words != "default":
+            return _above(b.newlines, b.words.count.astype(np.float64), o.new_line_ratio)
+        # Not split into words yet (C4's text): every whitespace-separated chunk holds a
+        # word at least, so only the rows where the chunks leave the ratio above the
+        # limit are split.
+        chunks = _split_whitespace(b.text).count.astype(np.float64)
+        fired = _above(b.newlines, chunks, o.new_line_ratio)
+        rows = np.flatnonzero(fired)
+        if len(rows):
+            words = _Batch(b.text.take(pa.array(rows)), b.split_words).words.count
+            fired[rows] = _above(b.newlines[rows], words.astype(np.float64), o.new_line_ratio)
+        return fired
 
     rules: list[tuple[str, Rule | None]] = [
         ("empty", empty),
@@ -1000,9 +1092,11 @@ def _fineweb_rules(o: FineWeb) -> list[tuple[str, Rule]]:
 
 # --- entry point -----------------------------------------------------------------------
 
+# FineWeb's order: datatrove's FineWeb pipeline runs LanguageFilter, GopherRepetitionFilter,
+# GopherQualityFilter, C4QualityFilter, FineWebQualityFilter.
 _FILTERS: tuple[tuple[str, Callable[[object], list[tuple[str, Rule]]]], ...] = (
-    ("gopher_quality", _gopher_quality_rules),
     ("gopher_repetition", _gopher_repetition_rules),
+    ("gopher_quality", _gopher_quality_rules),
     ("c4", _c4_rules),
     ("fineweb", _fineweb_rules),
 )
@@ -1010,25 +1104,28 @@ LANGUAGE_RULES = ("language.not_kept", "language.low_score")
 OTHER = "*"  # the group of rows whose language has no rule sets of its own (nor is English)
 
 
-def _rules_of(sets: RuleSets) -> list[tuple[str, Rule]]:
-    """The enabled rules of these rule sets as (``<filter>.<rule>``, function), in order."""
-    out: list[tuple[str, Rule]] = []
+def _rules_of(sets: RuleSets) -> list[tuple[str, str, Rule]]:
+    """The enabled rules of these rule sets as (filter, ``<filter>.<rule>``, function),
+    in verdict order."""
+    out: list[tuple[str, str, Rule]] = []
     for filter_name, build in _FILTERS:
         settings = getattr(sets, filter_name)
         if settings is not None:
-            out.extend((f"{filter_name}.{name}", rule) for name, rule in build(settings))
+            out.extend(
+                (filter_name, f"{filter_name}.{name}", rule) for name, rule in build(settings)
+            )
     return out
 
 
 # Every rule in verdict order: the defaults turn each one on.
-_ORDER = [name for name, _ in _rules_of(RuleSets())]
+_ORDER = [name for _, name, _ in _rules_of(RuleSets())]
 
 
 def _languages_judged(options: FilterOptions) -> list[str]:
     """Languages whose rule sets can apply: English, any other, and each listed one."""
     if options.language is None:
         return [options.assume_language]
-    return ["en", OTHER, *options.language_rules]
+    return ["en", OTHER, *options.own_rules()]
 
 
 def rule_names(options: FilterOptions) -> list[str]:
@@ -1036,7 +1133,7 @@ def rule_names(options: FilterOptions) -> list[str]:
     used = {
         name
         for language in _languages_judged(options)
-        for name, _ in _rules_of(options.rules_for(language))
+        for _, name, _ in _rules_of(options.rules_for(language))
     }
     lid = options.language
     language = []
@@ -1054,12 +1151,16 @@ class Verdicts:
     ``fired``: per rule name, the bool mask of rows that rule fails on by itself.
     ``language``/``score``: per row, the language it was judged as and the model's
     probability for it (null scores when identification is off).
+    ``text``: per row, the text as the rules leave it (C4's kept lines, for the rows C4
+    judges; the input text, unchanged, for the others), or None when that is the input
+    for every row.
     """
 
     reason: pa.Array
     fired: dict[str, np.ndarray]
     language: pa.Array
     score: pa.Array
+    text: pa.Array | None = None
 
     @property
     def keep(self) -> np.ndarray:
@@ -1074,40 +1175,157 @@ def _as_strings(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     return texts
 
 
-# Text judged at once, at most (one longer text is judged alone): the rules' arrays
-# peak at about 60 bytes per byte of text (measured by make bench's filter phase), so a
-# batch of long documents must not be judged whole.
+# Text judged at once, at most: the rules' arrays peak at about 60 bytes per byte of
+# text (measured by make bench's filter phase), so a batch is judged in slices of at most
+# this many bytes of text, and a longer document alone, on its first this many bytes
+# (``_long_document``).
 MAX_JUDGED_BYTES = 4 * 2**20
 
 
 def _in_pieces(texts: pa.Array, sizes: np.ndarray, options: FilterOptions) -> Verdicts:
-    """``evaluate`` on consecutive slices of at most ``MAX_JUDGED_BYTES`` each, joined."""
-    piece = np.cumsum(sizes) // MAX_JUDGED_BYTES
-    cuts = [0, *(np.flatnonzero(np.diff(piece)) + 1).tolist(), len(texts)]
-    parts = [evaluate(texts.slice(a, b - a), options) for a, b in itertools.pairwise(cuts) if b > a]
+    """``evaluate`` on consecutive slices of at most ``MAX_JUDGED_BYTES`` each (a longer
+    row is a slice of its own), joined."""
+    cuts, total = [0], 0
+    for row, size in enumerate(sizes.tolist()):
+        if total and total + size > MAX_JUDGED_BYTES:
+            cuts.append(row)
+            total = 0
+        total += size
+    cuts.append(len(texts))
+    slices = [texts.slice(a, b - a) for a, b in itertools.pairwise(cuts)]
+    parts = [evaluate(piece, options) for piece in slices]
+    text = None
+    if any(p.text is not None for p in parts):
+        text = pa.concat_arrays(
+            [p.text if p.text is not None else s for p, s in zip(parts, slices, strict=True)]
+        )
     return Verdicts(
         pa.concat_arrays([p.reason for p in parts]),
         {name: np.concatenate([p.fired[name] for p in parts]) for name in parts[0].fired},
         pa.concat_arrays([p.language for p in parts]),
         pa.concat_arrays([p.score for p in parts]),
+        text,
     )
 
 
-def evaluate(texts: pa.Array | pa.ChunkedArray, options: FilterOptions) -> Verdicts:
-    """Every enabled rule over a batch of texts (null texts count as empty strings).
+def _row_bytes(texts: pa.Array) -> memoryview:
+    """The UTF-8 bytes of a one-row string array, without a copy."""
+    offset_type = np.int64 if pa.types.is_large_string(texts.type) else np.int32
+    _, offsets, data = texts.buffers()
+    start, end = np.frombuffer(offsets, dtype=offset_type)[texts.offset : texts.offset + 2]
+    return memoryview(data)[int(start) : int(end)]
 
-    Each row is judged by the rule sets of its language (identified, or
-    ``assume_language``); a rule that does not apply to a row's language does not fire.
+
+def _cut(data: memoryview, start: int, size: int) -> int:
+    """Where a piece of at most ``size`` bytes from ``start`` ends: before its last line
+    break, else its last space or tab, else its last whole character."""
+    end = start + size
+    if end >= len(data):
+        return len(data)
+    window = bytes(data[start:end])
+    for separator in (b"\n", b" ", b"\t"):
+        at = window.rfind(separator)
+        if at > 0:
+            return start + at
+    while data[end] & 0xC0 == 0x80:  # a UTF-8 continuation byte: inside a character
+        end -= 1
+    return end
+
+
+def _non_symbol_words(texts: pa.Array, words: str) -> np.ndarray:
+    """Per text, its non-symbol words (gopher_quality's word count)."""
+    batch = _Batch(texts, words)
+    non_symbol = _np(pc.match_substring_regex(batch.words.values, _NON_SYMBOL_PATTERN))
+    return batch.words.per_row(non_symbol)
+
+
+def _long_document(texts: pa.Array, options: FilterOptions) -> Verdicts:
+    """One document over ``MAX_JUDGED_BYTES``: every rule judges its first
+    ``MAX_JUDGED_BYTES`` (up to the last line break in them), but ``word_count`` counts
+    the words of the whole document, a piece at a time (the first pieces often settle it)."""
+    data = _row_bytes(texts)
+    cut = _cut(data, 0, MAX_JUDGED_BYTES)
+    prefix = _judge(pa.array([bytes(data[:cut]).decode()], texts.type), options)
+    fired = dict(prefix.fired)
+    sets = options.rules_for(prefix.language[0].as_py())
+    gopher = sets.gopher_quality
+    name = "gopher_quality.word_count"
+    if gopher is not None and (gopher.min_doc_words, gopher.max_doc_words) != (None, None):
+        least, most = gopher.min_doc_words, gopher.max_doc_words
+        count, start, end = 0, 0, cut
+        while True:
+            piece = pa.array([_unix_newlines_str(bytes(data[start:end]).decode())])
+            count += int(_non_symbol_words(piece, sets.words)[0])
+            if end == len(data) or (most is not None and count > most):
+                break
+            if most is None and (least is None or count >= least):
+                break
+            start, end = end, _cut(data, end, MAX_JUDGED_BYTES)
+        fired[name] = np.array(
+            [(least is not None and count < least) or (most is not None and count > most)]
+        )
+    return Verdicts(
+        _first_failing(rule_names(options), fired, 1), fired, prefix.language, prefix.score
+    )
+
+
+def _unix_newlines_str(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
+
+
+def _unix_newlines(texts: pa.Array) -> pa.Array:
+    """The texts with ``\\r\\n`` and lone ``\\r`` as ``\\n`` (the same array if none has one)."""
+    if not pc.any(pc.match_substring(texts, "\r")).as_py():
+        return texts
+    return pc.replace_substring_regex(texts, pattern=r"\r\n?", replacement="\n")
+
+
+def _language_of(texts: pa.Array, o: LanguageID) -> tuple[pa.Array, np.ndarray]:
+    """Per text, the language it is judged as and the model's probability for it.
+
+    datatrove's LanguageFilter keeps a row when any wanted language scores above the
+    threshold: with ``keep`` and ``min_score``, a row's language is the most likely
+    language of ``keep`` scoring at least ``min_score``, else the most likely language.
     """
-    texts = _as_strings(texts)
+    if o.keep is None or o.min_score is None:
+        return lid.identify(texts)
+    # Probabilities add up to 1, so at most 1 / min_score languages reach it.
+    k = -1 if o.min_score == 0 else min(lid.LABELS, int(1 / o.min_score) + 1)
+    wanted = set(o.keep)
+    labels, scores = [], np.empty(len(texts), dtype=np.float32)
+    for row, (codes, probabilities) in enumerate(lid.top_languages(texts, k)):
+        probabilities = np.asarray(probabilities, dtype=np.float32)
+        at = next(
+            (
+                i
+                for i, code in enumerate(codes)
+                if code in wanted and probabilities[i] >= o.min_score
+            ),
+            0,
+        )
+        labels.append(codes[at])
+        scores[row] = probabilities[at]
+    return pa.array(labels, pa.string()), scores
+
+
+def _first_failing(names: list[str], fired: dict[str, np.ndarray], n: int) -> pa.Array:
+    """Per row, the first rule of ``names`` that fails it (null if none)."""
+    if not names or n == 0:
+        return pa.nulls(n, pa.string())
+    stacked = np.stack([fired[name] for name in names])
+    failed = stacked.any(axis=0)
+    first = stacked.argmax(axis=0)
+    return pc.take(pa.array(names, pa.string()), pa.array(first, pa.int64(), mask=~failed))
+
+
+def _judge(texts: pa.Array, options: FilterOptions) -> Verdicts:
+    """``evaluate`` on texts judged at once."""
     n = len(texts)
-    sizes = _np(pc.fill_null(pc.binary_length(texts), 0)).astype(np.int64)
-    if n > 1 and sizes.sum() > MAX_JUDGED_BYTES:
-        return _in_pieces(texts, sizes, options)
+    judged = _unix_newlines(texts)
     names = rule_names(options)
     fired = {name: np.zeros(n, dtype=bool) for name in names}
     if options.language is not None:
-        language, probability = lid.identify(texts)
+        language, probability = _language_of(judged, options.language)
         score = pa.array(probability, pa.float32())
         if options.language.keep is not None:
             kept = pa.array(options.language.keep, pa.string())
@@ -1119,20 +1337,51 @@ def evaluate(texts: pa.Array | pa.ChunkedArray, options: FilterOptions) -> Verdi
         score = pa.nulls(n, pa.float32())
     # Rows of the same rule sets are judged together: one sub-batch per language
     # with rules of its own, one for English, one for all the others.
-    known = set(options.language_rules) | {"en"}
+    known = set(options.own_rules()) | {"en"}
     groups = _np(language).astype(str)
     groups = np.where(np.isin(groups, list(known)), groups, OTHER)
+    rewritten: list[tuple[np.ndarray, pa.Array]] = []
     for group in np.unique(groups):
         rows = np.flatnonzero(groups == group)
         sets = options.rules_for(str(group))
-        sub = texts if len(rows) == n else texts.take(pa.array(rows))
+        sub = judged if len(rows) == n else judged.take(pa.array(rows))
         batch = _Batch(sub, sets.words)
-        for name, rule in _rules_of(sets):
-            fired[name][rows] = np.asarray(rule(batch), dtype=bool)
-    if not names or n == 0:
-        return Verdicts(pa.nulls(n, pa.string()), fired, language, score)
-    stacked = np.stack([fired[name] for name in names])
-    failed = stacked.any(axis=0)
-    first = stacked.argmax(axis=0)
-    reason = pc.take(pa.array(names, pa.string()), pa.array(first, pa.int64(), mask=~failed))
-    return Verdicts(reason, fired, language, score)
+        after_c4 = batch
+        if sets.c4 is not None:
+            # datatrove's C4QualityFilter removes the lines it does not keep, and
+            # FineWebQualityFilter, after it, judges what is left.
+            after_c4 = _Batch(_c4_text(batch, sets.c4), sets.words)
+            original = texts if len(rows) == n else texts.take(pa.array(rows))
+            changed = _np(pc.fill_null(pc.not_equal(after_c4.text, original), False))
+            if changed.any():
+                rewritten.append((rows[changed], after_c4.text.filter(pa.array(changed))))
+        for filter_name, name, rule in _rules_of(sets):
+            target = after_c4 if filter_name == "fineweb" else batch
+            fired[name][rows] = np.asarray(rule(target), dtype=bool)
+    text = None
+    if rewritten:
+        index = np.arange(n)
+        parts, at = [texts], n
+        for rows, values in rewritten:
+            index[rows] = np.arange(at, at + len(rows))
+            parts.append(values.cast(texts.type))
+            at += len(rows)
+        text = pa.concat_arrays(parts).take(pa.array(index))
+    return Verdicts(_first_failing(names, fired, n), fired, language, score, text)
+
+
+def evaluate(texts: pa.Array | pa.ChunkedArray, options: FilterOptions) -> Verdicts:
+    """Every enabled rule over a batch of texts (null texts count as empty strings).
+
+    Each row is judged by the rule sets of its language (identified, or
+    ``assume_language``); a rule that does not apply to a row's language does not fire.
+    Line breaks ``\\r\\n`` and ``\\r`` are judged as ``\\n``; ``texts`` is not changed.
+    """
+    texts = _as_strings(texts)
+    n = len(texts)
+    sizes = _np(pc.fill_null(pc.binary_length(texts), 0)).astype(np.int64)
+    if n > 1 and sizes.sum() > MAX_JUDGED_BYTES:
+        return _in_pieces(texts, sizes, options)
+    if n == 1 and sizes[0] > MAX_JUDGED_BYTES:
+        return _long_document(texts, options)
+    return _judge(texts, options)

@@ -108,6 +108,7 @@ def spacy_like(chunks: pa.Array) -> pa.Array:
         return chunks
     todo = pc.invert(plain)
     pre, core, suf = _runs(chunks.filter(todo))
-    joined = pc.binary_join_element_wise(_spaced(pre), _cut_core(core), _spaced(suf), " ")
+    space = pa.scalar(" ", chunks.type)  # large_string texts need a large_string one
+    joined = pc.binary_join_element_wise(_spaced(pre), _cut_core(core), _spaced(suf), space)
     # Trimmed, so that splitting on whitespace yields no empty piece at either end.
     return pc.replace_with_mask(chunks, todo, pc.utf8_trim_whitespace(joined))
