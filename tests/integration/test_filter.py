@@ -208,3 +208,31 @@ def test_pii_is_redacted_in_kept_and_rejected_rows_and_counted(tmp_path):
         "korean_phone": len(rows),
         "korean_rrn": 0,
     }
+
+
+def test_kept_rows_are_written_as_c4_leaves_them_with_keep_rewritten_text(tmp_path):
+    """C4 drops short lines and javascript lines from the documents it keeps; with
+    keep_rewritten_text the kept rows carry that text (and cleaned_text made from it),
+    rejected rows the input's, as judged."""
+    rows = corpus(tmp_path / "in", files=1, rows=10)
+    for r in rows:
+        if r["text"] and r["id"] % 5 == 0:  # English documents C4 keeps, with lines it drops
+            r["text"] = "Menu\n" + r["text"] + "\nPlease enable Javascript to comment."
+        r["cleaned_text"] = clean_text(r["text"]) if r["text"] is not None else None
+    (tmp_path / "in" / "input-0.parquet").unlink()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "input-0.parquet")
+    filters = FilterOptions(keep_rewritten_text=True)
+    filter_documents(str(tmp_path / "in"), str(tmp_path / "out"), filters=filters)
+    kept = pq.read_table(tmp_path / "out").to_pylist()
+    rejected = pq.read_table(companion_path(tmp_path / "out", "rejected")).to_pylist()
+    judged = evaluate(pa.array([r["text"] for r in rows], pa.string()), filters)
+    rewritten = dict(zip([r["id"] for r in rows], judged.text.to_pylist(), strict=True))
+    by_id = {r["id"]: r for r in rows}
+    changed = [r for r in kept if r["text"] != by_id[r["id"]]["text"]]
+    assert changed  # the English rows lost their menu and javascript lines
+    for r in kept:
+        assert r["text"] == rewritten[r["id"]]
+        assert "Javascript" not in r["text"] and not r["text"].startswith("Menu")
+        assert r["cleaned_text"] == clean_text(r["text"])
+    for r in rejected:
+        assert r["text"] == by_id[r["id"]]["text"]

@@ -70,7 +70,7 @@ class FilterPart:
     compression: str
     batch_size: int
     rejected: Location  # the companion's folder
-    rebuild_cleaned: bool  # PII on, and cleaned_text was made from text_column
+    cleaned_from_text: bool  # cleaned_text is there, made from text_column
 
 
 def output_schema(schema: pa.Schema) -> pa.Schema:
@@ -125,22 +125,28 @@ def _np_bool(mask: pa.Array) -> np.ndarray:
     return np.asarray(mask.to_numpy(zero_copy_only=False), dtype=bool)
 
 
-def _redacted(table: pa.Table, spec: FilterPart, found: dict[str, int]) -> pa.Table:
-    """``table`` with PII redacted in its text column (and ``cleaned_text`` made again
-    from it, where preprocess made it from that column); adds what was found to ``found``."""
+def _with_text(table: pa.Table, text: pa.Array, spec: FilterPart) -> pa.Table:
+    """``table`` with ``text`` as its text column, and ``cleaned_text`` made again from it
+    where preprocess made it from that column."""
     at = table.schema.get_field_index(spec.text_column)
-    kind = table.schema.field(at).type
-    if pa.types.is_null(kind):  # a column of nulls only: nothing to redact
-        return table
-    text, counts = pii.redact(text_as_string(table.column(at)), spec.filters.pii)
-    for name, n in counts.items():
-        found[name] += n
-    table = table.set_column(at, table.schema.field(at), text.cast(kind))
-    if spec.rebuild_cleaned:
+    table = table.set_column(at, table.schema.field(at), text.cast(table.schema.field(at).type))
+    if spec.cleaned_from_text:
         where = table.schema.get_field_index(CLEANED_COLUMN)
         cleaned = clean_array(text).cast(table.schema.field(where).type)
         table = table.set_column(where, table.schema.field(where), cleaned)
     return table
+
+
+def _redacted(table: pa.Table, spec: FilterPart, found: dict[str, int]) -> pa.Table:
+    """``table`` with PII redacted in its text column (:func:`_with_text`); adds what
+    was found to ``found``."""
+    column = table.column(spec.text_column)
+    if pa.types.is_null(column.type):  # a column of nulls only: nothing to redact
+        return table
+    text, counts = pii.redact(text_as_string(column), spec.filters.pii)
+    for name, n in counts.items():
+        found[name] += n
+    return _with_text(table, text, spec)
 
 
 def write_filtered_part(spec: FilterPart) -> PartResult:
@@ -180,10 +186,13 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
                 SCORE_COLUMN, judged.score
             )
             out = code >= 0
-            if out.any():
+            if out.any():  # as judged: the input's text (PII redacted)
                 why = pc.take(reasons, pa.array(code[out], pa.int32()))
                 aside.write(table.filter(pa.array(out)).append_column(REASON_COLUMN, why))
-            yield table.filter(pa.array(~out))
+            passed = table.filter(pa.array(~out))
+            if spec.filters.keep_rewritten_text and judged.text is not None:
+                passed = _with_text(passed, judged.text.filter(pa.array(~out)), spec)
+            yield passed
 
     storage.make_dirs(spec.rejected)
     # Always written, empty or not: the companion has one part per part of the output.
@@ -225,10 +234,8 @@ class Filter(Step[FilterParams]):
         )
         self.found, self.schema = found, schema.remove_metadata()
         self.rows = sum(i.num_rows for i in self.inspected)
-        self.rebuild_cleaned = (
-            p.filters.pii is not None
-            and CLEANED_COLUMN in self.schema.names
-            and cleaned_from(found.root) == p.text_column
+        self.cleaned_from_text = (
+            CLEANED_COLUMN in self.schema.names and cleaned_from(found.root) == p.text_column
         )
         # Every row is written once, kept or rejected (plus its reason).
         ratio = inputs.COMPRESSED_JSON_RATIO
@@ -248,7 +255,7 @@ class Filter(Step[FilterParams]):
                 p.compression,
                 p.batch_size,
                 self.run.companion(REJECTED),
-                self.rebuild_cleaned,
+                self.cleaned_from_text,
             )
             for i, f in enumerate(self.found.files)
         ]
