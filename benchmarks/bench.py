@@ -682,6 +682,11 @@ def filter_sides(
     agreement = filter_compare.agreement(verdicts["filter-datatrove"], verdicts["filter-ours"])
     for name, a in agreement["filters"].items():
         print(f"    {name}: {a['agreement']:.2%} agree, {a['disagreements']} disagreements")
+    if chain := agreement.get("chain"):
+        print(
+            f"    FineWeb's chain: {chain['agreement']:.2%} same verdict and first rule "
+            f"({chain['same_verdict']:.2%} same verdict), {chain['disagreements']} disagreements"
+        )
     return runs, agreement
 
 
