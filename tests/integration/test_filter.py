@@ -236,3 +236,37 @@ def test_kept_rows_are_written_as_c4_leaves_them_with_keep_rewritten_text(tmp_pa
         assert r["cleaned_text"] == clean_text(r["text"])
     for r in rejected:
         assert r["text"] == by_id[r["id"]]["text"]
+
+
+def test_pii_in_another_column_leaves_cleaned_text_as_preprocess_made_it(tmp_path):
+    """cleaned_text was made from ``text``; judging and redacting ``body`` must not make
+    it again from ``body``."""
+    from flows.preprocess import preprocess
+
+    rows = corpus(tmp_path / "in", files=1, rows=10)
+    for r in rows:
+        r["body"] = (r["text"] or "") + " Write to kim.minsu@example.co.kr."
+    (tmp_path / "in" / "input-0.parquet").unlink()
+    pq.write_table(pa.Table.from_pylist(rows), tmp_path / "in" / "input-0.parquet")
+    preprocess(str(tmp_path / "in"), str(tmp_path / "pre"))  # cleans ``text``
+    filters = FilterOptions(pii={})
+    filter_documents(str(tmp_path / "pre"), str(tmp_path / "out"), "body", filters=filters)
+    out = pq.read_table(tmp_path / "out").to_pylist()
+    out += pq.read_table(companion_path(tmp_path / "out", "rejected")).to_pylist()
+    by_id = {r["id"]: r for r in rows}
+    assert len(out) == len(rows)
+    for r in out:
+        assert r["body"].endswith(" Write to <email>.")
+        text = by_id[r["id"]]["text"]
+        assert r["cleaned_text"] == (clean_text(text) if text is not None else None)
+
+
+def test_a_text_column_of_nulls_only_is_judged_with_pii_on(tmp_path):
+    """Parquet types a column that holds no value as null: nothing to redact or keep."""
+    (tmp_path / "in").mkdir()
+    table = pa.table({"id": [1, 2], "text": pa.nulls(2)})
+    pq.write_table(table, tmp_path / "in" / "part-0.parquet")
+    filter_documents(str(tmp_path / "in"), str(tmp_path / "out"), filters=FilterOptions(pii={}))
+    manifest = assert_committed(tmp_path / "out")
+    assert (manifest["filters"]["kept"], manifest["filters"]["rejected"]) == (0, 2)
+    assert set(manifest["filters"]["pii_redacted"].values()) == {0}
