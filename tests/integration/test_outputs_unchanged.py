@@ -33,9 +33,7 @@ RECORDED = Path(__file__).parent / "data" / "make_run_digests.json"
 def committed_digests(root: Path) -> dict[str, str]:
     """sha256 of every file the committed dataset at ``root`` lists, and of its
     companions' files as ``{companion}:{path}``."""
-    return {
-        path: hashlib.sha256(data).hexdigest() for path, data in committed_bytes(root).items()
-    }
+    return {path: hashlib.sha256(data).hexdigest() for path, data in committed_bytes(root).items()}
 
 
 def test_make_runs_datasets_are_byte_for_byte_as_recorded(tmp_path):

@@ -241,6 +241,7 @@ def _open(input_uri: str, output: str) -> tuple[inputs.Inputs, list, pa.Schema]:
     run = SimpleNamespace(
         s3=None,
         output=storage.resolve(output),
+        companions=(),  # preprocess keeps none
         map=lambda fn, specs: [SimpleNamespace(result=fn(spec)) for spec in specs],
     )
     return reading.open_inputs(input_uri, "auto", run, check=check_input_schema)
