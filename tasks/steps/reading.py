@@ -68,14 +68,17 @@ def open_inputs(
     run: Run,
     check: Callable[[pa.Schema, str], None],
     comparable: Callable[[pa.Schema, str], pa.Schema] | None = None,
+    found_first: Callable[[inputs.Inputs], None] | None = None,
 ) -> tuple[inputs.Inputs, list[Inspected], pa.Schema]:
     """A step's input before anything is written: its files (on S3 as ``run`` says),
-    checked apart from ``run``'s output, each inspected, and their one schema
-    (:func:`common_schema`)."""
+    checked apart from ``run``'s output (and by ``found_first``, before any is read),
+    each inspected, and their one schema (:func:`common_schema`)."""
     found = inputs.discover(input_uri, fmt, run.s3)
     dataset.check_disjoint(found.root, run.output)
     for name in run.companions:  # where its rejected rows or index go
         dataset.check_disjoint(found.root, run.companion(name), f"the {name} location")
+    if found_first is not None:
+        found_first(found)
     inspected = inspect_inputs([f.loc for f in found.files], found.format, run.map)
     same = comparable or (lambda schema, _: schema)
     where = f"input {found.uri}"

@@ -275,7 +275,6 @@ class _NumpyScores:
 def test_language_verdicts_are_datatroves():
     """Our LanguageFilter semantics beside datatrove's class, on the same model (lid.176's
     .ftz handed to it), for several wanted lists and thresholds."""
-    pytest.importorskip("datatrove")
     from datatrove.data import Document
     from datatrove.pipeline.filters import LanguageFilter
 

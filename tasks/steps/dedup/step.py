@@ -285,18 +285,24 @@ class Dedup(Step[DedupParams]):
             raise InputError(f"mode must be one of {', '.join(MODES)}; got {p.mode!r}")
         self.minhash = (p.minhash or dedup.MinHashParams()) if p.mode == "near" else None
         root = self.run.output
+
+        def compare(found: inputs.Inputs) -> None:
+            """What it compares against, refused before any input file is read if it is,
+            holds or lies inside the input (an index beside it would be read as input)."""
+            self.compared: Against = resolve_against(
+                p.against, p.against_earlier, self.minhash, found.root, root
+            )
+
         found, inspected, self.schema = reading.open_inputs(
             p.input_uri,
             "auto",
             self.run,
             check=lambda schema, uri: check_text_column(schema, uri, p.text_column),
+            found_first=compare,
         )
         self.found = found
         self.uris = [f.uri for f in found.files]
         self.rows_expected = sum(i.num_rows for i in inspected)
-        self.compared: Against = resolve_against(
-            p.against, p.against_earlier, self.minhash, found.root, root
-        )
         for skipped in self.compared.skipped:
             self.run.on_phase(f"not comparing against {skipped['uri']}: {skipped['reason']}")
         return deduplicated_bytes(
