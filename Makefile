@@ -22,11 +22,12 @@ export UV_PROJECT_ENVIRONMENT := $(CURDIR)/.venv
 # 5.7-6.6 s of CPU per process against 2.1 s, on 2 cores (docs/performance.md).
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: help install run stop backfill test bench lint format clean
+.PHONY: help install run stop alerts backfill test bench lint format clean
 
 help:
 	@echo "make run     start a local Prefect server, Ray and worker; deploy; run pipeline/default"
 	@echo "make stop    stop the server, Ray and worker that make run started"
+	@echo "make alerts  apply deployments/alerts.yaml to the server (ALERT_WEBHOOK_URL=...)"
 	@echo "make backfill START=YYYY-MM-DD END=YYYY-MM-DD [FORCE=1]"
 	@echo "             runs backfill/nightly: one pipeline/nightly run per date not yet committed"
 	@echo "make test    install and run the test suite"
@@ -49,6 +50,7 @@ run: install
 	@deployments/local.sh ray
 	@deployments/local.sh pool
 	$(BIN)/prefect --no-prompt deploy --all
+	$(BIN)/python deployments/alerts.py
 	@deployments/local.sh worker
 	$(BIN)/prefect deployment run pipeline/default --watch
 	@$(BIN)/python deployments/report.py pipeline/default
@@ -57,6 +59,11 @@ run: install
 
 stop:
 	@deployments/local.sh stop
+
+# The automations that alert when a run fails or starts late (deployments/alerts.yaml),
+# on the server at PREFECT_API_URL; each alert posts to ALERT_WEBHOOK_URL if it is set.
+alerts: install
+	$(BIN)/python deployments/alerts.py
 
 # The backfill/nightly deployment: one pipeline/nightly run per date from START to END
 # (both included), one at a time; dates already committed are skipped unless FORCE=1.

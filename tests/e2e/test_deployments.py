@@ -20,6 +20,7 @@ import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
 
+from tasks.orchestration import alerts
 from tests.helpers import assert_cleaned_exactly, assert_committed, start_process, stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -458,3 +459,126 @@ def _run_deployment(name: str, env: dict, cwd: Path) -> None:
     )
     assert done.returncode == 0, f"{name}:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     assert "Completed" in done.stdout
+
+
+class Receiver:
+    """A loopback HTTP server standing in for Slack or a pager: every POST's JSON body."""
+
+    def __init__(self) -> None:
+        import http.server
+        import threading
+
+        received = self.received = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                received.append(json.loads(body or b"{}"))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def wait_for(self, *words: str, timeout: float = 90) -> list[dict]:
+        """The posts whose text holds every one of ``words``, once there is one."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [p for p in self.received if all(w in p.get("text", "") for w in words)]
+            if found:
+                return found
+            time.sleep(0.5)
+        raise AssertionError(f"no alert with {words} in {timeout} s: {self.received}")
+
+
+@pytest.fixture(scope="module")
+def receiver(prefect_server) -> Iterator[Receiver]:
+    """The receiver, and afterwards none of our automations left on the session's server."""
+    from prefect.client.orchestration import get_client
+
+    found = Receiver()
+    yield found
+    found.server.shutdown()
+    with get_client(sync_client=True) as client:
+        alerts.apply(client, [])
+
+
+def _apply_alerts(env: dict, url: str) -> str:
+    """`make alerts` as a user runs it: the script, with ALERT_WEBHOOK_URL."""
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "deployments" / "alerts.py")],
+        env={**env, "ALERT_WEBHOOK_URL": url},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+@pytest.mark.e2e
+def test_alerts_apply_twice_to_the_same_automations(project, receiver):
+    _, env = project
+    first = _apply_alerts(env, receiver.url)
+    assert f"created   {alerts.PREFIX}failed" in first
+    for name in DEPLOYMENTS:
+        assert f"{alerts.PREFIX}late: {name}" in first
+    again = _apply_alerts(env, receiver.url)
+    assert "created" not in again and "replaced" not in again and "deleted" not in again
+    assert again.count("unchanged") == len(DEPLOYMENTS) + 1
+
+
+PREFECT = [str(BIN / "prefect")]
+MISSING = "input_uri=data/missing"
+
+
+@pytest.mark.e2e
+def test_a_failed_run_posts_one_alert_naming_it_and_its_error(project, receiver):
+    work, env = project
+    _apply_alerts(env, receiver.url)
+    done = subprocess.run(
+        [*PREFECT, "deployment", "run", "preprocess/default", "--param", MISSING, "--watch"],
+        env=env,
+        cwd=work,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode != 0
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+    name = _flow_run(env, run_id)["name"]  # as the flow named it once it ran
+    (post,) = receiver.wait_for("Failed: preprocess/default", name, run_id)
+    assert "data/missing does not exist" in post["text"]  # the first line of its error
+    time.sleep(5)
+    assert len(receiver.wait_for(run_id)) == 1  # one post per alert
+
+
+@pytest.mark.e2e
+def test_a_run_not_started_in_time_posts_late(project, receiver, prefect_server):
+    """A pipeline/default run scheduled two hours ago while the pool is paused."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Scheduled
+
+    _, env = project
+    settings = alerts.AlertSettings(tag="ray-text-pipeline", default_late_minutes=0.5)
+    prefect = PREFECT
+    subprocess.run([*prefect, "work-pool", "pause", "local-process"], env=env, check=True)
+    try:
+        with get_client(sync_client=True) as client:
+            alerts.set_up(client, settings, receiver.url)
+            deployment = client.read_deployment_by_name("pipeline/default")
+            when = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+            run = client.create_flow_run_from_deployment(
+                deployment.id, state=Scheduled(scheduled_time=when)
+            )
+            try:
+                (post,) = receiver.wait_for("Late: pipeline/default", run.name)
+            finally:
+                client.delete_flow_run(run.id)
+    finally:
+        subprocess.run([*prefect, "work-pool", "resume", "local-process"], env=env, check=True)
+    assert "has not started 0.5 minutes after its scheduled time" in post["text"]
