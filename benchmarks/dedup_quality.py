@@ -152,20 +152,17 @@ def measure(work: Path, pairs: int, threshold: float = 0.8) -> list[dict[str, An
     return results
 
 
-def removed_in_process(work: Path, files: list[list[str]], params: dedup.MinHashParams) -> Any:
-    """Order keys (an int64 array) of the rows near dedup removes from ``files`` (lists
-    of texts, in input order): the step's passes 1 and 2, in this process, under
-    ``work``."""
+def group_files(
+    work: Path, files: list[list[str | None]], params: dedup.MinHashParams | None, shards: Any
+) -> tuple[Any, list[str], list[tuple[str, int]]]:
+    """Pass 1's signature and group files of ``files`` (lists of texts, in input order)
+    under ``work``, as the step writes them, in this process: (root, group file names,
+    signature files as pass 2 takes them)."""
     from tasks.steps.dedup import grouping, sketch
     from tasks.steps.dedup.step import STAGING, signature_table
     from tasks.store import dataset, part_files, storage
 
     root = storage.resolve(str(work))
-    rows = sum(len(texts) for texts in files)
-    shards = grouping.Shards(
-        grouping.shard_count(len(files), rows),
-        grouping.shard_count(len(files), rows * params.bands),
-    )
     staging = root.child(STAGING)
     storage.make_dirs(staging)
     names, sources = [], []
@@ -174,11 +171,26 @@ def removed_in_process(work: Path, files: list[list[str]], params: dedup.MinHash
         table, _ = signature_table(pa.array(texts, pa.string()), keys, params)
         part_files.write_part(staging, number, [table], table.schema, "none", hashes=True)
         name = dataset.part_name(number)
-        tags = sketch.tags_from(table.column(grouping.SIGNATURE))
+        tags = sketch.tags_from(table.column(grouping.SIGNATURE)) if params else None
         digests = table.column(grouping.DIGEST).combine_chunks()
         grouping.write_group_files(root, name, keys, digests, tags, params, shards)
         names.append(name)
         sources.append((staging.child(name).uri, number))
+    return root, names, sources
+
+
+def removed_in_process(work: Path, files: list[list[str]], params: dedup.MinHashParams) -> Any:
+    """Order keys (an int64 array) of the rows near dedup removes from ``files`` (lists
+    of texts, in input order): the step's passes 1 and 2, in this process, under
+    ``work``."""
+    from tasks.steps.dedup import grouping
+
+    rows = sum(len(texts) for texts in files)
+    shards = grouping.Shards(
+        grouping.shard_count(len(files), rows),
+        grouping.shard_count(len(files), rows * params.bands),
+    )
+    root, names, sources = group_files(work, files, params, shards)
     found = grouping.find_duplicates(
         root, names, sources, params, shards, lambda fn, specs: [fn(s) for s in specs]
     )

@@ -541,6 +541,19 @@ def _mb(rate: float | None) -> str:
     return f"{rate:.2f}" if rate else "-"
 
 
+def _agreement_row(label: str, a: dict[str, Any], other: str = "") -> str:
+    """One row of the agreement table: a filter's, or (``other``: the rejections by
+    another rule) the chain's."""
+    causes = ", ".join(f"{cause} {n}" for cause, n in list(a["causes"].items())[:4])
+    share = a["agreement"]
+    return (
+        f"| {label} | {f'{share:.2%}' if share is not None else '-'} | "
+        f"{a['disagreements']} ({a['rejected_by_datatrove_only']} / "
+        f"{a['rejected_by_ours_only']}{other}) | {a['rejected_by_datatrove']} | "
+        f"{a['rejected_by_ours']} | {a['datatrove_errors']} | {causes or '-'} |"
+    )
+
+
 def filter_markdown(results: dict[str, Any]) -> list[str]:
     """The "Quality filters" section: agreement per filter, marginal MB/s per CPU of both
     sides in all and per filter, the flow's memory, and the long texts' batch."""
@@ -567,25 +580,15 @@ def filter_markdown(results: dict[str, Any]) -> list[str]:
         "|---|---:|---:|---:|---:|---:|---|",
     ]
     for name, a in agreement["filters"].items():
-        causes = ", ".join(f"{cause} {n}" for cause, n in list(a["causes"].items())[:4])
-        share = a["agreement"]
-        lines.append(
-            f"| {name} | {f'{share:.2%}' if share is not None else '-'} | "
-            f"{a['disagreements']} ({a['rejected_by_datatrove_only']} / "
-            f"{a['rejected_by_ours_only']}) | {a['rejected_by_datatrove']} | "
-            f"{a['rejected_by_ours']} | {a['datatrove_errors']} | {causes or '-'} |"
-        )
+        lines.append(_agreement_row(name, a))
     chain = agreement.get("chain")
     if chain:
-        causes = ", ".join(f"{cause} {n}" for cause, n in list(chain["causes"].items())[:4])
-        share = chain["agreement"]
         lines.append(
-            f"| FineWeb's chain: same verdict and first failing rule | "
-            f"{f'{share:.2%}' if share is not None else '-'} | "
-            f"{chain['disagreements']} ({chain['rejected_by_datatrove_only']} / "
-            f"{chain['rejected_by_ours_only']}; {chain['other_rule']} another rule) | "
-            f"{chain['rejected_by_datatrove']} | {chain['rejected_by_ours']} | "
-            f"{chain['datatrove_errors']} | {causes or '-'} |"
+            _agreement_row(
+                "FineWeb's chain: same verdict and first failing rule",
+                chain,
+                f"; {chain['other_rule']} another rule",
+            )
         )
         lines += [
             "",

@@ -58,6 +58,25 @@ def companion_path(root: Path, name: str) -> Path:
     return Path(companion(resolve(str(root)), name).path)
 
 
+def commit_old_layout(out: Path, table: pa.Table) -> Path:
+    """``table`` committed at ``out`` as datasets were before companions: its parts, and
+    its rejected rows inside it, in ``_rejected/`` (side folders of the manifest)."""
+    from tasks.store import dataset
+
+    (out / "_rejected").mkdir(parents=True)
+    pq.write_table(table, out / "part-00000.parquet")
+    pq.write_table(table, out / "_rejected" / "part-00000.parquet")
+    size = (out / "part-00000.parquet").stat().st_size
+    old = dataset.build_manifest(
+        [dataset.FileEntry("part-00000.parquet", table.num_rows, size)],
+        table.schema,
+        side_folders=["_rejected"],
+        side_files=["_rejected/part-00000.parquet"],
+    )
+    dataset.commit(resolve(str(out)), old, [])
+    return out
+
+
 def assert_committed(root: Path) -> dict:
     """The manifest lists exactly the files present, with true counts and sizes, and
     each companion it records is committed beside it the same way, with the manifest

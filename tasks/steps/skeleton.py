@@ -205,10 +205,9 @@ def run_step(
     step = step_type(params, run)
     needed = step.prepare()
     space.check_free_space(run.output, needed, step.name)
-    # Every location is checked before any is changed; the output is uncommitted first:
-    # from here until its new manifest lands, no reader takes it and its companions for
-    # a committed pair.
-    dataset.check_output(run.output)
+    # Every location is checked before any is changed (the output by its own prepare,
+    # which refuses before it writes); the output is uncommitted first: from here until
+    # its new manifest lands, no reader takes it and its companions for a committed pair.
     for name in step.companions:
         dataset.check_output(run.companion(name), companion=name)
     leftovers = dataset.prepare_output(run.output, step.staging_folders, companions=step.companions)
@@ -233,8 +232,8 @@ def run_step(
     check_written(
         step.name, run.output, [r.entry for r in results], leftovers, step.staging_folders
     )
-    for name in step.companions:
-        entries = [r.companions[name] for r in results if name in r.companions]
+    written = {n: [r.companions[n] for r in results if n in r.companions] for n in beside}
+    for name, entries in written.items():
         check_written(f"{step.name} ({name})", run.companion(name), entries, beside[name])
     execution = execution_summary(
         parts, [(r.entry.num_rows, r.text_bytes) for r in results], run.nodes
@@ -247,9 +246,8 @@ def run_step(
     # digest: a run killed between leaves the output uncommitted (its rerun writes
     # both again), never an output whose companion is missing or another run's.
     committed: dict[str, Any] = {}
-    for name in step.companions:
+    for name, entries in written.items():
         where = run.companion(name)
-        entries = [r.companions[name] for r in results if name in r.companions]
         side = dataset.build_manifest(
             entries,
             plan.companions[name],

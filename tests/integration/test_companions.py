@@ -22,8 +22,14 @@ from tasks.nightly import retention
 from tasks.steps.generate.step import Generate, GenerateParams
 from tasks.steps.skeleton import run_step
 from tasks.store import dataset, storage
-from tasks.store.dataset import FileEntry, read_dataset
-from tests.helpers import assert_committed, committed_bytes, companion_path, tree_digest
+from tasks.store.dataset import read_dataset
+from tests.helpers import (
+    assert_committed,
+    commit_old_layout,
+    committed_bytes,
+    companion_path,
+    tree_digest,
+)
 from tests.toy_step import Noted, Stray, Upper, UpperParams
 
 pytestmark = pytest.mark.usefixtures("ray_cluster")
@@ -119,21 +125,8 @@ def test_another_step_writing_the_folder_removes_the_companion_it_does_not_have(
 def test_an_older_layouts_side_folder_is_taken_over_by_the_next_write(tmp_path):
     """A dataset committed with its rejected rows inside it (``_rejected/``, as before
     companions): the next write there removes them, and leaves nothing else behind."""
-    out = tmp_path / "out"
-    (out / "_rejected").mkdir(parents=True)
     table = pq.read_table(source(tmp_path).removeprefix("file://"))
-    pq.write_table(table, out / "part-00000.parquet")
-    pq.write_table(table, out / "_rejected" / "part-00000.parquet")
-    entry = FileEntry(
-        "part-00000.parquet", table.num_rows, (out / "part-00000.parquet").stat().st_size
-    )
-    old = dataset.build_manifest(
-        [entry],
-        table.schema,
-        side_folders=["_rejected"],
-        side_files=["_rejected/part-00000.parquet"],
-    )
-    dataset.commit(storage.resolve(str(out)), old, [])
+    out = commit_old_layout(tmp_path / "out", table)
 
     run_step(Noted, UpperParams(input_uri=f"file://{tmp_path}/in"), str(out))
     assert not (out / "_rejected").exists()

@@ -3,8 +3,9 @@ dataset or the input, kills at each point of a run followed by a rerun and reten
 tampered manifests, a step that writes what it may not, and readers pointed at the
 parent of a dataset and its companion.
 
-Tests marked ``# DEFECT:`` assert the correct behaviour and fail against the code as
-it is; the others are regression tests for attacks that are defended.
+Tests marked ``# Was a defect:`` failed against the first version of companions, for
+the reason given; they pass since its fix. The others are attacks it defended from the
+start.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from tasks.steps.skeleton import PartResult, Plan, check_written, run_step
 from tasks.store import dataset, part_files, storage
 from tasks.store.dataset import FileEntry, read_dataset
 from tasks.store.storage import Location
-from tests.helpers import assert_committed, companion_path, tree_digest
+from tests.helpers import assert_committed, commit_old_layout, companion_path, tree_digest
 from tests.integration.test_s3 import aws_env, client, unique  # noqa: F401
 from tests.toy_step import Noted, NotedPart, Upper, UpperParams
 
@@ -106,7 +107,7 @@ def test_a_companion_name_that_is_not_a_word_is_refused(name):
 def test_a_filter_whose_rejected_rows_would_go_into_its_input_is_refused(
     tmp_path, input_at, output_at
 ):
-    # DEFECT: check_disjoint (reading.open_inputs) checks the input against the output
+    # Was a defect: check_disjoint (reading.open_inputs) checks the input against the output
     # only; the companion location is prepared (uncommitted) and written over the input.
     day = f"/dt={DAY}" if "dt=" in output_at else ""
     run_step(
@@ -139,7 +140,7 @@ def test_a_filter_whose_input_lies_inside_its_companion_location_is_refused(tmp_
 def test_a_step_with_companions_does_not_overwrite_a_dataset_at_its_companion_location(
     tmp_path,
 ):
-    # DEFECT: check_output/prepare_output (dataset.py _ours_at) accept any committed
+    # Was a defect: check_output/prepare_output (dataset.py _ours_at) accept any committed
     # dataset of ours at the companion location, so a user's own dataset named
     # "<out>-notes" (or "filtered-rejected") is silently uncommitted and replaced.
     uri = source(tmp_path)
@@ -152,7 +153,7 @@ def test_a_step_with_companions_does_not_overwrite_a_dataset_at_its_companion_lo
 
 
 def test_writing_a_companion_location_as_an_output_is_refused(tmp_path):
-    # DEFECT: prepare_output takes over a committed companion (manifest with
+    # Was a defect: prepare_output takes over a committed companion (manifest with
     # `companion`/`companion_of`) as a plain output: the pair's companion is replaced.
     uri = source(tmp_path)
     out = tmp_path / "out"
@@ -178,7 +179,7 @@ class Interleaved(Noted):
 
 
 def test_a_second_run_writing_the_companion_location_meanwhile_is_refused(tmp_path):
-    # DEFECT: a companion's _writing.json does not say it is a companion; the second run
+    # Was a defect: a companion's _writing.json does not say it is a companion; the second run
     # takes it over, commits, and the first then overwrites its parts and manifest: both
     # runs succeed, and the second's committed dataset is gone without a word.
     uri = source(tmp_path)
@@ -217,7 +218,7 @@ def _kill_inside_companion_removal(monkeypatch, out: Path) -> None:
 def test_a_kill_while_a_step_without_companions_replaces_one_leaves_no_orphan(
     tmp_path, monkeypatch, kill
 ):
-    # DEFECT: prepare_output uncommits the old manifest (which named the companion) and
+    # Was a defect: prepare_output uncommits the old manifest (which named the companion) and
     # its _writing.json does not carry `companions`: the rerun's Leftovers.companions is
     # empty, so the old companion (committed, or half removed) is never removed, and
     # retention of the new dataset does not name it either.
@@ -238,7 +239,7 @@ def test_a_kill_while_a_step_without_companions_replaces_one_leaves_no_orphan(
 def test_a_kill_after_the_companion_commit_then_another_step_leaves_no_orphan(
     tmp_path, monkeypatch
 ):
-    # DEFECT: same cause: the killed run's _writing.json does not name the companion it
+    # Was a defect: same cause: the killed run's _writing.json does not name the companion it
     # committed, so the next step without companions leaves it committed beside it.
     uri = source(tmp_path)
     out = tmp_path / "out"
@@ -262,7 +263,7 @@ def test_a_kill_after_the_companion_commit_then_another_step_leaves_no_orphan(
 def test_a_step_without_companions_leaves_a_dataset_that_is_not_a_companion_beside_it(
     tmp_path,
 ):
-    # DEFECT: run_step removes the companions an older dataset named with
+    # Was a defect: run_step removes the companions an older dataset named with
     # retention.remove_committed, which (unlike retention._remove_companion) does not
     # check that what is there says it is that companion: a dataset of its own at
     # "<out>-notes" (written there since, as the test above allows) is deleted.
@@ -280,26 +281,11 @@ def test_a_step_without_companions_leaves_a_dataset_that_is_not_a_companion_besi
 
 def _old_layout(tmp_path: Path, uri: str) -> Path:
     """A dataset as committed before companions: its rejected rows in ``_rejected/``."""
-    out = tmp_path / "out"
-    (out / "_rejected").mkdir(parents=True)
-    table = read_dataset(uri)
-    pq.write_table(table, out / "part-00000.parquet")
-    pq.write_table(table, out / "_rejected" / "part-00000.parquet")
-    entry = FileEntry(
-        "part-00000.parquet", table.num_rows, (out / "part-00000.parquet").stat().st_size
-    )
-    old = dataset.build_manifest(
-        [entry],
-        table.schema,
-        side_folders=["_rejected"],
-        side_files=["_rejected/part-00000.parquet"],
-    )
-    dataset.commit(resolve(out), old, [])
-    return out
+    return commit_old_layout(tmp_path / "out", read_dataset(uri))
 
 
 def test_a_kill_while_taking_over_an_older_layout_is_finished_by_the_rerun(tmp_path, monkeypatch):
-    # DEFECT: prepare_output deletes the old manifest, the only record of `_rejected`
+    # Was a defect: prepare_output deletes the old manifest, the only record of `_rejected`
     # as a side folder of ours, and its _writing.json lists the new step's staging
     # folders only: the rerun calls `_rejected/part-00000.parquet` foreign and refuses.
     uri = source(tmp_path)
@@ -517,7 +503,7 @@ def test_a_companion_part_the_step_does_not_report_commits_nothing(tmp_path):
 
 
 def test_a_companion_the_step_does_not_declare_commits_nothing(tmp_path):
-    # DEFECT: run_step only looks at `step.companions`; a part's PartResult.companions
+    # Was a defect: run_step only looks at `step.companions`; a part's PartResult.companions
     # entry for an undeclared name is dropped, and its files beside the output stay,
     # unchecked and uncommitted, while the output commits.
     out = tmp_path / "out"
@@ -551,7 +537,7 @@ def test_against_refuses_an_older_layout_index_outside_its_dataset(tmp_path, ind
     "recorded", [{}, "x", {"manifest_sha256": "0" * 64}, {"manifest_sha256": None}]
 )
 def test_against_refuses_a_recorded_index_without_a_digest_or_a_foreign_one(tmp_path, recorded):
-    # DEFECT (the None case): against._companion_index compares manifest_fingerprint
+    # Was a defect (the None case): against._companion_index compares manifest_fingerprint
     # (None for a missing index) with the recorded digest (None): they match, and the
     # `assert index is not None` raises AssertionError, which resolve_against does not
     # catch: one malformed earlier partition fails a whole against_earlier run.

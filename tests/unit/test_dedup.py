@@ -9,6 +9,7 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
+from benchmarks.dedup_quality import group_files
 from tasks.errors import InputError
 from tasks.steps.dedup import minhash as dedup
 from tasks.steps.dedup import sketch
@@ -92,31 +93,6 @@ def test_digest_words_are_the_digests_bytes_and_skip_nulls() -> None:
     words = dedup.digest_words(pa.chunked_array([digests.slice(1)]))
     assert [w.tobytes() for w in words] == [d for d in digests.to_pylist()[1:] if d is not None]
     assert words[0].tobytes() != words[1].tobytes() and (words[0] == words[2]).all()
-
-
-def group_files(tmp_path, files: list[list[str | None]], params, shards):
-    """Pass 1's signature and group files of ``files`` (lists of texts), as the step
-    writes them: (root, group file names, signature files as pass 2 takes them)."""
-    from tasks.steps.dedup import grouping
-    from tasks.steps.dedup.step import STAGING, signature_table
-    from tasks.store import part_files, storage
-
-    root = storage.resolve(str(tmp_path))
-    staging = root.child(STAGING)
-    storage.make_dirs(staging)
-    names, sources = [], []
-    for number, texts in enumerate(files):
-        keys = dedup.order_keys(number, 0, len(texts))
-        table, _ = signature_table(pa.array(texts, pa.string()), keys, params)
-        entry = part_files.write_part(staging, number, [table], table.schema, "none", hashes=True)
-        tags = sketch.tags_from(table.column("signature")) if params else None
-        name = f"part-{number:05d}.parquet"
-        grouping.write_group_files(
-            root, name, keys, table.column("digest").combine_chunks(), tags, params, shards
-        )
-        names.append(name)
-        sources.append((staging.child(entry.path).uri, number))
-    return root, names, sources
 
 
 def near_duplicates(
