@@ -13,6 +13,7 @@ from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_outputs, reading
+from tasks.orchestration.health import HealthBounds
 from tasks.steps.dedup.against import earlier_candidates
 from tasks.steps.dedup.minhash import MinHashParams
 from tasks.steps.dedup.step import Dedup, DedupParams
@@ -40,6 +41,7 @@ def dedup(
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
+    health: HealthBounds = HealthBounds(),  # noqa: B008 (frozen, so one shared default is safe)
 ) -> str:
     """Remove the rows whose text_column duplicates an earlier row's.
 
@@ -72,6 +74,9 @@ def dedup(
         ray: Where and how the parts run on Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3.
         timeout_minutes: Fail the run this long after it starts; nothing is committed.
+        health: Bounds on what it commits (kept fraction, rows against the median of
+            the earlier dates); out of them, the run alerts as unhealthy data. It
+            alerts on an input of 0 rows, or 0 rows kept from some, whatever the bounds.
     """
     until = deadline.after(timeout_minutes)
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
@@ -105,6 +110,7 @@ def dedup(
             until,
             scheduling=ray,
             s3=s3,
+            health=health,
         )
     stats = manifest["dedup"]
     get_run_logger().info(

@@ -15,6 +15,7 @@ from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_outputs, reading
+from tasks.orchestration.health import HealthBounds
 from tasks.steps.filter.rules import FilterOptions
 from tasks.steps.filter.step import Filter, FilterParams
 from tasks.store.dataset import companion_uris
@@ -37,6 +38,7 @@ def filter_documents(
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
+    health: HealthBounds = HealthBounds(),  # noqa: B008 (frozen, so one shared default is safe)
 ) -> str:
     """Keep the rows whose text_column passes every enabled quality rule.
 
@@ -62,6 +64,9 @@ def filter_documents(
         ray: Where and how the parts run on Ray.
         aws_credentials: A prefect-aws AwsCredentials block for S3.
         timeout_minutes: Fail the run this long after it starts; nothing is committed.
+        health: Bounds on what it commits (kept fraction, rows against the median of
+            the earlier dates); out of them, the run alerts as unhealthy data. It
+            alerts on an input of 0 rows, or 0 rows kept from some, whatever the bounds.
     """
     until = deadline.after(timeout_minutes)
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
@@ -84,6 +89,7 @@ def filter_documents(
             until,
             scheduling=ray,
             s3=settings_for([source, output], aws_credentials),
+            health=health,
         )
     stats = manifest["filters"]
     get_run_logger().info(

@@ -23,6 +23,7 @@ from flows.runner import PipelineRayTaskRunner, start_ray
 from tasks.cluster.options import RayInit, RayOptions
 from tasks.errors import InputError
 from tasks.nightly import deadline, space
+from tasks.orchestration.health import HealthBounds
 from tasks.orchestration.tasks import retention_task
 from tasks.steps.dedup.minhash import MinHashParams
 from tasks.steps.dedup.step import deduplicated_bytes
@@ -66,6 +67,7 @@ def pipeline(
     input_uri: str | None = None,
     input_format: Literal["auto", "parquet", "json"] = "auto",
     text_column: Annotated[str, Field(min_length=1)] = "text",
+    health: dict[Literal["preprocess", "filter", "dedup"], HealthBounds] | None = None,
 ) -> str:
     """Create the bucket, generate into {bucket_uri}/raw (or read input_uri), clean into
     {bucket_uri}/preprocessed, then optionally filter and deduplicate.
@@ -120,8 +122,13 @@ def pipeline(
             Nothing is written to {bucket_uri}/raw.
         input_format: parquet, json, or auto to tell input_uri's files by their names.
         text_column: The input's text column: cleaned by preprocess, judged by filters.
+        health: Per step (preprocess, filter, dedup), bounds on what it commits: the
+            kept fraction, rows against the median of the earlier dates (see each
+            step's flow). Out of them the run alerts as unhealthy data; so does a step
+            whose input has 0 rows, or that keeps 0 rows of some, whatever the bounds.
     """
     until = deadline.after(timeout_minutes)
+    bounds = health or {}
     day = today = None
     if daily or run_date:  # checked before anything is written
         day = partitions.run_date(run_date, flow_run.scheduled_start_time, timezone)
@@ -159,76 +166,82 @@ def pipeline(
         space.check_free_space(storage.resolve(bucket_uri), needed, "pipeline")
     runs.tag_flow_run("pipeline", bucket_uri, *([f"dt:{day}"] if day else []))
     start_ray(ray.init)
-    stage_ray = ray.model_copy(update={"init": RayInit()})  # this run's Ray is up
-    bucket = create_bucket(bucket_uri, region=region, aws_credentials=aws_credentials)
-    raw_uri, output_uri, filtered_uri, deduped_uri = (f"{bucket}/{name}" for name in DATASETS)
-    if day:
-        raw_uri, output_uri, filtered_uri, deduped_uri = (
-            partitions.partition(uri, day)
-            for uri in (raw_uri, output_uri, filtered_uri, deduped_uri)
-        )
-        seed = partitions.daily_seed(seed, day)
-        get_run_logger().info("processing the partition of %s (seed %d)", day, seed)
-    if corpus is None:
-        raw = generate(
-            raw_uri,
-            num_rows=num_rows,
-            num_files=num_files,
-            text_length=text_length,
-            seed=seed,
-            duplicates=duplicates,
-            ray=stage_ray.model_copy(update={"read_blocks": None}),
-            aws_credentials=aws_credentials,
-            timeout_minutes=_minutes_left(until),
-        )
-    else:
-        raw = corpus
-    output = preprocess(
-        raw,
-        output_uri,
-        input_format="parquet" if corpus is None else input_format,
-        text_column=text_column,
-        keep_text=keep_text,
-        compression=compression,
-        batch_size=batch_size,
-        num_files=preprocessed_num_files,
-        ray=stage_ray,
-        aws_credentials=aws_credentials,
-        timeout_minutes=_minutes_left(until),
-    )
-    if filters is not None:
-        output = filter_documents(
-            output,
-            filtered_uri,
-            text_column=text_column,
-            filters=filters,
-            compression=compression,
-            ray=stage_ray,
-            aws_credentials=aws_credentials,
-            timeout_minutes=_minutes_left(until),
-        )
-    if dedup != "none":
-        output = dedup_step(
-            output,
-            deduped_uri,
-            mode=dedup,
-            against_earlier=bool(day),
-            compression=compression,
-            ray=stage_ray,
-            aws_credentials=aws_credentials,
-            timeout_minutes=_minutes_left(until),
-        )
-    if day and today and keep_days:
-        # Light listing and deleting: run in this process, not on Ray.
-        with runs.tagged("retention", bucket):
-            retention_task(
-                bucket_uri=bucket,
-                datasets=list(DATASETS),
-                day=day,
-                keep_days=keep_days,
-                today=today,  # when the run started: never remove within keep_days of it
-                s3=storage.settings_for([bucket], aws_credentials, region),
+    # The step runs carry the tags this run started with (its deployment's): the
+    # crashed alert marks them Crashed too if this run's process dies.
+    with runs.subflows_tagged():
+        stage_ray = ray.model_copy(update={"init": RayInit()})  # this run's Ray is up
+        bucket = create_bucket(bucket_uri, region=region, aws_credentials=aws_credentials)
+        raw_uri, output_uri, filtered_uri, deduped_uri = (f"{bucket}/{name}" for name in DATASETS)
+        if day:
+            raw_uri, output_uri, filtered_uri, deduped_uri = (
+                partitions.partition(uri, day)
+                for uri in (raw_uri, output_uri, filtered_uri, deduped_uri)
             )
+            seed = partitions.daily_seed(seed, day)
+            get_run_logger().info("processing the partition of %s (seed %d)", day, seed)
+        if corpus is None:
+            raw = generate(
+                raw_uri,
+                num_rows=num_rows,
+                num_files=num_files,
+                text_length=text_length,
+                seed=seed,
+                duplicates=duplicates,
+                ray=stage_ray.model_copy(update={"read_blocks": None}),
+                aws_credentials=aws_credentials,
+                timeout_minutes=_minutes_left(until),
+            )
+        else:
+            raw = corpus
+        output = preprocess(
+            raw,
+            output_uri,
+            input_format="parquet" if corpus is None else input_format,
+            text_column=text_column,
+            keep_text=keep_text,
+            compression=compression,
+            batch_size=batch_size,
+            num_files=preprocessed_num_files,
+            ray=stage_ray,
+            aws_credentials=aws_credentials,
+            timeout_minutes=_minutes_left(until),
+            health=bounds.get("preprocess", HealthBounds()),
+        )
+        if filters is not None:
+            output = filter_documents(
+                output,
+                filtered_uri,
+                text_column=text_column,
+                filters=filters,
+                compression=compression,
+                ray=stage_ray,
+                aws_credentials=aws_credentials,
+                timeout_minutes=_minutes_left(until),
+                health=bounds.get("filter", HealthBounds()),
+            )
+        if dedup != "none":
+            output = dedup_step(
+                output,
+                deduped_uri,
+                mode=dedup,
+                against_earlier=bool(day),
+                compression=compression,
+                ray=stage_ray,
+                aws_credentials=aws_credentials,
+                timeout_minutes=_minutes_left(until),
+                health=bounds.get("dedup", HealthBounds()),
+            )
+        if day and today and keep_days:
+            # Light listing and deleting: run in this process, not on Ray.
+            with runs.tagged("retention", bucket):
+                retention_task(
+                    bucket_uri=bucket,
+                    datasets=list(DATASETS),
+                    day=day,
+                    keep_days=keep_days,
+                    today=today,  # when the run started: never remove within keep_days of it
+                    s3=storage.settings_for([bucket], aws_credentials, region),
+                )
     create_link_artifact(
         key="pipeline-output",
         link=output,

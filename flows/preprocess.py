@@ -13,6 +13,7 @@ from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_output
+from tasks.orchestration.health import HealthBounds
 from tasks.steps.preprocess.step import Preprocess, PreprocessParams
 from tasks.store.storage import canonical_uri, settings_for
 
@@ -35,6 +36,7 @@ def preprocess(
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
     aws_credentials: AwsCredentials | None = None,
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
+    health: HealthBounds = HealthBounds(),  # noqa: B008 (frozen, so one shared default is safe)
 ) -> str:
     """Clean text_column of every input row (the seed's regex, lower-cased) into cleaned_text.
 
@@ -62,6 +64,9 @@ def preprocess(
             standard AWS environment (variables, profile, instance role) is used.
         timeout_minutes: Fail the run this long after it starts; the dataset being
             written is then not committed.
+        health: Bounds on what it commits (kept fraction, rows against the median of
+            the earlier dates); out of them, the run alerts as unhealthy data. It
+            alerts on an input of 0 rows, or 0 rows kept from some, whatever the bounds.
     """
     until = deadline.after(timeout_minutes)
     source, output = canonical_uri(input_uri), canonical_uri(output_uri)
@@ -83,6 +88,7 @@ def preprocess(
             until,
             scheduling=ray,
             s3=settings_for([source, output], aws_credentials),
+            health=health,
         )
     get_run_logger().info(
         "committed %d cleaned rows in %d files at %s",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -24,6 +25,8 @@ from flows import runs
 from tasks.cluster.options import RayInit, RayOptions
 from tasks.errors import DeadlineExceeded
 from tasks.nightly import deadline as deadlines
+from tasks.orchestration.health import HealthBounds
+from tasks.orchestration.health import report as health_report
 from tasks.orchestration.tasks import step_reference, task_for
 from tasks.steps.skeleton import Step
 from tasks.store import dataset, storage
@@ -225,6 +228,7 @@ def run_stage(
                         manifest.get("committed_at"),
                     )
                     return manifest  # type: ignore[return-value]
+            runs.mark_failed_step(name)
             raise DeadlineExceeded(
                 f"{name} of {where} was still running {CANCEL_GRACE_SECONDS:.0f} s after the "
                 "run's timeout and was cancelled; nothing of it is committed"
@@ -234,6 +238,7 @@ def run_stage(
     except Exception as exc:
         manifest = output.new_manifest() if output is not None else None
         if manifest is None:
+            runs.mark_failed_step(name)
             raise
         get_run_logger().warning(
             "%s of %s committed at %s but failed after the commit (%s: %s); the output "
@@ -255,10 +260,13 @@ def run_step_task(
     *,
     scheduling: RayOptions,
     s3: storage.S3Settings | None,
+    health: HealthBounds | None = None,
 ) -> dict[str, Any]:
     """Run the data ``step`` with ``params`` into ``output`` as its Prefect task on Ray
-    (:func:`run_stage`); the committed manifest."""
-    return run_stage(
+    (:func:`run_stage`), then report its data health under ``health``'s bounds (the
+    defaults when None); the committed manifest."""
+    started = time.monotonic()
+    manifest = run_stage(
         task_for(step),
         step.name,
         output,
@@ -269,6 +277,9 @@ def run_step_task(
         output_uri=output,
         scheduling=scheduling,
     )
+    seconds = time.monotonic() - started
+    health_report(step.name, output, manifest, seconds, health or HealthBounds(), s3)
+    return manifest
 
 
 class _Output:

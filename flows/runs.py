@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
+from uuid import UUID
 
 from prefect import get_client, get_run_logger, tags
 from prefect.context import FlowRunContext
@@ -11,6 +12,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
 from tasks.errors import InputError
+from tasks.orchestration.alerts import FAILED_STEP_TAG
 from tasks.store import partitions, storage
 
 
@@ -54,6 +56,34 @@ def tag_flow_run(stage: str, uri: str, *extra: str) -> None:
         get_run_logger().warning("could not tag the flow run: %s", exc)
         return
     context.flow_run.tags = sorted(wanted)
+
+
+# The prefixes of the tags the flows add to their runs (the others are the deployment's
+# or the person's who started the run).
+OWN_TAGS = ("stage:", "storage:", "dt:", FAILED_STEP_TAG)
+
+
+def subflows_tagged() -> tags:
+    """Context manager: subflow runs created inside carry the running flow run's tags
+    that it did not add itself (its deployment's), as Prefect does not pass them on."""
+    context = FlowRunContext.get()
+    given = context.flow_run.tags if context else []
+    return tags(*(tag for tag in given if not tag.startswith(OWN_TAGS)))
+
+
+def mark_failed_step(stage: str) -> None:
+    """Tag the running flow run, and the run at the root of it, with the failed ``stage``:
+    the failure alert names the step from the tag."""
+    context = FlowRunContext.get()
+    if context is None:
+        return
+    try:
+        with get_client(sync_client=True) as client:
+            for run_id in {context.flow_run.id, UUID(str(flow_run.root_flow_run_id))}:
+                run = client.read_flow_run(run_id)
+                client.update_flow_run(run_id, tags=sorted({*run.tags, FAILED_STEP_TAG + stage}))
+    except Exception as exc:  # the failure itself is what matters; the tag only names it
+        get_run_logger().warning("could not tag the run with the failed step: %s", exc)
 
 
 def tagged(stage: str, uri: str) -> tags:

@@ -5,10 +5,17 @@ by name (:func:`apply`): applying twice changes nothing, an edited setting repla
 automation it shapes, and an automation of ours no longer built is deleted.
 
 - ``failed``: a run of a deployment carrying the project's tag ends Failed or Crashed
-  (a run past ``timeout_minutes`` fails with ``DeadlineExceeded``).
+  (a run past ``timeout_minutes`` fails with ``DeadlineExceeded``); the text names the
+  step that failed (the ``failed-step:`` tag ``flows.runs`` leaves) and the error.
+- ``crashed``: a running flow run of ours whose heartbeats stop (its process or its
+  worker was killed) is marked Crashed ``crashed_after_seconds`` after the last one,
+  which ``failed`` then sends. Heartbeats are Prefect's own
+  (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, set for every deployment in prefect.yaml).
 - ``late: <flow>/<deployment>``: one per deployment; the server marks a scheduled run
   Late shortly after its time, and this fires when it has still not started (Pending,
   Running or cancelled) the deployment's ``late_after_minutes`` after it.
+- ``data health``: a step committed a dataset whose figures are out of bounds
+  (``tasks.orchestration.health``: an empty input, nothing kept, a deployment's bounds).
 
 Each alert is one notification through the block made from ``ALERT_WEBHOOK_URL``
 (:func:`notification_block`: Slack's or Teams' own, any other URL a JSON webhook);
@@ -27,13 +34,16 @@ from uuid import UUID
 import yaml
 from prefect.automations import (
     AutomationCore,
+    ChangeFlowRunState,
     DoNothing,
     EventTrigger,
     Posture,
     SendNotification,
 )
+from prefect.client.schemas.objects import StateType
 
 from tasks.errors import InputError
+from tasks.orchestration import health
 
 PREFIX = "ray-text-pipeline: "  # names of our automations, and of nothing else
 BLOCK_NAME = "ray-text-pipeline-alerts"
@@ -42,12 +52,32 @@ BLOCK_NAME = "ray-text-pipeline-alerts"
 LATE_MARK_SECONDS = 15
 # What ends waiting for a late run to start.
 STARTED = ("Pending", "Running", "Cancelling", "Cancelled", "Completed", "Failed", "Crashed")
+# What ends a flow run's heartbeats without it having crashed.
+ENDED = ("Cancelling", "Cancelled", "Completed", "Failed", "Crashed")
+# The shortest wait for a heartbeat: Prefect sends one every 30 s at the most often.
+MIN_CRASHED_AFTER_SECONDS = 40
+# The tag flows.runs.mark_failed_step leaves on a run: the failure alert names the step.
+FAILED_STEP_TAG = "failed-step:"
 
 FAILED_SUBJECT = "{{ flow_run.state.name }}: {{ flow.name }}/{{ deployment.name }}"
 FAILED_BODY = (
     "{{ flow_run.state.name }}: {{ flow.name }}/{{ deployment.name }} run "
     "{{ flow_run.name }}\n"
+    "{% for tag in flow_run.tags %}{% if tag.startswith('" + FAILED_STEP_TAG + "') %}"
+    "step {{ tag[" + str(len(FAILED_STEP_TAG)) + ":] }} failed: {% endif %}{% endfor %}"
     "{{ (flow_run.state.message or 'no message').strip().splitlines()[0] }}\n"
+    "{{ flow_run|ui_url }}"
+)
+CRASHED_MESSAGE = (
+    "no heartbeat for {seconds:g} s: the flow run's process or its worker died "
+    "(killed, out of memory, or its machine lost)"
+)
+UNHEALTHY_SUBJECT = "Unhealthy data: {{ flow.name }}/{{ deployment.name }}"
+UNHEALTHY_BODY = (
+    "Unhealthy data: {{ flow.name }}/{{ deployment.name }} run {{ flow_run.name }}\n"
+    "step {{ event.payload.step }} committed {{ event.payload.dataset }}, but "
+    "{{ event.payload.problems | join('; ') }}\n"
+    "rows in {{ event.payload.rows_in }}, rows out {{ event.payload.rows_out }}\n"
     "{{ flow_run|ui_url }}"
 )
 LATE_SUBJECT = "Late: {{ flow.name }}/{{ deployment.name }}"
@@ -66,6 +96,7 @@ class AlertSettings:
     tag: str
     late_after_minutes: dict[str, float] = field(default_factory=dict)
     default_late_minutes: float = 60.0
+    crashed_after_seconds: float = 120.0
 
     @classmethod
     def load(cls, path: Path) -> AlertSettings:
@@ -77,12 +108,18 @@ class AlertSettings:
                 tag=str(raw["tag"]),
                 late_after_minutes={k: float(v) for k, v in late.items() if k != "default"},
                 default_late_minutes=float(late.get("default", 60)),
+                crashed_after_seconds=float(raw.get("crashed_after_seconds", 120)),
             )
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path}: not valid alert settings ({exc!r})") from None
         minutes = [settings.default_late_minutes, *settings.late_after_minutes.values()]
         if min(minutes) * 60 < LATE_MARK_SECONDS + 10:
             raise InputError(f"{path}: late_after_minutes must be at least 0.5 (got {minutes})")
+        if settings.crashed_after_seconds < MIN_CRASHED_AFTER_SECONDS:
+            raise InputError(
+                f"{path}: crashed_after_seconds must be at least {MIN_CRASHED_AFTER_SECONDS} "
+                f"(got {settings.crashed_after_seconds:g}): heartbeats come every 30 s at best"
+            )
         return settings
 
     def late_minutes(self, deployment: str) -> float:
@@ -136,19 +173,56 @@ def build(
 ) -> list[AutomationCore]:
     """Our automations for the deployments (``flow/deployment`` name: id) on the server."""
     ours = {"prefect.resource.id": f"prefect.tag.{settings.tag}", "prefect.resource.role": "tag"}
+    # A deployment's run, not its subflows': one alert per run a person started.
+    started = [ours, {"prefect.resource.role": "deployment"}]
     runs = {"prefect.resource.id": "prefect.flow-run.*"}
+    crashed_after = settings.crashed_after_seconds
     built = [
         AutomationCore(
             name=f"{PREFIX}failed",
             description="A run of the project's deployments ended Failed or Crashed.",
             trigger=EventTrigger(
                 match=runs,
-                match_related=ours,
+                match_related=started,
                 expect={"prefect.flow-run.Failed", "prefect.flow-run.Crashed"},
                 posture=Posture.Reactive,
                 threshold=1,
             ),
             actions=[_notify(block_id, FAILED_SUBJECT, FAILED_BODY)],
+        ),
+        AutomationCore(
+            name=f"{PREFIX}crashed",
+            description=f"A running flow run of ours sent no heartbeat for {crashed_after:g} s: "
+            "marked Crashed (which the failed alert sends).",
+            trigger=EventTrigger(
+                match=runs,
+                match_related=ours,
+                after={"prefect.flow-run.Running", "prefect.flow-run.heartbeat"},
+                expect={"prefect.flow-run.heartbeat", *(f"prefect.flow-run.{s}" for s in ENDED)},
+                for_each={"prefect.resource.id"},
+                posture=Posture.Proactive,
+                threshold=1,
+                within=dt.timedelta(seconds=crashed_after),
+            ),
+            actions=[
+                ChangeFlowRunState(
+                    state=StateType.CRASHED,
+                    name="Crashed",
+                    message=CRASHED_MESSAGE.format(seconds=crashed_after),
+                )
+            ],
+        ),
+        AutomationCore(
+            name=f"{PREFIX}data health",
+            description="A step of the project's deployments committed data out of bounds.",
+            trigger=EventTrigger(
+                match={"prefect.resource.id": "ray-text-pipeline.dataset.*"},
+                match_related=started,
+                expect={health.UNHEALTHY},
+                posture=Posture.Reactive,
+                threshold=1,
+            ),
+            actions=[_notify(block_id, UNHEALTHY_SUBJECT, UNHEALTHY_BODY)],
         ),
     ]
     for name, deployment_id in sorted(deployments.items()):

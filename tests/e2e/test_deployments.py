@@ -8,6 +8,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -16,6 +17,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 from prefect.flows import load_flow_from_entrypoint
@@ -135,8 +137,12 @@ def project(tmp_path_factory, ray_cluster, prefect_server):
     ):
         done = subprocess.run(prefect + args, env=env, cwd=work, capture_output=True, text=True)
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    # The default queue only: the crash test's run goes to a worker of its own.
     worker = start_process(
-        [*prefect, "worker", "start", "--pool", "local-process"], env, work, tmp_path / "worker.log"
+        [*prefect, "worker", "start", "--pool", "local-process", "--work-queue", "default"],
+        env,
+        work,
+        tmp_path / "worker.log",
     )
     try:
         yield work, env
@@ -524,12 +530,13 @@ def _apply_alerts(env: dict, url: str) -> str:
 def test_alerts_apply_twice_to_the_same_automations(project, receiver):
     _, env = project
     first = _apply_alerts(env, receiver.url)
-    assert f"created   {alerts.PREFIX}failed" in first
+    for name in ("failed", "crashed", "data health"):
+        assert f"created   {alerts.PREFIX}{name}\n" in first
     for name in DEPLOYMENTS:
         assert f"{alerts.PREFIX}late: {name}" in first
     again = _apply_alerts(env, receiver.url)
     assert "created" not in again and "replaced" not in again and "deleted" not in again
-    assert again.count("unchanged") == len(DEPLOYMENTS) + 1
+    assert again.count("unchanged") == len(DEPLOYMENTS) + 3
 
 
 PREFECT = [str(BIN / "prefect")]
@@ -537,24 +544,32 @@ MISSING = "input_uri=data/missing"
 
 
 @pytest.mark.e2e
-def test_a_failed_run_posts_one_alert_naming_it_and_its_error(project, receiver):
+@pytest.mark.parametrize(
+    "deployment, params",
+    [
+        ("preprocess/default", [MISSING]),
+        # Its preprocess subflow fails, then the run: one post, for the run.
+        ("pipeline/default", [MISSING, "num_rows=null", "num_files=null"]),
+    ],
+)
+def test_a_failed_run_posts_one_alert_naming_it_and_its_error(
+    project, receiver, deployment, params
+):
     work, env = project
     _apply_alerts(env, receiver.url)
-    done = subprocess.run(
-        [*PREFECT, "deployment", "run", "preprocess/default", "--param", MISSING, "--watch"],
-        env=env,
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    before = len(receiver.received)
+    args = [*PREFECT, "deployment", "run", deployment, "--watch"]
+    for param in params:
+        args += ["--param", param]
+    done = subprocess.run(args, env=env, cwd=work, capture_output=True, text=True, timeout=300)
     assert done.returncode != 0
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
     name = _flow_run(env, run_id)["name"]  # as the flow named it once it ran
-    (post,) = receiver.wait_for("Failed: preprocess/default", name, run_id)
-    assert "data/missing does not exist" in post["text"]  # the first line of its error
+    (post,) = receiver.wait_for(f"Failed: {deployment}", name, run_id)
+    # The step that failed, and the first line of its error.
+    assert re.search(r"step preprocess failed: .*data/missing does not exist", post["text"])
     time.sleep(5)
-    assert len(receiver.wait_for(run_id)) == 1  # one post per alert
+    assert receiver.received[before:] == [post]  # one post, and none for a subflow run
 
 
 @pytest.mark.e2e
@@ -582,3 +597,84 @@ def test_a_run_not_started_in_time_posts_late(project, receiver, prefect_server)
     finally:
         subprocess.run([*prefect, "work-pool", "resume", "local-process"], env=env, check=True)
     assert "has not started 0.5 minutes after its scheduled time" in post["text"]
+
+
+@pytest.mark.e2e
+def test_a_step_that_keeps_nothing_posts_unhealthy_data(project, receiver, tmp_path):
+    """`make run`'s random letters through filter/default: every row is rejected."""
+    from tasks.steps.generate.synth import generate_chunk
+
+    work, env = project
+    _apply_alerts(env, receiver.url)
+    raw = tmp_path / "raw.parquet"
+    pq.write_table(generate_chunk(seed=3, chunk=0, text_length=1000).slice(0, 300), raw)
+    output = tmp_path / "filtered"
+    params = [f"input_uri={raw}", f"output_uri={output}"]
+    args = [*PREFECT, "deployment", "run", "filter/default", "--watch"]
+    for param in params:
+        args += ["--param", param]
+    done = subprocess.run(args, env=env, cwd=work, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert assert_committed(output)["num_rows"] == 0  # committed, and nothing kept
+    run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
+    name = _flow_run(env, run_id)["name"]
+    (post,) = receiver.wait_for("Unhealthy data: filter/default", name)
+    assert f"step filter committed file://{output}, but committed 0 of 300 rows" in post["text"]
+    assert run_id in post["text"]  # the run's UI link
+
+
+@pytest.mark.e2e
+def test_a_killed_worker_leaves_its_run_crashed_and_posts_crashed(project, receiver, tmp_path):
+    """SIGKILL to a running pipeline/default run's process and to its worker's session:
+    nothing is left to report, its heartbeats stop, and the run is marked Crashed."""
+    from prefect.client.orchestration import get_client
+
+    work, env = project
+    settings = alerts.AlertSettings(tag="ray-text-pipeline", crashed_after_seconds=60)
+    with get_client(sync_client=True) as client:
+        alerts.set_up(client, settings, receiver.url)
+        with contextlib.suppress(Exception):  # made by an earlier run of this test
+            client.create_work_queue(name="crash", work_pool_name="local-process")
+        deployment = client.read_deployment_by_name("pipeline/default")
+        run = client.create_flow_run_from_deployment(
+            deployment.id,
+            parameters={"bucket_uri": str(tmp_path / "bucket"), "num_rows": 2_000_000},
+            work_queue_name="crash",
+        )
+    worker = start_process(
+        [*PREFECT, "worker", "start", "--pool", "local-process", "--work-queue", "crash"],
+        env,
+        work,
+        tmp_path / "crash-worker.log",
+    )
+    try:
+        running = _wait_for_state(env, run.id, lambda s: s["type"] == "RUNNING", timeout=180)
+        deadline = time.monotonic() + 120
+        while not [c for c in _children(env, run.id) if c["state_type"] == "RUNNING"]:
+            assert time.monotonic() < deadline, "no subflow of the run started"
+            time.sleep(0.5)
+        # The flow run's process is in a session of its own (Prefect 3.9's worker isolates
+        # it): killed first, it cannot say it is going; then the worker's whole session.
+        os.kill(int(running["infrastructure_pid"].rpartition(":")[2]), signal.SIGKILL)
+        os.killpg(worker.pid, signal.SIGKILL)
+        killed = time.monotonic()
+        name = _flow_run(env, run.id)["name"]
+        (post,) = receiver.wait_for("Crashed: pipeline/default", name, timeout=240)
+        assert time.monotonic() - killed < 300  # within 5 minutes, as promised
+        assert "no heartbeat for 60 s" in post["text"]
+        assert _flow_run(env, run.id)["state"]["type"] == "CRASHED"
+        # Its subflow runs died with it: marked Crashed too, and not alerted again.
+        for child in _children(env, run.id):
+            _wait_for_state(env, child["id"], lambda s: s["type"] == "CRASHED", timeout=120)
+        assert len([p for p in receiver.received if "Crashed" in p.get("text", "")]) == 1
+    finally:
+        stop_process(worker)
+
+
+def _children(env: dict, run_id: Any) -> list[dict]:
+    """The subflow runs of flow run ``run_id``."""
+    return _post(
+        env["PREFECT_API_URL"],
+        "/flow_runs/filter",
+        {"flow_runs": {"parent_flow_run_id": {"any_": [str(run_id)]}}},
+    )
