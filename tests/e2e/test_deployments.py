@@ -86,6 +86,16 @@ def test_corpus_reads_each_dates_drop_with_filters_and_near_dedup():
     assert schedule["active"] is False  # until the user's corpus is there
 
 
+def test_every_deployment_heartbeats_often_enough_for_the_crashed_alert():
+    """A run is marked Crashed after crashed_after_seconds without a heartbeat: with
+    Prefect's default (one per 180 s) every healthy run would be."""
+    settings = alerts.AlertSettings.load(ROOT / "deployments" / "alerts.yaml")
+    for name, spec in DEPLOYMENTS.items():
+        env = spec["work_pool"]["job_variables"]["env"]
+        assert "ray-text-pipeline" in spec["tags"], name
+        assert int(env["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"]) * 3 <= settings.crashed_after_seconds
+
+
 def test_nightly_runs_at_two_with_an_explicit_timezone():
     (schedule,) = DEPLOYMENTS["pipeline/nightly"]["schedules"]
     assert schedule["cron"] == "0 2 * * *"

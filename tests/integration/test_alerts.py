@@ -44,7 +44,7 @@ def test_applying_twice_changes_nothing_and_an_edit_replaces_what_it_shapes():
         )
         settings = alerts.AlertSettings(tag=tag, late_after_minutes={f"alerted-{tag}/nightly": 30})
         first = alerts.apply(client, alerts.build(settings, deployments, None))
-        assert set(first.values()) == {"created"} and len(first) == 3
+        assert set(first.values()) == {"created"} and len(first) == 5
         ids = {name: a.id for name, a in _ours(client).items()}
         assert set(ids) == set(first)
 
@@ -61,6 +61,8 @@ def test_applying_twice_changes_nothing_and_an_edit_replaces_what_it_shapes():
         late = f"{alerts.PREFIX}late: alerted-{tag}/nightly"
         assert done == {
             f"{alerts.PREFIX}failed": "unchanged",
+            f"{alerts.PREFIX}crashed": "unchanged",
+            f"{alerts.PREFIX}data health": "unchanged",
             late: "replaced",
             f"{alerts.PREFIX}late: alerted-{tag}/default": "deleted",
         }
@@ -90,6 +92,9 @@ def test_the_settings_are_the_repositorys_and_bad_ones_are_refused_by_name(tmp_p
     bad = tmp_path / "alerts.yaml"
     bad.write_text("tag: x\nlate_after_minutes: {default: 0.1}\n")
     with pytest.raises(InputError, match=r"alerts\.yaml: late_after_minutes must be at least"):
+        alerts.AlertSettings.load(bad)
+    bad.write_text("tag: x\ncrashed_after_seconds: 30\n")
+    with pytest.raises(InputError, match=r"alerts\.yaml: crashed_after_seconds must be at least"):
         alerts.AlertSettings.load(bad)
     bad.write_text("late_after_minutes: {default: 5}\n")
     with pytest.raises(InputError, match=r"alerts\.yaml: not valid alert settings .*tag"):
