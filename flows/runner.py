@@ -278,7 +278,8 @@ def run_step_task(
         scheduling=scheduling,
     )
     seconds = time.monotonic() - started
-    health_report(step.name, output, manifest, seconds, health or HealthBounds(), s3)
+    source = getattr(params, "input_uri", None)
+    health_report(step.name, source, output, manifest, seconds, health or HealthBounds(), s3)
     return manifest
 
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Any
-from uuid import UUID
 
 from prefect import get_client, get_run_logger, tags
 from prefect.context import FlowRunContext
@@ -12,7 +11,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
 from tasks.errors import InputError
-from tasks.orchestration.alerts import FAILED_STEP_TAG
+from tasks.orchestration.alerts import FAILED_STEP_TAG, deployment_run
 from tasks.store import partitions, storage
 
 
@@ -43,19 +42,22 @@ def stage_tags(stage: str, uri: str) -> tuple[str, str]:
 def tag_flow_run(stage: str, uri: str, *extra: str) -> None:
     """Add the stage and storage tags (and ``extra``) to the running flow run.
 
-    Tags it already has (a deployment's, or a parent flow's) stay.
+    Tags it already has (a deployment's, or a parent flow's) stay, but for a failed step's
+    tag left by an earlier attempt of the run (retried from the UI): it starts again.
     """
     context = FlowRunContext.get()
     if context is None:
         return
-    wanted = set(context.flow_run.tags) | set(stage_tags(stage, uri)) | set(extra)
     try:
         with get_client(sync_client=True) as client:
-            client.update_flow_run(context.flow_run.id, tags=sorted(wanted))
+            now = client.read_flow_run(context.flow_run.id).tags
+            kept = {tag for tag in now if not tag.startswith(FAILED_STEP_TAG)}
+            wanted = sorted(kept | set(stage_tags(stage, uri)) | set(extra))
+            client.update_flow_run(context.flow_run.id, tags=wanted)
     except Exception as exc:  # tags help people find runs; they never fail one
         get_run_logger().warning("could not tag the flow run: %s", exc)
         return
-    context.flow_run.tags = sorted(wanted)
+    context.flow_run.tags = wanted
 
 
 # The prefixes of the tags the flows add to their runs (the others are the deployment's
@@ -72,14 +74,15 @@ def subflows_tagged() -> tags:
 
 
 def mark_failed_step(stage: str) -> None:
-    """Tag the running flow run, and the run at the root of it, with the failed ``stage``:
-    the failure alert names the step from the tag."""
+    """Tag the running flow run, and the run its deployment started, with the failed
+    ``stage``: the failure alert names the step from the tag."""
     context = FlowRunContext.get()
     if context is None:
         return
     try:
         with get_client(sync_client=True) as client:
-            for run_id in {context.flow_run.id, UUID(str(flow_run.root_flow_run_id))}:
+            started = deployment_run(client, context.flow_run.id)
+            for run_id in {context.flow_run.id, started.id}:
                 run = client.read_flow_run(run_id)
                 client.update_flow_run(run_id, tags=sorted({*run.tags, FAILED_STEP_TAG + stage}))
     except Exception as exc:  # the failure itself is what matters; the tag only names it

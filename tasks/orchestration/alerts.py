@@ -54,8 +54,12 @@ LATE_MARK_SECONDS = 15
 STARTED = ("Pending", "Running", "Cancelling", "Cancelled", "Completed", "Failed", "Crashed")
 # What ends a flow run's heartbeats without it having crashed.
 ENDED = ("Cancelling", "Cancelled", "Completed", "Failed", "Crashed")
-# The shortest wait for a heartbeat: Prefect sends one every 30 s at the most often.
-MIN_CRASHED_AFTER_SECONDS = 40
+# A flow run whose environment does not set PREFECT_FLOWS_HEARTBEAT_FREQUENCY (a run's
+# own `env` job variable replaces the deployment's) heartbeats this often: the crashed
+# alert must wait longer, with room for a slow start, or it would mark a healthy run
+# Crashed (and the server would release its concurrency slot under it).
+PREFECT_DEFAULT_HEARTBEAT_SECONDS = 180
+MIN_CRASHED_AFTER_SECONDS = PREFECT_DEFAULT_HEARTBEAT_SECONDS + 60
 # The tag flows.runs.mark_failed_step leaves on a run: the failure alert names the step.
 FAILED_STEP_TAG = "failed-step:"
 
@@ -96,7 +100,7 @@ class AlertSettings:
     tag: str
     late_after_minutes: dict[str, float] = field(default_factory=dict)
     default_late_minutes: float = 60.0
-    crashed_after_seconds: float = 120.0
+    crashed_after_seconds: float = 270.0
 
     @classmethod
     def load(cls, path: Path) -> AlertSettings:
@@ -108,7 +112,7 @@ class AlertSettings:
                 tag=str(raw["tag"]),
                 late_after_minutes={k: float(v) for k, v in late.items() if k != "default"},
                 default_late_minutes=float(late.get("default", 60)),
-                crashed_after_seconds=float(raw.get("crashed_after_seconds", 120)),
+                crashed_after_seconds=float(raw.get("crashed_after_seconds", 270)),
             )
         except (OSError, yaml.YAMLError, KeyError, TypeError, ValueError) as exc:
             raise InputError(f"{path}: not valid alert settings ({exc!r})") from None
@@ -118,12 +122,25 @@ class AlertSettings:
         if settings.crashed_after_seconds < MIN_CRASHED_AFTER_SECONDS:
             raise InputError(
                 f"{path}: crashed_after_seconds must be at least {MIN_CRASHED_AFTER_SECONDS} "
-                f"(got {settings.crashed_after_seconds:g}): heartbeats come every 30 s at best"
+                f"(got {settings.crashed_after_seconds:g}): a run that does not set "
+                f"PREFECT_FLOWS_HEARTBEAT_FREQUENCY heartbeats every "
+                f"{PREFECT_DEFAULT_HEARTBEAT_SECONDS} s"
             )
         return settings
 
     def late_minutes(self, deployment: str) -> float:
         return self.late_after_minutes.get(deployment, self.default_late_minutes)
+
+
+def deployment_run(client: Any, flow_run_id: UUID) -> Any:
+    """The flow run an alert about ``flow_run_id`` names: the run itself if a deployment
+    started it, else its nearest parent a deployment started (a step's subflow run: its
+    pipeline run; a pipeline/nightly run that backfill started is one itself), else its
+    root."""
+    run = client.read_flow_run(flow_run_id)
+    while run.deployment_id is None and run.parent_task_run_id is not None:
+        run = client.read_flow_run(client.read_task_run(run.parent_task_run_id).flow_run_id)
+    return run
 
 
 def block_kind(url: str) -> str:
@@ -154,9 +171,11 @@ def notification_block(url: str) -> Any:
         return SlackWebhook(url=url, allow_private_urls=True)
     if kind == "teams":
         return MicrosoftTeamsWebhook(url=url, allow_private_urls=True)
+    # The URL as a secret, filled in when posting: a webhook's URL is its password.
     return CustomWebhookNotificationBlock(
         name="alert webhook",
-        url=url,
+        url="{{webhook_url}}",
+        secrets={"webhook_url": url},
         json_data={"subject": "{{subject}}", "text": "{{body}}"},
         allow_private_urls=True,
     )

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from tasks.errors import InputError
 from tasks.nightly.retention import partition_date
 from tasks.store import dataset, storage
 
@@ -110,9 +111,13 @@ def problems(
     return wrong
 
 
-def earlier_rows(output: storage.Location, dates: int) -> list[int]:
+def earlier_rows(
+    output: storage.Location, dates: int, unreadable: list[str] | None = None
+) -> list[int]:
     """The committed rows of up to ``dates`` date partitions before ``output``'s, the
-    latest first; empty when ``output`` is not a date partition (``.../dt=YYYY-MM-DD``)."""
+    latest first; empty when ``output`` is not a date partition (``.../dt=YYYY-MM-DD``).
+    A partition whose manifest cannot be read is skipped, its name added to
+    ``unreadable``: one bad date does not silence the others."""
     day = partition_date(output.name)
     if day is None:
         return []
@@ -126,14 +131,24 @@ def earlier_rows(output: storage.Location, dates: int) -> list[int]:
     for _, name in reversed(earlier):
         if len(rows) == dates:
             break
-        manifest = dataset.read_manifest(base.child(name))
-        if manifest is not None:  # a date being written or removed: not history
-            rows.append(int(manifest["num_rows"]))
+        try:
+            manifest = dataset.read_manifest(base.child(name))
+            if manifest is not None:  # a date being written or removed: not history
+                rows.append(int(manifest["num_rows"]))
+        except (InputError, OSError, KeyError, TypeError, ValueError):
+            if unreadable is not None:
+                unreadable.append(name)
     return rows
+
+
+# Outputs this process reported committing 0 rows from some: the next step of the same
+# pipeline reads one as an empty input, which is the same night's one problem.
+_REPORTED_EMPTY: set[str] = set()
 
 
 def report(
     step: str,
+    input_uri: str | None,
     output_uri: str,
     manifest: dict[str, Any],
     seconds: float,
@@ -146,43 +161,73 @@ def report(
     Never fails the run: its data is committed whatever the report does.
     """
     from prefect import get_run_logger
-    from prefect.events import emit_event
 
     logger = get_run_logger()
+    output = storage.resolve(output_uri, s3)
+    found = figures(manifest, seconds)
+    history: list[int] = []
+    unreadable: list[str] = []
+    if bounds.rows_vs_median:
+        try:
+            history = earlier_rows(output, bounds.history_dates, unreadable)
+        except Exception as exc:  # the other checks need no history
+            logger.warning("could not read the dates before %s: %s", output.uri, exc)
+    if unreadable:
+        logger.warning("skipped unreadable manifests of %s: %s", output.uri, unreadable)
+    wrong = problems(found, bounds, history)
+    if found["rows_in"] == 0 and input_uri and _canonical(input_uri) in _REPORTED_EMPTY:
+        wrong.remove("its input has 0 rows")  # already alerted, as its step keeping none
+    if found["rows_in"] and not found["rows_out"]:
+        _REPORTED_EMPTY.add(output.uri)
+    if wrong:
+        logger.warning("%s committed %s, but: %s", step, output.uri, "; ".join(wrong))
+    day = partition_date(output.name)
+    resource = {
+        "prefect.resource.id": f"ray-text-pipeline.dataset.{output.uri}",
+        "prefect.resource.name": storage.short_name(output.uri),
+        "ray-text-pipeline.step": step,
+        "ray-text-pipeline.date": day.isoformat() if day else "",
+    }
+    payload = {"step": step, "dataset": output.uri, **found, "history_rows": history}
+    if unreadable:
+        payload["history_unreadable"] = unreadable
     try:
-        output = storage.resolve(output_uri, s3)
-        history = earlier_rows(output, bounds.history_dates) if bounds.rows_vs_median else []
-        found = figures(manifest, seconds)
-        wrong = problems(found, bounds, history)
-        day = partition_date(output.name)
-        resource = {
-            "prefect.resource.id": f"ray-text-pipeline.dataset.{output.uri}",
-            "prefect.resource.name": storage.short_name(output.uri),
-            "ray-text-pipeline.step": step,
-            "ray-text-pipeline.date": day.isoformat() if day else "",
-        }
-        payload = {"step": step, "dataset": output.uri, **found, "history_rows": history}
-        related = _started_by()
-        emit_event(COMMITTED, resource=resource, related=related, payload=payload)
-        if wrong:
-            logger.warning("%s committed %s, but: %s", step, output.uri, "; ".join(wrong))
-            payload = {**payload, "problems": wrong, "bounds": bounds.model_dump()}
-            emit_event(UNHEALTHY, resource=resource, related=related, payload=payload)
-        return wrong
+        _emit(resource, payload, wrong, bounds)
     except Exception as exc:
-        logger.warning("could not check or report the health of %s: %s", output_uri, exc)
-        return []
+        logger.warning("could not report the health of %s: %s", output.uri, exc)
+    return wrong
+
+
+def _canonical(uri: str) -> str:
+    try:
+        return storage.resolve(uri).uri
+    except InputError:
+        return uri
+
+
+def _emit(
+    resource: dict[str, str], payload: dict[str, Any], wrong: list[str], bounds: HealthBounds
+) -> None:
+    from prefect.events import emit_event
+
+    related = _started_by()
+    emit_event(COMMITTED, resource=resource, related=related, payload=payload)
+    if wrong:
+        payload = {**payload, "problems": wrong, "bounds": bounds.model_dump()}
+        emit_event(UNHEALTHY, resource=resource, related=related, payload=payload)
 
 
 def _started_by() -> list[dict[str, str]]:
-    """The run a deployment started (this one, or the root of a subflow), its flow, its
+    """The run a deployment started (:func:`alerts.deployment_run`), its flow, its
     deployment and its tags, as related resources: what the alert names, and what the
     automations match on. Listed first, so that an alert's ``flow_run`` is that run."""
     from prefect.client.orchestration import get_client
-    from prefect.runtime import flow_run
+    from prefect.context import FlowRunContext
+
+    from tasks.orchestration.alerts import deployment_run
 
     with get_client(sync_client=True) as client:
-        run = client.read_flow_run(flow_run.root_flow_run_id)
+        run = deployment_run(client, FlowRunContext.get().flow_run.id)
         flow = client.read_flow(run.flow_id)
     related = [
         {

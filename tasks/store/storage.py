@@ -271,6 +271,11 @@ def resolve(uri: str, s3: S3Settings | None = None) -> Location:
             raise InputError(f"{uri}: file:// URIs must not name a host")
         return Location("file", os.path.abspath(os.path.expanduser(path)))
     if parsed.scheme == "s3":
+        if "@" in parsed.netloc:  # not echoed: what precedes @ would be a secret
+            raise InputError(
+                "an s3:// URI must not hold credentials (s3://user:secret@bucket/...): use "
+                "the AWS environment or an aws_credentials block"
+            )
         if not parsed.netloc:
             raise InputError(f"{uri}: an s3:// URI needs a bucket name")
         key = parsed.path.strip("/")

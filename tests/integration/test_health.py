@@ -76,10 +76,12 @@ def test_a_committed_step_emits_its_figures_and_out_of_bounds_ones_alert(tmp_pat
     ]
 
 
-def test_nothing_kept_alerts_and_so_does_the_empty_input_it_leaves_the_next_step(tmp_path):
-    """Random letters (what generate writes) through the filter keep nothing; dedup then
-    reads a committed dataset of 0 rows. (An input with no rows at all is refused by
-    preprocess, by name: the failed alert sends that.)"""
+def test_nothing_kept_alerts_once_and_an_empty_input_alerts(tmp_path):
+    """Random letters (what generate writes) through the filter keep nothing: one alert.
+    Dedup then reads that committed dataset of 0 rows: the same night's one problem, not a
+    second alert. Dedup of an empty dataset no step of this run reported is one. (An
+    input with no rows at all is refused by preprocess, by name: the failed alert sends
+    that.)"""
     from flows.dedup import dedup
     from flows.filter import filter_documents
     from tasks.steps.generate.synth import generate_chunk
@@ -92,8 +94,16 @@ def test_nothing_kept_alerts_and_so_does_the_empty_input_it_leaves_the_next_step
     (kept_nothing,) = _events(UNHEALTHY, f"ray-text-pipeline.dataset.file://{filtered}", 1)
     assert kept_nothing["payload"]["problems"] == ["committed 0 of 25 rows"]
     assert kept_nothing["resource"]["ray-text-pipeline.step"] == "filter"
-    (empty,) = _events(UNHEALTHY, f"ray-text-pipeline.dataset.file://{deduped}", 1)
-    assert empty["payload"]["problems"] == ["its input has 0 rows"]
+    (committed,) = _events(COMMITTED, f"ray-text-pipeline.dataset.file://{deduped}", 1)
+    assert committed["payload"]["rows_in"] == 0
+    assert _events(UNHEALTHY, f"ray-text-pipeline.dataset.file://{deduped}", 1, timeout=5) == []
+
+    empty = tmp_path / "empty"
+    _commit(empty, 0)
+    dedup(str(empty), str(tmp_path / "deduped-empty"))
+    resource = f"ray-text-pipeline.dataset.file://{tmp_path / 'deduped-empty'}"
+    (unhealthy,) = _events(UNHEALTHY, resource, 1)
+    assert unhealthy["payload"]["problems"] == ["its input has 0 rows"]
     with pytest.raises(InputError, match=r"empty\.parquet has no rows"):
         preprocess(str(_input(tmp_path / "empty.parquet", 0)), str(tmp_path / "out"))
 

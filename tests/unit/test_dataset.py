@@ -133,3 +133,6 @@ def test_uris_resolve_to_absolute_locations(tmp_path, monkeypatch):
         storage.resolve("gs://bucket/x")
     with pytest.raises(InputError, match="needs a bucket name"):
         storage.resolve("s3:///x")
+    with pytest.raises(InputError, match="must not hold credentials") as refused:
+        storage.resolve("s3://AKIAEXAMPLE:wJalrXUtnFEMI@bucket/x")
+    assert "wJalrXUtnFEMI" not in str(refused.value)  # the error reaches logs and alerts

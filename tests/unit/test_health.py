@@ -83,8 +83,9 @@ def test_bad_bounds_are_refused_by_name():
 
 
 def _commit(root: Path, rows: int) -> None:
+    """A committed dataset of ``rows`` rows (``id``, ``cleaned_text``), without a flow."""
     root.mkdir(parents=True)
-    table = pa.table({"id": list(range(rows))})
+    table = pa.table({"id": list(range(rows)), "cleaned_text": ["a b c"] * rows})
     pq.write_table(table, root / dataset.part_name(0))
     entry = FileEntry(dataset.part_name(0), rows, (root / dataset.part_name(0)).stat().st_size)
     dataset.commit(storage.resolve(str(root)), dataset.build_manifest([entry], table.schema), [])
@@ -94,6 +95,7 @@ def test_the_history_is_the_latest_committed_dates_before_the_runs(tmp_path):
     base = tmp_path / "preprocessed"
     for day, rows in (("01", 10), ("02", 20), ("03", 30), ("04", 40), ("06", 60)):
         _commit(base / f"dt=2026-12-{day}", rows)
+    _commit(base / "dt=2026-12-02b", 5)  # not a date
     (base / "dt=2026-12-05").mkdir()  # being written: no manifest, not history
     (base / "dt=2026-13-01").mkdir()  # not a date
     (base / "notes").mkdir()
@@ -101,3 +103,14 @@ def test_the_history_is_the_latest_committed_dates_before_the_runs(tmp_path):
     assert earlier_rows(here, 3) == [40, 30, 20]  # latest first; later dates are not history
     assert earlier_rows(here, 7) == [40, 30, 20, 10]
     assert earlier_rows(storage.resolve(str(base)), 7) == []  # not a date partition
+
+
+def test_an_unreadable_earlier_manifest_is_skipped_and_named(tmp_path):
+    base = tmp_path / "preprocessed"
+    for day, rows in (("01", 10), ("02", 20), ("03", 30)):
+        _commit(base / f"dt=2026-12-{day}", rows)
+    (base / "dt=2026-12-02" / "_manifest.json").write_text('{"files": [')  # truncated
+    unreadable: list[str] = []
+    here = storage.resolve(str(base / "dt=2026-12-04"))
+    assert earlier_rows(here, 7, unreadable) == [30, 10]
+    assert unreadable == ["dt=2026-12-02"]
