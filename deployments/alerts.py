@@ -13,6 +13,7 @@ from tasks.errors import InputError
 from tasks.orchestration import alerts
 
 SETTINGS = Path(__file__).with_name("alerts.yaml")
+KINDS = {"slack": "Slack", "teams": "Microsoft Teams", "webhook": "a JSON webhook"}
 
 
 def main() -> None:
@@ -26,7 +27,7 @@ def main() -> None:
     for name, what in done.items():
         print(f"  {what:9} {name}")
     where = (
-        f"each alert posts to a {alerts.block_kind(url)} webhook"
+        f"each alert posts to {KINDS[alerts.block_kind(url)]}"
         if url
         else "no ALERT_WEBHOOK_URL: each alert shows in the UI's event feed only"
     )

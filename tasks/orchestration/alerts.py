@@ -69,7 +69,8 @@ FAILED_BODY = (
     "{{ flow_run.name }}\n"
     "{% for tag in flow_run.tags %}{% if tag.startswith('" + FAILED_STEP_TAG + "') %}"
     "step {{ tag[" + str(len(FAILED_STEP_TAG)) + ":] }} failed: {% endif %}{% endfor %}"
-    "{{ (flow_run.state.message or 'no message').strip().splitlines()[0] }}\n"
+    "{{ (flow_run.state.message or 'no message').strip().splitlines()[0]"
+    ".replace('Flow run encountered an exception: ', '') }}\n"
     "{{ flow_run|ui_url }}"
 )
 CRASHED_MESSAGE = (
@@ -79,7 +80,7 @@ CRASHED_MESSAGE = (
 UNHEALTHY_SUBJECT = "Unhealthy data: {{ flow.name }}/{{ deployment.name }}"
 UNHEALTHY_BODY = (
     "Unhealthy data: {{ flow.name }}/{{ deployment.name }} run {{ flow_run.name }}\n"
-    "step {{ event.payload.step }} committed {{ event.payload.dataset }}, but "
+    "step {{ event.payload.step }} wrote {{ event.payload.dataset }}: "
     "{{ event.payload.problems | join('; ') }}\n"
     "rows in {{ event.payload.rows_in }}, rows out {{ event.payload.rows_out }}\n"
     "{{ flow_run|ui_url }}"

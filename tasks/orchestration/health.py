@@ -90,7 +90,7 @@ def problems(
     if rows_in == 0:
         wrong.append("its input has 0 rows")
     elif rows_in is not None and rows_out == 0:
-        wrong.append(f"committed 0 of {rows_in:,} rows")
+        wrong.append(f"kept 0 of {rows_in:,} rows")
     if kept is not None:
         if bounds.min_kept_fraction is not None and kept < bounds.min_kept_fraction:
             wrong.append(

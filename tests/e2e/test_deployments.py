@@ -577,7 +577,8 @@ def test_a_failed_run_posts_one_alert_naming_it_and_its_error(
     name = _flow_run(env, run_id)["name"]  # as the flow named it once it ran
     (post,) = receiver.wait_for(f"Failed: {deployment}", name, run_id)
     # The step that failed, and the first line of its error.
-    assert re.search(r"step preprocess failed: .*data/missing does not exist", post["text"])
+    failed = r"\nstep preprocess failed: InputError: input \S*data/missing does not exist\n"
+    assert re.search(failed, post["text"])
     time.sleep(5)
     assert receiver.received[before:] == [post]  # one post, and none for a subflow run
 
@@ -629,7 +630,7 @@ def test_a_step_that_keeps_nothing_posts_unhealthy_data(project, receiver, tmp_p
     run_id = re.search(r"UUID: ([0-9a-f-]{36})", done.stdout).group(1)
     name = _flow_run(env, run_id)["name"]
     (post,) = receiver.wait_for("Unhealthy data: filter/default", name)
-    assert f"step filter committed file://{output}, but committed 0 of 300 rows" in post["text"]
+    assert f"step filter wrote file://{output}: kept 0 of 300 rows" in post["text"]
     assert run_id in post["text"]  # the run's UI link
 
 

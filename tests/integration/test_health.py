@@ -92,7 +92,7 @@ def test_nothing_kept_alerts_once_and_an_empty_input_alerts(tmp_path):
     filter_documents(str(raw), str(filtered))
     dedup(str(filtered), str(deduped), text_column="text")
     (kept_nothing,) = _events(UNHEALTHY, f"ray-text-pipeline.dataset.file://{filtered}", 1)
-    assert kept_nothing["payload"]["problems"] == ["committed 0 of 25 rows"]
+    assert kept_nothing["payload"]["problems"] == ["kept 0 of 25 rows"]
     assert kept_nothing["resource"]["ray-text-pipeline.step"] == "filter"
     (committed,) = _events(COMMITTED, f"ray-text-pipeline.dataset.file://{deduped}", 1)
     assert committed["payload"]["rows_in"] == 0

@@ -45,7 +45,7 @@ def test_figures_are_what_the_manifest_says_the_step_did():
 def test_an_empty_input_or_nothing_kept_is_wrong_whatever_the_bounds():
     none = HealthBounds()
     assert problems(figures(_manifest(0, 0), 1), none) == ["its input has 0 rows"]
-    assert problems(figures(_manifest(1_234, 0), 1), none) == ["committed 0 of 1,234 rows"]
+    assert problems(figures(_manifest(1_234, 0), 1), none) == ["kept 0 of 1,234 rows"]
     assert problems(figures(_manifest(1_234, 1), 1), none) == []
     assert problems(figures(_manifest(None, 0), 1), none) == []  # generated: no input
 
