@@ -87,8 +87,8 @@ UNHEALTHY_BODY = (
 )
 LATE_SUBJECT = "Late: {{ flow.name }}/{{ deployment.name }}"
 LATE_BODY = (
-    "Late: {{ flow.name }}/{{ deployment.name }} run {{ flow_run.name }} has not started "
-    "{minutes} minutes after its scheduled time ({{ flow_run.expected_start_time }}): "
+    "Late: {{ flow.name }}/{{ deployment.name }} run {{ flow_run.name }}, scheduled for "
+    "{{ flow_run.expected_start_time }}, has not started (late after {minutes} minutes): "
     "no worker, a paused pool or deployment, or a full concurrency limit\n"
     "{{ flow_run|ui_url }}"
 )
