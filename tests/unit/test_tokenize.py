@@ -1,0 +1,119 @@
+"""Tokenized shards: Megatron's indexed dataset read back by a reader written here from
+the format's description, with a tokenizer trained by `tokenizers` itself (nothing is
+downloaded)."""
+
+from __future__ import annotations
+
+import itertools
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tasks.errors import InputError
+from tasks.steps.tokenize import encode, indexed
+from tasks.store import storage
+
+CODES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 8: np.uint16}
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "대한민국은 민주공화국이다. 대한민국의 주권은 국민에게 있고, 모든 권력은 국민으로부터 나온다.",
+    "",
+    None,
+    "Emoji 🙂 and combining marks: e\u0301, 한\u1100",
+    "line one\r\nline two\n\nthird paragraph",
+]
+
+
+def read_indexed(bin_bytes: bytes, idx_bytes: bytes) -> tuple[np.dtype, list[list[int]]]:
+    """Every document of a shard: magic, version 1, dtype code, sequence and document
+    counts, int32 lengths, int64 byte pointers, int64 document indices."""
+    magic, version, code, sequences, documents = struct.unpack_from("<9sQBQQ", idx_bytes)
+    assert (magic, version) == (b"MMIDIDX\x00\x00", 1)
+    at = struct.calcsize("<9sQBQQ")
+    lengths = np.frombuffer(idx_bytes, "<i4", sequences, at)
+    pointers = np.frombuffer(idx_bytes, "<i8", sequences, at + 4 * sequences)
+    starts = np.frombuffer(idx_bytes, "<i8", documents, at + 12 * sequences)
+    assert len(idx_bytes) == at + 12 * sequences + 8 * documents
+    dtype = np.dtype(CODES[code]).newbyteorder("<")
+    sequence = [
+        np.frombuffer(bin_bytes, dtype, n, p).tolist()
+        for n, p in zip(lengths, pointers, strict=True)
+    ]
+    # A document is the sequences from its index to the next one's.
+    docs = [[t for s in sequence[a:b] for t in s] for a, b in itertools.pairwise(starts)]
+    return dtype, docs
+
+
+@pytest.fixture(scope="module")
+def tokenizer_json(tmp_path_factory) -> Path:
+    """A byte-level BPE tokenizer trained here on a few texts, saved as tokenizer.json."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=400,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator([t for t in TEXTS if t] * 20, trainer)
+    folder = tmp_path_factory.mktemp("tokenizer")
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder / "tokenizer.json"
+
+
+def _load(where: Path):
+    file = encode.tokenizer_file(storage.resolve(str(where)))
+    return encode.load_tokenizer(storage.read_bytes(file), file.uri)
+
+
+def test_every_document_reads_back_as_its_encoding_plus_eos(tokenizer_json):
+    tokenizer = _load(tokenizer_json.parent)  # the folder holding tokenizer.json
+    eos = encode.eos_id(tokenizer, "<|endoftext|>", "t")
+    tokens, lengths = encode.encode(tokenizer, TEXTS, eos)
+    shard = indexed.shard(tokens, lengths, indexed.token_dtype(tokenizer.get_vocab_size()))
+    dtype, docs = read_indexed(shard.bin, shard.idx)
+    assert dtype == np.dtype("<u2")
+    assert (shard.documents, shard.tokens) == (len(TEXTS), len(tokens))
+    for text, doc in zip(TEXTS, docs, strict=True):
+        expected = tokenizer.encode(text or "", add_special_tokens=False).ids
+        assert doc == [*expected, eos]
+        assert tokenizer.decode(doc[:-1]) == (text or "")  # byte-level: lossless
+    plain, plain_lengths = encode.encode(tokenizer, TEXTS, None)
+    bare = indexed.shard(plain, plain_lengths, dtype)
+    assert read_indexed(bare.bin, bare.idx)[1] == [d[:-1] for d in docs]
+
+
+def test_the_dtype_follows_the_vocabulary_as_megatron_picks_it():
+    assert indexed.token_dtype(50_257) == np.uint16  # GPT-2
+    assert indexed.token_dtype(65_499) == np.uint16
+    assert indexed.token_dtype(65_500) == np.int32
+    assert indexed.token_dtype(128_256) == np.int32  # Llama 3
+    ids = np.array([0, 70_000, 128_255, 5])
+    shard = indexed.shard(ids, np.array([3, 1]), indexed.token_dtype(128_256))
+    dtype, docs = read_indexed(shard.bin, shard.idx)
+    assert dtype == np.dtype("<i4") and docs == [[0, 70_000, 128_255], [5]]
+    with pytest.raises(ValueError, match="do not fit uint16"):
+        indexed.shard(ids, np.array([3, 1]), np.uint16)
+    with pytest.raises(ValueError, match="add up to 3, not the 4"):
+        indexed.shard(ids, np.array([2, 1]), np.int32)
+
+
+def test_an_empty_shard_is_a_valid_index():
+    shard = indexed.shard(np.array([], dtype=np.int64), np.array([], dtype=np.int64), np.uint16)
+    assert read_indexed(shard.bin, shard.idx) == (np.dtype("<u2"), [])
+    assert shard.bin == b""
+
+
+def test_a_missing_or_bad_tokenizer_and_an_unknown_eos_are_named(tmp_path, tokenizer_json):
+    with pytest.raises(InputError, match=r"tokenizer \S*nowhere does not exist"):
+        encode.tokenizer_file(storage.resolve(str(tmp_path / "nowhere")))
+    with pytest.raises(InputError, match=r"holds no tokenizer\.json"):
+        encode.tokenizer_file(storage.resolve(str(tmp_path)))
+    with pytest.raises(InputError, match=r"bad\.json is not a Hugging Face tokenizer\.json"):
+        encode.load_tokenizer(b'{"not": "a tokenizer"}', "bad.json")
+    with pytest.raises(InputError, match="eos_token '</s>' is not in the vocabulary of t"):
+        encode.eos_id(_load(tokenizer_json), "</s>", "t")
