@@ -644,7 +644,9 @@ def test_a_killed_worker_leaves_its_run_crashed_and_posts_crashed(project, recei
     from prefect.client.orchestration import get_client
 
     work, env = project
-    settings = alerts.AlertSettings(tag="ray-text-pipeline", crashed_after_seconds=60)
+    # A shorter wait than the repository's 270 s, for this test's runs only (restored
+    # after): with heartbeats every 30 s, a healthy run still sends one in time.
+    settings = alerts.AlertSettings(tag="ray-text-pipeline", crashed_after_seconds=45)
     with get_client(sync_client=True) as client:
         alerts.set_up(client, settings, receiver.url)
         with contextlib.suppress(Exception):  # made by an earlier run of this test
@@ -675,7 +677,7 @@ def test_a_killed_worker_leaves_its_run_crashed_and_posts_crashed(project, recei
         name = _flow_run(env, run.id)["name"]
         (post,) = receiver.wait_for("Crashed: pipeline/default", name, timeout=240)
         assert time.monotonic() - killed < 300  # within 5 minutes, as promised
-        assert "no heartbeat for 60 s" in post["text"]
+        assert "no heartbeat for 45 s" in post["text"]
         assert _flow_run(env, run.id)["state"]["type"] == "CRASHED"
         # Its subflow runs died with it: marked Crashed too, and not alerted again.
         for child in _children(env, run.id):
@@ -683,6 +685,7 @@ def test_a_killed_worker_leaves_its_run_crashed_and_posts_crashed(project, recei
         assert len([p for p in receiver.received if "Crashed" in p.get("text", "")]) == 1
     finally:
         stop_process(worker)
+        _apply_alerts(env, receiver.url)
 
 
 def _children(env: dict, run_id: Any) -> list[dict]:
