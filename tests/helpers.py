@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import time
@@ -42,6 +43,24 @@ def dedup_dataset(
         input_uri=input_uri, mode=mode, text_column=text_column, minhash=params, **options
     )
     return run_step(Dedup, step, output_uri, s3=s3)
+
+
+def train_tokenizer(folder: Path, texts: list[str], vocab_size: int = 400) -> Path:
+    """A byte-level BPE tokenizer trained here on ``texts`` (nothing is downloaded), with
+    the special token ``<|endoftext|>``, saved as ``folder/tokenizer.json``."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=["<|endoftext|>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
+    tokenizer.train_from_iterator(texts, trainer)
+    tokenizer.save(str(folder / "tokenizer.json"))
+    return folder / "tokenizer.json"
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -88,7 +107,12 @@ def assert_committed(root: Path) -> dict:
     for entry in manifest["files"]:
         path = root / entry["path"]
         assert os.path.getsize(path) == entry["size_bytes"]
-        assert pq.ParquetFile(path).metadata.num_rows == entry["num_rows"]
+        if path.suffix == ".idx":  # a tokenized shard's index: the documents of its .bin
+            tokens = {f["path"]: f for f in manifest["files"]}[entry["path"][:-4] + ".bin"]
+            documents = struct.unpack_from("<Q", path.read_bytes(), 18)[0]
+            assert (entry["num_rows"], documents) == (0, tokens["num_rows"])
+        elif path.suffix != ".bin":
+            assert pq.ParquetFile(path).metadata.num_rows == entry["num_rows"]
     assert manifest["num_rows"] == sum(f["num_rows"] for f in manifest["files"])
     for name, recorded in (manifest.get("companions") or {}).items():
         beside = companion_path(root, name)

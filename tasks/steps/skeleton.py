@@ -50,8 +50,9 @@ OnDone = Callable[[int, int, Done], None]
 
 @dataclass(frozen=True)
 class PartResult:
-    """What writing one part gives back: its file, the bytes of text it held (for the
-    throughput figures), the step's own counts for it, and its file in each companion.
+    """What writing one part gives back: its file (and any further ``files``), the bytes
+    of text it held (for the throughput figures), the step's own counts for it, and its
+    file in each companion.
     Rows of its input that went to a companion instead (a filter's rejected rows) are
     counted by ``set_aside`` (which names that companion)."""
 
@@ -60,6 +61,8 @@ class PartResult:
     counts: dict[str, Any] = field(default_factory=dict)
     companions: dict[str, FileEntry] = field(default_factory=dict)
     set_aside: str | None = None
+    # Further files of the part at the output, of no rows (a tokenized shard's index).
+    files: tuple[FileEntry, ...] = ()
 
     @property
     def rows_accounted(self) -> int:
@@ -229,9 +232,10 @@ def run_step(
         raise RuntimeError(
             f"{step.name} wrote {rows} rows at {run.output.uri}, expected {plan.expected_rows}"
         )
-    check_written(
-        step.name, run.output, [r.entry for r in results], leftovers, step.staging_folders
-    )
+    entries = [entry for r in results for entry in (r.entry, *r.files)]
+    if any(entry.num_rows for r in results for entry in r.files):
+        raise RuntimeError(f"{step.name} counted rows in a part's further files")
+    check_written(step.name, run.output, entries, leftovers, step.staging_folders)
     written = {n: [r.companions[n] for r in results if n in r.companions] for n in beside}
     for name, entries in written.items():
         check_written(f"{step.name} ({name})", run.companion(name), entries, beside[name])
@@ -258,7 +262,7 @@ def run_step(
         digest = dataset.commit(where, side, beside[name], deadline)
         committed[name] = {"uri": where.uri, "manifest_sha256": digest}
     manifest = dataset.build_manifest(
-        [result.entry for result in results],
+        entries,
         plan.schema,
         stage=step.name,
         parameters=record.parameters,

@@ -43,10 +43,12 @@ LEGACY_SIDE_FOLDERS = ("_dedup/signatures", "_dedup/index")
 COMPANION_SEPARATOR = "-"
 _COMPANION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 WRITER = "ray-text-pipeline"
-_PART_RE = re.compile(r"^part-\d{5,}\.parquet$")
+# Part files: Parquet, or a tokenized shard's tokens and index (Megatron's .bin and .idx).
+_PART_RE = re.compile(r"^part-\d{5,}\.(parquet|bin|idx)$")
 # What a crashed local atomic write of ours can leave behind.
 _TEMP_RE = re.compile(
-    r"^(_manifest\.json|_writing\.json|_removing\.json|part-\d{5,}\.parquet)\.tmp-[0-9a-f]{32}$"
+    r"^(_manifest\.json|_writing\.json|_removing\.json|part-\d{5,}\.(parquet|bin|idx))"
+    r"\.tmp-[0-9a-f]{32}$"
 )
 
 
@@ -71,7 +73,8 @@ def companion_uris(output_uri: str, names: Iterable[str]) -> list[str]:
 
 
 def is_part_name(name: str) -> bool:
-    """Whether ``name`` is a part file's name (``part-00000.parquet``), nothing else."""
+    """Whether ``name`` is a part file's name (``part-00000.parquet``, a tokenized
+    shard's ``part-00000.bin`` and ``.idx``), nothing else."""
     return bool(_PART_RE.match(name))
 
 

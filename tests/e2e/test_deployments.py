@@ -41,6 +41,7 @@ def test_the_promised_deployments_exist():
         "preprocess/default",
         "dedup/default",
         "filter/default",
+        "tokenize/default",
         "pipeline/default",
         "pipeline/nightly",
         "pipeline/corpus",
@@ -49,7 +50,10 @@ def test_the_promised_deployments_exist():
 
 
 # What a person gives when starting a deployment that has no default for it.
-ASKED_FOR = {"backfill/nightly": {"start_date": "2026-03-01", "end_date": "2026-03-02"}}
+ASKED_FOR = {
+    "backfill/nightly": {"start_date": "2026-03-01", "end_date": "2026-03-02"},
+    "tokenize/default": {"tokenizer": "/models/gpt2/tokenizer.json"},
+}
 
 
 @pytest.mark.parametrize("name", sorted(DEPLOYMENTS))
@@ -341,6 +345,8 @@ def test_the_server_refuses_bad_parameters_by_name_and_the_run_form_documents_th
         ("dedup/default", "threshold=1.5", "threshold"),
         ("dedup/default", "num_perm=0", "num_perm"),
         ("pipeline/default", "dedup=yes", "dedup"),
+        ("tokenize/default", "batch_size=1", "tokenizer"),  # it asks for a tokenizer
+        ("tokenize/default", "tokenizer=", "tokenizer"),
     ]
     for deployment_name, param, name in bad:
         done = subprocess.run(

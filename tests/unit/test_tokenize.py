@@ -14,6 +14,7 @@ import pytest
 from tasks.errors import InputError
 from tasks.steps.tokenize import encode, indexed
 from tasks.store import storage
+from tests.helpers import train_tokenizer
 
 CODES = {1: np.uint8, 2: np.int8, 3: np.int16, 4: np.int32, 5: np.int64, 8: np.uint16}
 TEXTS = [
@@ -48,21 +49,7 @@ def read_indexed(bin_bytes: bytes, idx_bytes: bytes) -> tuple[np.dtype, list[lis
 
 @pytest.fixture(scope="module")
 def tokenizer_json(tmp_path_factory) -> Path:
-    """A byte-level BPE tokenizer trained here on a few texts, saved as tokenizer.json."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=400,
-        special_tokens=["<|endoftext|>"],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-    )
-    tokenizer.train_from_iterator([t for t in TEXTS if t] * 20, trainer)
-    folder = tmp_path_factory.mktemp("tokenizer")
-    tokenizer.save(str(folder / "tokenizer.json"))
-    return folder / "tokenizer.json"
+    return train_tokenizer(tmp_path_factory.mktemp("tokenizer"), [t for t in TEXTS if t] * 20)
 
 
 def _load(where: Path):

@@ -53,24 +53,28 @@ class Shard:
     tokens: int
 
 
-def shard(tokens: np.ndarray, lengths: np.ndarray, dtype: np.dtype) -> Shard:
-    """The ``.bin`` and ``.idx`` of documents given as all their ``tokens`` one after
-    another and each one's length in tokens (``lengths``, in order)."""
+def token_bytes(tokens: np.ndarray, dtype: np.dtype) -> bytes:
+    """Token ids as the ``.bin`` holds them; a ValueError if one does not fit ``dtype``."""
+    dtype = np.dtype(dtype)
+    ids = np.asarray(tokens)
+    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(dtype).max):
+        raise ValueError(f"token ids {ids.min()}..{ids.max()} do not fit {dtype.name}")
+    return ids.astype(dtype.newbyteorder("<")).tobytes()
+
+
+def index_bytes(lengths: np.ndarray, dtype: np.dtype) -> bytes:
+    """The ``.idx`` of documents of ``lengths`` tokens each, stored one after another as
+    ``dtype`` in the ``.bin``."""
     dtype = np.dtype(dtype)
     lengths = np.asarray(lengths, dtype=np.int64)
     if lengths.ndim != 1 or (lengths < 0).any():
         raise ValueError("lengths must be a flat array of counts")
-    if int(lengths.sum()) != len(tokens):
-        raise ValueError(f"lengths add up to {int(lengths.sum())}, not the {len(tokens)} tokens")
     if lengths.size and lengths.max() > np.iinfo(np.int32).max:
         raise ValueError("a document longer than 2**31 - 1 tokens does not fit the index")
-    ids = np.asarray(tokens)
-    if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(dtype).max):
-        raise ValueError(f"token ids {ids.min()}..{ids.max()} do not fit {dtype.name}")
     count = len(lengths)
     pointers = np.zeros(count, dtype=np.int64)
     np.cumsum(lengths[:-1] * dtype.itemsize, out=pointers[1:])
-    index = b"".join(
+    return b"".join(
         (
             _HEADER.pack(MAGIC, VERSION, DTYPE_CODES[dtype], count, count + 1),
             lengths.astype("<i4").tobytes(),
@@ -78,4 +82,14 @@ def shard(tokens: np.ndarray, lengths: np.ndarray, dtype: np.dtype) -> Shard:
             np.arange(count + 1, dtype="<i8").tobytes(),
         )
     )
-    return Shard(ids.astype(dtype.newbyteorder("<")).tobytes(), index, count, len(ids))
+
+
+def shard(tokens: np.ndarray, lengths: np.ndarray, dtype: np.dtype) -> Shard:
+    """The ``.bin`` and ``.idx`` of documents given as all their ``tokens`` one after
+    another and each one's length in tokens (``lengths``, in order)."""
+    total = int(np.asarray(lengths, dtype=np.int64).sum())
+    if total != len(tokens):
+        raise ValueError(f"lengths add up to {total}, not the {len(tokens)} tokens")
+    return Shard(
+        token_bytes(tokens, dtype), index_bytes(lengths, dtype), len(lengths), len(tokens)
+    )
