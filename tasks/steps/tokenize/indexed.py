@@ -90,6 +90,4 @@ def shard(tokens: np.ndarray, lengths: np.ndarray, dtype: np.dtype) -> Shard:
     total = int(np.asarray(lengths, dtype=np.int64).sum())
     if total != len(tokens):
         raise ValueError(f"lengths add up to {total}, not the {len(tokens)} tokens")
-    return Shard(
-        token_bytes(tokens, dtype), index_bytes(lengths, dtype), len(lengths), len(tokens)
-    )
+    return Shard(token_bytes(tokens, dtype), index_bytes(lengths, dtype), len(lengths), len(tokens))

@@ -153,9 +153,10 @@ class Tokenize(Step[TokenizeParams]):
         bin_loc, idx_loc = spec.output.child(bin_name), spec.output.child(idx_name)
         lengths: list[np.ndarray] = []
         text_bytes = 0
-        with storage.explained(bin_loc, "write"), bin_loc.fs.open_output_stream(
-            bin_loc.path
-        ) as sink:
+        with (
+            storage.explained(bin_loc, "write"),
+            bin_loc.fs.open_output_stream(bin_loc.path) as sink,
+        ):
             for table in reading.iter_slice(
                 spec.format, spec.source, spec.batch_size, spec.input_schema, 0, spec.rows
             ):
