@@ -4,13 +4,22 @@ the same bytes; a bad tokenizer costs nothing."""
 
 from __future__ import annotations
 
+import json
+
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from flows.tokenize import tokenize
 from tasks.errors import InputError
-from tests.helpers import assert_committed, train_tokenizer, tree_digest, write_jsonl
+from tests.helpers import (
+    assert_committed,
+    save_s3_block,
+    train_tokenizer,
+    tree_digest,
+    write_jsonl,
+)
+from tests.integration.test_s3 import aws_env, client, unique  # noqa: F401
 from tests.unit.test_tokenize import TEXTS, read_indexed
 
 pytestmark = pytest.mark.usefixtures("flows_env")
@@ -92,3 +101,46 @@ def test_a_bad_tokenizer_or_eos_is_refused_before_anything_is_written(tmp_path, 
     with pytest.raises(InputError, match="no 'body' column"):
         tokenize(str(source), str(out), str(tokenizer_json), text_column="body")
     assert not out.exists()
+
+
+def test_on_s3_with_a_block_as_the_only_credentials(
+    aws_env,  # noqa: F811
+    monkeypatch,
+    tmp_path,
+    tokenizer_json,
+):
+    """Input, tokenizer and output on S3 (moto's server), reached through a saved block
+    alone: the shards and manifest are exactly the bucket's objects, read back right."""
+    from prefect_aws import AwsCredentials
+
+    s3 = client()
+    bucket = unique("tokenize")
+    s3.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": "eu-west-2"})
+    local = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"text": TEXTS}), local)
+    s3.put_object(Bucket=bucket, Key="input/in.parquet", Body=local.read_bytes())
+    s3.put_object(Bucket=bucket, Key="vocab/tokenizer.json", Body=tokenizer_json.read_bytes())
+    save_s3_block("pipeline-tokenize-s3", aws_env)
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(name)
+    tokenize(
+        f"s3://{bucket}/input",
+        f"s3://{bucket}/tokenized",
+        f"s3://{bucket}/vocab",
+        eos_token=EOS,
+        aws_credentials=AwsCredentials.load("pipeline-tokenize-s3"),
+    )
+    found = s3.list_objects_v2(Bucket=bucket, Prefix="tokenized/")["Contents"]
+    objects = {
+        o["Key"].removeprefix("tokenized/"): s3.get_object(Bucket=bucket, Key=o["Key"])[
+            "Body"
+        ].read()
+        for o in found
+    }
+    manifest = json.loads(objects["_manifest.json"])
+    assert set(objects) == {f["path"] for f in manifest["files"]} | {"_manifest.json"}
+    assert manifest["parameters"]["tokenizer"] == f"s3://{bucket}/vocab/tokenizer.json"
+    _, docs = read_indexed(objects["part-00000.bin"], objects["part-00000.idx"])
+    tokenizer = _load(tokenizer_json)
+    eos = tokenizer.token_to_id(EOS)
+    assert docs == [[*tokenizer.encode(t or "", add_special_tokens=False).ids, eos] for t in TEXTS]
