@@ -232,10 +232,10 @@ def run_step(
         raise RuntimeError(
             f"{step.name} wrote {rows} rows at {run.output.uri}, expected {plan.expected_rows}"
         )
-    entries = [entry for r in results for entry in (r.entry, *r.files)]
+    output_files = [entry for r in results for entry in (r.entry, *r.files)]
     if any(entry.num_rows for r in results for entry in r.files):
         raise RuntimeError(f"{step.name} counted rows in a part's further files")
-    check_written(step.name, run.output, entries, leftovers, step.staging_folders)
+    check_written(step.name, run.output, output_files, leftovers, step.staging_folders)
     written = {n: [r.companions[n] for r in results if n in r.companions] for n in beside}
     for name, entries in written.items():
         check_written(f"{step.name} ({name})", run.companion(name), entries, beside[name])
@@ -262,7 +262,7 @@ def run_step(
         digest = dataset.commit(where, side, beside[name], deadline)
         committed[name] = {"uri": where.uri, "manifest_sha256": digest}
     manifest = dataset.build_manifest(
-        entries,
+        output_files,
         plan.schema,
         stage=step.name,
         parameters=record.parameters,

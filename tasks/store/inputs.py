@@ -209,6 +209,11 @@ def _discover(root: Location, input_format: str) -> Inputs:
 
     manifest = read_manifest(root)
     if manifest is not None:
+        if "tokenized" in manifest:  # Megatron shards, not rows
+            raise InputError(
+                f"{root.uri} holds tokenized shards (.bin/.idx), which no step reads: "
+                "point it at the dataset that was tokenized"
+            )
         if input_format == "json":
             raise InputError(f"{root.uri} is a Parquet dataset but input_format is 'json'")
         files = [

@@ -74,17 +74,26 @@ def test_every_document_reads_back_in_order_and_a_rerun_writes_the_same_bytes(
     assert manifest["tokenized"]["dtype"] == "uint16"
     assert manifest["tokenized"]["eos_id"] == eos
 
+    with pytest.raises(InputError, match="holds tokenized shards"):  # not rows to read
+        tokenize(str(out), str(tmp_path / "again"), str(tokenizer_json))
+
     shards = {k: v for k, v in tree_digest(out).items() if k.startswith("part-")}
     tokenize(str(source), str(out), str(tokenizer_json.parent), eos_token=EOS, batch_size=3)
     assert {k: v for k, v in tree_digest(out).items() if k.startswith("part-")} == shards
 
 
 def test_json_lines_without_eos(tmp_path, tokenizer_json):
-    source = tmp_path / "in.jsonl"
-    write_jsonl(source, [{"body": t} for t in TEXTS])
+    """A file whose texts are all empty makes a shard of no tokens: committed, but not
+    listed among the shards (Megatron cannot map an empty .bin)."""
+    source = tmp_path / "in"
+    source.mkdir()
+    write_jsonl(source / "a.jsonl", [{"body": t} for t in TEXTS])
+    write_jsonl(source / "b.jsonl", [{"body": ""}, {"body": None}])
     out = tmp_path / "tokenized"
     tokenize(str(source), str(out), str(tokenizer_json), text_column="body")
-    (shard,) = assert_committed(out)["tokenized"]["shards"]
+    manifest = assert_committed(out)
+    (shard,) = manifest["tokenized"]["shards"]
+    assert (out / "part-00001.bin").stat().st_size == 0 and manifest["num_rows"] == len(TEXTS) + 2
     _, docs = read_indexed((out / f"{shard}.bin").read_bytes(), (out / f"{shard}.idx").read_bytes())
     tokenizer = _load(tokenizer_json)
     assert docs == [tokenizer.encode(t or "", add_special_tokens=False).ids for t in TEXTS]

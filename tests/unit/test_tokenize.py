@@ -104,3 +104,30 @@ def test_a_missing_or_bad_tokenizer_and_an_unknown_eos_are_named(tmp_path, token
         encode.load_tokenizer(b'{"not": "a tokenizer"}', "bad.json")
     with pytest.raises(InputError, match="eos_token '</s>' is not in the vocabulary of t"):
         encode.eos_id(_load(tokenizer_json), "</s>", "t")
+
+
+def test_a_documents_own_special_token_text_is_text(tokenizer_json):
+    """A document holding "<|endoftext|>" does not end itself there."""
+    tokenizer = _load(tokenizer_json)
+    eos = encode.eos_id(tokenizer, "<|endoftext|>", "t")
+    tokens, _ = encode.encode(tokenizer, ["ab<|endoftext|>cd"], eos)
+    assert tokens.tolist().count(eos) == 1 and tokens[-1] == eos
+    assert tokenizer.decode(tokens[:-1].tolist()) == "ab<|endoftext|>cd"
+
+
+def test_batches_are_cut_by_bytes_with_the_same_ids(tokenizer_json, monkeypatch):
+    tokenizer = _load(tokenizer_json)
+    whole = encode.encode(tokenizer, TEXTS * 3, 0)
+    monkeypatch.setattr(encode, "CHUNK_BYTES", 40)  # a few texts per call, a long one alone
+    cut = encode.encode(tokenizer, TEXTS * 3, 0)
+    assert whole[0].tolist() == cut[0].tolist() and whole[1].tolist() == cut[1].tolist()
+    assert [len(c) for c in encode._chunks(["a" * 50, "b", "c" * 30, "d" * 20])] == [1, 2, 1]
+
+
+def test_the_dtype_holds_the_largest_id_whatever_the_vocabularys_gaps():
+    from tokenizers import Tokenizer, models
+
+    sparse = Tokenizer(models.WordLevel({"[UNK]": 0, "a": 1, "b": 70_000}, unk_token="[UNK]"))
+    assert sparse.get_vocab_size() == 3
+    assert encode.id_bound(sparse) == 70_001
+    assert indexed.token_dtype(encode.id_bound(sparse)) == np.int32

@@ -103,7 +103,7 @@ class Tokenize(Step[TokenizeParams]):
         self.tokenizer_sha256 = hashlib.sha256(data).hexdigest()
         tokenizer = encode.load_tokenizer(data, self.tokenizer.uri)
         self.eos = encode.eos_id(tokenizer, p.eos_token, self.tokenizer.uri)
-        self.vocab_size = tokenizer.get_vocab_size()
+        self.vocab_size = encode.id_bound(tokenizer)
         self.dtype = indexed.token_dtype(self.vocab_size)
         found, self.inspected, self.source_schema = reading.open_inputs(
             p.input_uri,
@@ -201,10 +201,16 @@ class Tokenize(Step[TokenizeParams]):
                 "tokenized": {
                     "format": FORMAT,
                     "dtype": self.dtype.name,
-                    "vocab_size": self.vocab_size,
+                    "ids_below": self.vocab_size,  # one more than the largest id
                     "eos_id": self.eos,
                     "tokenizer_sha256": self.tokenizer_sha256,
-                    "shards": sorted(part.result.entry.path.removesuffix(".bin") for part in parts),
+                    # Megatron cannot map an empty .bin: a shard of no tokens (its
+                    # file's texts all empty, no EOS) is committed but not listed.
+                    "shards": sorted(
+                        part.result.entry.path.removesuffix(".bin")
+                        for part in parts
+                        if part.result.counts["tokens"]
+                    ),
                 }
             },
         )
