@@ -153,3 +153,44 @@ def test_on_s3_with_a_block_as_the_only_credentials(
     tokenizer = _load(tokenizer_json)
     eos = tokenizer.token_to_id(EOS)
     assert docs == [[*tokenizer.encode(t or "", add_special_tokens=False).ids, eos] for t in TEXTS]
+
+
+def test_a_run_killed_mid_shard_then_rerun_commits_the_uninterrupted_shards(
+    tmp_path, tokenizer_json, ray_cluster
+):
+    """SIGKILL while a shard's .bin is half written: nothing committed; the rerun
+    replaces the partial file and commits what an uninterrupted run commits."""
+    import random
+
+    from tests.helpers import kill_flow_when
+
+    source = tmp_path / "in"
+    source.mkdir()
+    rng = random.Random(7)
+    words = [w for t in TEXTS if t for w in t.split()]
+    for name in ("a", "b"):
+        texts = [" ".join(rng.choices(words, k=200)) for _ in range(6000)]
+        pq.write_table(pa.table({"text": texts}), source / f"{name}.parquet")
+    whole, out = tmp_path / "whole", tmp_path / "out"
+    tokenize(str(source), str(whole), str(tokenizer_json), eos_token=EOS, batch_size=64)
+
+    script = (
+        "from flows.tokenize import tokenize\n"
+        f"tokenize({str(source)!r}, {str(out)!r}, {str(tokenizer_json)!r}, "
+        f"eos_token={EOS!r}, batch_size=64)\n"
+    )
+    partial = out / "part-00000.bin"
+    kill_flow_when(
+        script,
+        str(out),
+        ray_cluster.address_info["gcs_address"],
+        tmp_path / "killed.log",
+        lambda _: partial.exists() and partial.stat().st_size > 0,
+        reads=(str(source),),
+    )
+    assert not (out / "_manifest.json").exists()
+
+    tokenize(str(source), str(out), str(tokenizer_json), eos_token=EOS, batch_size=64)
+    assert_committed(out)
+    shards = {k: v for k, v in tree_digest(out).items() if k.startswith("part-")}
+    assert shards == {k: v for k, v in tree_digest(whole).items() if k.startswith("part-")}
