@@ -81,14 +81,19 @@ def figures(manifest: dict[str, Any], seconds: float) -> dict[str, Any]:
 
 
 def problems(
-    found: dict[str, Any], bounds: HealthBounds, history: list[int] | None = None
+    found: dict[str, Any],
+    bounds: HealthBounds,
+    history: list[int] | None = None,
+    empty_input_reported: bool = False,
 ) -> list[str]:
     """What is wrong with a step's ``found`` figures under ``bounds``; ``history`` is
-    the rows out of the earlier dates (empty or None: no daily history)."""
+    the rows out of the earlier dates (empty or None: no daily history). An empty input
+    already reported (as the step before keeping nothing) is not a problem again."""
     rows_in, rows_out, kept = found["rows_in"], found["rows_out"], found["kept_fraction"]
     wrong: list[str] = []
     if rows_in == 0:
-        wrong.append("its input has 0 rows")
+        if not empty_input_reported:
+            wrong.append("its input has 0 rows")
     elif rows_in is not None and rows_out == 0:
         wrong.append(f"kept 0 of {rows_in:,} rows")
     if kept is not None:
@@ -174,9 +179,8 @@ def report(
             logger.warning("could not read the dates before %s: %s", output.uri, exc)
     if unreadable:
         logger.warning("skipped unreadable manifests of %s: %s", output.uri, unreadable)
-    wrong = problems(found, bounds, history)
-    if found["rows_in"] == 0 and input_uri and _canonical(input_uri) in _REPORTED_EMPTY:
-        wrong.remove("its input has 0 rows")  # already alerted, as its step keeping none
+    reported = bool(input_uri) and _canonical(input_uri) in _REPORTED_EMPTY
+    wrong = problems(found, bounds, history, empty_input_reported=reported)
     if found["rows_in"] and not found["rows_out"]:
         _REPORTED_EMPTY.add(output.uri)
     if wrong:

@@ -61,8 +61,9 @@ class FileEntry:
     size_bytes: int
 
 
-def part_name(index: int) -> str:
-    return f"part-{index:05d}.parquet"
+def part_name(index: int, suffix: str = "parquet") -> str:
+    """The name of part ``index``: Parquet, or a tokenized shard's ``bin`` or ``idx``."""
+    return f"part-{index:05d}.{suffix}"
 
 
 def companion_uris(output_uri: str, names: Iterable[str]) -> list[str]:

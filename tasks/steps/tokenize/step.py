@@ -80,8 +80,7 @@ def _tokenizer(spec: TokenizePart) -> Any:
 
 def shard_names(index: int) -> tuple[str, str]:
     """A shard's ``.bin`` and ``.idx`` names: one prefix, as Megatron opens them."""
-    stem = dataset.part_name(index).removesuffix(".parquet")
-    return f"{stem}.bin", f"{stem}.idx"
+    return dataset.part_name(index, "bin"), dataset.part_name(index, "idx")
 
 
 def tokenized_bytes(input_bytes: int, dtype: np.dtype, compressed_json: bool = False) -> int:
