@@ -19,6 +19,7 @@ import json
 import logging
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from tasks.errors import InputError
 from tasks.store import dataset, storage
@@ -64,7 +65,10 @@ def is_ours(document: object) -> bool:
 
 
 def unsafe_paths(
-    root: Location, paths: object, folders: tuple[str, ...] = dataset.LEGACY_SIDE_FOLDERS
+    root: Location,
+    paths: object,
+    folders: tuple[str, ...] = dataset.LEGACY_SIDE_FOLDERS,
+    suffixes: tuple[str, ...] = dataset.PARQUET,
 ) -> list[str]:
     """The entries of ``paths`` retention must not delete: anything but a relative path of
     a data file of ours inside ``root`` (``../x``, ``/etc/passwd``, foreign names, the
@@ -73,7 +77,11 @@ def unsafe_paths(
         return [repr(paths)]
     bad = []
     for path in paths:
-        if not isinstance(path, str) or path in _CONTROL or not dataset.is_own_file(path, folders):
+        if (
+            not isinstance(path, str)
+            or path in _CONTROL
+            or not dataset.is_own_file(path, folders, suffixes)
+        ):
             bad.append(repr(path))
             continue
         try:
@@ -81,6 +89,18 @@ def unsafe_paths(
         except InputError:
             bad.append(repr(path))
     return bad
+
+
+@dataclass(frozen=True)
+class Removal:
+    """What a removal deletes at a dataset's root: the ``files`` its manifest listed,
+    and where else (``folders``) and with which part ``suffixes`` our files may lie;
+    ``companions`` go with it."""
+
+    files: list[str]
+    folders: tuple[str, ...]
+    suffixes: tuple[str, ...]
+    companions: tuple[str, ...]
 
 
 def _listed(manifest: dict) -> object:
@@ -91,11 +111,8 @@ def _listed(manifest: dict) -> object:
         return f"unreadable file list ({exc})"
 
 
-def _removal_list(
-    root: Location, logger: logging.Logger | logging.LoggerAdapter
-) -> tuple[list[str], tuple[str, ...], tuple[str, ...]] | None:
-    """The files to remove at ``root``, the side folders they may lie in and the
-    companions to remove with them, once its removal is under way (marker written,
+def _removal_list(root: Location, logger: logging.Logger | logging.LoggerAdapter) -> Removal | None:
+    """What to remove at ``root``, once its removal is under way (marker written,
     manifest gone); None, having logged why, if ``root`` is not ours to remove."""
     try:
         manifest = dataset.read_manifest(root)
@@ -120,8 +137,9 @@ def _removal_list(
         logger.info("left %s: %s is not one this pipeline version wrote", root.uri, named)
         return None
     folders = dataset.side_folders(document)
+    suffixes = dataset.part_suffixes(document)
     companions = dataset.companions_of(document)
-    if bad := unsafe_paths(root, files, folders):
+    if bad := unsafe_paths(root, files, folders, suffixes):
         logger.warning(
             "left %s untouched: %s lists what retention may not delete: %s",
             root.uri,
@@ -131,13 +149,14 @@ def _removal_list(
         return None
     if manifest is None:
         logger.info("%s: finishing a removal that stopped half way", root.uri)
-        return files, folders, companions
+        return Removal(files, folders, suffixes, companions)
     marker = {
         "writer": dataset.WRITER,
         "manifest_version": dataset.MANIFEST_VERSION,
         "started_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "files": files,
         "side_folders": list(folders),
+        "part_suffixes": list(suffixes),
         "companions": {name: {} for name in companions},
         # A companion's removal says what it is, so that one that stops half way is
         # finished from the marker (:func:`_remove_companion` checks it).
@@ -147,7 +166,7 @@ def _removal_list(
     # what is still to delete, never files that nothing names as ours.
     storage.write_bytes_atomic(root.child(dataset.REMOVING_NAME), json.dumps(marker).encode())
     storage.delete_file(root.child(dataset.MANIFEST_NAME))
-    return files, folders, companions
+    return Removal(files, folders, suffixes, companions)
 
 
 def remove_committed(
@@ -165,14 +184,14 @@ def remove_committed(
     found = _removal_list(root, logger)
     if found is None:
         return None
-    files, folders, companions = found
-    for name in companions:
+    files, folders = found.files, found.folders
+    for name in found.companions:
         remove_companion(dataset.companion(root, name), name, logger)
     for relative in files:
         storage.delete_file(root.child(relative))
     # What a killed write left beside the dataset (_writing.json, signature files, temps)
     # is ours by the same rule prepare_output applies in a folder with our mark.
-    for relative in dataset.own_files(root, folders):
+    for relative in dataset.own_files(root, folders, found.suffixes):
         if relative != dataset.REMOVING_NAME:
             storage.delete_file(root.child(relative))
     storage.delete_file(root.child(dataset.REMOVING_NAME))
@@ -207,7 +226,8 @@ def remove_companion(
         remove_committed(where, logger)
         return
     # A write that never committed: its files are ours by the marker it left.
-    for relative in dataset.own_files(where, dataset.side_folders(document)):
+    owned = dataset.side_folders(document), dataset.part_suffixes(document)
+    for relative in dataset.own_files(where, *owned):
         if relative != dataset.WRITING_NAME:
             storage.delete_file(where.child(relative))
     storage.delete_file(where.child(dataset.WRITING_NAME))

@@ -144,6 +144,9 @@ class Step(ABC, Generic[P]):
     staging_folders: ClassVar[tuple[str, ...]] = ()
     # Datasets the step keeps beside its output (``Run.companion``), one file per part.
     companions: ClassVar[tuple[str, ...]] = ()
+    # The suffixes of its part files; recorded in its marks, so that only where a mark
+    # names them is a ``part-00000.bin`` ours.
+    part_suffixes: ClassVar[tuple[str, ...]] = dataset.PARQUET
 
     def __init__(self, params: P, run: Run) -> None:
         self.params, self.run = params, run
@@ -213,7 +216,12 @@ def run_step(
     # its new manifest lands, no reader takes it and its companions for a committed pair.
     for name in step.companions:
         dataset.check_output(run.companion(name), companion=name)
-    leftovers = dataset.prepare_output(run.output, step.staging_folders, companions=step.companions)
+    leftovers = dataset.prepare_output(
+        run.output,
+        step.staging_folders,
+        suffixes=step.part_suffixes,
+        companions=step.companions,
+    )
     beside = {
         name: dataset.prepare_output(
             run.companion(name), companion=name, companion_of=run.output.uri
@@ -235,7 +243,9 @@ def run_step(
     output_files = [entry for r in results for entry in (r.entry, *r.files)]
     if any(entry.num_rows for r in results for entry in r.files):
         raise RuntimeError(f"{step.name} counted rows in a part's further files")
-    check_written(step.name, run.output, output_files, leftovers, step.staging_folders)
+    check_written(
+        step.name, run.output, output_files, leftovers, step.staging_folders, step.part_suffixes
+    )
     written = {n: [r.companions[n] for r in results if n in r.companions] for n in beside}
     for name, entries in written.items():
         check_written(f"{step.name} ({name})", run.companion(name), entries, beside[name])
@@ -265,6 +275,11 @@ def run_step(
         output_files,
         plan.schema,
         stage=step.name,
+        **(
+            {"part_suffixes": list(step.part_suffixes)}
+            if step.part_suffixes != dataset.PARQUET
+            else {}
+        ),
         parameters=record.parameters,
         **({"inputs": record.inputs} if record.inputs is not None else {}),
         stats=record.stats,
@@ -288,12 +303,13 @@ def check_written(
     entries: list[FileEntry],
     leftovers: list[str],
     staging: Sequence[str] = (),
+    suffixes: Sequence[str] = dataset.PARQUET,
 ) -> None:
     """Refuse to commit unless ``root`` holds exactly what the step may leave there: its
     parts (part-named, at the top, as big as the entries say), our control files, our
     leftovers (which the commit deletes) and files in its staging folders."""
     listed = {e.path: e.size_bytes for e in entries}
-    bad_names = [p for p in listed if not dataset.is_part_name(p)]
+    bad_names = [p for p in listed if not dataset.is_part_name(p, suffixes)]
     if bad_names or len(listed) != len(entries):
         raise RuntimeError(f"{step} named parts it may not write at {root.uri}: {bad_names}")
     found = {

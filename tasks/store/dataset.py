@@ -43,11 +43,15 @@ LEGACY_SIDE_FOLDERS = ("_dedup/signatures", "_dedup/index")
 COMPANION_SEPARATOR = "-"
 _COMPANION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 WRITER = "ray-text-pipeline"
-# Part files: Parquet, or a tokenized shard's tokens and index (Megatron's .bin and .idx).
-_PART_RE = re.compile(r"^part-\d{5,}\.(parquet|bin|idx)$")
+# Part files are Parquet unless a mark of ours names other suffixes (``part_suffixes``):
+# a tokenized shard's tokens and index (Megatron's .bin and .idx). So a user's
+# ``part-00000.bin`` in a Parquet dataset of ours is theirs, never deleted as ours.
+PARQUET = ("parquet",)
+PART_SUFFIXES = ("parquet", "bin", "idx")
+_PART_RE = re.compile(r"^part-\d{5,}\.([a-z]+)$")
 # What a crashed local atomic write of ours can leave behind.
 _TEMP_RE = re.compile(
-    r"^(_manifest\.json|_writing\.json|_removing\.json|part-\d{5,}\.(parquet|bin|idx))"
+    r"^(?:_manifest\.json|_writing\.json|_removing\.json|part-\d{5,}\.([a-z]+))"
     r"\.tmp-[0-9a-f]{32}$"
 )
 
@@ -73,10 +77,23 @@ def companion_uris(output_uri: str, names: Iterable[str]) -> list[str]:
     return [companion(root, name).uri for name in names]
 
 
-def is_part_name(name: str) -> bool:
-    """Whether ``name`` is a part file's name (``part-00000.parquet``, a tokenized
-    shard's ``part-00000.bin`` and ``.idx``), nothing else."""
-    return bool(_PART_RE.match(name))
+def is_part_name(name: str, suffixes: Iterable[str] = PARQUET) -> bool:
+    """Whether ``name`` is a part file's name with one of ``suffixes``
+    (``part-00000.parquet``; a tokenized shard's ``part-00000.bin`` and ``.idx``)."""
+    match = _PART_RE.match(name)
+    return bool(match) and match.group(1) in suffixes
+
+
+def _is_temp_name(name: str, suffixes: Iterable[str]) -> bool:
+    match = _TEMP_RE.match(name)
+    return bool(match) and (match.group(1) is None or match.group(1) in suffixes)
+
+
+def part_suffixes(document: object) -> tuple[str, ...]:
+    """The part files' suffixes a manifest or marker of ours names (Parquet always)."""
+    named = document.get("part_suffixes") if isinstance(document, dict) else None
+    own = [s for s in named if s in PART_SUFFIXES] if isinstance(named, list) else []
+    return tuple(dict.fromkeys([*PARQUET, *own]))
 
 
 def companion(root: Location, name: str) -> Location:
@@ -107,21 +124,31 @@ def side_folders(document: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys([*own, *LEGACY_SIDE_FOLDERS]))
 
 
-def is_own_file(relative: str, folders: Iterable[str] = LEGACY_SIDE_FOLDERS) -> bool:
-    """True for names this project writes in a dataset: parts, manifest, markers, temps,
-    and part-named files in its side ``folders``."""
+def is_own_file(
+    relative: str,
+    folders: Iterable[str] = LEGACY_SIDE_FOLDERS,
+    suffixes: Iterable[str] = PARQUET,
+) -> bool:
+    """True for names this project writes in a dataset: parts with ``suffixes``,
+    manifest, markers, temps, and part-named files in its side ``folders``."""
     if relative in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME):
         return True
     folder, _, name = relative.rpartition("/")
-    if folder and folder in folders:
-        return bool(_PART_RE.match(name) or _TEMP_RE.match(name))
-    return not folder and bool(_PART_RE.match(relative) or _TEMP_RE.match(relative))
+    if folder and folder not in folders:
+        return False
+    suffixes = tuple(suffixes)
+    return is_part_name(name, suffixes) or _is_temp_name(name, suffixes)
 
 
-def own_files(root: Location, folders: Iterable[str] = LEGACY_SIDE_FOLDERS) -> list[str]:
+def own_files(
+    root: Location,
+    folders: Iterable[str] = LEGACY_SIDE_FOLDERS,
+    suffixes: Iterable[str] = PARQUET,
+) -> list[str]:
     """The relative names of the files of ours below ``root`` (:func:`is_own_file`)."""
     relative = [Location(root.scheme, f.path).relative_to(root) for f in storage.list_files(root)]
-    return [r for r in relative if is_own_file(r, folders)]
+    suffixes = tuple(suffixes)
+    return [r for r in relative if is_own_file(r, folders, suffixes)]
 
 
 def file_count(num_rows: int, num_files: int | None, rows_per_file: int | None) -> int | None:
@@ -204,32 +231,40 @@ def companions_of(document: object) -> tuple[str, ...]:
 
 class Leftovers(list):
     """The relative names of our own files found where a write starts (old parts, temps,
-    staging), with what the marks there said: ``folders``, where our files may lie, and
-    ``companions``, those the dataset committed there had (gone at the next commit
-    unless it has them too)."""
+    staging), with what the marks there said: ``folders``, where our files may lie,
+    ``suffixes``, those of our part files, and ``companions``, those the dataset
+    committed there had (gone at the next commit unless it has them too)."""
 
     def __init__(
-        self, names: Iterable[str] = (), folders: Iterable[str] = (), companions: Iterable[str] = ()
+        self,
+        names: Iterable[str] = (),
+        folders: Iterable[str] = (),
+        companions: Iterable[str] = (),
+        suffixes: Iterable[str] = PARQUET,
     ) -> None:
         super().__init__(names)
         self.folders = tuple(dict.fromkeys([*folders, *LEGACY_SIDE_FOLDERS]))
         self.companions = tuple(companions)
+        self.suffixes = tuple(dict.fromkeys([*PARQUET, *suffixes]))
 
 
 def prepare_output(
     root: Location,
     folders: Iterable[str] = (),
     *,
+    suffixes: Iterable[str] = PARQUET,
     companions: Iterable[str] = (),
     companion: str | None = None,
     companion_of: str | None = None,
 ) -> Leftovers:
     """Check ``root`` may be written and uncommit any dataset already there; the write
-    about to start stages files in ``folders`` and keeps ``companions`` beside it, or is
-    itself the ``companion`` of the dataset at ``companion_of``.
+    about to start stages files in ``folders``, writes parts with ``suffixes`` and keeps
+    ``companions`` beside it, or is itself the ``companion`` of the dataset at
+    ``companion_of``.
 
-    The write marker names every folder and companion the marks found there named too,
-    so a run stopped before its commit leaves nothing that no mark of ours names.
+    The write marker names every folder, part suffix and companion the marks found there
+    named too, so a run stopped before its commit leaves nothing that no mark of ours
+    names.
     Returns our own files found there (old parts, temps) as :class:`Leftovers`. Raises
     :class:`OutputConflictError` if anything else is there (we never delete what we did
     not write), or a dataset of ours of the other kind (a companion where a dataset
@@ -237,12 +272,15 @@ def prepare_output(
     """
     relative, marks, known = _ours_at(root, companion)
     named = [name for mark in marks if mark is not None for name in companions_of(mark)]
+    kinds = [s for mark in marks if mark is not None for s in part_suffixes(mark)]
+    kinds = list(dict.fromkeys([*PARQUET, *suffixes, *kinds]))
     storage.make_dirs(root)
     with storage.explained(root, "write"):
         marker = {
             "writer": WRITER,
             "started_at": dt.datetime.now(dt.UTC).isoformat(),
             "side_folders": list(dict.fromkeys([*folders, *known])),
+            "part_suffixes": kinds,
             "companions": {name: {} for name in dict.fromkeys([*named, *companions])},
             **({"companion": companion, "companion_of": companion_of} if companion else {}),
         }
@@ -258,6 +296,7 @@ def prepare_output(
         [r for r in relative if r not in (MANIFEST_NAME, WRITING_NAME, REMOVING_NAME)],
         known,
         named,
+        kinds,
     )
 
 
@@ -282,7 +321,8 @@ def _ours_at(
     marks = [_our_document(root, name, relative) for name in _MARKS]
     ours = any(mark is not None for mark in marks)
     known = tuple(f for mark in marks if mark is not None for f in side_folders(mark))
-    foreign = [r for r in relative if not (ours and is_own_file(r, known))]
+    kinds = tuple(s for mark in marks if mark is not None for s in part_suffixes(mark))
+    foreign = [r for r in relative if not (ours and is_own_file(r, known, kinds))]
     if foreign:
         shown = ", ".join(foreign[:5]) + (" ..." if len(foreign) > 5 else "")
         raise OutputConflictError(
@@ -344,8 +384,9 @@ def commit(
     deadline_check(deadline, f"commit {root.uri}")
     listed = set(listed_files(manifest))
     folders = side_folders(manifest) + getattr(leftovers, "folders", ())
+    kinds = part_suffixes(manifest) + getattr(leftovers, "suffixes", ())
     for relative in leftovers:
-        if relative not in listed and is_own_file(relative, folders):
+        if relative not in listed and is_own_file(relative, folders, kinds):
             storage.delete_file(root.child(relative))
     body = json.dumps(manifest, indent=2, sort_keys=False).encode()
     with storage.explained(root, "commit"):

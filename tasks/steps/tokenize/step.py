@@ -92,6 +92,7 @@ def tokenized_bytes(input_bytes: int, dtype: np.dtype, compressed_json: bool = F
 
 class Tokenize(Step[TokenizeParams]):
     name = "tokenize"
+    part_suffixes = ("bin", "idx")
 
     def prepare(self) -> int:
         p = self.params
