@@ -30,6 +30,7 @@ def tokenize(
     tokenizer: Annotated[str, Field(min_length=1)],
     text_column: Annotated[str, Field(min_length=1)] = "text",
     eos_token: Annotated[str, Field(min_length=1)] | None = None,
+    shuffle_seed: Annotated[int, Field(ge=0)] | None = None,
     input_format: Literal["auto", "parquet", "json"] = "auto",
     batch_size: Annotated[int, Field(ge=1)] = 1024,
     ray: RayOptions = RayOptions(),  # noqa: B008 (frozen, so one shared default is safe)
@@ -37,7 +38,8 @@ def tokenize(
     timeout_minutes: Annotated[float, Field(gt=0)] | None = None,
     health: HealthBounds = HealthBounds(),  # noqa: B008 (frozen, so one shared default is safe)
 ) -> str:
-    """Write every row's text_column as its token ids, one shard per input file.
+    """Write every row's text_column as its token ids, one shard per input file
+    (shuffled across them with shuffle_seed).
 
     A shard is part-NNNNN.bin (the ids) and part-NNNNN.idx (its index), Megatron's
     indexed dataset: Megatron-LM and NeMo open it by the prefix part-NNNNN. Each
@@ -55,6 +57,9 @@ def tokenize(
             the raw text).
         eos_token: A token of the vocabulary ended each document with (e.g.
             <|endoftext|>); none by default.
+        shuffle_seed: Shuffle the documents across all shards with this seed (the
+            same seed and input write the same bytes); input order if none. Each
+            token is staged once in the output before the shards are written.
         input_format: parquet, json, or auto to tell by the file names.
         batch_size: Rows tokenized at a time.
         ray: Where and how the parts run on Ray.
@@ -76,6 +81,7 @@ def tokenize(
                 input_format=input_format,
                 text_column=text_column,
                 eos_token=eos_token,
+                shuffle_seed=shuffle_seed,
                 batch_size=batch_size,
             ),
             output,

@@ -255,7 +255,7 @@ def run_step(
     # Staging goes before the commit: a run killed after it leaves none behind (and a
     # rerun or retention removes our marker and anything of ours left).
     for folder in step.staging_folders:
-        remove_staging(run.output.child(folder))
+        remove_staging(run.output.child(folder), step.part_suffixes)
     # The companions commit first, then the output, whose manifest records each one's
     # digest: a run killed between leaves the output uncommitted (its rerun writes
     # both again), never an output whose companion is missing or another run's.
@@ -334,8 +334,8 @@ def check_written(
         )
 
 
-def remove_staging(folder: Location) -> None:
+def remove_staging(folder: Location, suffixes: Sequence[str] = dataset.PARQUET) -> None:
     """Delete our part-named files in a staging folder, then the folder if empty."""
-    for relative in dataset.own_files(folder):
+    for relative in dataset.own_files(folder, suffixes=suffixes):
         storage.delete_file(folder.child(relative))
     storage.remove_empty_dir(folder)

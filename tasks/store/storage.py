@@ -452,6 +452,19 @@ def read_bytes(loc: Location) -> bytes:
     return _s3_retried(loc, read)
 
 
+def read_range(loc: Location, offset: int, size: int) -> bytes:
+    """``size`` bytes of the file at ``loc`` from ``offset`` (one ranged GET on S3)."""
+
+    def read() -> bytes:
+        with loc.fs.open_input_file(loc.path) as handle:
+            data = handle.read_at(size, offset)
+        if len(data) != size:
+            raise OSError(f"{loc.uri}: {size} bytes at {offset} asked, {len(data)} read")
+        return data
+
+    return _s3_retried(loc, read) if size else b""
+
+
 def write_bytes_atomic(loc: Location, data: bytes) -> None:
     """Write ``data`` so that readers see either nothing or all of it.
 

@@ -155,11 +155,17 @@ def test_on_s3_with_a_block_as_the_only_credentials(
     assert docs == [[*tokenizer.encode(t or "", add_special_tokens=False).ids, eos] for t in TEXTS]
 
 
-def test_a_run_killed_mid_shard_then_rerun_commits_the_uninterrupted_shards(
-    tmp_path, tokenizer_json, ray_cluster
+@pytest.mark.parametrize(
+    ("shuffle_seed", "partial"),
+    [(None, "part-00000.bin"), (3, "_shuffle/part-00000.bin")],
+    ids=["mid-shard", "mid-shuffle"],
+)
+def test_a_run_killed_mid_write_then_rerun_commits_the_uninterrupted_shards(
+    tmp_path, tokenizer_json, ray_cluster, shuffle_seed, partial
 ):
-    """SIGKILL while a shard's .bin is half written: nothing committed; the rerun
-    replaces the partial file and commits what an uninterrupted run commits."""
+    """SIGKILL while a shard's .bin is half written, or once a shuffle has staged a
+    file: nothing committed; the rerun replaces what it left and commits what an
+    uninterrupted run commits."""
     import random
 
     from tests.helpers import kill_flow_when
@@ -172,14 +178,14 @@ def test_a_run_killed_mid_shard_then_rerun_commits_the_uninterrupted_shards(
         texts = [" ".join(rng.choices(words, k=200)) for _ in range(6000)]
         pq.write_table(pa.table({"text": texts}), source / f"{name}.parquet")
     whole, out = tmp_path / "whole", tmp_path / "out"
-    tokenize(str(source), str(whole), str(tokenizer_json), eos_token=EOS, batch_size=64)
+    options = {"eos_token": EOS, "batch_size": 64, "shuffle_seed": shuffle_seed}
+    tokenize(str(source), str(whole), str(tokenizer_json), **options)
 
     script = (
         "from flows.tokenize import tokenize\n"
-        f"tokenize({str(source)!r}, {str(out)!r}, {str(tokenizer_json)!r}, "
-        f"eos_token={EOS!r}, batch_size=64)\n"
+        f"tokenize({str(source)!r}, {str(out)!r}, {str(tokenizer_json)!r}, **{options!r})\n"
     )
-    partial = out / "part-00000.bin"
+    partial = out / partial
     kill_flow_when(
         script,
         str(out),
@@ -190,7 +196,58 @@ def test_a_run_killed_mid_shard_then_rerun_commits_the_uninterrupted_shards(
     )
     assert not (out / "_manifest.json").exists()
 
-    tokenize(str(source), str(out), str(tokenizer_json), eos_token=EOS, batch_size=64)
+    tokenize(str(source), str(out), str(tokenizer_json), **options)
     assert_committed(out)
-    shards = {k: v for k, v in tree_digest(out).items() if k.startswith("part-")}
-    assert shards == {k: v for k, v in tree_digest(whole).items() if k.startswith("part-")}
+    assert not (out / "_shuffle").exists()
+    assert _shards(out) == _shards(whole)
+
+
+def _shards(out):
+    return {k: v for k, v in tree_digest(out).items() if k.startswith("part-")}
+
+
+def test_a_shuffle_spreads_every_document_across_shards_and_a_rerun_writes_the_same_bytes(
+    tmp_path, tokenizer_json
+):
+    source = tmp_path / "in"
+    source.mkdir()
+    words = [w for t in TEXTS if t for w in t.split()]
+    files = {
+        name: [f"{name} {i} " + " ".join(words[i % 7 : i % 7 + 3]) for i in range(300)]
+        for name in ("a", "b", "c")
+    }
+    for name, texts in files.items():
+        pq.write_table(pa.table({"text": texts}), source / f"{name}.parquet")
+    out = tmp_path / "shuffled"
+    tokenize(str(source), str(out), str(tokenizer_json), eos_token=EOS, shuffle_seed=11)
+
+    manifest = assert_committed(out)
+    assert not (out / "_shuffle").exists()
+    assert manifest["tokenized"]["shuffle_seed"] == 11
+    tokenizer = _load(tokenizer_json)
+    eos = tokenizer.token_to_id(EOS)
+    texts = [t for name in sorted(files) for t in files[name]]
+    encoded = {tuple([*tokenizer.encode(t, add_special_tokens=False).ids, eos]): t for t in texts}
+    assert len(encoded) == len(texts)  # every document tells its text
+    shards = []
+    for shard in manifest["tokenized"]["shards"]:
+        _, docs = read_indexed(
+            (out / f"{shard}.bin").read_bytes(), (out / f"{shard}.idx").read_bytes()
+        )
+        shards.append([encoded[tuple(d)] for d in docs])
+    assert len(shards) == 3
+    assert sorted(t for s in shards for t in s) == sorted(texts)  # each exactly once
+    for shard in shards:  # every shard draws from every file, in no file's order
+        assert {t.split()[0] for t in shard} == {"a", "b", "c"}
+        assert len(shard) > 200
+    assert [t for s in shards for t in s] != texts
+    assert [e["num_rows"] for e in manifest["files"] if e["path"].endswith(".bin")] == [
+        len(s) for s in shards
+    ]
+
+    digest = _shards(out)
+    tokenize(str(source), str(out), str(tokenizer_json), eos_token=EOS, shuffle_seed=11)
+    assert _shards(out) == digest
+    other = tmp_path / "other-seed"
+    tokenize(str(source), str(other), str(tokenizer_json), eos_token=EOS, shuffle_seed=12)
+    assert _shards(other) != digest

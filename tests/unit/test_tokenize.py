@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from tasks.errors import InputError
-from tasks.steps.tokenize import encode, indexed
+from tasks.steps.tokenize import encode, indexed, shuffle
 from tasks.store import storage
 from tests.helpers import train_tokenizer
 
@@ -131,3 +131,41 @@ def test_the_dtype_holds_the_largest_id_whatever_the_vocabularys_gaps():
     assert sparse.get_vocab_size() == 3
     assert encode.id_bound(sparse) == 70_001
     assert indexed.token_dtype(encode.id_bound(sparse)) == np.int32
+
+
+def _documents(tokens: np.ndarray, lengths: np.ndarray) -> list[list[int]]:
+    ends = np.cumsum(lengths)
+    return [tokens[e - n : e].tolist() for e, n in zip(ends, lengths, strict=True)]
+
+
+@pytest.mark.parametrize("block_tokens", [1, 3, 1 << 22])
+def test_reorder_moves_whole_documents_in_any_block_size(block_tokens):
+    rng = np.random.default_rng(5)
+    lengths = rng.integers(0, 9, 200)  # empty documents too
+    tokens = rng.integers(0, 60000, int(lengths.sum())).astype(np.uint16)
+    order = rng.permutation(len(lengths))
+    moved, moved_lengths = shuffle.reorder(tokens, lengths, order, block_tokens)
+    before = _documents(tokens, lengths)
+    assert _documents(moved, moved_lengths) == [before[k] for k in order]
+    assert moved.dtype == tokens.dtype
+
+
+def test_shuffle_draws_depend_on_the_seed_and_index_only():
+    assert shuffle.targets(7, 3, 1000, 5).tolist() == shuffle.targets(7, 3, 1000, 5).tolist()
+    assert shuffle.targets(7, 3, 1000, 5).tolist() != shuffle.targets(8, 3, 1000, 5).tolist()
+    assert shuffle.targets(7, 3, 1000, 5).tolist() != shuffle.targets(7, 4, 1000, 5).tolist()
+    assert set(shuffle.targets(7, 0, 1000, 5).tolist()) == set(range(5))
+    first = shuffle.permutation(7, 0, 50)
+    assert first.tolist() == shuffle.permutation(7, 0, 50).tolist()
+    assert sorted(first.tolist()) == list(range(50)) and first.tolist() != list(range(50))
+    # The scatter's and the permutation's draws are not one stream.
+    assert shuffle.permutation(7, 0, 5).tolist() != shuffle.targets(7, 0, 5, 5).tolist()
+
+
+def test_group_keeps_input_order_within_a_shard():
+    lengths = np.array([1, 2, 3, 1, 2])
+    tokens = np.arange(9, dtype=np.uint16)
+    shard_of = np.array([1, 0, 1, 0, 1])
+    grouped, moved, documents, counts = shuffle.group(tokens, lengths, shard_of, 3)
+    assert _documents(grouped, moved) == [[1, 2], [6], [0], [3, 4, 5], [7, 8]]
+    assert documents.tolist() == [2, 3, 0] and counts.tolist() == [3, 6, 0]

@@ -34,6 +34,12 @@ DTYPE_CODES: dict[np.dtype, int] = {
 # Megatron stores ids in uint16 for vocabularies under this size, int32 otherwise.
 UINT16_VOCABULARY = 65500
 _HEADER = struct.Struct("<9sQBQQ")
+HEADER_BYTES = _HEADER.size
+
+
+def lengths_at(first: int) -> int:
+    """The byte offset in an ``.idx`` of document ``first``'s length (int32 each)."""
+    return HEADER_BYTES + 4 * first
 
 
 def token_dtype(vocab_size: int) -> np.dtype:
@@ -53,13 +59,19 @@ class Shard:
     tokens: int
 
 
-def token_bytes(tokens: np.ndarray, dtype: np.dtype) -> bytes:
-    """Token ids as the ``.bin`` holds them; a ValueError if one does not fit ``dtype``."""
+def as_ids(tokens: np.ndarray, dtype: np.dtype) -> np.ndarray:
+    """Token ids as the ``.bin`` holds them (``dtype``, little-endian); a ValueError if
+    one does not fit."""
     dtype = np.dtype(dtype)
     ids = np.asarray(tokens)
     if ids.size and (ids.min() < 0 or ids.max() > np.iinfo(dtype).max):
         raise ValueError(f"token ids {ids.min()}..{ids.max()} do not fit {dtype.name}")
-    return ids.astype(dtype.newbyteorder("<")).tobytes()
+    return ids.astype(dtype.newbyteorder("<"), copy=False)
+
+
+def token_bytes(tokens: np.ndarray, dtype: np.dtype) -> bytes:
+    """Token ids as the ``.bin`` holds them; a ValueError if one does not fit ``dtype``."""
+    return as_ids(tokens, dtype).tobytes()
 
 
 def index_bytes(lengths: np.ndarray, dtype: np.dtype) -> bytes:

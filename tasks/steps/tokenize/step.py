@@ -2,15 +2,20 @@
 token ids, in Megatron's indexed-dataset shards, what LLM training reads.
 
 One shard per input file with rows, ``part-00000.bin`` and ``part-00000.idx`` (Megatron
-opens it as the prefix ``part-00000``); its documents in input order, each one sequence
-of the tokenizer's ids (no special tokens added) plus the id of ``eos_token`` if given.
-A part streams its tokens to the ``.bin`` a batch at a time and writes its ``.idx``
-last, so memory holds one batch and the lengths of its documents.
+opens it as the prefix ``part-00000``); each document one sequence of the tokenizer's
+ids (no special tokens added) plus the id of ``eos_token`` if given. Without a
+``shuffle_seed`` a shard holds its file's documents in input order, streamed to the
+``.bin`` a batch at a time (memory holds one batch and the documents' lengths). With
+one, documents are shuffled across all shards (:mod:`.shuffle`) through ``_shuffle/``
+in the output, which goes before the commit: each pass holds one input file's or one
+shard's tokens.
 """
 
 from __future__ import annotations
 
 import hashlib
+import itertools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,12 +30,14 @@ from tasks.steps import reading
 from tasks.steps.preprocess.clean import check_text_column, text_as_string
 from tasks.steps.preprocess.step import plan_parts
 from tasks.steps.skeleton import PartResult, Plan, Record, Step
-from tasks.steps.tokenize import encode, indexed
+from tasks.steps.tokenize import encode, indexed, shuffle
 from tasks.store import dataset, inputs, storage
 from tasks.store.dataset import FileEntry
 from tasks.store.storage import Location
 
 FORMAT = "megatron-indexed-dataset"
+# Where a shuffled run keeps each input file's documents grouped by shard.
+SHUFFLE = "_shuffle"
 
 
 class TokenizeParams(BaseModel):
@@ -43,6 +50,7 @@ class TokenizeParams(BaseModel):
     input_format: str = "auto"
     text_column: str = "text"
     eos_token: str | None = None
+    shuffle_seed: int | None = None
     batch_size: int = 1024
 
 
@@ -62,6 +70,40 @@ class TokenizePart:
     eos: int | None
     dtype: str
     batch_size: int
+
+
+@dataclass(frozen=True)
+class ScatterPart:
+    """Pass 1 of a shuffle: one input file's documents, grouped by the shard each drew."""
+
+    part: TokenizePart
+    seed: int
+    shards: int
+
+
+@dataclass(frozen=True)
+class Piece:
+    """The documents one staged file holds for a shard: ``documents`` from document
+    ``first`` on, ``tokens`` from token ``first_token`` on."""
+
+    staged: Location  # the shuffle's folder
+    file: int  # the staged file's index there
+    first: int
+    documents: int
+    first_token: int
+    tokens: int
+
+
+@dataclass(frozen=True)
+class GatherPart:
+    """Pass 2 of a shuffle: one output shard, its documents from every staged file."""
+
+    output: Location
+    index: int
+    pieces: tuple[Piece, ...]
+    seed: int
+    dtype: str
+    text_bytes: int
 
 
 # The tokenizer a worker process loaded last, by its file's digest: one load per process.
@@ -93,6 +135,7 @@ def tokenized_bytes(input_bytes: int, dtype: np.dtype, compressed_json: bool = F
 class Tokenize(Step[TokenizeParams]):
     name = "tokenize"
     part_suffixes = ("bin", "idx")
+    staging_folders = (SHUFFLE,)
 
     def prepare(self) -> int:
         p = self.params
@@ -116,10 +159,12 @@ class Tokenize(Step[TokenizeParams]):
         self.rows = sum(i.num_rows for i in self.inspected)
         if self.rows == 0:
             raise InputError(f"input {found.uri} has no rows")
-        return sum(
+        shards = sum(
             tokenized_bytes(f.size_bytes, self.dtype, inputs.codec_of(f.uri) is not None)
             for f in found.files
         )
+        # A shuffle stages every token once more before the shards are written.
+        return shards * (1 if p.shuffle_seed is None else 2)
 
     def plan(self) -> Plan:
         p = self.params
@@ -142,12 +187,28 @@ class Tokenize(Step[TokenizeParams]):
             )
             for index, [(i, _, stop)] in enumerate(plan_parts(counts, None))
         ]
-        return Plan(specs, document_schema(self.dtype), self.rows)
+        schema = document_schema(self.dtype)
+        if p.shuffle_seed is None:
+            return Plan(specs, schema, self.rows)
+        shards = len(specs)
+        self.run.on_phase(f"pass 1/2: {shards} input files' documents grouped by shard")
+        scattered = [
+            done.result
+            for done in self.run.map(
+                scatter, [ScatterPart(s, p.shuffle_seed, shards) for s in specs]
+            )
+        ]
+        self.run.on_phase(f"pass 2/2: {shards} shards gathered and permuted")
+        return Plan(
+            gather_specs(self.run.output, specs, scattered, p.shuffle_seed), schema, self.rows
+        )
 
     @staticmethod
-    def write_part(spec: TokenizePart) -> PartResult:
-        """Tokenize one input file into one shard; a rerun writes the same bytes."""
-        tokenizer = _tokenizer(spec)
+    def write_part(spec: TokenizePart | GatherPart) -> PartResult:
+        """Tokenize one input file into one shard, or (a shuffle's last pass) gather
+        one shard; a rerun writes the same bytes."""
+        if isinstance(spec, GatherPart):
+            return gather(spec)
         dtype = np.dtype(spec.dtype)
         bin_name, idx_name = shard_names(spec.index)
         bin_loc, idx_loc = spec.output.child(bin_name), spec.output.child(idx_name)
@@ -157,26 +218,13 @@ class Tokenize(Step[TokenizeParams]):
             storage.explained(bin_loc, "write"),
             bin_loc.fs.open_output_stream(bin_loc.path) as sink,
         ):
-            for table in reading.iter_slice(
-                spec.format, spec.source, spec.batch_size, spec.input_schema, 0, spec.rows
-            ):
-                column = text_as_string(table.column(spec.text_column))
-                text_bytes += int(pc.sum(pc.binary_length(column)).as_py() or 0)
-                tokens, counts = encode.encode(tokenizer, column.to_pylist(), spec.eos)
-                try:
-                    sink.write(indexed.token_bytes(tokens, dtype))
-                except ValueError as exc:  # the vocabulary's size said otherwise
-                    raise InputError(f"{spec.tokenizer.uri}: {exc}") from None
+            for ids, counts, sizes in _encoded(spec):
+                sink.write(ids.tobytes())
                 lengths.append(counts)
+                text_bytes += int(sizes.sum())
         every = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
         storage.write_bytes_atomic(idx_loc, indexed.index_bytes(every, dtype))
-        documents, tokens = len(every), int(every.sum())
-        return PartResult(
-            FileEntry(bin_name, documents, storage.info(bin_loc).size),
-            text_bytes,
-            {"documents": documents, "tokens": tokens},
-            files=(FileEntry(idx_name, 0, storage.info(idx_loc).size),),
-        )
+        return _shard_result(spec.output, spec.index, every, text_bytes)
 
     def finish(self, parts: list[Done]) -> Record:
         p, found = self.params, self.found
@@ -189,6 +237,7 @@ class Tokenize(Step[TokenizeParams]):
                 "text_column": p.text_column,
                 "tokenizer": self.tokenizer.uri,
                 "eos_token": p.eos_token,
+                "shuffle_seed": p.shuffle_seed,
                 "batch_size": p.batch_size,
             },
             inputs=found.record(self.rows),
@@ -204,6 +253,7 @@ class Tokenize(Step[TokenizeParams]):
                     "ids_below": self.vocab_size,  # one more than the largest id
                     "eos_id": self.eos,
                     "tokenizer_sha256": self.tokenizer_sha256,
+                    "shuffle_seed": p.shuffle_seed,
                     # Megatron cannot map an empty .bin: a shard of no tokens (its
                     # file's texts all empty, no EOS) is committed but not listed.
                     "shards": sorted(
@@ -230,3 +280,115 @@ class Tokenize(Step[TokenizeParams]):
 def document_schema(dtype: np.dtype) -> pa.Schema:
     """What a shard holds per document, for the manifest's schema."""
     return pa.schema([pa.field("tokens", pa.list_(pa.from_numpy_dtype(np.dtype(dtype))))])
+
+
+def _encoded(spec: TokenizePart) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """An input file's documents a batch at a time: their ids (as the ``.bin`` holds
+    them), each one's length in tokens, and each one's text in UTF-8 bytes."""
+    tokenizer = _tokenizer(spec)
+    for table in reading.iter_slice(
+        spec.format, spec.source, spec.batch_size, spec.input_schema, 0, spec.rows
+    ):
+        column = text_as_string(table.column(spec.text_column))
+        sizes = pc.fill_null(pc.binary_length(column), 0).to_numpy(zero_copy_only=False)
+        tokens, counts = encode.encode(tokenizer, column.to_pylist(), spec.eos)
+        try:
+            ids = indexed.as_ids(tokens, np.dtype(spec.dtype))
+        except ValueError as exc:  # the vocabulary's size said otherwise
+            raise InputError(f"{spec.tokenizer.uri}: {exc}") from None
+        yield ids, counts, sizes.astype(np.int64)
+
+
+def _shard_result(output: Location, index: int, lengths: np.ndarray, text_bytes: int) -> PartResult:
+    """A written shard's entries: the ``.bin`` counts its documents, the ``.idx`` none."""
+    bin_name, idx_name = shard_names(index)
+    documents, tokens = len(lengths), int(lengths.sum())
+    return PartResult(
+        FileEntry(bin_name, documents, storage.info(output.child(bin_name)).size),
+        text_bytes,
+        {"documents": documents, "tokens": tokens},
+        files=(FileEntry(idx_name, 0, storage.info(output.child(idx_name)).size),),
+    )
+
+
+def scatter(spec: ScatterPart) -> dict[str, list[int]]:
+    """Write one input file's documents to ``_shuffle/`` grouped by the shard each drew
+    (one indexed dataset); return each shard's documents, tokens and text bytes."""
+    part = spec.part
+    batches = list(_encoded(part))
+    dtype = np.dtype(part.dtype)
+    ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, dtype)
+    lengths = np.concatenate([b[1] for b in batches]) if batches else np.zeros(0, np.int64)
+    sizes = np.concatenate([b[2] for b in batches]) if batches else np.zeros(0, np.int64)
+    del batches
+    shard_of = shuffle.targets(spec.seed, part.index, len(lengths), spec.shards)
+    grouped, moved, documents, tokens = shuffle.group(ids, lengths, shard_of, spec.shards)
+    staged = part.output.child(SHUFFLE)
+    bin_name, idx_name = shard_names(part.index)
+    storage.write_bytes_atomic(staged.child(bin_name), grouped.tobytes())
+    storage.write_bytes_atomic(staged.child(idx_name), indexed.index_bytes(moved, dtype))
+    text = np.bincount(shard_of, weights=sizes, minlength=spec.shards)
+    return {
+        "documents": documents.tolist(),
+        "tokens": tokens.tolist(),
+        "text_bytes": text.astype(np.int64).tolist(),
+    }
+
+
+def gather_specs(
+    output: Location, files: list[TokenizePart], scattered: list[dict[str, list[int]]], seed: int
+) -> list[GatherPart]:
+    """Each shard's pieces of every staged file, from what pass 1 counted."""
+    staged = output.child(SHUFFLE)
+    firsts = [[0, *itertools.accumulate(r["documents"])] for r in scattered]
+    first_tokens = [[0, *itertools.accumulate(r["tokens"])] for r in scattered]
+    return [
+        GatherPart(
+            output,
+            shard,
+            tuple(
+                Piece(
+                    staged,
+                    file.index,
+                    first[shard],
+                    r["documents"][shard],
+                    tokens[shard],
+                    r["tokens"][shard],
+                )
+                for file, r, first, tokens in zip(
+                    files, scattered, firsts, first_tokens, strict=True
+                )
+                if r["documents"][shard]
+            ),
+            seed,
+            files[0].dtype,
+            sum(r["text_bytes"][shard] for r in scattered),
+        )
+        for shard in range(len(files))
+    ]
+
+
+def gather(spec: GatherPart) -> PartResult:
+    """Read one shard's pieces of every staged file, permute its documents, write it."""
+    dtype = np.dtype(spec.dtype).newbyteorder("<")
+    ids: list[np.ndarray] = []
+    lengths: list[np.ndarray] = []
+    for piece in spec.pieces:
+        bin_loc, idx_loc = (piece.staged.child(name) for name in shard_names(piece.file))
+        counts = storage.read_range(idx_loc, indexed.lengths_at(piece.first), 4 * piece.documents)
+        lengths.append(np.frombuffer(counts, dtype="<i4").astype(np.int64))
+        if int(lengths[-1].sum()) != piece.tokens:
+            raise RuntimeError(f"{idx_loc.uri} changed since pass 1 wrote it")
+        raw = storage.read_range(
+            bin_loc, piece.first_token * dtype.itemsize, piece.tokens * dtype.itemsize
+        )
+        ids.append(np.frombuffer(raw, dtype=dtype))
+    every = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+    tokens = np.concatenate(ids) if ids else np.zeros(0, dtype=dtype)
+    del ids
+    order = shuffle.permutation(spec.seed, spec.index, len(every))
+    tokens, every = shuffle.reorder(tokens, every, order)
+    bin_name, idx_name = shard_names(spec.index)
+    storage.write_bytes_atomic(spec.output.child(bin_name), tokens.tobytes())
+    storage.write_bytes_atomic(spec.output.child(idx_name), indexed.index_bytes(every, dtype))
+    return _shard_result(spec.output, spec.index, every, spec.text_bytes)
