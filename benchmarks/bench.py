@@ -27,8 +27,9 @@ capped (memory), and one batch of 100,000-character texts through the kernel.
         [--memory-gb 1 4] [--inputs-gb 1] [--dedup-gb 1 4] [--dedup-pairs 4000]
         [--dedup-duplicates 0.3] [--real-text-gb 0.5 2] [--filter-mb-datatrove 4 12]
         [--filter-mb-ours 40 120] [--filter-memory-gb 1 4] [--filter-long-rows 1024]
+        [--tokenize-mb 100 300]
         [--phases kernels marginal compare memory inputs fixed dedup-quality dedup
-                  real-text filter]
+                  real-text filter tokenize]
         [--out benchmarks/results]
 """
 
@@ -75,6 +76,7 @@ PHASES = (
     "dedup",
     "real-text",
     "filter",
+    "tokenize",
 )
 # The input formats the inputs phase compares: name in the results, codec of the copy.
 JSONL_COPIES = {"jsonl.gz": "gzip", "jsonl.zst": "zstd"}
@@ -761,6 +763,56 @@ def filter_phase(args: argparse.Namespace, work: Path, env: dict[str, str]) -> d
     return results
 
 
+# The tokenize phase: the vocabulary of the tokenizer trained here on the first MB of the
+# real documents, and the files the flow reads (four per 100 MB, so both CPUs work).
+TOKENIZE_VOCABULARY = 32000
+TOKENIZE_TRAIN_BYTES = 2_000_000
+TOKENIZE_FILE_MB = 25
+
+
+def tokenize_phase(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
+    """The tokenize flow against the ``tokenizers`` library's own ``encode_batch`` in one
+    process, on the same real documents at two sizes each (sides A, B, B, A): marginal
+    tokens per second, per CPU each side used."""
+    from tests.helpers import train_tokenizer
+
+    docs = real_docs.documents()
+    sample = [text for _, text in real_docs.repeated(docs, TOKENIZE_TRAIN_BYTES)]
+    folder = work / "tokenizer"
+    folder.mkdir()
+    tokenizer = train_tokenizer(folder, sample, vocab_size=TOKENIZE_VOCABULARY)
+    corpora = {}
+    for mb in args.tokenize_mb:
+        corpora[mb] = work / f"tokenize-{mb:g}mb"
+        real_docs.write_parquet(docs, corpora[mb], int(mb * 1e6), TOKENIZE_FILE_MB * 10**6)
+    runs: list[dict[str, Any]] = []
+    with ray_head(work, "tokenize") as ray:
+        ray_env = join(ray, env, work)
+        for at, sides in enumerate(
+            (["tokenize-library", "flow-tokenize"], ["flow-tokenize", "tokenize-library"])
+        ):
+            for side in sides:
+                mb = sorted(args.tokenize_mb)[at]
+                out = work / "tokenized"
+                side_args = {"input_uri": str(corpora[mb]), "tokenizer": str(tokenizer)}
+                if side == "flow-tokenize":
+                    side_args |= {"output_uri": str(out), "text_column": "text"}
+                result = run_side(side, side_args, ray_env, work, ray)
+                if side == "flow-tokenize":
+                    stats = json.loads((out / "_manifest.json").read_text())["stats"]
+                    result |= {"tokens": stats["tokens"], "cpus": os.cpu_count() or 1}
+                    shutil.rmtree(out)
+                print(f"    {result['tokens'] / result['seconds']:.0f} tokens/s", flush=True)
+                runs.append({"side": side, "size_mb": mb, **result})
+    for path in corpora.values():
+        shutil.rmtree(path)
+    return {
+        "versions": {"tokenizers": metadata.version("tokenizers")},
+        "vocabulary": TOKENIZE_VOCABULARY,
+        "sides": runs,
+    }
+
+
 def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dict[str, Any]:
     """The results of the phases asked for; one not run leaves an empty list (or no key)."""
     phases = set(args.phases)
@@ -785,6 +837,8 @@ def run_phases(args: argparse.Namespace, work: Path, env: dict[str, str]) -> dic
         results["real_text"] = real_text_scaling(args, work, env)
     if "filter" in phases:
         results["filter"] = filter_phase(args, work, env)
+    if "tokenize" in phases:
+        results["tokenize"] = tokenize_phase(args, work, env)
     return results
 
 
@@ -864,6 +918,13 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=FILTER_ROWS,
         help=f"texts of {LONG_CHARS} characters in one kernel batch (0 skips)",
+    )
+    parser.add_argument(
+        "--tokenize-mb",
+        type=float,
+        nargs=2,
+        default=[100.0, 300.0],
+        help="MB of real documents each tokenize side encodes",
     )
     parser.add_argument(
         "--touch-memory-keep-gib",

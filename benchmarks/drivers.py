@@ -215,6 +215,36 @@ def kernels(args: dict[str, Any]) -> dict[str, float]:
     }
 
 
+def flow_tokenize(args: dict[str, Any]) -> None:
+    from flows.tokenize import tokenize
+
+    tokenize(**args)
+
+
+def tokenize_library(args: dict[str, Any]) -> dict[str, Any]:
+    """The ``tokenizers`` library alone: ``encode_batch`` over the input's texts in one
+    process, on as many threads as it takes by itself, ids read out as the flow reads
+    them. Reading the texts and a first batch are not timed."""
+    import os
+    from pathlib import Path
+
+    import pyarrow.parquet as pq
+    from tokenizers import Tokenizer
+
+    tokenizer = Tokenizer.from_file(args["tokenizer"])
+    files = sorted(Path(args["input_uri"]).glob("*.parquet"))
+    texts = [t for f in files for t in pq.read_table(f, columns=["text"])["text"].to_pylist()]
+    tokenizer.encode_batch(texts[:256], add_special_tokens=False)
+    started = time.perf_counter()
+    tokens = 0
+    for start in range(0, len(texts), 1024):  # the flow's batch size
+        batch = tokenizer.encode_batch(texts[start : start + 1024], add_special_tokens=False)
+        tokens += sum(len(encoding.ids) for encoding in batch)
+    seconds = time.perf_counter() - started
+    threads = int(os.environ.get("RAYON_NUM_THREADS") or os.cpu_count() or 1)
+    return {"seconds": seconds, "tokens": tokens, "cpus": threads}
+
+
 def floor_flow(args: dict[str, Any]) -> None:
     """The stack's floor: a bare flow on prefect-ray's RayTaskRunner whose one task runs
     a one-row Ray Data job, on the Ray in ``RAY_ADDRESS`` (benchmarks/floor.py)."""
@@ -242,6 +272,8 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
     "kernels": (kernels, ["tasks.steps.generate.step", "tasks.steps.preprocess.step"]),
     "floor-flow": (floor_flow, ["benchmarks.floor"]),
+    "flow-tokenize": (flow_tokenize, ["flows.tokenize"]),
+    "tokenize-library": (tokenize_library, ["tokenizers", "pyarrow.parquet"]),
 }
 
 

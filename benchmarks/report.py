@@ -41,6 +41,13 @@ FILTER_AGREEMENT = 0.99  # per filter, of the documents both judged
 # datatrove's: the same verdict and the same first failing rule.
 CHAIN_AGREEMENT = 0.99
 FILTER_VS_DATATROVE = 10.0  # marginal MB/s of text per CPU, ours over datatrove's
+# Issue 36: the tokenize flow's marginal tokens/s per CPU over the tokenizers library's
+# own encode_batch in one process, on the same texts.
+TOKENIZE_VS_LIBRARY = 0.8
+TOKENIZE_SIDES = {
+    "tokenize-library": "tokenizers' encode_batch, one process",
+    "flow-tokenize": OURS,
+}
 FILTER_SIDES = {
     "filter-datatrove": "datatrove (its classes, a document at a time)",
     "filter-ours": "ours (the rules kernel, Arrow batches)",
@@ -213,7 +220,11 @@ def check_targets(results: dict[str, Any]) -> list[tuple[str, bool]]:
         ratio, ok = inputs
         verdicts.append((f"inputs: peak memory of .jsonl.zst <= Parquet's ({ratio:.2f}x)", ok))
     return (
-        verdicts + dedup_verdicts(results) + real_text_verdicts(results) + filter_verdicts(results)
+        verdicts
+        + dedup_verdicts(results)
+        + real_text_verdicts(results)
+        + filter_verdicts(results)
+        + tokenize_verdicts(results)
     )
 
 
@@ -537,6 +548,64 @@ def filter_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
     return verdicts
 
 
+def tokenize_rates(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """Per tokenize side: its two sizes and the marginal tokens/s between them, in all
+    and per CPU it used."""
+    sides = (results.get("tokenize") or {}).get("sides") or []
+    rates = {}
+    for side in TOKENIZE_SIDES:
+        runs = sorted((r for r in sides if r["side"] == side), key=lambda r: r["tokens"])
+        if len(runs) < 2 or runs[-1]["seconds"] <= runs[0]["seconds"]:
+            continue
+        small, large = runs[0], runs[-1]
+        rate = (large["tokens"] - small["tokens"]) / (large["seconds"] - small["seconds"])
+        rates[side] = {
+            "sizes_mb": [small["size_mb"], large["size_mb"]],
+            "seconds": [small["seconds"], large["seconds"]],
+            "tokens": [small["tokens"], large["tokens"]],
+            "cpus": large["cpus"],
+            "tokens_per_s": rate,
+            "tokens_per_s_per_cpu": rate / large["cpus"],
+        }
+    return rates
+
+
+def tokenize_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
+    rates = tokenize_rates(results)
+    ours, theirs = rates.get("flow-tokenize"), rates.get("tokenize-library")
+    if not (ours and theirs):
+        return []
+    ratio = ours["tokens_per_s_per_cpu"] / theirs["tokens_per_s_per_cpu"]
+    return [
+        (
+            f"tokenize marginal: {ours['tokens_per_s_per_cpu']:,.0f} tokens/s per CPU, "
+            f"{ratio:.2f}x encode_batch's {theirs['tokens_per_s_per_cpu']:,.0f} "
+            f"(floor {TOKENIZE_VS_LIBRARY:g}x)",
+            ratio >= TOKENIZE_VS_LIBRARY,
+        )
+    ]
+
+
+def tokenize_markdown(results: dict[str, Any]) -> list[str]:
+    rates = tokenize_rates(results)
+    if not rates:
+        return []
+    phase = results["tokenize"]
+    lines = [
+        f"| tokenize (tokenizers {phase['versions']['tokenizers']}, vocabulary "
+        f"{phase['vocabulary']:,}) | MB of text | seconds | CPUs | marginal tokens/s "
+        "| per CPU |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for side, r in rates.items():
+        lines.append(
+            f"| {TOKENIZE_SIDES[side]} | {r['sizes_mb'][0]:g} / {r['sizes_mb'][1]:g} | "
+            f"{r['seconds'][0]:.1f} / {r['seconds'][1]:.1f} | {r['cpus']} | "
+            f"{r['tokens_per_s']:,.0f} | {r['tokens_per_s_per_cpu']:,.0f} |"
+        )
+    return lines
+
+
 def _mb(rate: float | None) -> str:
     return f"{rate:.2f}" if rate else "-"
 
@@ -828,6 +897,9 @@ def markdown(results: dict[str, Any]) -> str:
     filters = filter_markdown(results)
     if filters:
         lines += ["", *filters]
+    tokens = tokenize_markdown(results)
+    if tokens:
+        lines += ["", *tokens]
     fixed = results.get("fixed_cost")
     if fixed:
         warm = ", ".join(f"{s:.1f}" for s in fixed["warm_ray_seconds"])

@@ -426,3 +426,29 @@ def test_fineweb_chain_agreement_is_reported_beside_the_per_filter_agreement():
     old = filter_results(chain_agreement=None)
     assert not any("chain" in t for t, _ in report.filter_verdicts(old))
     assert "chain" not in "\n".join(report.filter_markdown(old))
+
+
+def test_tokenize_marginal_rate_per_cpu_against_the_library():
+    def run(side, mb, seconds, tokens, cpus=2):
+        return {"side": side, "size_mb": mb, "seconds": seconds, "tokens": tokens, "cpus": cpus}
+
+    phase = {
+        "versions": {"tokenizers": "0.23.3"},
+        "vocabulary": 32000,
+        "sides": [
+            run("tokenize-library", 100, 30.0, 10_000_000),
+            run("flow-tokenize", 100, 40.0, 10_000_000),  # a higher fixed cost
+            run("flow-tokenize", 300, 80.0, 30_000_000),
+            run("tokenize-library", 300, 70.0, 30_000_000),
+        ],
+    }
+    rates = report.tokenize_rates({"tokenize": phase})
+    # Both take 40 s per further 20M tokens: 500,000 tokens/s, 250,000 per CPU.
+    assert rates["flow-tokenize"]["tokens_per_s_per_cpu"] == 250_000
+    assert rates["tokenize-library"]["tokens_per_s_per_cpu"] == 250_000
+    [(text, holds)] = report.tokenize_verdicts({"tokenize": phase})
+    assert holds and "1.00x" in text
+    phase["sides"][2] = run("flow-tokenize", 300, 100.0, 30_000_000)  # 60 s per 20M
+    [(text, holds)] = report.tokenize_verdicts({"tokenize": phase})
+    assert not holds and "0.67x" in text
+    assert "| 100 / 300 |" in "\n".join(report.tokenize_markdown({"tokenize": phase}))

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -111,6 +112,10 @@ _LOADED: dict[str, Any] = {}
 
 
 def _tokenizer(spec: TokenizePart) -> Any:
+    # tokenizers encodes a batch on a rayon pool as wide as the machine, made at its
+    # first use in the process; a part has the CPUs Ray gave it (Ray's OMP_NUM_THREADS
+    # says how many), and the parts beside it have theirs.
+    os.environ.setdefault("RAYON_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))
     if spec.tokenizer_sha256 not in _LOADED:
         data = storage.read_bytes(spec.tokenizer)
         if hashlib.sha256(data).hexdigest() != spec.tokenizer_sha256:
