@@ -15,7 +15,7 @@ from prefect.exceptions import ObjectNotFound
 from prefect_aws import AwsCredentials
 
 from flows import runs
-from flows.pipeline import DATASETS, pipeline
+from flows.pipeline import datasets_kept, pipeline
 from tasks.errors import InputError
 from tasks.store import dataset, partitions, storage
 
@@ -28,17 +28,6 @@ def _deployment_parameters(name: str) -> dict[str, Any]:
             raise InputError(
                 f"deployment {name!r} not found on the Prefect server (prefect deploy --all?)"
             ) from None
-
-
-def datasets_written(params: dict[str, Any]) -> list[str]:
-    """The datasets a pipeline run with ``params`` writes: raw unless it reads a corpus
-    (input_uri), preprocessed, filtered with filters given, deduped with dedup on."""
-    optional = {
-        "raw": params.get("input_uri") is None,
-        "filtered": params.get("filters") is not None,
-        "deduped": bool((params.get("dedup") or "none") != "none"),
-    }
-    return [name for name in DATASETS if optional.get(name, True)]
 
 
 def committed(
@@ -72,8 +61,8 @@ def backfill(
         deployment: The pipeline deployment each date runs as (its worker does the
             work); null to run the pipeline here, as a subflow.
         parameters: Pipeline parameters, over the deployment's.
-        force: Rerun dates already committed (every dataset the run writes: raw,
-            preprocessed, and deduped with dedup); by default they are skipped.
+        force: Rerun dates already committed (every dataset the run writes and keeps:
+            raw, and each step's); by default they are skipped.
     """
     params = {**(_deployment_parameters(deployment) if deployment else {}), **(parameters or {})}
     # Refused before any run is created; "today" is the pipeline's, in its timezone.
@@ -89,7 +78,7 @@ def backfill(
     # Typed as the pipeline takes them: a block reference becomes the block.
     typed = pipeline.validate_parameters(params)
     credentials = typed.get("aws_credentials")
-    datasets = datasets_written(typed)
+    datasets = datasets_kept(typed)
     outcomes: dict[str, str] = {}
     for day in days:
         if not force and committed(bucket, day, credentials, datasets):

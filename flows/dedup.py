@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
+from flows.pipeline_step import PipelineStep, Source, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -16,7 +17,7 @@ from tasks.orchestration.exclusive import exclusive_outputs, reading
 from tasks.orchestration.health import HealthBounds
 from tasks.steps.dedup.against import earlier_candidates
 from tasks.steps.dedup.minhash import MinHashParams
-from tasks.steps.dedup.step import Dedup, DedupParams
+from tasks.steps.dedup.step import Dedup, DedupParams, deduplicated_bytes
 from tasks.store.dataset import companion_uris
 from tasks.store.storage import canonical_uri, resolve, settings_for, split_glob
 
@@ -122,3 +123,46 @@ def dedup(
         stats["near_duplicates_removed"],
     )
     return output
+
+
+class DedupStep(PipelineStep):
+    """Remove exact or near duplicates (with a daily run, of the earlier dates too)."""
+
+    name: ClassVar[str] = "dedup"
+    dataset: ClassVar[str] = "deduped"
+
+    mode: Literal["exact", "near"] = "exact"
+    text_column: Annotated[str, Field(min_length=1)] = "cleaned_text"
+    threshold: Annotated[float, Field(gt=0, le=1)] = MinHashParams.threshold
+    shingle: Annotated[int, Field(ge=1)] = MinHashParams.shingle
+    num_perm: Annotated[int, Field(ge=1)] = MinHashParams.num_perm
+    bands: Annotated[int, Field(ge=1)] = MinHashParams.bands
+    against: list[str] | None = None
+    against_earlier: bool | None = Field(
+        default=None,
+        description="compare against this step's earlier dates; by default with a daily run",
+    )
+    compression: Literal["snappy", "zstd", "none"] = "snappy"
+
+    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
+        options = self.flow_options()
+        if options["against_earlier"] is None:
+            options["against_earlier"] = run.daily
+        return dedup(
+            source.uri,
+            output_uri,
+            **options,
+            ray=run.ray,
+            aws_credentials=run.aws_credentials,
+            timeout_minutes=run.minutes_left(),
+            health=self.health,
+        )
+
+    def output_bytes(self, input_bytes: int, rows: int) -> int:
+        near = self.mode == "near"
+        return deduplicated_bytes(
+            input_bytes, rows, self.num_perm if near else 0, self.bands if near else 0
+        )
+
+    def reads(self) -> set[str]:
+        return {self.text_column}

@@ -4,12 +4,13 @@ in the dataset beside them (``filtered-rejected/`` for ``filtered/``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
+from flows.pipeline_step import PipelineStep, Source, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -17,7 +18,7 @@ from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_outputs, reading
 from tasks.orchestration.health import HealthBounds
 from tasks.steps.filter.rules import FilterOptions
-from tasks.steps.filter.step import Filter, FilterParams
+from tasks.steps.filter.step import LANGUAGE_COLUMN, SCORE_COLUMN, Filter, FilterParams
 from tasks.store.dataset import companion_uris
 from tasks.store.storage import canonical_uri, settings_for, split_glob
 
@@ -101,3 +102,39 @@ def filter_documents(
         manifest["companions"]["rejected"]["uri"],
     )
     return output
+
+
+class FilterStep(PipelineStep):
+    """Keep the rows that pass the quality rules; rejected rows beside, with reasons."""
+
+    name: ClassVar[str] = "filter"
+    dataset: ClassVar[str] = "filtered"
+
+    text_column: Annotated[str, Field(min_length=1)] = "text"
+    filters: FilterOptions = FilterOptions()
+    compression: Literal["snappy", "zstd", "none"] = "snappy"
+    batch_size: Annotated[int, Field(ge=1)] = 1024
+
+    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
+        return filter_documents(
+            source.uri,
+            output_uri,
+            input_format=source.format,
+            **self.flow_options(),
+            ray=run.ray,
+            aws_credentials=run.aws_credentials,
+            timeout_minutes=run.minutes_left(),
+            health=self.health,
+        )
+
+    def flow_options(self) -> dict:
+        return {**super().flow_options(), "filters": self.filters}
+
+    def output_bytes(self, input_bytes: int, rows: int) -> int:
+        return input_bytes  # every row written once, kept or rejected
+
+    def reads(self) -> set[str]:
+        return {self.text_column}
+
+    def columns(self, columns: set[str]) -> set[str]:
+        return columns | {LANGUAGE_COLUMN, SCORE_COLUMN}

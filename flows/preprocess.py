@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
+from flows.pipeline_step import PipelineStep, Source, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_output
 from tasks.orchestration.health import HealthBounds
-from tasks.steps.preprocess.step import Preprocess, PreprocessParams
+from tasks.steps.preprocess.step import Preprocess, PreprocessParams, preprocessed_bytes
 from tasks.store.storage import canonical_uri, settings_for
 
 
@@ -97,3 +98,39 @@ def preprocess(
         output,
     )
     return output
+
+
+class PreprocessStep(PipelineStep):
+    """Clean the text (the seed's regex, lower-cased) into cleaned_text."""
+
+    name: ClassVar[str] = "preprocess"
+    dataset: ClassVar[str] = "preprocessed"
+
+    text_column: Annotated[str, Field(min_length=1)] = "text"
+    keep_text: bool = True
+    compression: Literal["snappy", "zstd", "none"] = "snappy"
+    batch_size: Annotated[int, Field(ge=1)] = 1024
+    num_files: Annotated[int, Field(ge=1)] | None = None
+    rows_per_file: Annotated[int, Field(ge=1)] | None = None
+
+    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
+        return preprocess(
+            source.uri,
+            output_uri,
+            input_format=source.format,
+            **self.flow_options(),
+            ray=run.ray,
+            aws_credentials=run.aws_credentials,
+            timeout_minutes=run.minutes_left(),
+            health=self.health,
+        )
+
+    def output_bytes(self, input_bytes: int, rows: int) -> int:
+        return preprocessed_bytes(input_bytes, self.keep_text)
+
+    def reads(self) -> set[str]:
+        return {self.text_column}
+
+    def columns(self, columns: set[str]) -> set[str]:
+        kept = columns if self.keep_text else columns - {self.text_column}
+        return kept | {"cleaned_text"}

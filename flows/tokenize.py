@@ -3,19 +3,21 @@ LLM training reads."""
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
+import numpy as np
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
+from flows.pipeline_step import PipelineStep, Source, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
 from tasks.nightly import deadline
 from tasks.orchestration.exclusive import exclusive_output, reading
 from tasks.orchestration.health import HealthBounds
-from tasks.steps.tokenize.step import Tokenize, TokenizeParams
+from tasks.steps.tokenize.step import Tokenize, TokenizeParams, tokenized_bytes
 from tasks.store.storage import canonical_uri, settings_for, split_glob
 
 
@@ -100,3 +102,37 @@ def tokenize(
         output,
     )
     return output
+
+
+class TokenizeStep(PipelineStep):
+    """Each document as its token ids: Megatron's indexed-dataset shards."""
+
+    name: ClassVar[str] = "tokenize"
+    dataset: ClassVar[str] = "tokenized"
+    final: ClassVar[bool] = True
+
+    tokenizer: Annotated[str, Field(min_length=1)]
+    text_column: Annotated[str, Field(min_length=1)] = "text"
+    eos_token: Annotated[str, Field(min_length=1)] | None = None
+    shuffle_seed: Annotated[int, Field(ge=0)] | None = None
+    batch_size: Annotated[int, Field(ge=1)] = 1024
+
+    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
+        return tokenize(
+            source.uri,
+            output_uri,
+            input_format=source.format,
+            **self.flow_options(),
+            ray=run.ray,
+            aws_credentials=run.aws_credentials,
+            timeout_minutes=run.minutes_left(),
+            health=self.health,
+        )
+
+    def output_bytes(self, input_bytes: int, rows: int) -> int:
+        # The vocabulary is not read yet: ids as wide as they come (int32).
+        shards = tokenized_bytes(input_bytes, np.dtype(np.int32))
+        return shards * (1 if self.shuffle_seed is None else 2)
+
+    def reads(self) -> set[str]:
+        return {self.text_column}

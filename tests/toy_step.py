@@ -1,16 +1,24 @@
 """A toy data step, upper-casing one column of a committed dataset, written the way a
-new step is: one class on the step skeleton, and nothing else anywhere."""
+new step is: one class on the step skeleton, a flow, and its options as a pipeline
+step; nothing else anywhere but an entry in the steps union."""
 
 from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import ClassVar
 
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from prefect import flow
 from pydantic import BaseModel
 
+from flows.pipeline_step import PipelineStep, Source, StepRun
+from flows.runner import PipelineRayTaskRunner, run_step_task
+from tasks.cluster.options import RayOptions
 from tasks.errors import InputError
+from tasks.nightly import deadline
+from tasks.orchestration.exclusive import exclusive_output
 from tasks.steps.skeleton import PartResult, Plan, Record, Step
 from tasks.store import dataset, part_files, storage
 from tasks.store.storage import Location
@@ -91,3 +99,38 @@ class Stray(Upper):
         result = Upper.write_part(spec)
         storage.write_bytes_atomic(spec.output.child(f"debug-{spec.index}.txt"), b"oops")
         return result
+
+
+@flow(task_runner=PipelineRayTaskRunner())
+def upper(
+    input_uri: str, output_uri: str, column: str = "text", timeout_minutes: float | None = None
+) -> dict:
+    """The toy step as a flow runs any step: its task on Ray, holding the output's slot."""
+    with exclusive_output(output_uri):
+        return run_step_task(
+            Upper,
+            UpperParams(input_uri=input_uri, column=column),
+            output_uri,
+            deadline.after(timeout_minutes),
+            scheduling=RayOptions(),
+            s3=None,
+        )
+
+
+class UpperStep(PipelineStep):
+    """Upper-case one column."""
+
+    name: ClassVar[str] = "upper"
+    dataset: ClassVar[str] = "uppered"
+
+    column: str = "text"
+
+    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
+        upper(source.uri, output_uri, **self.flow_options(), timeout_minutes=run.minutes_left())
+        return storage.canonical_uri(output_uri)
+
+    def output_bytes(self, input_bytes: int, rows: int) -> int:
+        return input_bytes
+
+    def reads(self) -> set[str]:
+        return {self.column}

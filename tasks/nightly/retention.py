@@ -46,10 +46,11 @@ def partition_date(name: str) -> dt.date | None:
 def expired(names: Iterable[str], day: dt.date, keep_days: int, today: dt.date) -> list[str]:
     """The partition folders among ``names`` whose date is ``keep_days`` or more days
     before ``day``, or before ``today`` if that is earlier: ``keep_days=7`` keeps ``day``
-    and the six dates before it, and a run dated in the future never reaches the dates
+    and the six dates before it, ``keep_days=0`` none of them (an intermediate dataset
+    removed once its run is done), and a run dated in the future never reaches the dates
     within ``keep_days`` of today."""
-    if keep_days < 1:
-        raise InputError(f"keep_days must be at least 1, got {keep_days}")
+    if keep_days < 0:
+        raise InputError(f"keep_days must be at least 0, got {keep_days}")
     cutoff = min(day, today) - dt.timedelta(days=keep_days)
     return [n for n in names if (d := partition_date(n)) is not None and d <= cutoff]
 

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from tasks.errors import InputError
 from tasks.store import storage
-from tasks.store.dataset import manifest_fingerprint, read_manifest
+from tasks.store.dataset import PARQUET, manifest_fingerprint, part_suffixes, read_manifest
 from tasks.store.storage import Location
 
 FORMATS = ("parquet", "json")
@@ -209,10 +209,11 @@ def _discover(root: Location, input_format: str) -> Inputs:
 
     manifest = read_manifest(root)
     if manifest is not None:
-        if "tokenized" in manifest:  # Megatron shards, not rows
+        kinds = [s for s in part_suffixes(manifest) if s not in PARQUET]
+        if kinds:  # e.g. tokenized shards (.bin/.idx): no step reads them as rows
             raise InputError(
-                f"{root.uri} holds tokenized shards (.bin/.idx), which no step reads: "
-                "point it at the dataset that was tokenized"
+                f"{root.uri} holds {' and '.join('.' + k for k in kinds)} parts, not Parquet "
+                "rows: point it at the dataset they were made from"
             )
         if input_format == "json":
             raise InputError(f"{root.uri} is a Parquet dataset but input_format is 'json'")

@@ -75,7 +75,10 @@ def test_the_nightly_is_bounded_in_time_and_on_disk():
     parameters = DEPLOYMENTS["pipeline/nightly"]["parameters"]
     assert parameters["timeout_minutes"] > 0
     assert parameters["keep_days"] >= 1
-    assert parameters["dedup"] == "near"  # each date against the earlier ones kept
+    # Each date near-deduped against the earlier ones kept; the intermediates go.
+    assert [list(step) for step in parameters["steps"]] == [["preprocess"], ["dedup"]]
+    assert parameters["steps"][1]["dedup"]["mode"] == "near"
+    assert parameters["raw_keep_days"] == parameters["steps"][0]["preprocess"]["keep_days"] == 0
     assert DEPLOYMENTS["backfill/nightly"]["parameters"]["deployment"] == "pipeline/nightly"
 
 
@@ -83,7 +86,9 @@ def test_corpus_reads_each_dates_drop_with_filters_and_near_dedup():
     corpus = DEPLOYMENTS["pipeline/corpus"]
     parameters = corpus["parameters"]
     assert "{date}" in parameters["input_uri"] and parameters["daily"] is True
-    assert parameters["filters"] == {} and parameters["dedup"] == "near"
+    assert [list(step) for step in parameters["steps"]] == [["preprocess"], ["filter"], ["dedup"]]
+    assert parameters["steps"][2]["dedup"]["mode"] == "near"
+    assert "keep_days" not in parameters["steps"][1]["filter"]  # the rejected rows stay
     assert "num_rows" not in parameters  # nothing generated
     (schedule,) = corpus["schedules"]
     assert schedule["timezone"] == parameters["timezone"]
@@ -244,7 +249,12 @@ def test_nightly_one_at_a_time_on_schedule_then_the_backfill_deployment(project)
     work, env = project
     nightly = work / "nightly-bucket"
     # Exact dedup stands in for the nightly's near (same passes, fewer Ray Data jobs).
-    small = {"bucket_uri": str(nightly), "num_rows": 2000, "num_files": 2, "dedup": "exact"}
+    small = {
+        "bucket_uri": str(nightly),
+        "num_rows": 2000,
+        "num_files": 2,
+        "steps": [{"preprocess": {"keep_days": 0}}, {"dedup": {"mode": "exact"}}],
+    }
 
     # 02:00 Seoul time on 2 March is 1 March in UTC: the run writes dt=2026-03-02. The
     # test holds that run's output, so the run stays running (waiting for its write
@@ -268,7 +278,11 @@ def test_nightly_one_at_a_time_on_schedule_then_the_backfill_deployment(project)
         done[0]["end_time"]
     )
     for day in ("2026-03-02", "2026-03-03"):
-        assert assert_committed(nightly / "preprocessed" / f"dt={day}")["num_rows"] == 2000
+        assert assert_committed(nightly / "deduped" / f"dt={day}")["dedup"]["rows_in"] == 2000
+    # raw and preprocessed are intermediates here (keep_days 0): each went once its
+    # date's deduped was committed.
+    for name in ("raw", "preprocessed"):
+        assert list((nightly / name).iterdir()) == [], name
 
     # backfill/nightly, as the UI's run form or `make backfill` starts it: the worker runs
     # the backfill, which starts one pipeline/nightly run per missing date.
@@ -285,13 +299,16 @@ def test_nightly_one_at_a_time_on_schedule_then_the_backfill_deployment(project)
         assert all(r["state_type"] == "COMPLETED" for r in started), started
         return sorted(r["parameters"]["run_date"] for r in started)
 
-    assert backfill() == ["2026-03-04"]  # 3 March was committed: skipped
+    # 3 March's deduped was committed: skipped, though its intermediates are gone.
+    assert backfill() == ["2026-03-04"]
     # The nightly's keep_days (2) applies to backfilled dates too: 4 March's run removed
-    # 2 March from raw, preprocessed and deduped.
-    for name in ("raw", "preprocessed", "deduped"):
-        days = sorted(p.name for p in (nightly / name).iterdir())
-        assert days == ["dt=2026-03-03", "dt=2026-03-04"], name
-    assert assert_committed(nightly / "preprocessed" / "dt=2026-03-04")["num_rows"] == 2000
+    # 2 March from deduped, and its own raw and preprocessed.
+    assert sorted(p.name for p in (nightly / "deduped").iterdir()) == [
+        "dt=2026-03-03",
+        "dt=2026-03-04",
+    ]
+    for name in ("raw", "preprocessed"):
+        assert list((nightly / name).iterdir()) == [], name
     # Each date deduplicated against the earlier dates still kept when it ran.
     deduped = assert_committed(nightly / "deduped" / "dt=2026-03-04")
     assert deduped["parameters"]["mode"] == "exact"
@@ -344,7 +361,9 @@ def test_the_server_refuses_bad_parameters_by_name_and_the_run_form_documents_th
         ("dedup/default", "mode=fuzzy", "mode"),
         ("dedup/default", "threshold=1.5", "threshold"),
         ("dedup/default", "num_perm=0", "num_perm"),
-        ("pipeline/default", "dedup=yes", "dedup"),
+        ("pipeline/default", 'steps=[{"sort": {}}]', "'sort'"),  # no such step
+        ("pipeline/default", 'steps=[{"dedup": {"mode": "fuzzy"}}]', "steps[0].dedup.mode"),
+        ("pipeline/default", 'steps=[{"filter": {"filters": {"c4": {"x": 1}}}}]', "'x'"),
         ("tokenize/default", "batch_size=1", "tokenizer"),  # it asks for a tokenizer
         ("tokenize/default", "tokenizer=", "tokenizer"),
     ]

@@ -130,7 +130,12 @@ def test_the_nightly_pipeline_dedups_each_date_against_the_earlier_ones(tmp_path
     seen: set[str] = set()
     for i, day in enumerate(days):
         output = pipeline(
-            str(bucket), num_rows=400, num_files=2, text_length=2, run_date=day, dedup="exact"
+            str(bucket),
+            num_rows=400,
+            num_files=2,
+            text_length=2,
+            run_date=day,
+            steps=[{"preprocess": {}}, {"dedup": {"mode": "exact"}}],
         )
         assert output == f"file://{bucket}/deduped/dt={day}"
         cleaned = read_dataset(str(bucket / "preprocessed" / f"dt={day}")).to_pylist()

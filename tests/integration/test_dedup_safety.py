@@ -231,5 +231,10 @@ def test_the_pipelines_estimate_counts_its_dedup_step(tmp_path):
     cleaned = preprocessed_bytes(raw, keep_text=True)
     needed = raw + cleaned + deduplicated_bytes(cleaned, rows, 128, 16)
     with pytest.raises(InputError, match=f"pipeline needs about {needed:,} bytes"):
-        pipeline(bucket_uri=str(tmp_path / "bucket"), num_rows=rows, num_files=100, dedup="near")
+        pipeline(
+            bucket_uri=str(tmp_path / "bucket"),
+            num_rows=rows,
+            num_files=100,
+            steps=[{"preprocess": {}}, {"dedup": {"mode": "near"}}],
+        )
     assert not (tmp_path / "bucket").exists()

@@ -20,16 +20,19 @@ def test_the_pipeline_runs_the_filter_between_preprocess_and_dedup(tmp_path):
     """The default rules reject the generated random letters, every row with its reason;
     dedup then commits an empty dataset rather than failing the night."""
     bucket = tmp_path / "bucket"
-    out = pipeline(
-        str(bucket), num_rows=300, num_files=2, text_length=200, filters={}, dedup="near"
-    )
+    steps = [{"preprocess": {}}, {"filter": {}}, {"dedup": {"mode": "near"}}]
+    out = pipeline(str(bucket), num_rows=300, num_files=2, text_length=200, steps=steps)
     assert out == f"file://{bucket}/deduped"
     stats = assert_committed(bucket / "filtered")["filters"]
     assert (stats["kept"], stats["rejected"]) == (0, 300)
     assert assert_committed(bucket / "deduped")["num_rows"] == 0
     assert pq.read_table(bucket / "deduped").num_rows == 0
-    with pytest.raises(InputError, match="keep_text"):
-        pipeline(str(bucket / "x"), num_rows=10, num_files=1, keep_text=False, filters={})
+    # The filter judges the raw text, which preprocess then no longer keeps: refused
+    # before anything is written.
+    without_text = [{"preprocess": {"keep_text": False}}, {"filter": {}}]
+    with pytest.raises(InputError, match=r"steps\[2\] \(filter\) reads column\(s\) text"):
+        pipeline(str(bucket / "x"), num_rows=10, num_files=1, steps=without_text)
+    assert not (bucket / "x").exists()
 
 
 def test_the_pipeline_reads_a_corpus_for_the_runs_date(tmp_path):
@@ -52,9 +55,11 @@ def test_the_pipeline_reads_a_corpus_for_the_runs_date(tmp_path):
         str(bucket),
         input_uri=f"{drops}/dt={{date}}/*.jsonl.zst",
         run_date="2026-03-02",
-        text_column="body",
-        filters={},
-        dedup="near",
+        steps=[
+            {"preprocess": {"text_column": "body"}},
+            {"filter": {"text_column": "body"}},
+            {"dedup": {"mode": "near"}},
+        ],
     )
     assert out == f"file://{bucket}/deduped/dt=2026-03-02"
     assert not (bucket / "raw").exists()

@@ -85,8 +85,11 @@ def test_a_messy_drop_of_two_dates_is_kept_or_rejected_whole_and_read_as_committ
         pipeline(
             str(bucket),
             input_uri=f"{tmp_path}/drop/dt={{date}}",
-            filters=FilterOptions(pii={}),
-            dedup="near",
+            steps=[
+                {"preprocess": {}},
+                {"filter": {"filters": FilterOptions(pii={})}},
+                {"dedup": {"mode": "near"}},
+            ],
             run_date=day,
         )
 

@@ -56,8 +56,10 @@ def test_expired_counts_whole_days_back_from_the_runs_date():
         "dt=2026-03-07",
     ]
     assert retention.expired(["dt=2026-02-30", "notes", "dt=2026-3-1"], DAY, 1, today) == []
-    with pytest.raises(InputError, match="keep_days must be at least 1"):
-        retention.expired(names, DAY, 0, today)
+    # 0 keeps none: an intermediate's own date goes too.
+    assert retention.expired(names, DAY, 0, today) == names[:4]
+    with pytest.raises(InputError, match="keep_days must be at least 0"):
+        retention.expired(names, DAY, -1, today)
 
 
 @pytest.mark.usefixtures("flows_env")
@@ -170,8 +172,10 @@ def test_a_run_dated_after_tomorrow_is_refused_before_anything_is_written(tmp_pa
 @pytest.mark.usefixtures("flows_env")
 def test_keep_days_is_for_daily_runs_and_is_refused_before_anything_is_written(tmp_path):
     bucket = tmp_path / "bucket"
-    with pytest.raises(InputError, match="keep_days=3 applies to daily runs only"):
+    with pytest.raises(InputError, match="keep_days applies to daily runs only"):
         pipeline(bucket_uri=str(bucket), **SMALL, keep_days=3)
+    with pytest.raises(InputError, match="keep_days applies to daily runs only"):
+        pipeline(bucket_uri=str(bucket), **SMALL, steps=[{"preprocess": {"keep_days": 0}}])
     assert not bucket.exists()
 
 

@@ -8,35 +8,18 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from prefect import flow
 from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
-from flows.runner import PipelineRayTaskRunner, run_step_task
 from tasks.cluster.options import RayOptions
 from tasks.errors import DeadlineExceeded, InputError
-from tasks.nightly import deadline, space
-from tasks.orchestration.exclusive import exclusive_output
+from tasks.nightly import space
 from tasks.steps.generate.step import Generate, GenerateParams
 from tasks.steps.skeleton import run_step
 from tests.helpers import assert_committed, committed_bytes, kill_flow_when, with_write_faults
-from tests.toy_step import Upper, UpperParams
+from tests.toy_step import Upper, UpperParams, UpperStep, upper
 
 pytestmark = pytest.mark.usefixtures("flows_env")
-
-
-@flow(task_runner=PipelineRayTaskRunner())
-def upper(input_uri: str, output_uri: str, timeout_minutes: float | None = None) -> dict:
-    """The toy step as a flow runs any step: its task on Ray, holding the output's slot."""
-    with exclusive_output(output_uri):
-        return run_step_task(
-            Upper,
-            UpperParams(input_uri=input_uri),
-            output_uri,
-            deadline.after(timeout_minutes),
-            scheduling=RayOptions(),
-            s3=None,
-        )
 
 
 def source(tmp_path: Path, rows: int = 3000, files: int = 3) -> str:
@@ -100,3 +83,45 @@ def test_a_toy_step_past_its_deadline_commits_nothing(tmp_path):
     with pytest.raises(DeadlineExceeded):
         run_step(Upper, UpperParams(input_uri=uri), f"file://{tmp_path}/out", deadline=time.time())
     assert not (tmp_path / "out" / "_manifest.json").exists()
+
+
+def test_a_toy_step_in_the_steps_union_runs_in_a_pipeline_with_no_other_change(tmp_path):
+    """The union with one more entry: validated, ordered, named (twice), estimated and
+    run by the pipeline's own code, each reading the dataset the one before committed."""
+    from pydantic import TypeAdapter
+
+    from flows.pipeline import disk_needed, keep_days_of
+    from flows.pipeline_step import Source, StepRun, check_order, run_steps, step_of, steps_type
+    from flows.steps import STEP_TYPES
+
+    steps = TypeAdapter(steps_type((*STEP_TYPES, UpperStep))).validate_python(
+        [{"preprocess": {}}, {"upper": {"column": "cleaned_text"}}, {"upper": {}}]
+    )
+    chosen = [step_of(entry) for entry in steps]
+    check_order(chosen, {"id", "text", "label"})
+    with pytest.raises(InputError, match=r"steps\[2\] \(upper\) reads column\(s\) nope"):
+        check_order([chosen[0], UpperStep(column="nope")], {"id", "text", "label"})
+    assert keep_days_of(chosen, True, 3, 0) == {
+        "raw": 0,
+        "preprocessed": 3,
+        "uppered": 3,
+        "uppered_2": 3,
+    }
+    assert disk_needed(chosen, 100, 10) == 100 + 200 + 200 + 200
+
+    bucket = tmp_path / "bucket"
+    out = run_steps(
+        chosen,
+        Source(source(tmp_path, rows=300, files=2), "parquet"),
+        lambda name: f"{bucket}/{name}",
+        StepRun(RayOptions(), None, lambda: None, False),
+    )
+    assert out == f"file://{bucket}/uppered_2"
+    first = assert_committed(bucket / "uppered")
+    assert first["parameters"]["input_uri"] == f"file://{bucket}/preprocessed"
+    assert assert_committed(bucket / "uppered_2")["parameters"]["input_uri"] == (
+        f"file://{bucket}/uppered"
+    )
+    rows = pq.read_table(bucket / "uppered_2").to_pylist()
+    assert len(rows) == 300
+    assert all(r["text"] == r["text"].upper() and r["cleaned_text"].isupper() for r in rows)

@@ -12,7 +12,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from flows.backfill import committed, datasets_written
+from flows.backfill import committed
+from flows.pipeline import datasets_kept
 from tasks.nightly import retention
 from tasks.store import dataset, storage
 from tasks.store.dataset import FileEntry
@@ -192,16 +193,20 @@ def test_leftovers_of_a_killed_write_beside_the_manifest_go(tmp_path):
 def test_backfill_counts_a_date_done_only_when_every_dataset_it_writes_is_committed(tmp_path):
     bucket = tmp_path / "bucket"
     day = dt.date(2026, 3, 1)
-    near = datasets_written({"dedup": "near"})
+    near = datasets_kept({"steps": [{"preprocess": {}}, {"dedup": {"mode": "near"}}]})
     assert near == ["raw", "preprocessed", "deduped"]
-    assert datasets_written({}) == datasets_written({"dedup": "none"}) == ["raw", "preprocessed"]
-    assert datasets_written({"filters": {}}) == ["raw", "preprocessed", "filtered"]
-    assert datasets_written({"filters": {}, "dedup": "exact"})[2:] == ["filtered", "deduped"]
+    assert datasets_kept({}) == ["raw", "preprocessed"]
+    assert datasets_kept({"input_uri": "corpus"}) == ["preprocessed"]
+    steps = [{"preprocess": {}}, {"filter": {}}, {"filter": {}}, {"dedup": {}}]
+    assert datasets_kept({"steps": steps})[2:] == ["filtered", "filtered_2", "deduped"]
+    # What the run removes once it is done is not waited for.
+    intermediate = [{"preprocess": {"keep_days": 0}}, {"dedup": {}}]
+    assert datasets_kept({"steps": intermediate, "raw_keep_days": 0, "keep_days": 3}) == ["deduped"]
 
     _commit_by_hand(bucket / "preprocessed" / f"dt={day}")
-    assert not committed(str(bucket), day, None, datasets_written({}))  # raw is missing
+    assert not committed(str(bucket), day, None, datasets_kept({}))  # raw is missing
     _commit_by_hand(bucket / "raw" / f"dt={day}")
-    assert committed(str(bucket), day, None, datasets_written({}))
+    assert committed(str(bucket), day, None, datasets_kept({}))
     assert not committed(str(bucket), day, None, near)  # dedup on, deduped not committed
     _commit_by_hand(bucket / "deduped" / f"dt={day}", index=True)
     assert committed(str(bucket), day, None, near)
