@@ -43,7 +43,7 @@ EXAMPLES = 5  # disagreements shown per filter
 def options_dict(only: str | None = None) -> dict[str, None]:
     """What differs from our default ``FilterOptions`` in the comparison: no language
     identification (where the options have it), and with ``only`` that filter alone."""
-    from tasks.steps.filter.rules import FilterOptions
+    from tasks.steps.filter.options import FilterOptions
 
     # Language identification (on by default) and PII redaction (off by default) are
     # no part of datatrove's four classes; both are turned off where the options have them.
@@ -55,7 +55,7 @@ def options_dict(only: str | None = None) -> dict[str, None]:
 
 def options(only: str | None = None) -> Any:
     """Our ``FilterOptions`` with datatrove's English defaults (see ``options_dict``)."""
-    from tasks.steps.filter.rules import FilterOptions
+    from tasks.steps.filter.options import FilterOptions
 
     return FilterOptions(**options_dict(only))
 
@@ -63,7 +63,7 @@ def options(only: str | None = None) -> Any:
 def chain_options() -> Any:
     """Our options as FineWeb's pipeline sets datatrove's chain: English only, C4 without
     its terminal-punctuation line filter, every other threshold the classes' default."""
-    from tasks.steps.filter.rules import C4, FilterOptions, LanguageID
+    from tasks.steps.filter.options import C4, FilterOptions, LanguageID
 
     return FilterOptions(
         language=LanguageID(keep=("en",), min_score=0.65),

@@ -14,10 +14,10 @@ from flows.pipeline_step import PipelineStep, Source, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
-from tasks.nightly import deadline
+from tasks.orchestration import deadline
 from tasks.orchestration.exclusive import exclusive_outputs, reading
 from tasks.orchestration.health import HealthBounds
-from tasks.steps.filter.rules import FilterOptions
+from tasks.steps.filter.options import FilterOptions
 from tasks.steps.filter.step import LANGUAGE_COLUMN, SCORE_COLUMN, Filter, FilterParams
 from tasks.store.dataset import companion_uris
 from tasks.store.storage import canonical_uri, settings_for, split_glob

@@ -11,7 +11,7 @@ from pydantic import Field
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
-from tasks.nightly import deadline
+from tasks.orchestration import deadline
 from tasks.orchestration.exclusive import exclusive_output
 from tasks.steps.generate.step import Generate, GenerateParams
 from tasks.steps.generate.synth import MAX_TEXT_LENGTH

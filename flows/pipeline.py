@@ -29,11 +29,11 @@ from flows.runner import PipelineRayTaskRunner, start_ray
 from flows.steps import DEFAULT_STEPS, Steps, validate_steps
 from tasks.cluster.options import RayInit, RayOptions
 from tasks.errors import InputError
-from tasks.nightly import deadline, space
+from tasks.orchestration import deadline
 from tasks.orchestration.tasks import retention_task
 from tasks.steps.generate.step import generated_bytes
 from tasks.steps.generate.synth import MAX_TEXT_LENGTH, SCHEMA
-from tasks.store import partitions, storage
+from tasks.store import partitions, space, storage
 
 # What generated data is written as, under the bucket.
 RAW = "raw"

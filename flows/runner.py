@@ -24,7 +24,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 from flows import runs
 from tasks.cluster.options import RayInit, RayOptions
 from tasks.errors import DeadlineExceeded
-from tasks.nightly import deadline as deadlines
+from tasks.orchestration import deadline as deadlines
 from tasks.orchestration.health import HealthBounds
 from tasks.orchestration.health import report as health_report
 from tasks.orchestration.tasks import step_reference, task_for

@@ -14,7 +14,7 @@ from flows.pipeline_step import PipelineStep, Source, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
-from tasks.nightly import deadline
+from tasks.orchestration import deadline
 from tasks.orchestration.exclusive import exclusive_output, reading
 from tasks.orchestration.health import HealthBounds
 from tasks.steps.tokenize.step import Tokenize, TokenizeParams, tokenized_bytes

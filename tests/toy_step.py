@@ -17,7 +17,7 @@ from flows.pipeline_step import PipelineStep, Source, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task
 from tasks.cluster.options import RayOptions
 from tasks.errors import InputError
-from tasks.nightly import deadline
+from tasks.orchestration import deadline
 from tasks.orchestration.exclusive import exclusive_output
 from tasks.steps.skeleton import PartResult, Plan, Record, Step
 from tasks.store import dataset, part_files, storage

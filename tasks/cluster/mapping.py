@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 from tasks.cluster.nodes import NodeBook
 from tasks.cluster.options import RayOptions
 from tasks.errors import InputError, TransientPartError
-from tasks.nightly.deadline import check as deadline_check
+from tasks.orchestration.deadline import check as deadline_check
 from tasks.orchestration.retry import is_transient
 from tasks.store import storage
 

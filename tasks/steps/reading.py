@@ -4,6 +4,7 @@ in order, a slice of them at a time."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -17,6 +18,8 @@ from tasks.store.storage import Location
 
 if TYPE_CHECKING:
     from tasks.steps.skeleton import Run
+
+Slice = tuple[int, int, int]  # (input file index, first row, stop row)
 
 
 @dataclass(frozen=True)
@@ -146,3 +149,29 @@ def iter_slice(
         position += table.num_rows
         if stop is not None and position >= stop:
             return
+
+
+def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]]:
+    """Which input rows go to which output part.
+
+    ``num_files=None`` keeps one part per non-empty input file. Otherwise the rows, in
+    input order, are cut into ``num_files`` contiguous runs whose sizes differ by at
+    most one (fewer parts if there are fewer rows than that).
+    """
+    if num_files is None:
+        return [[(i, 0, n)] for i, n in enumerate(row_counts) if n > 0]
+    if num_files < 1:
+        raise InputError(f"num_files must be at least 1 or None, got {num_files}")
+    total = sum(row_counts)
+    parts = min(num_files, total)
+    bounds = [p * total // parts for p in range(parts + 1)]
+    starts = [0, *itertools.accumulate(row_counts)][:-1]
+    plan: list[list[Slice]] = []
+    for lo, hi in itertools.pairwise(bounds):
+        slices: list[Slice] = []
+        for i, (first, n) in enumerate(zip(starts, row_counts, strict=True)):
+            a, b = max(lo, first), min(hi, first + n)
+            if b > a:
+                slices.append((i, a - first, b - first))
+        plan.append(slices)
+    return plan

@@ -37,8 +37,8 @@ from pydantic import BaseModel
 from tasks.cluster.mapping import Done, map_items
 from tasks.cluster.nodes import NodeBook, execution_summary
 from tasks.cluster.options import RayOptions
-from tasks.nightly import retention, space
-from tasks.store import dataset, storage
+from tasks.nightly import retention
+from tasks.store import dataset, space, storage
 from tasks.store.dataset import FileEntry
 from tasks.store.storage import Location
 

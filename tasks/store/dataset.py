@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.errors import InputError, OutputConflictError
-from tasks.nightly.deadline import check as deadline_check
+from tasks.orchestration.deadline import check as deadline_check
 from tasks.store import storage
 from tasks.store.storage import Location
 

@@ -30,7 +30,7 @@ from tasks.nightly import retention
 from tasks.steps import skeleton
 from tasks.steps.dedup import against
 from tasks.steps.dedup import minhash as dedup
-from tasks.steps.filter.rules import FilterOptions
+from tasks.steps.filter.options import FilterOptions
 from tasks.steps.filter.step import Filter, FilterParams
 from tasks.steps.generate.step import Generate, GenerateParams
 from tasks.steps.skeleton import PartResult, Plan, check_written, run_step

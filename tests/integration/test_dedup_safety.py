@@ -208,7 +208,7 @@ def test_dedup_counts_its_signature_files_in_the_space_it_needs(tmp_path, monkey
     """A local dedup run checks free space before it writes, counting its output and
     its signature files twice (staged, and the index); the pipeline's estimate counts
     them too. Here the whole disk must stay free, so any write is refused."""
-    from tasks.nightly import space
+    from tasks.store import space
 
     source, rows, *_ = corpus(tmp_path)
     monkeypatch.setattr(space, "reserve_bytes", lambda total: total)

@@ -14,7 +14,8 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from flows.filter import filter_documents
-from tasks.steps.filter.rules import FilterOptions, evaluate
+from tasks.steps.filter.options import FilterOptions
+from tasks.steps.filter.rules import evaluate
 from tasks.steps.preprocess.clean import clean_text
 from tests.helpers import (
     assert_committed,

@@ -11,7 +11,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from flows.filter import filter_documents
-from tasks.steps.filter.rules import FilterOptions
+from tasks.steps.filter.options import FilterOptions
 from tests.helpers import save_s3_block
 from tests.integration.test_filter import corpus
 from tests.integration.test_s3 import KEY_ID, SECRET, aws_env, client, unique  # noqa: F401

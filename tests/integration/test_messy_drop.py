@@ -15,7 +15,7 @@ import pyarrow as pa
 import pytest
 
 from flows.pipeline import pipeline
-from tasks.steps.filter.rules import FilterOptions
+from tasks.steps.filter.options import FilterOptions
 from tasks.store.dataset import read_dataset
 from tests.helpers import assert_committed, companion_path
 from tests.integration.test_companions import seen_by_readers

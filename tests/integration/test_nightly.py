@@ -18,10 +18,10 @@ from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from flows.generate import generate
 from flows.pipeline import pipeline
 from tasks.errors import DeadlineExceeded, InputError
-from tasks.nightly import retention, space
+from tasks.nightly import retention
 from tasks.steps.generate.step import generated_bytes
 from tasks.steps.preprocess.step import preprocessed_bytes
-from tasks.store import dataset, storage
+from tasks.store import dataset, space, storage
 from tasks.store.dataset import FileEntry
 from tests.helpers import assert_committed, tree_digest
 

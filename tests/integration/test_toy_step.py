@@ -13,9 +13,9 @@ from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
 
 from tasks.cluster.options import RayOptions
 from tasks.errors import DeadlineExceeded, InputError
-from tasks.nightly import space
 from tasks.steps.generate.step import Generate, GenerateParams
 from tasks.steps.skeleton import run_step
+from tasks.store import space
 from tests.helpers import assert_committed, committed_bytes, kill_flow_when, with_write_faults
 from tests.toy_step import Upper, UpperParams, UpperStep, upper
 

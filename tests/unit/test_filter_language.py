@@ -15,14 +15,8 @@ from faker import Faker
 from pydantic import ValidationError
 
 from tasks.steps.filter.language import identify, kiwi_words, top_languages
-from tasks.steps.filter.rules import (
-    KOREAN,
-    LANGUAGE_RULES,
-    FilterOptions,
-    LanguageID,
-    evaluate,
-    rule_names,
-)
+from tasks.steps.filter.options import KOREAN, FilterOptions, LanguageID
+from tasks.steps.filter.rules import LANGUAGE_RULES, evaluate, rule_names
 
 # Faker locales with a word list of their own, and the language each is written in.
 LOCALES = {

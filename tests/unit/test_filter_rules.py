@@ -12,20 +12,19 @@ import pyarrow as pa
 import pytest
 from pydantic import ValidationError
 
-from tasks.steps.filter.pii import PII
-from tasks.steps.filter.rules import (
+from tasks.steps.filter.charsets import PUNCTUATION_SET
+from tasks.steps.filter.options import (
     C4,
     KOREAN,
-    PUNCTUATION_SET,
     FilterOptions,
     FineWeb,
     GopherQuality,
     GopherRepetition,
     LanguageID,
     LanguageRules,
-    evaluate,
-    rule_names,
 )
+from tasks.steps.filter.pii import PII
+from tasks.steps.filter.rules import evaluate, rule_names
 
 DEFAULTS = FilterOptions(language=None)
 # fineweb's 1 % duplicate-character rule is stricter than every Gopher repetition

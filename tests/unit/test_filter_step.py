@@ -8,7 +8,7 @@ import pyarrow.parquet as pq
 
 from tasks.steps import reading
 from tasks.steps.filter import step as filter_step
-from tasks.steps.filter.rules import FilterOptions
+from tasks.steps.filter.options import FilterOptions
 from tasks.store import storage
 from tests.unit.test_filter_rules import base
 

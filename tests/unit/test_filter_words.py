@@ -9,7 +9,7 @@ import functools
 import pyarrow as pa
 import pytest
 
-from tasks.steps.filter.rules import _Batch
+from tasks.steps.filter.batch import Batch
 
 SPACY = [
     ("Use and/or the MIT license.", ["Use", "and/or", "the", "MIT", "license", "."]),
@@ -91,17 +91,17 @@ SPACY = [
 
 @pytest.mark.parametrize(("text", "expected"), SPACY)
 def test_words_split_as_spacy_splits_them(text, expected):
-    assert _Batch(pa.array([text])).words.values.to_pylist() == expected
+    assert Batch(pa.array([text])).words.values.to_pylist() == expected
 
 
 def test_known_difference_a_suffix_run_is_cut_into_single_marks():
     """spaCy keeps "):" as one suffix token (it is in its list as a pair); here a suffix
     run is cut mark by mark. Documented in tasks/steps/filter/words.py."""
-    assert _Batch(pa.array(["foo():"])).words.values.to_pylist() == ["foo", "(", ")", ":"]
+    assert Batch(pa.array(["foo():"])).words.values.to_pylist() == ["foo", "(", ")", ":"]
 
 
 def test_words_keep_their_rows():
-    batch = _Batch(pa.array(["a-b c", None, "", "(x) y."]))
+    batch = Batch(pa.array(["a-b c", None, "", "(x) y."]))
     assert batch.words.values.to_pylist() == ["a", "-", "b", "c", "(", "x", ")", "y", "."]
     assert batch.words.count.tolist() == [4, 0, 0, 5]
 
@@ -117,7 +117,7 @@ DOCUMENTED = [
 
 @pytest.mark.parametrize(("text", "expected"), DOCUMENTED)
 def test_contractions_split_urls_and_initialisms_stay_whole(text, expected):
-    assert _Batch(pa.array([text])).words.values.to_pylist() == expected
+    assert Batch(pa.array([text])).words.values.to_pylist() == expected
 
 
 @functools.cache
@@ -137,4 +137,4 @@ def test_the_expected_splits_are_spacys(text, expected):
 def test_known_difference_titles_lose_their_period():
     """spaCy's exception table keeps "Mr." whole; here it is "Mr" and "." (documented in
     tasks/steps/filter/words.py)."""
-    assert _Batch(pa.array(["Mr. Smith"])).words.values.to_pylist() == ["Mr", ".", "Smith"]
+    assert Batch(pa.array(["Mr. Smith"])).words.values.to_pylist() == ["Mr", ".", "Smith"]

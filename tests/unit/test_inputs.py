@@ -12,7 +12,7 @@ import pytest
 from tasks.errors import InputError
 from tasks.steps import reading
 from tasks.steps.preprocess.clean import check_input_schema
-from tasks.steps.preprocess.step import plan_parts
+from tasks.steps.reading import plan_parts
 from tasks.store import inputs, storage
 from tests.helpers import jsonl_bytes, write_jsonl
 

@@ -51,7 +51,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.steps.preprocess.clean import string_buffers
+from tasks.steps.text import string_buffers
 
 U64 = np.uint64
 EMPTY32 = np.uint32(0xFFFFFFFF)

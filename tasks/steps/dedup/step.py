@@ -37,8 +37,8 @@ from tasks.steps.dedup import grouping, sketch
 from tasks.steps.dedup import minhash as dedup
 from tasks.steps.dedup.against import INDEX, Against, resolve_against
 from tasks.steps.dedup.grouping import DIGEST, KEY, SIGNATURE, Duplicates, Shards
-from tasks.steps.preprocess.clean import check_text_column, text_as_string
 from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
+from tasks.steps.text import check_text_column, text_as_string
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.dataset import FileEntry
 from tasks.store.storage import Location

@@ -328,7 +328,7 @@ _REPLACEMENT = {
 _PAD = "\n"  # around every text while redacting: a context character for the patterns
 
 
-def _np(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
     return array.to_numpy(zero_copy_only=False)
 
 
@@ -355,7 +355,7 @@ def _free_marks(text: pa.Array, replacements: str, n: int) -> list[str] | None:
     # Every mark is EF B7 9x/Ax in UTF-8: a byte search rules them all out at once.
     if data is None or _MARKS[0].encode()[:2] not in data.to_pybytes():
         return free[:n] if len(free) >= n else None
-    clash = _np(pc.fill_null(pc.match_substring_regex(text, pattern=f"[{_NC}]"), False))
+    clash = as_numpy(pc.fill_null(pc.match_substring_regex(text, pattern=f"[{_NC}]"), False))
     if clash.any():  # a text holding noncharacters: rare, and only those rows are read
         held = text.filter(pa.array(clash))
         free = [mark for mark in free if not pc.any(pc.match_substring(held, mark)).as_py()]
@@ -373,7 +373,7 @@ def _substitute(
     """
     index = np.arange(len(text)) if rows is None else np.flatnonzero(rows)
     subset = text if rows is None else text.take(pa.array(index))
-    counts = _np(pc.fill_null(pc.count_substring_regex(subset, pattern=pattern), 0))
+    counts = as_numpy(pc.fill_null(pc.count_substring_regex(subset, pattern=pattern), 0))
     hit = np.zeros(len(text), dtype=bool)
     hit[index[counts > 0]] = True
     if not hit.any():
@@ -406,7 +406,7 @@ def _replace_literal(text: pa.Array, rows: np.ndarray, old: str, new: str) -> pa
 
 
 def _redact_ip(text: pa.Array, tag: str, protect: str | None) -> tuple[pa.Array, int, np.ndarray]:
-    rows = _np(pc.fill_null(pc.count_substring_regex(text, pattern=IPV4_PATTERN), 0)) > 0
+    rows = as_numpy(pc.fill_null(pc.count_substring_regex(text, pattern=IPV4_PATTERN), 0)) > 0
     protected = None
     if protect is not None and rows.any():
         # A mark before the dotted quads after a version or section word, in the rows
@@ -439,7 +439,7 @@ def redact(texts: pa.Array | pa.ChunkedArray, options: PII) -> tuple[pa.Array, d
     # One scan for every kind at once finds the rows with anything to redact (few, in
     # most text); the per-kind passes below only see those.
     found = pc.match_substring_regex(texts, pattern="|".join(_FIND[kind] for kind in kinds))
-    rows = _np(pc.fill_null(found, False))
+    rows = as_numpy(pc.fill_null(found, False))
     if not rows.any():
         return texts, counts
     mask = pa.array(rows)

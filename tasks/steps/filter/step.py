@@ -24,14 +24,11 @@ from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps import reading
 from tasks.steps.filter import pii
-from tasks.steps.filter.rules import FilterOptions, evaluate, rule_names
-from tasks.steps.preprocess.clean import (
-    CLEANED_COLUMN,
-    check_text_column,
-    clean_array,
-    text_as_string,
-)
+from tasks.steps.filter.options import FilterOptions
+from tasks.steps.filter.rules import evaluate, rule_names
+from tasks.steps.preprocess.clean import CLEANED_COLUMN, clean_array
 from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
+from tasks.steps.text import check_text_column, text_as_string
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.storage import Location
 

@@ -33,6 +33,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.errors import InputError
+from tasks.steps.text import STRING_TYPES, check_text_column, string_buffers, text_as_string
 
 SEED_PATTERN = r"[^가-힣a-zA-Z0-9\s]"
 CLEANED_COLUMN = "cleaned_text"
@@ -44,8 +45,6 @@ RE2_PATTERN = (
     + "".join(f"\\x{{{ord(c):X}}}" for c in PYTHON_WHITESPACE)
     + "]+"
 )
-
-STRING_TYPES = (pa.string(), pa.large_string())
 
 # The ASCII bytes the seed's class removes, and a table that lower-cases ASCII letters.
 _ASCII_DROPPED = bytes(c for c in range(128) if _SEED_REGEX.fullmatch(chr(c)))
@@ -71,18 +70,6 @@ def clean_array(text: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
         return clean_utf8(text)
     removed = pc.replace_substring_regex(text, pattern=RE2_PATTERN, replacement="")
     return pc.ascii_lower(removed)
-
-
-def string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """A string or large string array's offsets (its own width, this slice's rows) and
-    the whole UTF-8 data buffer they point into, without a copy."""
-    if text.type not in STRING_TYPES:
-        raise TypeError(f"expected a string array, got {text.type}")
-    width = np.int32 if text.type == pa.string() else np.int64
-    _, offsets_buffer, data = text.buffers()
-    offsets = np.frombuffer(offsets_buffer, width)[text.offset : text.offset + len(text) + 1]
-    # An array of only empty strings may have no data buffer.
-    return (np.zeros(0, np.uint8) if data is None else np.frombuffer(data, np.uint8)), offsets
 
 
 def clean_ascii(text: pa.Array) -> pa.Array | None:
@@ -118,40 +105,12 @@ def rebuilt(text: pa.Array, offsets: np.ndarray, data: bytes | np.ndarray) -> pa
     )
 
 
-def _is_text_type(kind: pa.DataType) -> bool:
-    if pa.types.is_dictionary(kind):
-        return kind.value_type in STRING_TYPES
-    return kind in STRING_TYPES or pa.types.is_string_view(kind) or pa.types.is_null(kind)
-
-
-def check_text_column(schema: pa.Schema, where: str, text_column: str = "text") -> None:
-    """Raise naming ``where`` unless ``schema`` has ``text_column`` of a string type."""
-    if text_column not in schema.names:
-        raise InputError(
-            f"{where}: no {text_column!r} column (columns: {', '.join(schema.names) or 'none'});"
-            " set text_column to the column that holds the text"
-        )
-    kind = schema.field(text_column).type
-    if not _is_text_type(kind):
-        raise InputError(f"{where}: column {text_column!r} has type {kind}, expected a string type")
-
-
 def check_input_schema(schema: pa.Schema, where: str, text_column: str = "text") -> None:
     """Raise naming ``where`` unless ``schema`` has a string ``text_column`` and no
     ``cleaned_text``."""
     if text_column in schema.names and CLEANED_COLUMN in schema.names:
         raise InputError(f"{where}: already has a '{CLEANED_COLUMN}' column")
     check_text_column(schema, where, text_column)
-
-
-def text_as_string(column: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """A checked text column in a layout the cleaning kernels take."""
-    kind = column.type
-    if pa.types.is_dictionary(kind):
-        return column.cast(kind.value_type)
-    if pa.types.is_string_view(kind) or pa.types.is_null(kind):
-        return column.cast(pa.string())
-    return column
 
 
 def clean_batch(

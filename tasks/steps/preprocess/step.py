@@ -6,7 +6,6 @@ to Parquet in the same task, so memory stays flat and nothing is shuffled.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -22,8 +21,6 @@ from tasks.steps.preprocess.clean import CLEANED_COLUMN, check_input_schema, cle
 from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
 from tasks.store import dataset, inputs, part_files
 from tasks.store.storage import Location
-
-Slice = tuple[int, int, int]  # (input file index, first row, stop row)
 
 
 class PreprocessParams(BaseModel):
@@ -54,32 +51,6 @@ class CleanPart:
     text_column: str
     compression: str
     batch_size: int
-
-
-def plan_parts(row_counts: list[int], num_files: int | None) -> list[list[Slice]]:
-    """Which input rows go to which output part.
-
-    ``num_files=None`` keeps one part per non-empty input file. Otherwise the rows, in
-    input order, are cut into ``num_files`` contiguous runs whose sizes differ by at
-    most one (fewer parts if there are fewer rows than that).
-    """
-    if num_files is None:
-        return [[(i, 0, n)] for i, n in enumerate(row_counts) if n > 0]
-    if num_files < 1:
-        raise InputError(f"num_files must be at least 1 or None, got {num_files}")
-    total = sum(row_counts)
-    parts = min(num_files, total)
-    bounds = [p * total // parts for p in range(parts + 1)]
-    starts = [0, *itertools.accumulate(row_counts)][:-1]
-    plan: list[list[Slice]] = []
-    for lo, hi in itertools.pairwise(bounds):
-        slices: list[Slice] = []
-        for i, (first, n) in enumerate(zip(starts, row_counts, strict=True)):
-            a, b = max(lo, first), min(hi, first + n)
-            if b > a:
-                slices.append((i, a - first, b - first))
-        plan.append(slices)
-    return plan
 
 
 def output_schema(
@@ -148,7 +119,7 @@ class Preprocess(Step[PreprocessParams]):
                 p.compression,
                 p.batch_size,
             )
-            for index, slices in enumerate(plan_parts(counts, num_files))
+            for index, slices in enumerate(reading.plan_parts(counts, num_files))
         ]
         return Plan(specs, self.schema, self.rows)
 

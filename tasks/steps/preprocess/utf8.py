@@ -16,7 +16,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from tasks.steps.preprocess.clean import clean_text, rebuilt, string_buffers
+from tasks.steps.preprocess.clean import clean_text, rebuilt
+from tasks.steps.text import string_buffers
 
 
 @functools.cache

@@ -28,9 +28,8 @@ from pydantic import BaseModel, ConfigDict
 from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps import reading
-from tasks.steps.preprocess.clean import check_text_column, text_as_string
-from tasks.steps.preprocess.step import plan_parts
 from tasks.steps.skeleton import PartResult, Plan, Record, Step
+from tasks.steps.text import check_text_column, text_as_string
 from tasks.steps.tokenize import encode, indexed, shuffle
 from tasks.store import dataset, inputs, storage
 from tasks.store.dataset import FileEntry
@@ -190,7 +189,7 @@ class Tokenize(Step[TokenizeParams]):
                 self.dtype.str,
                 p.batch_size,
             )
-            for index, [(i, _, stop)] in enumerate(plan_parts(counts, None))
+            for index, [(i, _, stop)] in enumerate(reading.plan_parts(counts, None))
         ]
         schema = document_schema(self.dtype)
         if p.shuffle_seed is None:

@@ -1,0 +1,239 @@
+"""Views of a batch the rules share: words, lines and paragraphs split once per batch,
+word n-grams grouped by hash, and per-batch memos."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from functools import cached_property
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.steps.filter import language as lid
+from tasks.steps.filter.charsets import SPLITLINES_PATTERN
+from tasks.steps.filter.words import spacy_like
+
+
+def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    return array.to_numpy(zero_copy_only=False)
+
+
+class Split:
+    """A list array flattened: its values, each value's row, and per-row counts."""
+
+    def __init__(self, lists: pa.Array, n_rows: int) -> None:
+        self.values = lists.flatten()
+        self.row = as_numpy(pc.list_parent_indices(lists)).astype(np.int64)
+        self.n_rows = n_rows
+        self.count = as_numpy(pc.list_value_length(lists)).astype(np.int64)
+
+    def per_row(self, weights: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
+        """Sum of ``weights`` (bool or numbers) over each row's values, optionally masked."""
+        w = weights.astype(np.float64)
+        if where is not None:
+            w = w * where
+        return np.bincount(self.row, weights=w, minlength=self.n_rows)
+
+    def any_per_row(self, mask: np.ndarray) -> np.ndarray:
+        return self.per_row(mask) > 0
+
+    def only(self, keep: np.ndarray) -> Split:
+        """The same split with only the values where ``keep`` is true."""
+        return _regroup(self.values.filter(pa.array(keep)), self.row[keep], self.n_rows)
+
+
+def row_lists(values: pa.Array, row: np.ndarray, n_rows: int) -> pa.Array:
+    """Values in row order, with each one's row, as a list array of ``n_rows`` rows."""
+    offsets = np.concatenate([[0], np.cumsum(np.bincount(row, minlength=n_rows))])
+    if offsets[-1] < 2**31:
+        return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
+    return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values)
+
+
+def _regroup(values: pa.Array, row: np.ndarray, n_rows: int) -> Split:
+    """Values in row order, with each one's row, as a split of ``n_rows`` rows."""
+    return Split(row_lists(values, row, n_rows), n_rows)
+
+
+def split_whitespace(texts: pa.Array) -> Split:
+    """Python's ``str.split()``: Arrow's kernel also yields empty pieces at the ends."""
+    split = Split(pc.utf8_split_whitespace(texts), len(texts))
+    nonempty = as_numpy(pc.utf8_length(split.values)) > 0
+    return split if nonempty.all() else split.only(nonempty)
+
+
+def first_seen(keys: np.ndarray) -> np.ndarray:
+    """True where ``keys[i]`` occurs for the first time (in order)."""
+    first = np.zeros(len(keys), dtype=bool)
+    if len(keys):
+        _, index = np.unique(keys, return_index=True)
+        first[index] = True
+    return first
+
+
+def duplicates(values: pa.Array, row: np.ndarray, n_rows: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per row: how many values repeat an earlier value of the row, and their characters."""
+    if len(values) == 0:
+        zeros = np.zeros(n_rows)
+        return zeros, zeros
+    codes = as_numpy(pc.dictionary_encode(values).indices).astype(np.int64)
+    repeat = ~first_seen(row * (int(codes.max()) + 1) + codes)
+    chars = as_numpy(pc.utf8_length(values)).astype(np.float64)
+    return (
+        np.bincount(row, weights=repeat.astype(np.float64), minlength=n_rows),
+        np.bincount(row, weights=chars * repeat, minlength=n_rows),
+    )
+
+
+def above(num: np.ndarray, den: np.ndarray, limit: float) -> np.ndarray:
+    """num / den > limit, False where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (den > 0) & (num / np.where(den > 0, den, 1) > limit)
+
+
+def below(num: np.ndarray, den: np.ndarray, limit: float) -> np.ndarray:
+    """num / den < limit, False where den is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return (den > 0) & (num / np.where(den > 0, den, 1) < limit)
+
+
+class Batch:
+    """The texts of a batch and the splits the rules share, computed once when needed."""
+
+    def __init__(self, texts: pa.Array, words: str = "default") -> None:
+        self.text = pc.fill_null(texts, "")
+        self.n = len(texts)
+        self.split_words = words
+        self.shared: dict[object, object] = {}  # results several rules use (see memo)
+
+    def _count(self, pattern: str) -> np.ndarray:
+        return as_numpy(pc.count_substring(self.text, pattern)).astype(np.float64)
+
+    @cached_property
+    def length(self) -> np.ndarray:
+        return as_numpy(pc.utf8_length(self.text)).astype(np.float64)
+
+    @cached_property
+    def newlines(self) -> np.ndarray:
+        return self._count("\n")
+
+    @cached_property
+    def words(self) -> Split:
+        if self.split_words == "kiwi":
+            return Split(lid.kiwi_words(self.text), self.n)
+        chunks = split_whitespace(self.text)
+        pieces = split_whitespace(spacy_like(chunks.values))
+        return _regroup(pieces.values, chunks.row[pieces.row], self.n)
+
+    @cached_property
+    def word_length(self) -> np.ndarray:
+        return as_numpy(pc.utf8_length(self.words.values)).astype(np.int64)
+
+    @cached_property
+    def splitlines(self) -> Split:
+        """Lines as Python's ``str.splitlines``: a trailing empty piece is not a line."""
+        pieces = Split(pc.split_pattern_regex(self.text, SPLITLINES_PATTERN), self.n)
+        # Each row's last piece is empty exactly when the text ends with a line break
+        # (or is empty); splitlines yields no line for it.
+        ends = np.cumsum(pieces.count) - 1
+        keep = np.ones(len(pieces.values), dtype=bool)
+        keep[ends[as_numpy(pc.utf8_length(pieces.values))[ends] == 0]] = False
+        return pieces.only(keep)
+
+    @cached_property
+    def word_hash(self) -> np.ndarray:
+        """Per flattened word: a 64-bit hash of (its row, the word)."""
+        values = self.words.values
+        if len(values) == 0:
+            return np.zeros(0, dtype=np.uint64)
+        codes = as_numpy(pc.dictionary_encode(values).indices).astype(np.uint64)
+        return _mix(codes ^ (self.words.row.astype(np.uint64) << np.uint64(32)))
+
+    def ngram_hash(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Hashes of the word n-grams starting at each flattened word (their row mixed
+        in), and which n-grams lie within one row.
+
+        Equal n-grams of a row hash equal; different ones collide with probability
+        about 2**-64 a pair, so a batch of a million n-grams has a ~3e-8 chance of one
+        collision anywhere, and only one inside a single row would change a verdict.
+        """
+        found = self._ngram_cache.get(n)
+        if found is None:
+            prev, _ = self.ngram_hash(n - 1)
+            words = self.word_hash
+            found = _mix(prev[:-1] * _PRIME + words[n - 1 :]) if len(prev) > 1 else prev[:0]
+            self._ngram_cache[n] = found
+        row = self.words.row
+        valid = row[: len(found)] == row[n - 1 : n - 1 + len(found)]
+        return found, valid
+
+    @cached_property
+    def _ngram_cache(self) -> dict[int, np.ndarray]:
+        return {1: self.word_hash}
+
+    @cached_property
+    def word_end(self) -> np.ndarray:
+        """Characters of the words before each flattened word (and after the last)."""
+        return np.concatenate([[0], np.cumsum(self.word_length)])
+
+
+_PRIME = np.uint64(0x100000001B3)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finalizer: every input bit affects every output bit."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+@dataclasses.dataclass(frozen=True)
+class Grams:
+    """The valid n-grams of a batch grouped by hash: one unstable sort, no stable one.
+
+    ``pos``: their flattened positions; ``first``: per n-gram, whether no earlier
+    n-gram of its row is equal; ``multi``: whether another n-gram of its row is equal;
+    per group of equal n-grams, its ``count``, its earliest position ``start`` and its
+    row.
+    """
+
+    pos: np.ndarray
+    first: np.ndarray
+    multi: np.ndarray
+    count: np.ndarray
+    start: np.ndarray
+    row: np.ndarray
+
+
+def group_grams(b: Batch, n: int) -> Grams:
+    hashes, valid = b.ngram_hash(n)
+    pos = np.flatnonzero(valid)
+    keys = hashes[pos]
+    order = np.argsort(keys)
+    ordered = keys[order]
+    opens = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(pos) else pos
+    start = np.minimum.reduceat(pos[order], opens) if len(pos) else pos
+    group = np.empty(len(pos), dtype=np.int64)
+    group[order] = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]])[: len(pos)] - 1
+    first = pos == start[group] if len(pos) else np.zeros(0, dtype=bool)
+    count = np.diff(np.r_[opens, len(pos)])
+    multi = count[group] > 1 if len(pos) else first
+    return Grams(pos, first, multi, count, start, b.words.row[start])
+
+
+Rule = Callable[[Batch], np.ndarray]
+
+
+def memo(part: Callable[[Batch], object]) -> Callable[[Batch], object]:
+    """Share a per-batch computation between rules: it is stored on the batch itself."""
+
+    def run(b: Batch) -> object:
+        if part not in b.shared:
+            b.shared[part] = part(b)
+        return b.shared[part]
+
+    return run

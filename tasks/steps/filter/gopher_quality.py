@@ -1,0 +1,103 @@
+"""Filter ``gopher_quality`` (``GopherQualityFilter``), rules in datatrove's order:
+word_count         fewer than ``min_doc_words`` (50) or more than ``max_doc_words``
+                   (100000) non-symbol words (words with a character outside
+                   datatrove's punctuation set).
+mean_word_length   mean length of the non-symbol words below ``min_avg_word_length``
+                   (3) or above ``max_avg_word_length`` (10).
+hash_ratio         count of ``#`` / words > ``max_symbol_word_ratio`` (0.1).
+ellipsis_ratio     count of ``...`` and ``…`` / words > ``max_symbol_word_ratio``.
+bullet_lines       fraction of lines starting (after leading blanks) with ``•`` or
+                   ``-`` > ``max_bullet_lines_ratio`` (0.9).
+ellipsis_lines     fraction of lines ending (before trailing blanks) with ``...`` or
+                   ``…`` > ``max_ellipsis_lines_ratio`` (0.3). Lines as ``str.splitlines``.
+alpha_words        fraction of words with a letter < ``min_alpha_words_ratio`` (0.8;
+                   datatrove's misnamed ``max_non_alpha_words_ratio``).
+stop_words         fewer than ``min_stop_words`` (2) distinct words of ``stop_words``
+                   (the, be, to, of, and, that, have, with; case-sensitive).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.steps.filter.batch import Batch, Rule, above, as_numpy, below, first_seen, memo
+from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
+from tasks.steps.filter.options import GopherQuality
+
+
+def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
+    @memo
+    def non_symbol(b: Batch) -> np.ndarray:
+        return as_numpy(pc.match_substring_regex(b.words.values, NON_SYMBOL_PATTERN))
+
+    def word_count(b: Batch) -> np.ndarray:
+        n = b.words.per_row(non_symbol(b))
+        fired = np.zeros(b.n, dtype=bool)
+        if o.min_doc_words is not None:
+            fired |= n < o.min_doc_words
+        if o.max_doc_words is not None:
+            fired |= n > o.max_doc_words
+        return fired
+
+    def mean_word_length(b: Batch) -> np.ndarray:
+        mask = non_symbol(b)
+        n = b.words.per_row(mask)
+        total = b.words.per_row(b.word_length, mask)
+        fired = np.zeros(b.n, dtype=bool)
+        if o.min_avg_word_length is not None:
+            fired |= below(total, n, o.min_avg_word_length)
+        if o.max_avg_word_length is not None:
+            fired |= above(total, n, o.max_avg_word_length)
+        return fired
+
+    def hash_ratio(b: Batch) -> np.ndarray:
+        return above(b._count("#"), b.words.count, o.max_symbol_word_ratio)
+
+    def ellipsis_ratio(b: Batch) -> np.ndarray:
+        return above(b._count("...") + b._count("…"), b.words.count, o.max_symbol_word_ratio)
+
+    def bullet_lines(b: Batch) -> np.ndarray:
+        start = pc.utf8_ltrim_whitespace(b.splitlines.values)
+        bullet = as_numpy(pc.or_(pc.starts_with(start, "•"), pc.starts_with(start, "-")))
+        lines = b.splitlines
+        return above(lines.per_row(bullet), lines.count, o.max_bullet_lines_ratio)
+
+    def ellipsis_lines(b: Batch) -> np.ndarray:
+        end = pc.utf8_rtrim_whitespace(b.splitlines.values)
+        ellipsis = as_numpy(pc.or_(pc.ends_with(end, "..."), pc.ends_with(end, "…")))
+        lines = b.splitlines
+        return above(lines.per_row(ellipsis), lines.count, o.max_ellipsis_lines_ratio)
+
+    def alpha_words(b: Batch) -> np.ndarray:
+        alpha = as_numpy(pc.match_substring_regex(b.words.values, r"\p{L}"))
+        return below(b.words.per_row(alpha), b.words.count, o.min_alpha_words_ratio)
+
+    def stop_words(b: Batch) -> np.ndarray:
+        stops = list(dict.fromkeys(o.stop_words))
+        index = pc.index_in(b.words.values, value_set=pa.array(stops, pa.string()))
+        hit = as_numpy(pc.is_valid(index))
+        rows = b.words.row[hit]
+        keys = rows * max(len(stops), 1) + as_numpy(index.filter(pc.is_valid(index))).astype(
+            np.int64
+        )
+        distinct = np.bincount(rows[first_seen(keys)], minlength=b.n)
+        return distinct < o.min_stop_words
+
+    rules: list[tuple[str, Rule | None]] = [
+        ("word_count", word_count if (o.min_doc_words, o.max_doc_words) != (None, None) else None),
+        (
+            "mean_word_length",
+            mean_word_length
+            if (o.min_avg_word_length, o.max_avg_word_length) != (None, None)
+            else None,
+        ),
+        ("hash_ratio", hash_ratio if o.max_symbol_word_ratio is not None else None),
+        ("ellipsis_ratio", ellipsis_ratio if o.max_symbol_word_ratio is not None else None),
+        ("bullet_lines", bullet_lines if o.max_bullet_lines_ratio is not None else None),
+        ("ellipsis_lines", ellipsis_lines if o.max_ellipsis_lines_ratio is not None else None),
+        ("alpha_words", alpha_words if o.min_alpha_words_ratio is not None else None),
+        ("stop_words", stop_words if o.min_stop_words is not None else None),
+    ]
+    return [(name, rule) for name, rule in rules if rule is not None]
