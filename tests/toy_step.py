@@ -61,7 +61,7 @@ class Upper(Step[UpperParams]):
         return PartResult(part_files.write_part(spec.output, spec.index, [table], table.schema))
 
     def finish(self, parts: list) -> Record:
-        return Record(parameters=self.params.model_dump(), stats={})
+        return Record(stats={})
 
 
 @dataclass(frozen=True)

@@ -85,13 +85,15 @@ class Plan:
 
 @dataclass
 class Record:
-    """What a step's manifest records beyond its files, rows and schema: ``sections``
-    are top-level keys of its own."""
+    """What a step's manifest records beyond its files, rows and schema: ``resolved``,
+    the values it settled over its parameters (the input it found, a count it
+    computed), recorded over its whole parameters model; ``sections``, top-level keys
+    of its own."""
 
-    parameters: dict[str, Any]
     stats: dict[str, Any]
     inputs: dict[str, Any] | None = None
     sections: dict[str, Any] = field(default_factory=dict)
+    resolved: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -280,7 +282,9 @@ def run_step(
             if step.part_suffixes != dataset.PARQUET
             else {}
         ),
-        parameters=record.parameters,
+        # The parameters model whole, so that a knob added to it is recorded with no
+        # further line; what the step resolved over it.
+        parameters={**step.params.model_dump(mode="json"), **record.resolved},
         **({"inputs": record.inputs} if record.inputs is not None else {}),
         stats=record.stats,
         **record.sections,

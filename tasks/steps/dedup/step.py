@@ -393,7 +393,7 @@ class Dedup(Step[DedupParams]):
     write_part = staticmethod(write_deduped_part)
 
     def finish(self, parts: list[Done]) -> Record:
-        p, found, duplicates = self.params, self.found, self.duplicates
+        found, duplicates = self.found, self.duplicates
         survivors, sizes = duplicates.groups()
         span = None
         if len(survivors):
@@ -405,11 +405,8 @@ class Dedup(Step[DedupParams]):
                 else 1.0
             )
         return Record(
-            parameters={
+            resolved={
                 "input_uri": found.uri,
-                "mode": p.mode,
-                "text_column": p.text_column,
-                **({"minhash": self.minhash.__dict__} if self.minhash else {}),
                 "against": list(self.compared.used),
                 "against_skipped": self.compared.skipped,
             },

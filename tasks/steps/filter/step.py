@@ -285,14 +285,7 @@ class Filter(Step[FilterParams]):
                 redacted[kind] += n
         rejected = sum(part.result.companions[REJECTED].num_rows for part in parts)
         return Record(
-            parameters={
-                "input_uri": found.uri,
-                "input_format": found.format,
-                "text_column": p.text_column,
-                "filters": p.filters.model_dump(mode="json"),
-                "compression": p.compression,
-                "batch_size": p.batch_size,
-            },
+            resolved={"input_uri": found.uri, "input_format": found.format},
             inputs=found.record(self.rows),
             stats={"text_bytes": sum(part.result.text_bytes for part in parts)},
             sections={

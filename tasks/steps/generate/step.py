@@ -81,13 +81,8 @@ class Generate(Step[GenerateParams]):
     def finish(self, parts: list[Done]) -> Record:
         p = self.params
         return Record(
-            parameters={
-                "num_rows": p.num_rows,
+            resolved={
                 "num_files": self.num_files,
-                "rows_per_file": p.rows_per_file,
-                "text_length": p.text_length,
-                "seed": p.seed,
-                "duplicates": p.duplicates,
                 "chunk_rows": synth.CHUNK_ROWS,
                 "generator_version": synth.GENERATOR_VERSION,
             },

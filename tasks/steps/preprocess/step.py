@@ -151,17 +151,11 @@ class Preprocess(Step[PreprocessParams]):
         return PartResult(entry, stats["text_bytes"], {"quality": stats})
 
     def finish(self, parts: list[Done]) -> Record:
-        p, found = self.params, self.found
+        found = self.found
         return Record(
-            parameters={
+            resolved={
                 "input_uri": found.uri,
                 "input_format": found.format,
-                "text_column": p.text_column,
-                "keep_text": p.keep_text,
-                "compression": p.compression,
-                "batch_size": p.batch_size,
-                "num_files": p.num_files,
-                "rows_per_file": p.rows_per_file,
                 "read_blocks": self.run.scheduling.read_blocks,
             },
             inputs=found.record(self.rows),

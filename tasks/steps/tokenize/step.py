@@ -235,14 +235,10 @@ class Tokenize(Step[TokenizeParams]):
         documents = sum(part.result.counts["documents"] for part in parts)
         tokens = sum(part.result.counts["tokens"] for part in parts)
         return Record(
-            parameters={
+            resolved={
                 "input_uri": found.uri,
                 "input_format": found.format,
-                "text_column": p.text_column,
                 "tokenizer": self.tokenizer.uri,
-                "eos_token": p.eos_token,
-                "shuffle_seed": p.shuffle_seed,
-                "batch_size": p.batch_size,
             },
             inputs=found.record(self.rows),
             stats={
