@@ -113,7 +113,8 @@ def pipeline(
             written then is not committed (what an earlier step committed stays).
     """
     until = deadline.after(timeout_minutes)
-    chosen = [step_of(entry) for entry in steps]
+    # Validated again: a default (or a value a caller built) reaches here unvalidated.
+    chosen = [step_of(entry) for entry in validate_steps(steps)]
     day = today = None
     if daily or run_date:  # checked before anything is written
         day = partitions.run_date(run_date, flow_run.scheduled_start_time, timezone)

@@ -381,15 +381,32 @@ dedup(sys.argv[1], sys.argv[2], mode="near")
 """
 
 
+TOKENIZE_DRIVER = """
+import sys
+from flows.tokenize import tokenize
+tokenize(sys.argv[1], sys.argv[2], sys.argv[3], text_column="cleaned_text", shuffle_seed=5)
+"""
+
+
 @pytest.mark.usefixtures("prefect_server", "ray_cluster")
-def test_dedup_on_two_nodes_commits_what_one_node_does(tmp_path):
-    source, *_ = corpus(tmp_path, seed=4)
+def test_dedup_and_a_shuffled_tokenize_on_two_nodes_commit_what_one_node_does(tmp_path):
+    from flows.tokenize import tokenize
+    from tests.helpers import train_tokenizer
+
+    source, rows, *_ = corpus(tmp_path, seed=4)
     one, two = tmp_path / "one-node", tmp_path / "two-nodes"
     dedup_dataset(source, str(one), mode="near")  # the session's Ray: one node
+    tokenizer = train_tokenizer(tmp_path, [r["cleaned_text"] or "" for r in rows])
+    tokenize(str(one), str(tmp_path / "tokens-one"), str(tokenizer), "cleaned_text", shuffle_seed=5)
     with _cluster(tmp_path, [(1, {}, [])]) as (address, _):
         _drive(address, DEDUP_DRIVER, source, str(two))
+        _drive(address, TOKENIZE_DRIVER, str(two), str(tmp_path / "tokens-two"), str(tokenizer))
     manifest = assert_committed(two)
     assert len(manifest["execution"]["nodes"]) == 2  # the parts ran on both nodes
     assert manifest["dedup"] == assert_committed(one)["dedup"]
     assert manifest["dedup"]["near_duplicates_removed"] > 0
     assert committed_bytes(two) == committed_bytes(one)
+    # The shuffle's draws depend on the seed and the input alone, not on the nodes.
+    tokens = assert_committed(tmp_path / "tokens-two")
+    assert len(tokens["execution"]["nodes"]) == 2
+    assert committed_bytes(tmp_path / "tokens-two") == committed_bytes(tmp_path / "tokens-one")

@@ -21,6 +21,7 @@ Then the step skeleton commits the dataset, as every step's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -407,6 +408,9 @@ class Dedup(Step[DedupParams]):
         return Record(
             resolved={
                 "input_uri": found.uri,
+                # The MinHash settings used (near mode's defaults unless given): an
+                # ``against`` of a later run checks its own against them.
+                "minhash": dataclasses.asdict(self.minhash) if self.minhash else None,
                 "against": list(self.compared.used),
                 "against_skipped": self.compared.skipped,
             },
