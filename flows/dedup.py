@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep, Source, StepRun
+from flows.pipeline_step import PipelineStep, StepRun
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -130,6 +130,7 @@ class DedupStep(PipelineStep):
 
     name: ClassVar[str] = "dedup"
     dataset: ClassVar[str] = "deduped"
+    flow: ClassVar[Any] = dedup
 
     mode: Literal["exact", "near"] = "exact"
     text_column: Annotated[str, Field(min_length=1)] = "cleaned_text"
@@ -144,19 +145,11 @@ class DedupStep(PipelineStep):
     )
     compression: Literal["snappy", "zstd", "none"] = "snappy"
 
-    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
-        options = self.flow_options()
-        if options["against_earlier"] is None:
-            options["against_earlier"] = run.daily
-        return dedup(
-            source.uri,
-            output_uri,
-            **options,
-            ray=run.ray,
-            aws_credentials=run.aws_credentials,
-            timeout_minutes=run.minutes_left(),
-            health=self.health,
-        )
+    def flow_options(self, run: StepRun | None = None) -> dict[str, Any]:
+        options = super().flow_options(run)
+        if options["against_earlier"] is None:  # the pipeline's choice: with a daily run
+            options["against_earlier"] = bool(run and run.daily)
+        return options
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         near = self.mode == "near"

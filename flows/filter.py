@@ -4,13 +4,13 @@ in the dataset beside them (``filtered-rejected/`` for ``filtered/``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep, Source, StepRun
+from flows.pipeline_step import PipelineStep
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -109,26 +109,12 @@ class FilterStep(PipelineStep):
 
     name: ClassVar[str] = "filter"
     dataset: ClassVar[str] = "filtered"
+    flow: ClassVar[Any] = filter_documents
 
     text_column: Annotated[str, Field(min_length=1)] = "text"
     filters: FilterOptions = FilterOptions()
     compression: Literal["snappy", "zstd", "none"] = "snappy"
     batch_size: Annotated[int, Field(ge=1)] = 1024
-
-    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
-        return filter_documents(
-            source.uri,
-            output_uri,
-            input_format=source.format,
-            **self.flow_options(),
-            ray=run.ray,
-            aws_credentials=run.aws_credentials,
-            timeout_minutes=run.minutes_left(),
-            health=self.health,
-        )
-
-    def flow_options(self) -> dict:
-        return {**super().flow_options(), "filters": self.filters}
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         return input_bytes  # every row written once, kept or rejected

@@ -11,6 +11,7 @@ through this; a new step is its class and an entry in :data:`flows.steps.STEP_TY
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import re
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, ClassVar, Union
@@ -51,6 +52,8 @@ class PipelineStep(BaseModel):
 
     name: ClassVar[str]  # the key that names the step in ``steps``
     dataset: ClassVar[str]  # what it writes under the bucket (``preprocessed``)
+    # The step's own flow, whose parameters its options are (tests/unit/test_steps.py).
+    flow: ClassVar[Any]
     # Whether a step may follow it: tokenized shards are not rows to read.
     final: ClassVar[bool] = False
 
@@ -65,13 +68,27 @@ class PipelineStep(BaseModel):
         "pipeline's keep_days if not set.",
     )
 
-    def flow_options(self) -> dict[str, Any]:
-        """The step's own options, as its flow takes them."""
-        return self.model_dump(exclude={"health", "keep_days"})
+    def flow_options(self, run: StepRun | None = None) -> dict[str, Any]:
+        """The step's own options, as its flow takes them (nested models as they are)."""
+        shared = PipelineStep.model_fields
+        return {name: getattr(self, name) for name in type(self).model_fields if name not in shared}
 
     def run(self, source: Source, output_uri: str, run: StepRun) -> str:
-        """Run the step's flow from ``source`` into ``output_uri``; its output URI."""
-        raise NotImplementedError
+        """Run the step's flow from ``source`` into ``output_uri``, with what every
+        step of the run shares; its output URI."""
+        # A Prefect flow is a descriptor (flows may be methods): taken as it is stored.
+        flow = inspect.getattr_static(self, "flow")
+        takes = inspect.signature(flow.fn).parameters
+        return flow(
+            source.uri,
+            output_uri,
+            **({"input_format": source.format} if "input_format" in takes else {}),
+            **self.flow_options(run),
+            ray=run.ray,
+            aws_credentials=run.aws_credentials,
+            timeout_minutes=run.minutes_left(),
+            health=self.health,
+        )
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         """About how many bytes the step writes for an input of ``input_bytes`` and

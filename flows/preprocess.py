@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep, Source, StepRun
+from flows.pipeline_step import PipelineStep
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -105,6 +105,7 @@ class PreprocessStep(PipelineStep):
 
     name: ClassVar[str] = "preprocess"
     dataset: ClassVar[str] = "preprocessed"
+    flow: ClassVar[Any] = preprocess
 
     text_column: Annotated[str, Field(min_length=1)] = "text"
     keep_text: bool = True
@@ -112,18 +113,6 @@ class PreprocessStep(PipelineStep):
     batch_size: Annotated[int, Field(ge=1)] = 1024
     num_files: Annotated[int, Field(ge=1)] | None = None
     rows_per_file: Annotated[int, Field(ge=1)] | None = None
-
-    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
-        return preprocess(
-            source.uri,
-            output_uri,
-            input_format=source.format,
-            **self.flow_options(),
-            ray=run.ray,
-            aws_credentials=run.aws_credentials,
-            timeout_minutes=run.minutes_left(),
-            health=self.health,
-        )
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         return preprocessed_bytes(input_bytes, self.keep_text)

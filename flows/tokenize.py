@@ -3,14 +3,14 @@ LLM training reads."""
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 import numpy as np
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep, Source, StepRun
+from flows.pipeline_step import PipelineStep
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -109,6 +109,7 @@ class TokenizeStep(PipelineStep):
 
     name: ClassVar[str] = "tokenize"
     dataset: ClassVar[str] = "tokenized"
+    flow: ClassVar[Any] = tokenize
     final: ClassVar[bool] = True
 
     tokenizer: Annotated[str, Field(min_length=1)]
@@ -116,18 +117,6 @@ class TokenizeStep(PipelineStep):
     eos_token: Annotated[str, Field(min_length=1)] | None = None
     shuffle_seed: Annotated[int, Field(ge=0)] | None = None
     batch_size: Annotated[int, Field(ge=1)] = 1024
-
-    def run(self, source: Source, output_uri: str, run: StepRun) -> str:
-        return tokenize(
-            source.uri,
-            output_uri,
-            input_format=source.format,
-            **self.flow_options(),
-            ray=run.ray,
-            aws_credentials=run.aws_credentials,
-            timeout_minutes=run.minutes_left(),
-            health=self.health,
-        )
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         # The vocabulary is not read yet: ids as wide as they come (int32).
