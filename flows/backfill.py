@@ -35,6 +35,8 @@ def committed(
 ) -> bool:
     """Whether ``day``'s partition of every one of ``datasets`` under ``bucket_uri`` has
     a manifest: a date whose run stopped after preprocess is not done."""
+    if not datasets:  # nothing to find committed: never "done"
+        raise InputError("the pipeline's parameters keep no dataset past a run")
     base = storage.canonical_uri(bucket_uri)
     targets = [partitions.partition(f"{base}/{name}", day) for name in datasets]
     s3 = storage.settings_for(targets, aws_credentials)

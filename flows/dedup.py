@@ -151,6 +151,9 @@ class DedupStep(PipelineStep):
             options["against_earlier"] = bool(run and run.daily)
         return options
 
+    def reads_earlier_dates(self, daily: bool) -> bool:
+        return daily if self.against_earlier is None else self.against_earlier
+
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         near = self.mode == "near"
         return deduplicated_bytes(

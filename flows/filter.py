@@ -122,5 +122,5 @@ class FilterStep(PipelineStep):
     def reads(self) -> set[str]:
         return {self.text_column}
 
-    def columns(self, columns: set[str]) -> set[str]:
-        return columns | {LANGUAGE_COLUMN, SCORE_COLUMN}
+    def adds(self) -> set[str]:
+        return {LANGUAGE_COLUMN, SCORE_COLUMN}

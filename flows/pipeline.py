@@ -124,7 +124,7 @@ def pipeline(
             day, timezone, now, parameter="run_date" if run_date else "scheduled date"
         )
         today = partitions.today(timezone, now)
-    kept = keep_days_of(chosen, input_uri is None, keep_days, raw_keep_days)
+    kept = keep_days_of(chosen, input_uri is None, keep_days, raw_keep_days, bool(day))
     if any(days is not None for days in kept.values()) and day is None:
         raise InputError("keep_days applies to daily runs only (daily=true)")
     corpus = corpus_uri(input_uri, day) if input_uri is not None else None
@@ -194,15 +194,37 @@ def pipeline(
 
 
 def keep_days_of(
-    steps: list[PipelineStep], generated: bool, keep_days: int | None, raw_keep_days: int | None
+    steps: list[PipelineStep],
+    generated: bool,
+    keep_days: int | None,
+    raw_keep_days: int | None,
+    daily: bool = True,
 ) -> dict[str, int | None]:
     """Each dataset a run writes (raw when it generates, then each step's), with how
-    many dates of it retention keeps (None: all)."""
+    many dates of it retention keeps (None: all). Refuses, naming the step, an
+    intermediate (0) that is what the run gives or that a later date reads."""
+    if not steps:
+        raise InputError("steps is empty: give at least one step")
+    if raw_keep_days is not None and not generated:
+        raise InputError("raw_keep_days is for generated data: nothing is written to raw")
     kept: dict[str, int | None] = {}
     if generated:
         kept[RAW] = keep_days if raw_keep_days is None else raw_keep_days
-    for step, name in zip(steps, dataset_names(steps), strict=True):
+    names = dataset_names(steps)
+    for number, (step, name) in enumerate(zip(steps, names, strict=True), start=1):
         kept[name] = keep_days if step.keep_days is None else step.keep_days
+        if kept[name] != 0:
+            continue
+        if number == len(steps):
+            raise InputError(
+                f"steps[{number}] ({step.name}) writes what the run gives: its keep_days "
+                "cannot be 0, which would remove it when the run ends"
+            )
+        if step.reads_earlier_dates(daily):
+            raise InputError(
+                f"steps[{number}] ({step.name}) compares each date with its earlier dates: "
+                "its keep_days cannot be 0, which would leave it none"
+            )
     return kept
 
 
@@ -210,7 +232,8 @@ def datasets_kept(params: dict[str, Any]) -> list[str]:
     """The datasets a pipeline run with (validated) ``params`` writes and keeps past the
     run: a date is done when each of them is committed (those removed once the run
     ends, keep_days 0, are not waited for)."""
-    steps = [step_of(entry) for entry in validate_steps(params.get("steps") or DEFAULT_STEPS)]
+    given = params.get("steps")
+    steps = [step_of(entry) for entry in validate_steps(DEFAULT_STEPS if given is None else given)]
     kept = keep_days_of(
         steps, params.get("input_uri") is None, params.get("keep_days"), params.get("raw_keep_days")
     )

@@ -99,9 +99,18 @@ class PipelineStep(BaseModel):
         """The input columns the step needs."""
         return set()
 
+    def adds(self) -> set[str]:
+        """The columns the step adds, which its input must not have yet."""
+        return set()
+
     def columns(self, columns: set[str]) -> set[str]:
         """The columns of its output, given its input's."""
-        return columns
+        return columns | self.adds()
+
+    def reads_earlier_dates(self, daily: bool) -> bool:
+        """Whether a later date's run of this step reads this date's output (so it
+        cannot be an intermediate)."""
+        return False
 
 
 def step_of(entry: Any) -> PipelineStep:
@@ -185,13 +194,18 @@ def check_order(steps: Sequence[PipelineStep], columns: set[str] | None) -> None
                 f"steps[{number}] ({step.name}) follows {before}, whose output is not rows "
                 f"to read: {before} must be the last step"
             )
-        missing = sorted(step.reads() - columns) if columns is not None else []
-        if missing:
-            before = f"steps[{number - 1}] ({steps[number - 2].name})" if number > 1 else "input"
+        if columns is None:  # a corpus's columns: known once it is read
+            continue
+        before = f"steps[{number - 1}] ({steps[number - 2].name})" if number > 1 else "input"
+        if missing := sorted(step.reads() - columns):
             raise InputError(
                 f"steps[{number}] ({step.name}) reads column(s) {', '.join(missing)}, which "
                 f"the dataset of {before} does not have (its columns: "
-                f"{', '.join(sorted(columns or ()))})"
+                f"{', '.join(sorted(columns))})"
             )
-        if columns is not None:
-            columns = step.columns(columns)
+        if taken := sorted(step.adds() & columns):
+            raise InputError(
+                f"steps[{number}] ({step.name}) adds column(s) {', '.join(taken)}, which the "
+                f"dataset of {before} already has: it cannot run on rows it has judged"
+            )
+        columns = step.columns(columns)

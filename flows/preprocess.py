@@ -15,6 +15,7 @@ from tasks.cluster.options import RayOptions
 from tasks.orchestration import deadline
 from tasks.orchestration.exclusive import exclusive_output
 from tasks.orchestration.health import HealthBounds
+from tasks.steps.preprocess.clean import CLEANED_COLUMN
 from tasks.steps.preprocess.step import Preprocess, PreprocessParams, preprocessed_bytes
 from tasks.store.storage import canonical_uri, settings_for
 
@@ -120,6 +121,9 @@ class PreprocessStep(PipelineStep):
     def reads(self) -> set[str]:
         return {self.text_column}
 
+    def adds(self) -> set[str]:
+        return {CLEANED_COLUMN}
+
     def columns(self, columns: set[str]) -> set[str]:
         kept = columns if self.keep_text else columns - {self.text_column}
-        return kept | {"cleaned_text"}
+        return kept | self.adds()

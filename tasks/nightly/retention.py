@@ -52,7 +52,15 @@ def expired(names: Iterable[str], day: dt.date, keep_days: int, today: dt.date) 
     if keep_days < 0:
         raise InputError(f"keep_days must be at least 0, got {keep_days}")
     cutoff = min(day, today) - dt.timedelta(days=keep_days)
-    return [n for n in names if (d := partition_date(n)) is not None and d <= cutoff]
+
+    def past(d: dt.date) -> bool:
+        if keep_days == 0:
+            # The run's own date (done with once it ends) and those before, but not
+            # today's for a run dated tomorrow: today's run may be between two steps.
+            return d == day or d < min(day, today)
+        return d <= cutoff
+
+    return [n for n in names if (d := partition_date(n)) is not None and past(d)]
 
 
 def is_ours(document: object) -> bool:

@@ -43,9 +43,10 @@ LEGACY_SIDE_FOLDERS = ("_dedup/signatures", "_dedup/index")
 COMPANION_SEPARATOR = "-"
 _COMPANION_NAME = re.compile(r"[a-z][a-z0-9_]*")
 WRITER = "ray-text-pipeline"
-# Part files are Parquet unless a mark of ours names other suffixes (``part_suffixes``):
+# Part files are Parquet unless a mark of ours names their suffixes (``part_suffixes``):
 # a tokenized shard's tokens and index (Megatron's .bin and .idx). So a user's
-# ``part-00000.bin`` in a Parquet dataset of ours is theirs, never deleted as ours.
+# ``part-00000.bin`` in a Parquet dataset of ours is theirs, and so is a
+# ``part-00000.parquet`` in a tokenized one: never deleted as ours.
 PARQUET = ("parquet",)
 PART_SUFFIXES = ("parquet", "bin", "idx")
 _PART_RE = re.compile(r"^part-\d{5,}\.([a-z]+)$")
@@ -90,10 +91,12 @@ def _is_temp_name(name: str, suffixes: Iterable[str]) -> bool:
 
 
 def part_suffixes(document: object) -> tuple[str, ...]:
-    """The part files' suffixes a manifest or marker of ours names (Parquet always)."""
+    """The part files' suffixes a manifest or marker of ours names (Parquet when it
+    names none: what every mark written before tokenized shards means)."""
     named = document.get("part_suffixes") if isinstance(document, dict) else None
-    own = [s for s in named if s in PART_SUFFIXES] if isinstance(named, list) else []
-    return tuple(dict.fromkeys([*PARQUET, *own]))
+    if not isinstance(named, list):
+        return PARQUET
+    return tuple(dict.fromkeys(s for s in named if s in PART_SUFFIXES))
 
 
 def companion(root: Location, name: str) -> Location:
@@ -245,7 +248,7 @@ class Leftovers(list):
         super().__init__(names)
         self.folders = tuple(dict.fromkeys([*folders, *LEGACY_SIDE_FOLDERS]))
         self.companions = tuple(companions)
-        self.suffixes = tuple(dict.fromkeys([*PARQUET, *suffixes]))
+        self.suffixes = tuple(dict.fromkeys(suffixes))
 
 
 def prepare_output(
@@ -273,7 +276,7 @@ def prepare_output(
     relative, marks, known = _ours_at(root, companion)
     named = [name for mark in marks if mark is not None for name in companions_of(mark)]
     kinds = [s for mark in marks if mark is not None for s in part_suffixes(mark)]
-    kinds = list(dict.fromkeys([*PARQUET, *suffixes, *kinds]))
+    kinds = list(dict.fromkeys([*suffixes, *kinds]))
     storage.make_dirs(root)
     with storage.explained(root, "write"):
         marker = {
@@ -355,7 +358,11 @@ def _our_document(root: Location, name: str, relative: list[str]) -> dict | None
             manifest = read_manifest(root)
         except InputError:
             return None
-        ok = manifest is not None and manifest.get("manifest_version") == MANIFEST_VERSION
+        ok = (
+            manifest is not None
+            and manifest.get("manifest_version") == MANIFEST_VERSION
+            and manifest.get("writer") == WRITER
+        )
         return manifest if ok else None
     try:
         document = json.loads(storage.read_bytes(root.child(name)))

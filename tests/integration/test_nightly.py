@@ -56,8 +56,14 @@ def test_expired_counts_whole_days_back_from_the_runs_date():
         "dt=2026-03-07",
     ]
     assert retention.expired(["dt=2026-02-30", "notes", "dt=2026-3-1"], DAY, 1, today) == []
-    # 0 keeps none: an intermediate's own date goes too.
+    # 0 keeps none: an intermediate's own date goes too...
     assert retention.expired(names, DAY, 0, today) == names[:4]
+    # ...but a run dated tomorrow leaves today's: today's run may be between two steps.
+    tomorrow = DAY + dt.timedelta(days=1)
+    assert retention.expired([f"dt={tomorrow}", *names], tomorrow, 0, DAY) == [
+        f"dt={tomorrow}",
+        *names[1:4],
+    ]
     with pytest.raises(InputError, match="keep_days must be at least 0"):
         retention.expired(names, DAY, -1, today)
 

@@ -84,6 +84,23 @@ def test_steps_that_cannot_follow_each_other_are_refused_before_anything_is_writ
         pipeline(str(bucket), num_rows=10, num_files=1, steps=[{"filter": {}}, {"dedup": {}}])
     with pytest.raises(InputError, match="steps is empty"):
         pipeline(str(bucket), num_rows=10, num_files=1, steps=[])
+    twice = [{"preprocess": {}}, {"preprocess": {}}]
+    with pytest.raises(
+        InputError, match=r"steps\[2\] \(preprocess\) adds column\(s\) cleaned_text"
+    ):
+        pipeline(str(bucket), num_rows=10, num_files=1, steps=twice)
+    twice = [{"preprocess": {}}, {"filter": {}}, {"filter": {}}]
+    with pytest.raises(InputError, match=r"\(filter\) adds column\(s\) language, language_score"):
+        pipeline(str(bucket), num_rows=10, num_files=1, steps=twice)
+    daily = {"num_rows": 10, "num_files": 1, "run_date": "2026-03-01"}
+    last = [{"preprocess": {"keep_days": 0}}]
+    with pytest.raises(InputError, match=r"steps\[1\] \(preprocess\) writes what the run gives"):
+        pipeline(str(bucket), **daily, steps=last)
+    earlier = [{"preprocess": {}}, {"dedup": {"keep_days": 0}}, {"dedup": {"text_column": "text"}}]
+    with pytest.raises(InputError, match=r"steps\[2\] \(dedup\) compares each date"):
+        pipeline(str(bucket), **daily, steps=earlier)
+    with pytest.raises(InputError, match="raw_keep_days is for generated data"):
+        pipeline(str(bucket), input_uri=str(drop), raw_keep_days=0, run_date="2026-03-01")
     assert not bucket.exists()
     for bad, named in (
         ([{"sort": {}}], "one of: preprocess, filter, dedup, tokenize"),
@@ -102,7 +119,8 @@ def test_a_repeated_step_writes_a_dataset_of_its_own_and_intermediates_go_after_
     bucket = tmp_path / "bucket"
     steps = [
         {"preprocess": {"keep_days": 0}},
-        {"dedup": {"mode": "exact", "keep_days": 0}},
+        # An intermediate: it must not compare with its earlier dates, which it keeps none of.
+        {"dedup": {"mode": "exact", "keep_days": 0, "against_earlier": False}},
         {"dedup": {"mode": "exact", "text_column": "text"}},
     ]
     for day in ("2026-03-01", "2026-03-02"):

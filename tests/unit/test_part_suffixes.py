@@ -148,3 +148,29 @@ def test_a_forged_suffix_is_not_ours(tmp_path: Path) -> None:
     (tmp_path / "part-00000.csv").write_text("theirs")
     with pytest.raises(OutputConflictError, match=r"part-00000\.csv"):
         dataset.prepare_output(root)
+
+
+def test_a_users_parquet_in_our_tokenized_dataset_is_refused_and_kept(tmp_path: Path) -> None:
+    root = _tokenized_dataset(tmp_path / "dt=2026-12-01")
+    theirs = tmp_path / "dt=2026-12-01" / "part-00007.parquet"
+    theirs.write_bytes(b"the user's rows")
+    with pytest.raises(OutputConflictError, match=r"part-00007\.parquet"):
+        dataset.prepare_output(root, suffixes=SHARD)
+    assert retention.remove_committed(root) == 4  # the shards go, theirs stays
+    assert theirs.read_bytes() == b"the user's rows"
+    assert sorted(p.name for p in theirs.parent.iterdir()) == ["part-00007.parquet"]
+
+
+def test_a_manifest_we_did_not_write_claims_nothing(tmp_path: Path) -> None:
+    """A _manifest.json of our version but not our writer (someone else's tool, or a
+    forgery) does not make the shards beside it ours."""
+    (tmp_path / dataset.MANIFEST_NAME).write_text(
+        json.dumps(
+            {"manifest_version": 1, "num_rows": 0, "files": [], "part_suffixes": list(SHARD)}
+        )
+    )
+    for name in ("part-00000.bin", "part-00000.idx"):
+        (tmp_path / name).write_bytes(b"theirs")
+    with pytest.raises(OutputConflictError, match=r"part-00000\.bin"):
+        dataset.prepare_output(storage.resolve(str(tmp_path)), suffixes=SHARD)
+    assert (tmp_path / "part-00000.bin").read_bytes() == b"theirs"

@@ -122,6 +122,31 @@ def test_batches_are_cut_by_bytes_with_the_same_ids(tokenizer_json, monkeypatch)
     cut = encode.encode(tokenizer, TEXTS * 3, 0)
     assert whole[0].tolist() == cut[0].tolist() and whole[1].tolist() == cut[1].tolist()
     assert [len(c) for c in encode._chunks(["a" * 50, "b", "c" * 30, "d" * 20])] == [1, 2, 1]
+    # Measured in UTF-8 bytes: 15 Hangul syllables are 45 bytes, over 40 on their own.
+    assert [len(c) for c in encode._chunks(["가" * 15, "b", "나" * 5])] == [1, 2]
+
+
+def test_a_tokenizer_saved_to_pad_and_truncate_encodes_whole_documents(
+    tmp_path, tokenizer_json, monkeypatch
+):
+    """A tokenizer.json saved for batched inference (padding, truncation on) still
+    gives every document its whole encoding, whatever the batch it is in."""
+    from tokenizers import Tokenizer
+
+    saved = Tokenizer.from_file(str(tokenizer_json))
+    saved.enable_truncation(max_length=8)
+    saved.enable_padding(pad_id=0)
+    saved.save(str(tmp_path / "tokenizer.json"))
+    padded = encode.load_tokenizer((tmp_path / "tokenizer.json").read_bytes(), "padded")
+    plain = _load(tokenizer_json)
+    texts = ["hi", TEXTS[4] * 3]
+    expected = [plain.encode(t, add_special_tokens=False).ids for t in texts]
+    assert len(expected[1]) > 8
+    for chunk_bytes in (1, encode.CHUNK_BYTES):  # one document per call, or both at once
+        monkeypatch.setattr(encode, "CHUNK_BYTES", chunk_bytes)
+        tokens, lengths = encode.encode(padded, texts, None)
+        assert lengths.tolist() == [len(e) for e in expected]
+        assert tokens.tolist() == [i for e in expected for i in e], chunk_bytes
 
 
 def test_the_dtype_holds_the_largest_id_whatever_the_vocabularys_gaps():

@@ -42,6 +42,10 @@ def load_tokenizer(data: bytes, name: str) -> Any:
     # A document's own "<|endoftext|>" is text, not the end of a document: it is
     # encoded as ordinary pieces, so no document can end or split itself.
     tokenizer.encode_special_tokens = True
+    # A tokenizer.json saved for batched inference may pad and truncate: a document is
+    # its whole encoding, whatever the batch it was encoded in.
+    tokenizer.no_padding()
+    tokenizer.no_truncation()
     return tokenizer
 
 
@@ -88,10 +92,12 @@ def _chunks(texts: list[str]) -> Iterator[list[str]]:
     run: list[str] = []
     size = 0
     for text in texts:
-        if run and size + len(text) > CHUNK_BYTES:
+        # UTF-8 bytes, not characters: Korean takes three a character.
+        length = len(text) if text.isascii() else len(text.encode("utf-8", "surrogatepass"))
+        if run and size + length > CHUNK_BYTES:
             yield run
             run, size = [], 0
         run.append(text)
-        size += len(text)
+        size += length
     if run:
         yield run
