@@ -254,8 +254,9 @@ def run_step(
     execution = execution_summary(
         parts, [(r.entry.num_rows, r.text_bytes) for r in results], run.nodes
     )
-    # Staging goes before the commit: a run killed after it leaves none behind (and a
-    # rerun or retention removes our marker and anything of ours left).
+    # Staging goes before the commit: a run killed after it leaves none behind. One
+    # killed before it leaves its staging under our marker: the date's rerun removes it
+    # (retention leaves a write that never committed alone: it removes datasets).
     for folder in step.staging_folders:
         remove_staging(run.output.child(folder), step.part_suffixes)
     # The companions commit first, then the output, whose manifest records each one's
@@ -311,7 +312,8 @@ def check_written(
 ) -> None:
     """Refuse to commit unless ``root`` holds exactly what the step may leave there: its
     parts (part-named, at the top, as big as the entries say), our control files, our
-    leftovers (which the commit deletes) and files in its staging folders."""
+    leftovers (which the commit deletes) and part-named files in its staging folders
+    (anything else there would outlive the staging's removal)."""
     listed = {e.path: e.size_bytes for e in entries}
     bad_names = [p for p in listed if not dataset.is_part_name(p, suffixes)]
     if bad_names or len(listed) != len(entries):
@@ -320,13 +322,18 @@ def check_written(
         Location(root.scheme, f.path).relative_to(root): f.size for f in storage.list_files(root)
     }
     missing = [p for p, size in listed.items() if found.get(p) != size]
+
+    def staged(path: str) -> bool:  # a part-named file of ours in a staging folder
+        folder, _, name = path.rpartition("/")
+        return folder in staging and dataset.is_own_file(name, (), suffixes)
+
     stray = [
         p
         for p in found
         if p not in listed
         and p not in leftovers
         and p not in (dataset.WRITING_NAME, dataset.MANIFEST_NAME)
-        and not any(p.startswith(folder.rstrip("/") + "/") for folder in staging)
+        and not staged(p)
     ]
     if missing or stray:
         raise RuntimeError(

@@ -253,3 +253,31 @@ def test_a_shuffle_spreads_every_document_across_shards_and_a_rerun_writes_the_s
     other = tmp_path / "other-seed"
     tokenize(str(source), str(other), str(tokenizer_json), eos_token=EOS, shuffle_seed=12)
     assert _shards(other) != digest
+
+
+def test_a_file_dropped_into_the_shuffles_staging_is_refused_not_committed(
+    tmp_path, tokenizer_json, monkeypatch
+):
+    """Anything but our staged shards in _shuffle/ would outlive the staging's removal
+    inside the committed dataset: the run refuses to commit, and the file stays."""
+    from tasks.steps.skeleton import run_step
+    from tasks.steps.tokenize.step import Tokenize, TokenizeParams
+
+    source = tmp_path / "in"
+    source.mkdir()
+    pq.write_table(pa.table({"text": TEXTS[4:] * 10}), source / "a.parquet")
+    pq.write_table(pa.table({"text": TEXTS[4:] * 10}), source / "b.parquet")
+    out = tmp_path / "out"
+    planned = Tokenize.plan
+
+    def plan_then_drop(self):
+        plan = planned(self)
+        (out / "_shuffle" / "notes.txt").write_text("someone's")
+        return plan
+
+    monkeypatch.setattr(Tokenize, "plan", plan_then_drop)
+    params = TokenizeParams(input_uri=str(source), tokenizer=str(tokenizer_json), shuffle_seed=1)
+    with pytest.raises(RuntimeError, match=r"_shuffle/notes\.txt is not one of its parts"):
+        run_step(Tokenize, params, str(out))
+    assert not (out / "_manifest.json").exists()
+    assert (out / "_shuffle" / "notes.txt").read_text() == "someone's"

@@ -176,15 +176,30 @@ def test_reorder_moves_whole_documents_in_any_block_size(block_tokens):
 
 
 def test_shuffle_draws_depend_on_the_seed_and_index_only():
-    assert shuffle.targets(7, 3, 1000, 5).tolist() == shuffle.targets(7, 3, 1000, 5).tolist()
-    assert shuffle.targets(7, 3, 1000, 5).tolist() != shuffle.targets(8, 3, 1000, 5).tolist()
-    assert shuffle.targets(7, 3, 1000, 5).tolist() != shuffle.targets(7, 4, 1000, 5).tolist()
-    assert set(shuffle.targets(7, 0, 1000, 5).tolist()) == set(range(5))
+    def draw(seed, index, first=0, documents=1000, shards=5):
+        return shuffle.targets(seed, index, first, documents, shards).tolist()
+
+    assert draw(7, 3) == draw(7, 3)
+    assert draw(7, 3) != draw(8, 3) and draw(7, 3) != draw(7, 4)
     first = shuffle.permutation(7, 0, 50)
     assert first.tolist() == shuffle.permutation(7, 0, 50).tolist()
     assert sorted(first.tolist()) == list(range(50)) and first.tolist() != list(range(50))
     # The scatter's and the permutation's draws are not one stream.
-    assert shuffle.permutation(7, 0, 5).tolist() != shuffle.targets(7, 0, 5, 5).tolist()
+    assert shuffle.permutation(7, 0, 5).tolist() != draw(7, 0, documents=5)
+
+
+@pytest.mark.parametrize("sizes", [[1] * 12, [3, 1, 0, 7, 2], [1000, 1, 1]])
+def test_shuffle_shards_are_balanced_and_none_is_empty(sizes):
+    """However the documents fall into files, the shards (one per file with documents)
+    differ by at most one document: none is empty."""
+    shards = sum(1 for n in sizes if n)
+    counts = np.zeros(shards, dtype=np.int64)
+    first = 0
+    for index, n in enumerate(sizes):
+        counts += np.bincount(shuffle.targets(3, index, first, n, shards), minlength=shards)
+        first += n
+    assert counts.sum() == sum(sizes)
+    assert counts.max() - counts.min() <= 1 and counts.min() >= 1
 
 
 def test_group_keeps_input_order_within_a_shard():

@@ -4,9 +4,15 @@ goes to and in what order a shard holds its documents, from the seed alone.
 Two passes, so that no process holds more than one input file's or one shard's tokens:
 each input file's documents draw their shards and are written grouped by shard (stable,
 so in input order within a group); each shard then gathers its group from every file
-and permutes it. Both draws come from numpy's ``SeedSequence`` of the seed, a pass
-number and the file's or shard's index, so a rerun (or a retried part) writes the same
-bytes, and no draw depends on how Ray scheduled the parts.
+and permutes it. The draws are balanced: the documents of all files, numbered in input
+order, go to shard number mod shards, each file's numbers dealt to its documents in a
+seeded random order. So shards differ by at most one document, none is empty while
+there are as many documents as shards (Megatron cannot map an empty ``.bin``), and a
+file's documents still land on every shard at random.
+
+Both draws come from numpy's ``SeedSequence`` of the seed, a pass number and the file's
+or shard's index, so a rerun (or a retried part) writes the same bytes, and no draw
+depends on how Ray scheduled the parts.
 """
 
 from __future__ import annotations
@@ -22,11 +28,13 @@ def _generator(seed: int, purpose: int, index: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, purpose, index])))
 
 
-def targets(seed: int, file_index: int, documents: int, shards: int) -> np.ndarray:
-    """The shard each of the ``documents`` of input file ``file_index`` goes to."""
+def targets(seed: int, file_index: int, first: int, documents: int, shards: int) -> np.ndarray:
+    """The shard each of the ``documents`` of input file ``file_index`` goes to, its
+    documents numbered from ``first`` among all files' (see the module docstring)."""
     if shards < 1:
         raise ValueError(f"shards must be at least 1, got {shards}")
-    return _generator(seed, _SCATTER, file_index).integers(0, shards, documents, dtype=np.int64)
+    dealt = _generator(seed, _SCATTER, file_index).permutation(documents)
+    return (dealt + first) % shards
 
 
 def permutation(seed: int, shard: int, documents: int) -> np.ndarray:

@@ -79,6 +79,7 @@ class ScatterPart:
     part: TokenizePart
     seed: int
     shards: int
+    first: int  # the number of the file's first document among all files' documents
 
 
 @dataclass(frozen=True)
@@ -129,11 +130,13 @@ def shard_names(index: int) -> tuple[str, str]:
     return dataset.part_name(index, "bin"), dataset.part_name(index, "idx")
 
 
-def tokenized_bytes(input_bytes: int, dtype: np.dtype, compressed_json: bool = False) -> int:
-    """About how large the shards of an input of ``input_bytes`` are: at most a token
-    per two bytes of text (BPE vocabularies average three to four)."""
-    text = input_bytes * (inputs.COMPRESSED_JSON_RATIO if compressed_json else 1)
-    return text * np.dtype(dtype).itemsize // 2
+def tokenized_bytes(input_bytes: int, dtype: np.dtype, compressed: bool = False) -> int:
+    """At most how large the shards of an input of ``input_bytes`` are: a token per
+    byte of text (a byte-level BPE on text it was not trained on; 3-4 bytes a token
+    on text it was), a compressed input (Parquet, compressed JSON Lines) taken as
+    ``COMPRESSED_JSON_RATIO`` times its size in text."""
+    text = input_bytes * (inputs.COMPRESSED_JSON_RATIO if compressed else 1)
+    return text * np.dtype(dtype).itemsize
 
 
 class Tokenize(Step[TokenizeParams]):
@@ -164,7 +167,11 @@ class Tokenize(Step[TokenizeParams]):
         if self.rows == 0:
             raise InputError(f"input {found.uri} has no rows")
         shards = sum(
-            tokenized_bytes(f.size_bytes, self.dtype, inputs.codec_of(f.uri) is not None)
+            tokenized_bytes(
+                f.size_bytes,
+                self.dtype,
+                found.format == "parquet" or inputs.codec_of(f.uri) is not None,
+            )
             for f in found.files
         )
         # A shuffle stages every token once more before the shards are written.
@@ -196,12 +203,12 @@ class Tokenize(Step[TokenizeParams]):
             return Plan(specs, schema, self.rows)
         shards = len(specs)
         self.run.on_phase(f"pass 1/2: {shards} input files' documents grouped by shard")
-        scattered = [
-            done.result
-            for done in self.run.map(
-                scatter, [ScatterPart(s, p.shuffle_seed, shards) for s in specs]
-            )
+        firsts = itertools.accumulate((s.rows for s in specs), initial=0)
+        scatters = [
+            ScatterPart(s, p.shuffle_seed, shards, first)
+            for s, first in zip(specs, firsts, strict=False)
         ]
+        scattered = [done.result for done in self.run.map(scatter, scatters)]
         self.run.on_phase(f"pass 2/2: {shards} shards gathered and permuted")
         return Plan(
             gather_specs(self.run.output, specs, scattered, p.shuffle_seed), schema, self.rows
@@ -321,7 +328,9 @@ def scatter(spec: ScatterPart) -> dict[str, list[int]]:
     lengths = np.concatenate([b[1] for b in batches]) if batches else np.zeros(0, np.int64)
     sizes = np.concatenate([b[2] for b in batches]) if batches else np.zeros(0, np.int64)
     del batches
-    shard_of = shuffle.targets(spec.seed, part.index, len(lengths), spec.shards)
+    if len(lengths) != part.rows:
+        raise RuntimeError(f"{part.source.uri}: {len(lengths)} rows read, {part.rows} counted")
+    shard_of = shuffle.targets(spec.seed, part.index, spec.first, len(lengths), spec.shards)
     grouped, moved, documents, tokens = shuffle.group(ids, lengths, shard_of, spec.shards)
     staged = part.output.child(SHUFFLE)
     bin_name, idx_name = shard_names(part.index)
