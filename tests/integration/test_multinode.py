@@ -390,14 +390,15 @@ tokenize(sys.argv[1], sys.argv[2], sys.argv[3], text_column="cleaned_text", shuf
 
 @pytest.mark.usefixtures("prefect_server", "ray_cluster")
 def test_dedup_and_a_shuffled_tokenize_on_two_nodes_commit_what_one_node_does(tmp_path):
-    from flows.tokenize import tokenize
+    from tokenizers import Tokenizer
+
     from tests.helpers import train_tokenizer
+    from tests.unit.test_tokenize import read_indexed
 
     source, rows, *_ = corpus(tmp_path, seed=4)
     one, two = tmp_path / "one-node", tmp_path / "two-nodes"
     dedup_dataset(source, str(one), mode="near")  # the session's Ray: one node
     tokenizer = train_tokenizer(tmp_path, [r["cleaned_text"] or "" for r in rows])
-    tokenize(str(one), str(tmp_path / "tokens-one"), str(tokenizer), "cleaned_text", shuffle_seed=5)
     with _cluster(tmp_path, [(1, {}, [])]) as (address, _):
         _drive(address, DEDUP_DRIVER, source, str(two))
         _drive(address, TOKENIZE_DRIVER, str(two), str(tmp_path / "tokens-two"), str(tokenizer))
@@ -406,7 +407,17 @@ def test_dedup_and_a_shuffled_tokenize_on_two_nodes_commit_what_one_node_does(tm
     assert manifest["dedup"] == assert_committed(one)["dedup"]
     assert manifest["dedup"]["near_duplicates_removed"] > 0
     assert committed_bytes(two) == committed_bytes(one)
-    # The shuffle's draws depend on the seed and the input alone, not on the nodes.
-    tokens = assert_committed(tmp_path / "tokens-two")
+    # The shuffled shards, written on both nodes, hold every kept row's text once (the
+    # draws come from the seed and the input alone: tests/unit/test_tokenize.py).
+    out = tmp_path / "tokens-two"
+    tokens = assert_committed(out)
     assert len(tokens["execution"]["nodes"]) == 2
-    assert committed_bytes(tmp_path / "tokens-two") == committed_bytes(tmp_path / "tokens-one")
+    encoder = Tokenizer.from_file(str(tokenizer))
+    kept = read_dataset(str(two), ["cleaned_text"]).column(0).to_pylist()
+    expected = sorted(encoder.encode(t or "", add_special_tokens=False).ids for t in kept)
+    shards = [
+        read_indexed((out / f"{s}.bin").read_bytes(), (out / f"{s}.idx").read_bytes())[1]
+        for s in tokens["tokenized"]["shards"]
+    ]
+    assert sorted(d for shard in shards for d in shard) == expected
+    assert max(map(len, shards)) - min(map(len, shards)) <= 1

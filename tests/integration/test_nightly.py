@@ -181,7 +181,7 @@ def test_keep_days_is_for_daily_runs_and_is_refused_before_anything_is_written(t
     with pytest.raises(InputError, match="keep_days applies to daily runs only"):
         pipeline(bucket_uri=str(bucket), **SMALL, keep_days=3)
     with pytest.raises(InputError, match="keep_days applies to daily runs only"):
-        pipeline(bucket_uri=str(bucket), **SMALL, steps=[{"preprocess": {"keep_days": 0}}])
+        pipeline(bucket_uri=str(bucket), **SMALL, steps=[{"preprocess": {"keep_days": 1}}])
     assert not bucket.exists()
 
 

@@ -281,3 +281,30 @@ def test_a_file_dropped_into_the_shuffles_staging_is_refused_not_committed(
         run_step(Tokenize, params, str(out))
     assert not (out / "_manifest.json").exists()
     assert (out / "_shuffle" / "notes.txt").read_text() == "someone's"
+
+
+def test_the_run_reports_documents_and_tokens_and_its_health_figures(tmp_path, tokenizer_json):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from tasks.orchestration.health import COMMITTED
+    from tests.integration.test_health import _events
+
+    source = tmp_path / "in.parquet"
+    pq.write_table(pa.table({"text": TEXTS[4:] * 5}), source)
+    out = tmp_path / "summarized"
+    tokenize(str(source), str(out), str(tokenizer_json), eos_token=EOS)
+    stats = assert_committed(out)["stats"]
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["tokenize-summary"]))
+        )
+    (shown,) = [json.dumps(a.data) for a in found if str(out) in json.dumps(a.data)]
+    for label in ("documents", "tokens", "tokens per document", "token dtype"):
+        assert label in shown, label
+    assert str(stats["tokens"]) in shown
+    (committed,) = _events(COMMITTED, f"ray-text-pipeline.dataset.file://{out}", 1)
+    assert committed["resource"]["ray-text-pipeline.step"] == "tokenize"
+    payload = committed["payload"]
+    assert payload["rows_in"] == payload["rows_out"] == stats["documents"] == len(TEXTS[4:]) * 5
