@@ -381,10 +381,10 @@ dedup(sys.argv[1], sys.argv[2], mode="near")
 """
 
 
-TOKENIZE_DRIVER = """
-import sys
+# Then, in the same driver, a shuffled tokenize of what it committed.
+TOKENIZE_AFTER = """
 from flows.tokenize import tokenize
-tokenize(sys.argv[1], sys.argv[2], sys.argv[3], text_column="cleaned_text", shuffle_seed=5)
+tokenize(sys.argv[2], sys.argv[3], sys.argv[4], text_column="cleaned_text", shuffle_seed=5)
 """
 
 
@@ -400,8 +400,8 @@ def test_dedup_and_a_shuffled_tokenize_on_two_nodes_commit_what_one_node_does(tm
     dedup_dataset(source, str(one), mode="near")  # the session's Ray: one node
     tokenizer = train_tokenizer(tmp_path, [r["cleaned_text"] or "" for r in rows])
     with _cluster(tmp_path, [(1, {}, [])]) as (address, _):
-        _drive(address, DEDUP_DRIVER, source, str(two))
-        _drive(address, TOKENIZE_DRIVER, str(two), str(tmp_path / "tokens-two"), str(tokenizer))
+        script = DEDUP_DRIVER + TOKENIZE_AFTER
+        _drive(address, script, source, str(two), str(tmp_path / "tokens-two"), str(tokenizer))
     manifest = assert_committed(two)
     assert len(manifest["execution"]["nodes"]) == 2  # the parts ran on both nodes
     assert manifest["dedup"] == assert_committed(one)["dedup"]

@@ -177,7 +177,7 @@ def test_a_run_killed_mid_write_then_rerun_commits_the_uninterrupted_shards(
     rng = random.Random(7)
     words = [w for t in TEXTS if t for w in t.split()]
     for name in ("a", "b"):
-        texts = [" ".join(rng.choices(words, k=200)) for _ in range(6000)]
+        texts = [" ".join(rng.choices(words, k=200)) for _ in range(4000)]
         pq.write_table(pa.table({"text": texts}), source / f"{name}.parquet")
     whole, out = tmp_path / "whole", tmp_path / "out"
     options = {"eos_token": EOS, "batch_size": 64, "shuffle_seed": shuffle_seed}
