@@ -233,7 +233,7 @@ class Tokenize(Step[TokenizeParams]):
                 sink.write(ids.tobytes())
                 lengths.append(counts)
                 text_bytes += int(sizes.sum())
-        every = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
+        every = _joined(lengths, np.int64)
         storage.write_bytes_atomic(idx_loc, indexed.index_bytes(every, dtype))
         return _shard_result(spec.output, spec.index, every, text_bytes)
 
@@ -324,18 +324,14 @@ def scatter(spec: ScatterPart) -> dict[str, list[int]]:
     part = spec.part
     batches = list(_encoded(part))
     dtype = np.dtype(part.dtype)
-    ids = np.concatenate([b[0] for b in batches]) if batches else np.zeros(0, dtype)
-    lengths = np.concatenate([b[1] for b in batches]) if batches else np.zeros(0, np.int64)
-    sizes = np.concatenate([b[2] for b in batches]) if batches else np.zeros(0, np.int64)
+    ids = _joined([b[0] for b in batches], dtype)
+    lengths, sizes = (_joined([b[k] for b in batches], np.int64) for k in (1, 2))
     del batches
     if len(lengths) != part.rows:
         raise RuntimeError(f"{part.source.uri}: {len(lengths)} rows read, {part.rows} counted")
     shard_of = shuffle.targets(spec.seed, part.index, spec.first, len(lengths), spec.shards)
     grouped, moved, documents, tokens = shuffle.group(ids, lengths, shard_of, spec.shards)
-    staged = part.output.child(SHUFFLE)
-    bin_name, idx_name = shard_names(part.index)
-    storage.write_bytes_atomic(staged.child(bin_name), grouped.tobytes())
-    storage.write_bytes_atomic(staged.child(idx_name), indexed.index_bytes(moved, dtype))
+    _write_shard(part.output.child(SHUFFLE), part.index, grouped, moved, dtype)
     text = np.bincount(shard_of, weights=sizes, minlength=spec.shards)
     return {
         "documents": documents.tolist(),
@@ -392,12 +388,23 @@ def gather(spec: GatherPart) -> PartResult:
             bin_loc, piece.first_token * dtype.itemsize, piece.tokens * dtype.itemsize
         )
         ids.append(np.frombuffer(raw, dtype=dtype))
-    every = np.concatenate(lengths) if lengths else np.zeros(0, dtype=np.int64)
-    tokens = np.concatenate(ids) if ids else np.zeros(0, dtype=dtype)
+    every, tokens = _joined(lengths, np.int64), _joined(ids, dtype)
     del ids
     order = shuffle.permutation(spec.seed, spec.index, len(every))
     tokens, every = shuffle.reorder(tokens, every, order)
-    bin_name, idx_name = shard_names(spec.index)
-    storage.write_bytes_atomic(spec.output.child(bin_name), tokens.tobytes())
-    storage.write_bytes_atomic(spec.output.child(idx_name), indexed.index_bytes(every, dtype))
+    _write_shard(spec.output, spec.index, tokens, every, dtype)
     return _shard_result(spec.output, spec.index, every, spec.text_bytes)
+
+
+def _joined(arrays: list[np.ndarray], dtype: np.dtype) -> np.ndarray:
+    return np.concatenate(arrays) if arrays else np.zeros(0, dtype=dtype)
+
+
+def _write_shard(
+    folder: Location, index: int, tokens: np.ndarray, lengths: np.ndarray, dtype: np.dtype
+) -> None:
+    """Shard ``index``'s ``.bin`` and ``.idx`` in ``folder``, each written atomically."""
+    written = indexed.shard(tokens, lengths, dtype)
+    bin_name, idx_name = shard_names(index)
+    storage.write_bytes_atomic(folder.child(bin_name), written.bin)
+    storage.write_bytes_atomic(folder.child(idx_name), written.idx)
