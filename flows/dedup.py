@@ -8,7 +8,7 @@ from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep, StepRun
+from flows.pipeline_step import StepRun, options_of
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -125,25 +125,17 @@ def dedup(
     return output
 
 
-class DedupStep(PipelineStep):
+class DedupStep(options_of(dedup)):
     """Remove exact or near duplicates (with a daily run, of the earlier dates too)."""
 
     name: ClassVar[str] = "dedup"
     dataset: ClassVar[str] = "deduped"
-    flow: ClassVar[Any] = dedup
 
-    mode: Literal["exact", "near"] = "exact"
-    text_column: Annotated[str, Field(min_length=1)] = "cleaned_text"
-    threshold: Annotated[float, Field(gt=0, le=1)] = MinHashParams.threshold
-    shingle: Annotated[int, Field(ge=1)] = MinHashParams.shingle
-    num_perm: Annotated[int, Field(ge=1)] = MinHashParams.num_perm
-    bands: Annotated[int, Field(ge=1)] = MinHashParams.bands
-    against: list[str] | None = None
+    # The flow's default is False; in a pipeline, None: compare with a daily run.
     against_earlier: bool | None = Field(
         default=None,
-        description="compare against this step's earlier dates; by default with a daily run",
+        description="Compare against this step's earlier dates; by default with a daily run.",
     )
-    compression: Literal["snappy", "zstd", "none"] = "snappy"
 
     def flow_options(self, run: StepRun | None = None) -> dict[str, Any]:
         options = super().flow_options(run)

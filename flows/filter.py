@@ -4,13 +4,13 @@ in the dataset beside them (``filtered-rejected/`` for ``filtered/``)."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep
+from flows.pipeline_step import options_of
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -104,17 +104,11 @@ def filter_documents(
     return output
 
 
-class FilterStep(PipelineStep):
+class FilterStep(options_of(filter_documents)):
     """Keep the rows that pass the quality rules; rejected rows beside, with reasons."""
 
     name: ClassVar[str] = "filter"
     dataset: ClassVar[str] = "filtered"
-    flow: ClassVar[Any] = filter_documents
-
-    text_column: Annotated[str, Field(min_length=1)] = "text"
-    filters: FilterOptions = FilterOptions()
-    compression: Literal["snappy", "zstd", "none"] = "snappy"
-    batch_size: Annotated[int, Field(ge=1)] = 1024
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         return input_bytes  # every row written once, kept or rejected

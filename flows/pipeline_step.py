@@ -1,8 +1,9 @@
 """What a step of ``pipeline(steps=[...])`` is: one entry with one key, the step's name,
 holding the step's options; and how a list of them is typed.
 
-A step type is a pydantic model of its flow's options plus what the pipeline asks of
-every step (``health``, ``keep_days``), and says the rest itself: the dataset it writes
+A step type is a pydantic model of its flow's options (:func:`options_of`: the flow's own
+parameters, as the flow declares them) plus what the pipeline asks of every step
+(``health``, ``keep_days``), and says the rest itself: the dataset it writes
 under the bucket, how large that is for a given input, the columns it reads and leaves,
 and how its flow is called. The pipeline, the backfill and retention know steps only
 through this; a new step is its class and an entry in :data:`flows.steps.STEP_TYPES`.
@@ -13,9 +14,11 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import re
+import typing
 from collections.abc import Callable, Iterable, Sequence
 from typing import Annotated, Any, ClassVar, Union
 
+from prefect.utilities.callables import parameter_docstrings
 from prefect_aws import AwsCredentials
 from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, create_model
 
@@ -24,6 +27,17 @@ from tasks.errors import InputError
 from tasks.orchestration.health import HealthBounds
 
 _DATASET_NAME = re.compile(r"[a-z][a-z0-9_]*")
+# The parameters of a step's flow the pipeline gives it (``PipelineStep.run``), which are
+# therefore not the step's options.
+GIVEN = (
+    "input_uri",
+    "output_uri",
+    "input_format",
+    "ray",
+    "aws_credentials",
+    "timeout_minutes",
+    "health",
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,13 +60,14 @@ class StepRun:
 
 
 class PipelineStep(BaseModel):
-    """A step's options in a pipeline, each one a field; subclasses add their flow's."""
+    """A step's options in a pipeline, each one a field; a step's own are its flow's
+    (a step type derives from :func:`options_of` its flow)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: ClassVar[str]  # the key that names the step in ``steps``
     dataset: ClassVar[str]  # what it writes under the bucket (``preprocessed``)
-    # The step's own flow, whose parameters its options are (tests/unit/test_steps.py).
+    # The step's own flow, whose parameters its options are (:func:`options_of`).
     flow: ClassVar[Any]
     # Whether a step may follow it: tokenized shards are not rows to read.
     final: ClassVar[bool] = False
@@ -111,6 +126,27 @@ class PipelineStep(BaseModel):
         """Whether a later date's run of this step reads this date's output (so it
         cannot be an intermediate)."""
         return False
+
+
+def options_of(flow: Any) -> type[PipelineStep]:
+    """The base of ``flow``'s step type: a :class:`PipelineStep` whose fields are the
+    flow's own parameters (all but :data:`GIVEN`), with the types, bounds and defaults
+    the flow's signature declares and the descriptions its docstring gives; so the
+    pipeline's steps, the UI's form and the server validate a step's options exactly as
+    its flow does, and an option added to the flow is one line. A step type may
+    redefine a field whose default the pipeline decides (dedup's ``against_earlier``)."""
+    fn = flow.fn
+    hints = typing.get_type_hints(fn, include_extras=True)
+    described = parameter_docstrings(inspect.getdoc(fn))
+    fields: dict[str, Any] = {}
+    for name, parameter in inspect.signature(fn).parameters.items():
+        if name in GIVEN:
+            continue
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[name] = (hints[name], Field(default, description=described.get(name)))
+    base = create_model(f"{fn.__name__}_options", __base__=PipelineStep, **fields)
+    base.flow = flow
+    return base
 
 
 def step_of(entry: Any) -> PipelineStep:

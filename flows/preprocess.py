@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep
+from flows.pipeline_step import options_of
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -101,19 +101,11 @@ def preprocess(
     return output
 
 
-class PreprocessStep(PipelineStep):
+class PreprocessStep(options_of(preprocess)):
     """Clean the text (the seed's regex, lower-cased) into cleaned_text."""
 
     name: ClassVar[str] = "preprocess"
     dataset: ClassVar[str] = "preprocessed"
-    flow: ClassVar[Any] = preprocess
-
-    text_column: Annotated[str, Field(min_length=1)] = "text"
-    keep_text: bool = True
-    compression: Literal["snappy", "zstd", "none"] = "snappy"
-    batch_size: Annotated[int, Field(ge=1)] = 1024
-    num_files: Annotated[int, Field(ge=1)] | None = None
-    rows_per_file: Annotated[int, Field(ge=1)] | None = None
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         return preprocessed_bytes(input_bytes, self.keep_text)

@@ -3,14 +3,14 @@ LLM training reads."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from prefect import flow, get_run_logger
 from prefect_aws import AwsCredentials
 from pydantic import Field
 
-from flows.pipeline_step import PipelineStep
+from flows.pipeline_step import options_of
 from flows.runner import PipelineRayTaskRunner, run_step_task, start_ray
 from flows.runs import flow_run_name
 from tasks.cluster.options import RayOptions
@@ -104,19 +104,12 @@ def tokenize(
     return output
 
 
-class TokenizeStep(PipelineStep):
+class TokenizeStep(options_of(tokenize)):
     """Each document as its token ids: Megatron's indexed-dataset shards."""
 
     name: ClassVar[str] = "tokenize"
     dataset: ClassVar[str] = "tokenized"
-    flow: ClassVar[Any] = tokenize
     final: ClassVar[bool] = True
-
-    tokenizer: Annotated[str, Field(min_length=1)]
-    text_column: Annotated[str, Field(min_length=1)] = "text"
-    eos_token: Annotated[str, Field(min_length=1)] | None = None
-    shuffle_seed: Annotated[int, Field(ge=0)] | None = None
-    batch_size: Annotated[int, Field(ge=1)] = 1024
 
     def output_bytes(self, input_bytes: int, rows: int) -> int:
         # The vocabulary is not read yet: ids as wide as they come (int32).

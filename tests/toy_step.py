@@ -13,13 +13,13 @@ import pyarrow.parquet as pq
 from prefect import flow
 from pydantic import BaseModel
 
-from flows.pipeline_step import PipelineStep, Source, StepRun
+from flows.pipeline_step import Source, StepRun, options_of
 from flows.runner import PipelineRayTaskRunner, run_step_task
 from tasks.cluster.options import RayOptions
 from tasks.errors import InputError
 from tasks.orchestration import deadline
 from tasks.orchestration.exclusive import exclusive_output
-from tasks.steps.skeleton import PartResult, Plan, Record, Step
+from tasks.steps.skeleton import Counts, PartResult, Plan, Record, Step, total
 from tasks.store import dataset, part_files, storage
 from tasks.store.storage import Location
 
@@ -37,7 +37,14 @@ class UpperPart:
     column: str
 
 
-class Upper(Step[UpperParams]):
+@dataclass(frozen=True)
+class Changed(Counts):
+    """Texts the step changed (any lower-case letter in them)."""
+
+    changed: int = 0
+
+
+class Upper(Step[UpperParams, None]):
     name = "upper"
 
     def prepare(self) -> int:
@@ -47,21 +54,24 @@ class Upper(Step[UpperParams]):
             raise InputError(f"{self.source.uri} is not a committed dataset")
         return self.manifest["size_bytes"]
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         files = [self.source.child(f["path"]) for f in self.manifest["files"]]
         specs = [UpperPart(self.run.output, i, f, self.params.column) for i, f in enumerate(files)]
         schema = pq.read_schema(files[0].path, filesystem=files[0].fs)
         return Plan(specs, schema, self.manifest["num_rows"])
 
     @staticmethod
-    def write_part(spec: UpperPart) -> PartResult:
+    def write_part(spec: UpperPart) -> PartResult[Changed]:
         table = pq.read_table(spec.source.path, filesystem=spec.source.fs)
         at = table.schema.get_field_index(spec.column)
-        table = table.set_column(at, spec.column, pc.utf8_upper(table[spec.column]))
-        return PartResult(part_files.write_part(spec.output, spec.index, [table], table.schema))
+        upper = pc.utf8_upper(table[spec.column])
+        changed = Changed(pc.sum(pc.not_equal(upper, table[spec.column])).as_py() or 0)
+        table = table.set_column(at, spec.column, upper)
+        entry = part_files.write_part(spec.output, spec.index, [table], table.schema)
+        return PartResult(entry, counts=changed)
 
-    def finish(self, parts: list) -> Record:
-        return Record(stats={})
+    def finish(self, state: None, parts: list[PartResult[Changed]]) -> Record:
+        return Record(stats=dataclasses.asdict(total((p.counts for p in parts), Changed())))
 
 
 @dataclass(frozen=True)
@@ -75,7 +85,7 @@ class Noted(Upper):
     name = "noted"
     companions = ("notes",)
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         plan = super().plan()
         notes = self.run.companion("notes")
         specs = [NotedPart(*vars(s).values(), notes) for s in plan.specs]
@@ -117,13 +127,11 @@ def upper(
         )
 
 
-class UpperStep(PipelineStep):
+class UpperStep(options_of(upper)):
     """Upper-case one column."""
 
     name: ClassVar[str] = "upper"
     dataset: ClassVar[str] = "uppered"
-
-    column: str = "text"
 
     def run(self, source: Source, output_uri: str, run: StepRun) -> str:
         upper(source.uri, output_uri, **self.flow_options(), timeout_minutes=run.minutes_left())

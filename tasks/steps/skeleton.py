@@ -6,11 +6,13 @@ has its parameters (one typed model) and supplies only what is its own:
 - :meth:`Step.prepare`: check the parameters, read what it needs to know about its
   input, and say how many bytes it will write. Nothing is written yet.
 - :meth:`Step.plan`: the output is now ours to write; run any pass of its own (into its
-  ``staging_folders``) and return the typed specs of its parts.
+  ``staging_folders``) and return the typed specs of its parts, with what its passes
+  found for :meth:`Step.finish` (``Plan.state``, typed by the step).
 - :meth:`Step.write_part`: write one part on a Ray worker, idempotently: a part file at
   the output, and one in each of its ``companions`` (rejected rows, an index), the
   datasets it keeps beside the output (:func:`tasks.store.dataset.companion`).
-- :meth:`Step.finish`: what the manifest records beyond files and rows.
+- :meth:`Step.finish`: from the plan's state and the parts' typed :class:`Counts`
+  (which add), what the manifest records beyond files and rows.
 - :meth:`Step.tables` and :meth:`Step.summary_rows`: its own reports.
 
 :func:`run_step` owns the guarantees every step gives: the free-space check from the
@@ -24,12 +26,14 @@ removed, and the commit, exactly once: the companions first, the output's manife
 
 from __future__ import annotations
 
+import functools
 import logging
+import operator
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, ClassVar, Generic, Self, TypeVar
 
 import pyarrow as pa
 from pydantic import BaseModel
@@ -45,20 +49,54 @@ from tasks.store.storage import Location
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=BaseModel)
+S = TypeVar("S")
 OnDone = Callable[[int, int, Done], None]
 
 
 @dataclass(frozen=True)
-class PartResult:
+class Counts:
+    """What a step counts in a part, as a dataclass of its own (fields with defaults):
+    two add field by field, ints as numbers, dicts key by key (values added in turn),
+    lists by joining, nested counts as counts; a run's are :func:`total` of its parts'.
+    This base counts nothing."""
+
+    def __add__(self, other: Self) -> Self:
+        if type(other) is not type(self):
+            return NotImplemented
+        return type(self)(
+            **{f.name: _added(getattr(self, f.name), getattr(other, f.name)) for f in fields(self)}
+        )
+
+
+def _added(a: Any, b: Any) -> Any:
+    if isinstance(a, dict):
+        return {
+            **a,
+            **{key: _added(a[key], value) if key in a else value for key, value in b.items()},
+        }
+    return a + b
+
+
+C = TypeVar("C", bound=Counts)
+
+
+def total(counts: Iterable[C], start: C) -> C:
+    """``start`` plus every one of ``counts`` (``start``: the zero, or the keys that
+    must be there however few parts there are)."""
+    return functools.reduce(operator.add, counts, start)
+
+
+@dataclass(frozen=True)
+class PartResult(Generic[C]):
     """What writing one part gives back: its file (and any further ``files``), the bytes
-    of text it held (for the throughput figures), the step's own counts for it, and its
-    file in each companion.
+    of text it held (for the throughput figures), the step's own counts for it (typed,
+    :class:`Counts`), and its file in each companion.
     Rows of its input that went to a companion instead (a filter's rejected rows) are
     counted by ``set_aside`` (which names that companion)."""
 
     entry: FileEntry
     text_bytes: int = 0
-    counts: dict[str, Any] = field(default_factory=dict)
+    counts: C = Counts()  # type: ignore[assignment]
     companions: dict[str, FileEntry] = field(default_factory=dict)
     set_aside: str | None = None
     # Further files of the part at the output, of no rows (a tokenized shard's index).
@@ -72,15 +110,17 @@ class PartResult:
 
 
 @dataclass(frozen=True)
-class Plan:
+class Plan(Generic[S]):
     """The parts to write (typed specs, one per part file), the schema they share, how
-    many rows they must hold between them (set-aside rows included), and the schema of
-    each companion's files."""
+    many rows they must hold between them (set-aside rows included), the schema of
+    each companion's files, and ``state``: what the step's own passes found that its
+    :meth:`Step.finish` records (typed by the step; None if it has none)."""
 
     specs: Sequence[Any]
     schema: pa.Schema
     expected_rows: int
     companions: dict[str, pa.Schema] = field(default_factory=dict)
+    state: S = None  # type: ignore[assignment]
 
 
 @dataclass
@@ -138,8 +178,10 @@ class Run:
         )
 
 
-class Step(ABC, Generic[P]):
-    """A data step: what it has of its own. One instance serves one run."""
+class Step(ABC, Generic[P, S]):
+    """A data step: what it has of its own. One instance serves one run: its
+    :meth:`prepare` may keep what it found of its input on the instance (settled before
+    anything is written); what later passes find travels in ``Plan.state``."""
 
     name: ClassVar[str]  # the manifest's stage, the artifacts' and task's prefix
     # Folders inside the output a run writes besides its parts, removed before the commit.
@@ -159,8 +201,9 @@ class Step(ABC, Generic[P]):
         writes at the output. Nothing may be written here."""
 
     @abstractmethod
-    def plan(self) -> Plan:
-        """The parts to write; passes of the step's own may run first (``self.run.map``)."""
+    def plan(self) -> Plan[S]:
+        """The parts to write; passes of the step's own may run first (``self.run.map``),
+        what they found handed on as the plan's ``state``."""
 
     @staticmethod
     @abstractmethod
@@ -168,8 +211,9 @@ class Step(ABC, Generic[P]):
         """Write one part as its spec says, on a Ray worker; a rerun writes the same bytes."""
 
     @abstractmethod
-    def finish(self, parts: list[Done]) -> Record:
-        """What the manifest records, once every part is written."""
+    def finish(self, state: S, parts: list[PartResult]) -> Record:
+        """What the manifest records, once every part is written: from the plan's
+        ``state`` and what each part gave back, in part order."""
 
     @classmethod
     def tables(cls, manifest: dict[str, Any]) -> list[ReportTable]:
@@ -183,7 +227,7 @@ class Step(ABC, Generic[P]):
 
 
 def run_step(
-    step_type: type[Step[P]],
+    step_type: type[Step[P, Any]],
     params: P,
     output_uri: str,
     scheduling: RayOptions | None = None,
@@ -232,8 +276,8 @@ def run_step(
     }
     plan = step.plan()
     parts = run.map(step.write_part, plan.specs, parts=True)
-    record = step.finish(parts)
     results: list[PartResult] = [part.result for part in parts]
+    record = step.finish(plan.state, results)
     undeclared = {n for r in results for n in r.companions} - set(step.companions)
     if undeclared:
         raise RuntimeError(f"{step.name} wrote companions it does not declare: {undeclared}")

@@ -170,7 +170,7 @@ class Interleaved(Noted):
     name = "interleaved"
     second: ClassVar[dict] = {}
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         try:
             self.second["manifest"] = run_step(Upper, self.params, self.run.companion("notes").uri)
         except (OutputConflictError, InputError) as exc:
@@ -479,7 +479,7 @@ class Undeclared(Noted):
 
     name = "undeclared"
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         plan = super().plan()
         extra = self.run.companion("extra")
         specs = [ExtraPart(*vars(s).values(), extra) for s in plan.specs]

@@ -39,6 +39,8 @@ def test_a_toy_step_runs_its_parts_on_ray_retries_one_and_commits_and_reports(tm
     before = pq.read_table(tmp_path / "in" / "part-00001.parquet")["text"].to_pylist()
     after = pq.read_table(tmp_path / "out" / "part-00001.parquet")["text"].to_pylist()
     assert after == [t.upper() for t in before]
+    # Its typed counts, added over its parts: every generated text has a lower-case letter.
+    assert manifest["stats"] == {"changed": 3000}
     with get_client(sync_client=True) as client:
         found = client.read_artifacts(
             artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["upper-summary"]))

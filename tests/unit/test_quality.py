@@ -10,6 +10,7 @@ import pytest
 from tasks.orchestration import summary
 from tasks.steps.preprocess import counters as quality
 from tasks.steps.preprocess.clean import clean_batch, clean_text
+from tasks.steps.skeleton import total
 
 POOL = list("가힣ㄱ ") + list("AbZz09 \t!?ÄéΣ😀")
 
@@ -48,14 +49,19 @@ def test_counts_match_python_for_mixed_and_ascii_text(text_type):
         {"text": pa.array(["Hello, World!", None, "ok"], text_type), "label": [1, 1, 0]}
     )
     for raw in (mixed, ascii_only, mixed.slice(17, 100)):
-        got = quality.merge([quality.part_quality(clean_batch(raw))])
+        got = quality.part_quality(clean_batch(raw)).stats()
         assert got == expected(raw.column("text").to_pylist(), raw.column("label").to_pylist())
 
 
 def test_merging_batches_equals_counting_the_whole():
     whole = table(300, 2)
     batches = [quality.part_quality(clean_batch(b)) for b in whole.to_batches(max_chunksize=64)]
-    assert quality.merge(batches) == quality.merge([quality.part_quality(clean_batch(whole))])
+    summed = total(batches, quality.Quality()).stats()
+    assert summed == quality.part_quality(clean_batch(whole)).stats()
+    assert total([], quality.Quality()).stats() == {
+        **{key: 0 for key in ("rows", "null_texts", "text_bytes", "text_chars", "cleaned_chars")},
+        "labels": {},
+    }
 
 
 def test_description_and_quality_table():

@@ -22,7 +22,7 @@ Then the step skeleton commits the dataset, as every step's.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,14 +31,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
-from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps import reading
 from tasks.steps.dedup import grouping, sketch
 from tasks.steps.dedup import minhash as dedup
 from tasks.steps.dedup.against import INDEX, Against, resolve_against
 from tasks.steps.dedup.grouping import DIGEST, KEY, SIGNATURE, Duplicates, Shards
-from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
+from tasks.steps.skeleton import Counts, PartResult, Plan, Record, ReportTable, Step, total
 from tasks.steps.text import check_text_column, text_as_string
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.dataset import FileEntry
@@ -151,12 +150,22 @@ def signature_table(
     return pa.table(columns), int((~found.has_words).sum())
 
 
-def write_signatures(spec: FilePart | AgainstPart) -> dict[str, Any]:
+@dataclass(frozen=True)
+class Read(Counts):
+    """The rows pass 1 read from an input file (or all of them), the bytes of their
+    text, and how many were blank."""
+
+    num_rows: int = 0
+    text_bytes: int = 0
+    empty: int = 0
+
+
+def write_signatures(spec: FilePart | AgainstPart) -> Read:
     """Pass 1 for one input file: its signature rows, as ``_dedup/signatures/part-N``,
     and its group files (:func:`grouping.write_group_files`); for an ``against`` index
-    file, only its group files."""
+    file, only its group files (and no rows read)."""
     root, params = spec.output, spec.params
-    counts = {"num_rows": 0, "text_bytes": 0, "empty": 0}
+    counts = Read()
     keys, digests, tags = [], [], []
 
     def kept(table: pa.Table) -> pa.Table:
@@ -167,13 +176,13 @@ def write_signatures(spec: FilePart | AgainstPart) -> dict[str, Any]:
         return table
 
     def tables() -> Iterator[pa.Table]:
+        nonlocal counts
         for table in _rows(spec):  # its schema was checked before any part started
             text = text_as_string(table.column(spec.text_column))
-            batch_keys = dedup.order_keys(spec.index, counts["num_rows"], table.num_rows)
-            counts["num_rows"] += table.num_rows
-            counts["text_bytes"] += int(pa.compute.sum(pa.compute.binary_length(text)).as_py() or 0)
+            batch_keys = dedup.order_keys(spec.index, counts.num_rows, table.num_rows)
+            size = int(pa.compute.sum(pa.compute.binary_length(text)).as_py() or 0)
             table, blank = signature_table(text, batch_keys, params)
-            counts["empty"] += blank
+            counts += Read(table.num_rows, size, blank)
             yield kept(table)
 
     if isinstance(spec, AgainstPart):
@@ -269,7 +278,23 @@ def group_examples(
     return examples
 
 
-class Dedup(Step[DedupParams]):
+@dataclass(frozen=True)
+class Found:
+    """What passes 1 and 2 found, for the manifest: each input file's rows read, the
+    duplicates, the signature files they were found in (with their file numbers), and
+    whether the grouping ran in this process."""
+
+    read: list[Read]
+    duplicates: Duplicates
+    sources: list[tuple[str, int]]
+    small: bool
+
+    @property
+    def exact_removed(self) -> int:
+        return int(self.duplicates.exact.sum())
+
+
+class Dedup(Step[DedupParams, Found]):
     """Of each group of duplicates the row first in input order survives (files in
     manifest order, then rows). Blank texts (null, empty, whitespace only) are never
     duplicates. Rows of the ``against`` datasets (earlier outputs of this step) count as
@@ -314,7 +339,7 @@ class Dedup(Step[DedupParams]):
             any(inputs.codec_of(f.uri) for f in found.files),
         )
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[Found]:
         p, root, uris = self.params, self.run.output, self.uris
         against_index = self.compared.files
         # Shards are cut before pass 1, from the rows the inputs and indexes say they hold.
@@ -325,7 +350,7 @@ class Dedup(Step[DedupParams]):
             grouping.shard_count(groups, rows),
             grouping.shard_count(groups, rows * bands) if bands else 0,
         )
-        self.small = rows <= SMALL_ROWS
+        small = rows <= SMALL_ROWS
         files = [
             FilePart(
                 root,
@@ -346,29 +371,29 @@ class Dedup(Step[DedupParams]):
         ]
         say = self.run.on_phase
         say(f"pass 1/3: signatures of {len(uris)} input files into {root.child(STAGING).uri}")
-        self.counted = self.run.map(write_signatures, files + against)[: len(uris)]
+        read = [done.result for done in self.run.map(write_signatures, files + against)]
+        read = read[: len(uris)]
+        rows_in = total(read, Read()).num_rows
+        say(
+            f"pass 2/3: grouping {rows_in} rows"
+            + (f" and {len(against_index)} index files of earlier outputs" if against_index else "")
+            + (" by digest and LSH band" if self.minhash else " by digest")
+            + (" in this process" if small else f" in {shards.digests + shards.bands} shards")
+        )
         signature_uris = [
             root.child(STAGING).child(dataset.part_name(i)).uri for i in range(len(uris))
         ]
-        self.rows_in = sum(part.result["num_rows"] for part in self.counted)
-        say(
-            f"pass 2/3: grouping {self.rows_in} rows"
-            + (f" and {len(against_index)} index files of earlier outputs" if against_index else "")
-            + (" by digest and LSH band" if self.minhash else " by digest")
-            + (" in this process" if self.small else f" in {shards.digests + shards.bands} shards")
-        )
-        self.sources = [(uri, i) for i, uri in enumerate(signature_uris)] + [
+        sources = [(uri, i) for i, uri in enumerate(signature_uris)] + [
             (uri, i - len(against_index)) for i, uri in enumerate(against_index)
         ]
         names = [dataset.part_name(i) for i in range(groups)]
-        self.duplicates = duplicates = grouping.find_duplicates(
-            root, names, self.sources, self.minhash, shards, self.each
+        duplicates = grouping.find_duplicates(
+            root, names, sources, self.minhash, shards, self.each(small)
         )
-        self.exact_removed = int(duplicates.exact.sum())
-        near_removed = len(duplicates.removed) - self.exact_removed
+        found = Found(read, duplicates, sources, small)
         say(
-            f"pass 3/3: writing {len(uris)} parts without {self.exact_removed} exact and "
-            f"{near_removed} near duplicates"
+            f"pass 3/3: writing {len(uris)} parts without {found.exact_removed} exact and "
+            f"{len(duplicates.removed) - found.exact_removed} near duplicates"
         )
         specs = [
             DedupPart(
@@ -376,31 +401,41 @@ class Dedup(Step[DedupParams]):
                 self.schema,
                 p.compression,
                 duplicates.in_file(i),
-                self.counted[i].result["text_bytes"],
+                read[i].text_bytes,
                 self.run.companion(INDEX),
             )
             for i, file in enumerate(files)
         ]
         companions = {INDEX: signature_schema(self.minhash)}
-        return Plan(specs, self.schema, self.rows_in - len(duplicates.removed), companions)
+        expected = rows_in - len(duplicates.removed)
+        return Plan(specs, self.schema, expected, companions, state=found)
 
-    def each(self, fn: Any, specs: list[Any]) -> list[Any]:
-        """``fn`` over ``specs``: in this process for a small input (a Ray job costs
-        more than the work), else one Ray task each, with the run's retries."""
-        if self.small:
-            return [storage.with_fresh_credentials(lambda spec=spec: fn(spec)) for spec in specs]
-        return [done.result for done in self.run.map(fn, specs)]
+    def each(self, small: bool) -> Callable[[Any, list[Any]], list[Any]]:
+        """How to run ``fn`` over ``specs``: in this process for a small input (a Ray
+        job costs more than the work), else one Ray task each, with the run's retries."""
+
+        def run(fn: Any, specs: list[Any]) -> list[Any]:
+            if small:
+                return [storage.with_fresh_credentials(lambda s=s: fn(s)) for s in specs]
+            return [done.result for done in self.run.map(fn, specs)]
+
+        return run
 
     write_part = staticmethod(write_deduped_part)
 
-    def finish(self, parts: list[Done]) -> Record:
-        found, duplicates = self.found, self.duplicates
+    def finish(self, state: Found, parts: list[PartResult]) -> Record:
+        found, duplicates = self.found, state.duplicates
+        read = total(state.read, Read())
         survivors, sizes = duplicates.groups()
         span = None
         if len(survivors):
             span = (
                 grouping.group_span(
-                    self.sources, duplicates, int(survivors[0]), self.each, self.run.s3
+                    state.sources,
+                    duplicates,
+                    int(survivors[0]),
+                    self.each(state.small),
+                    self.run.s3,
                 )
                 if self.minhash
                 else 1.0
@@ -414,14 +449,14 @@ class Dedup(Step[DedupParams]):
                 "against": list(self.compared.used),
                 "against_skipped": self.compared.skipped,
             },
-            inputs=found.record(self.rows_in),
-            stats={"text_bytes": sum(c.result["text_bytes"] for c in self.counted)},
+            inputs=found.record(read.num_rows),
+            stats={"text_bytes": read.text_bytes},
             sections={
                 "dedup": {
-                    "rows_in": self.rows_in,
-                    "empty": sum(part.result["empty"] for part in self.counted),
-                    "exact_duplicates_removed": self.exact_removed,
-                    "near_duplicates_removed": len(duplicates.removed) - self.exact_removed,
+                    "rows_in": read.num_rows,
+                    "empty": read.empty,
+                    "exact_duplicates_removed": state.exact_removed,
+                    "near_duplicates_removed": len(duplicates.removed) - state.exact_removed,
                     "groups": len(survivors),
                     "largest_group": int(sizes[0]) if len(sizes) else 1,
                     "largest_group_span": span,

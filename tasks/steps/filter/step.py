@@ -11,8 +11,9 @@ exactly one of the two, and readers of the dataset's folder see only the kept ro
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -20,14 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict, Field
 
-from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps import reading
 from tasks.steps.filter import pii
 from tasks.steps.filter.options import FilterOptions
 from tasks.steps.filter.rules import evaluate, rule_names
 from tasks.steps.preprocess.clean import CLEANED_COLUMN, clean_array
-from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
+from tasks.steps.skeleton import Counts, PartResult, Plan, Record, ReportTable, Step, total
 from tasks.steps.text import check_text_column, text_as_string
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.storage import Location
@@ -94,22 +94,75 @@ def check_input_columns(schema: pa.Schema, where: str, text_column: str) -> None
         )
 
 
-def _counts(names: list[str]) -> dict[str, dict[str, int]]:
-    return {name: {"removed_rows": 0, "removed_bytes": 0, "fired_rows": 0} for name in names}
+@dataclass(frozen=True)
+class Fired(Counts):
+    """A rule's rows and bytes it removed first (earlier rules passed them), and the
+    rows it fails at all."""
+
+    removed_rows: int = 0
+    removed_bytes: int = 0
+    fired_rows: int = 0
 
 
-def _per_language(
-    tally: dict[str, dict[str, Any]], language: pa.Array, code: np.ndarray, names: list[str]
-) -> None:
-    """Add a batch's rows, kept rows and removals per rule to each language's tally."""
+@dataclass(frozen=True)
+class Tally(Counts):
+    """A language's rows, rows kept, and rows removed per rule."""
+
+    rows: int = 0
+    kept: int = 0
+    removed: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Judged(Counts):
+    """What a part's rows (or a run's) came to: per rule, per language, the start of a
+    few rejected texts per rule, and PII found per kind."""
+
+    rules: dict[str, Fired] = field(default_factory=dict)
+    languages: dict[str, Tally] = field(default_factory=dict)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+    pii: dict[str, int] = field(default_factory=dict)
+
+    @classmethod
+    def zero(cls, filters: FilterOptions) -> Judged:
+        """Every rule and PII kind these options run, at 0."""
+        names = rule_names(filters)
+        return cls(
+            {name: Fired() for name in names}, {}, {name: [] for name in names}, pii_counts(filters)
+        )
+
+    def capped(self) -> Judged:
+        """With the first ``EXAMPLE_ROWS`` examples of each rule only."""
+        shown = {name: texts[:EXAMPLE_ROWS] for name, texts in self.examples.items()}
+        return dataclasses.replace(self, examples=shown)
+
+
+def _judged(
+    text: pa.Array,
+    sizes: np.ndarray,
+    language: pa.Array,
+    code: np.ndarray,
+    names: list[str],
+    fired: dict[str, np.ndarray],
+) -> Judged:
+    """A batch's counts: each row's ``code`` is the first rule it failed (-1: kept)."""
+    rules, examples = {}, {}
+    for at, name in enumerate(names):
+        first = code == at
+        rules[name] = Fired(int(first.sum()), int(sizes[first].sum()), int(fired[name].sum()))
+        rows = np.flatnonzero(first)[:EXAMPLE_ROWS]
+        examples[name] = [str(text[int(row)].as_py() or "")[:EXAMPLE_CHARS] for row in rows]
+    languages = {}
     codes = pc.dictionary_encode(language)
     for at, lang in enumerate(codes.dictionary.to_pylist()):
         mine = code[_np_bool(pc.equal(codes.indices, at))]
-        entry = tally.setdefault(lang, {"rows": 0, "kept": 0, "removed": {}})
-        entry["rows"] += len(mine)
-        entry["kept"] += int((mine < 0).sum())
-        for rule, count in zip(*np.unique(mine[mine >= 0], return_counts=True), strict=True):
-            entry["removed"][names[rule]] = entry["removed"].get(names[rule], 0) + int(count)
+        removed = np.unique(mine[mine >= 0], return_counts=True)
+        languages[lang] = Tally(
+            len(mine),
+            int((mine < 0).sum()),
+            {names[rule]: int(n) for rule, n in zip(*removed, strict=True)},
+        )
+    return Judged(rules, languages, examples)
 
 
 def pii_counts(filters: FilterOptions) -> dict[str, int]:
@@ -151,15 +204,13 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
     ``rejected`` companion's part of the same name, in one read of the file: memory is
     a batch and the two writers' pending row groups, whatever the file's size."""
     names = rule_names(spec.filters)
-    counts = _counts(names)
-    examples: dict[str, list[str]] = {name: [] for name in names}
-    languages: dict[str, dict[str, Any]] = {}
+    counted = Judged.zero(spec.filters)
     redacted = pii_counts(spec.filters)
     text_bytes = 0
     reasons = pa.array(names, pa.string())
 
     def kept(aside: part_files.PartWriter) -> Iterator[pa.Table]:
-        nonlocal text_bytes
+        nonlocal text_bytes, counted
         for table in reading.iter_slice(spec.format, spec.source, spec.batch_size, spec.schema):
             table = table.select(spec.schema.names).cast(spec.schema)
             if spec.filters.pii is not None:
@@ -167,28 +218,23 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
             text = text_as_string(table.column(spec.text_column))
             sizes = np.asarray(pc.fill_null(pc.binary_length(text), 0), dtype=np.int64)
             text_bytes += int(sizes.sum())
-            judged = evaluate(text, spec.filters)
+            verdicts = evaluate(text, spec.filters)
             code = np.full(table.num_rows, -1, dtype=np.int16)
             for at, name in enumerate(names):
-                mask = judged.fired[name]
-                counts[name]["fired_rows"] += int(mask.sum())
-                first = mask & (code < 0)
-                code[first] = at
-                counts[name]["removed_rows"] += int(first.sum())
-                counts[name]["removed_bytes"] += int(sizes[first].sum())
-                for row in np.flatnonzero(first)[: EXAMPLE_ROWS - len(examples[name])]:
-                    examples[name].append(str(text[int(row)].as_py() or "")[:EXAMPLE_CHARS])
-            _per_language(languages, judged.language, code, names)
-            table = table.append_column(LANGUAGE_COLUMN, judged.language).append_column(
-                SCORE_COLUMN, judged.score
+                code[verdicts.fired[name] & (code < 0)] = at
+            counted = (
+                counted + _judged(text, sizes, verdicts.language, code, names, verdicts.fired)
+            ).capped()
+            table = table.append_column(LANGUAGE_COLUMN, verdicts.language).append_column(
+                SCORE_COLUMN, verdicts.score
             )
             out = code >= 0
             if out.any():  # as judged: the input's text (PII redacted)
                 why = pc.take(reasons, pa.array(code[out], pa.int32()))
                 aside.write(table.filter(pa.array(out)).append_column(REASON_COLUMN, why))
             passed = table.filter(pa.array(~out))
-            if spec.filters.keep_rewritten_text and judged.text is not None:
-                passed = _with_text(passed, judged.text.filter(pa.array(~out)), spec)
+            if spec.filters.keep_rewritten_text and verdicts.text is not None:
+                passed = _with_text(passed, verdicts.text.filter(pa.array(~out)), spec)
             yield passed
 
     storage.make_dirs(spec.rejected)
@@ -201,7 +247,7 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
             spec.output, spec.index, kept(aside), target, spec.compression
         )
         aside_entry = aside.close()
-    found = {"rules": counts, "examples": examples, "languages": languages, "pii": redacted}
+    found = dataclasses.replace(counted, pii=redacted)
     return PartResult(
         entry, text_bytes, found, companions={REJECTED: aside_entry}, set_aside=REJECTED
     )
@@ -216,7 +262,7 @@ def cleaned_from(input_root: Location) -> str:
     return "text"
 
 
-class Filter(Step[FilterParams]):
+class Filter(Step[FilterParams, None]):
     name = "filter"
     companions = (REJECTED,)
 
@@ -238,7 +284,7 @@ class Filter(Step[FilterParams]):
         ratio = inputs.COMPRESSED_JSON_RATIO
         return sum(f.size_bytes * (ratio if inputs.codec_of(f.uri) else 1) for f in found.files)
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         p = self.params
         specs = [
             FilterPart(
@@ -261,39 +307,22 @@ class Filter(Step[FilterParams]):
 
     write_part = staticmethod(write_filtered_part)
 
-    def finish(self, parts: list[Done]) -> Record:
+    def finish(self, state: None, parts: list[PartResult[Judged]]) -> Record:
         p, found = self.params, self.found
         names = rule_names(p.filters)
-        rules = _counts(names)
-        examples: dict[str, list[str]] = {name: [] for name in names}
-        for part in parts:
-            for name, counted in part.result.counts["rules"].items():
-                for key, value in counted.items():
-                    rules[name][key] += value
-            for name, shown in part.result.counts["examples"].items():
-                examples[name].extend(shown[: EXAMPLE_ROWS - len(examples[name])])
-        languages: dict[str, dict[str, Any]] = {}
-        redacted = pii_counts(p.filters)
-        for part in parts:
-            for lang, tally in part.result.counts["languages"].items():
-                mine = languages.setdefault(lang, {"rows": 0, "kept": 0, "removed": {}})
-                mine["rows"] += tally["rows"]
-                mine["kept"] += tally["kept"]
-                for rule, n in tally["removed"].items():
-                    mine["removed"][rule] = mine["removed"].get(rule, 0) + n
-            for kind, n in part.result.counts["pii"].items():
-                redacted[kind] += n
-        rejected = sum(part.result.companions[REJECTED].num_rows for part in parts)
+        judged = total((part.counts for part in parts), Judged.zero(p.filters))
+        languages = {lang: dataclasses.asdict(t) for lang, t in judged.languages.items()}
+        rejected = sum(part.companions[REJECTED].num_rows for part in parts)
         return Record(
             resolved={"input_uri": found.uri, "input_format": found.format},
             inputs=found.record(self.rows),
-            stats={"text_bytes": sum(part.result.text_bytes for part in parts)},
+            stats={"text_bytes": sum(part.text_bytes for part in parts)},
             sections={
                 "filters": {
                     "rows_in": self.rows,
                     "kept": self.rows - rejected,
                     "rejected": rejected,
-                    "rules": rules,
+                    "rules": {name: dataclasses.asdict(n) for name, n in judged.rules.items()},
                     # Most rows first; a rule's removals in verdict order.
                     "languages": {
                         lang: {
@@ -302,8 +331,8 @@ class Filter(Step[FilterParams]):
                         }
                         for lang, t in sorted(languages.items(), key=lambda kv: -kv[1]["rows"])
                     },
-                    "pii_redacted": redacted,
-                    "examples": examples,
+                    "pii_redacted": judged.pii,
+                    "examples": judged.capped().examples,
                 }
             },
         )

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
-from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps.generate import synth
-from tasks.steps.skeleton import PartResult, Plan, Record, Step
+from tasks.steps.skeleton import Counts, PartResult, Plan, Record, Step, total
 from tasks.store import dataset, part_files
 from tasks.store.storage import Location
 
@@ -49,7 +49,15 @@ def generated_bytes(num_rows: int, text_length: int) -> int:
     return num_rows * (text_length + ROW_OVERHEAD_BYTES)
 
 
-class Generate(Step[GenerateParams]):
+@dataclass(frozen=True)
+class Copies(Counts):
+    """Rows of a part that copy an earlier row: what dedup should find."""
+
+    exact_copies: int = 0
+    near_copies: int = 0
+
+
+class Generate(Step[GenerateParams, None]):
     name = "generate"
 
     def prepare(self) -> int:
@@ -60,7 +68,7 @@ class Generate(Step[GenerateParams]):
         synth.check_parameters(p.num_rows, self.num_files, p.text_length, p.seed, p.duplicates)
         return generated_bytes(p.num_rows, p.text_length)
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         p = self.params
         specs = [
             GeneratePart(self.run.output, i, start, stop, p.seed, p.text_length, p.duplicates)
@@ -75,11 +83,12 @@ class Generate(Step[GenerateParams]):
         )
         entry = part_files.write_part(spec.output, spec.index, rows, synth.SCHEMA)
         exact, near = synth.copies_in(spec.seed, spec.start, spec.stop, spec.duplicates)
-        copies = {"exact_copies": exact, "near_copies": near}
+        copies = Copies(exact, near)
         return PartResult(entry, text_bytes=entry.num_rows * spec.text_length, counts=copies)
 
-    def finish(self, parts: list[Done]) -> Record:
+    def finish(self, state: None, parts: list[PartResult]) -> Record:
         p = self.params
+        copies = total((part.counts for part in parts), Copies())
         return Record(
             resolved={
                 "num_files": self.num_files,
@@ -88,9 +97,7 @@ class Generate(Step[GenerateParams]):
             },
             stats={
                 "text_bytes": p.num_rows * p.text_length,  # ASCII: a byte per character
-                # Rows that copy an earlier row: what dedup should find.
-                "exact_copies": sum(part.result.counts["exact_copies"] for part in parts),
-                "near_copies": sum(part.result.counts["near_copies"] for part in parts),
+                **dataclasses.asdict(copies),
             },
         )
 

@@ -6,7 +6,8 @@ and characters are counted only for text that is not pure ASCII (where they diff
 
 from __future__ import annotations
 
-from collections import Counter
+import dataclasses
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -14,9 +15,23 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.preprocess.clean import CLEANED_COLUMN
+from tasks.steps.skeleton import Counts
 
-# The counters one part reports; a run's are their sums (labels: summed per label).
-COUNTS = ("rows", "null_texts", "text_bytes", "text_chars", "cleaned_chars")
+
+@dataclass(frozen=True)
+class Quality(Counts):
+    """What a cleaned batch, part or run held; a run's is the sum of its parts'."""
+
+    rows: int = 0
+    null_texts: int = 0
+    text_bytes: int = 0
+    text_chars: int = 0
+    cleaned_chars: int = 0
+    labels: dict[str, int] = field(default_factory=dict)
+
+    def stats(self) -> dict[str, Any]:
+        """As the manifest records it (labels sorted)."""
+        return {**dataclasses.asdict(self), "labels": dict(sorted(self.labels.items()))}
 
 
 def _size(column: pa.Array | pa.ChunkedArray) -> tuple[int, int]:
@@ -41,7 +56,7 @@ def _is_ascii(chunk: pa.Array) -> bool:
     return data.size == 0 or int(data.max()) < 128
 
 
-def part_quality(table: pa.Table, text_column: str = "text") -> dict[str, Any]:
+def part_quality(table: pa.Table, text_column: str = "text") -> Quality:
     """Counts for one cleaned table (input columns plus ``cleaned_text``)."""
     text_bytes, text_chars = _size(table.column(text_column))
     _, cleaned_chars = _size(table.column(CLEANED_COLUMN))
@@ -53,24 +68,14 @@ def part_quality(table: pa.Table, text_column: str = "text") -> dict[str, Any]:
         ):
             key = "null" if value is None else str(value)
             labels[key] = labels.get(key, 0) + count
-    return {
-        "rows": table.num_rows,
-        "null_texts": table.column(text_column).null_count,
-        "text_bytes": text_bytes,
-        "text_chars": text_chars,
-        "cleaned_chars": cleaned_chars,
-        "labels": labels,
-    }
-
-
-def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
-    """The sum of ``part_quality`` results (an empty run has all zeros)."""
-    total: dict[str, Any] = {key: sum(p[key] for p in parts) for key in COUNTS}
-    labels: Counter[str] = Counter()
-    for part in parts:
-        labels.update(part["labels"])
-    total["labels"] = dict(sorted(labels.items()))
-    return total
+    return Quality(
+        table.num_rows,
+        table.column(text_column).null_count,
+        text_bytes,
+        text_chars,
+        cleaned_chars,
+        labels,
+    )
 
 
 def describe(stats: dict[str, Any]) -> dict[str, float | None]:

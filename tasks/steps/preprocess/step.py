@@ -13,12 +13,11 @@ from typing import Any
 import pyarrow as pa
 from pydantic import BaseModel, ConfigDict
 
-from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps import reading
 from tasks.steps.preprocess import counters
 from tasks.steps.preprocess.clean import CLEANED_COLUMN, check_input_schema, clean_batch
-from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step
+from tasks.steps.skeleton import PartResult, Plan, Record, ReportTable, Step, total
 from tasks.store import dataset, inputs, part_files
 from tasks.store.storage import Location
 
@@ -74,7 +73,7 @@ def preprocessed_bytes(input_bytes: int, keep_text: bool, compressed_json: bool 
     return text * (2 if keep_text else 1)
 
 
-class Preprocess(Step[PreprocessParams]):
+class Preprocess(Step[PreprocessParams, None]):
     name = "preprocess"
 
     def prepare(self) -> int:
@@ -102,7 +101,7 @@ class Preprocess(Step[PreprocessParams]):
             for f in found.files
         )
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         p = self.params
         files = [f.loc for f in self.found.files]
         counts = [i.num_rows for i in self.inspected]
@@ -127,7 +126,7 @@ class Preprocess(Step[PreprocessParams]):
     def write_part(spec: CleanPart) -> PartResult:
         """Read one part's input slices, clean them batch by batch, write the part."""
         schema = spec.schema
-        counts: list[dict[str, Any]] = []
+        counts: list[counters.Quality] = []
 
         def cleaned() -> Iterator[pa.Table]:
             for loc, start, stop in spec.slices:
@@ -147,10 +146,10 @@ class Preprocess(Step[PreprocessParams]):
                     yield out
 
         entry = part_files.write_part(spec.output, spec.index, cleaned(), schema, spec.compression)
-        stats = counters.merge(counts)
-        return PartResult(entry, stats["text_bytes"], {"quality": stats})
+        quality = total(counts, counters.Quality())
+        return PartResult(entry, quality.text_bytes, quality)
 
-    def finish(self, parts: list[Done]) -> Record:
+    def finish(self, state: None, parts: list[PartResult]) -> Record:
         found = self.found
         return Record(
             resolved={
@@ -159,7 +158,7 @@ class Preprocess(Step[PreprocessParams]):
                 "read_blocks": self.run.scheduling.read_blocks,
             },
             inputs=found.record(self.rows),
-            stats=counters.merge([part.result.counts["quality"] for part in parts]),
+            stats=total((part.counts for part in parts), counters.Quality()).stats(),
         )
 
     @classmethod

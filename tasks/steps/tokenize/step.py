@@ -13,6 +13,7 @@ shard's tokens.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import os
@@ -25,10 +26,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 from pydantic import BaseModel, ConfigDict
 
-from tasks.cluster.mapping import Done
 from tasks.errors import InputError
 from tasks.steps import reading
-from tasks.steps.skeleton import PartResult, Plan, Record, Step
+from tasks.steps.skeleton import Counts, PartResult, Plan, Record, Step, total
 from tasks.steps.text import check_text_column, text_as_string
 from tasks.steps.tokenize import encode, indexed, shuffle
 from tasks.store import dataset, inputs, storage
@@ -139,7 +139,7 @@ def tokenized_bytes(input_bytes: int, dtype: np.dtype, compressed: bool = False)
     return text * np.dtype(dtype).itemsize
 
 
-class Tokenize(Step[TokenizeParams]):
+class Tokenize(Step[TokenizeParams, None]):
     name = "tokenize"
     part_suffixes = ("bin", "idx")
     staging_folders = (SHUFFLE,)
@@ -177,7 +177,7 @@ class Tokenize(Step[TokenizeParams]):
         # A shuffle stages every token once more before the shards are written.
         return shards * (1 if p.shuffle_seed is None else 2)
 
-    def plan(self) -> Plan:
+    def plan(self) -> Plan[None]:
         p = self.params
         files = [f.loc for f in self.found.files]
         counts = [i.num_rows for i in self.inspected]
@@ -215,7 +215,7 @@ class Tokenize(Step[TokenizeParams]):
         )
 
     @staticmethod
-    def write_part(spec: TokenizePart | GatherPart) -> PartResult:
+    def write_part(spec: TokenizePart | GatherPart) -> PartResult[Tokens]:
         """Tokenize one input file into one shard, or (a shuffle's last pass) gather
         one shard; a rerun writes the same bytes."""
         if isinstance(spec, GatherPart):
@@ -237,10 +237,9 @@ class Tokenize(Step[TokenizeParams]):
         storage.write_bytes_atomic(idx_loc, indexed.index_bytes(every, dtype))
         return _shard_result(spec.output, spec.index, every, text_bytes)
 
-    def finish(self, parts: list[Done]) -> Record:
+    def finish(self, state: None, parts: list[PartResult[Tokens]]) -> Record:
         p, found = self.params, self.found
-        documents = sum(part.result.counts["documents"] for part in parts)
-        tokens = sum(part.result.counts["tokens"] for part in parts)
+        counted = total((part.counts for part in parts), Tokens())
         return Record(
             resolved={
                 "input_uri": found.uri,
@@ -249,9 +248,8 @@ class Tokenize(Step[TokenizeParams]):
             },
             inputs=found.record(self.rows),
             stats={
-                "documents": documents,
-                "tokens": tokens,
-                "text_bytes": sum(part.result.text_bytes for part in parts),
+                **dataclasses.asdict(counted),
+                "text_bytes": sum(part.text_bytes for part in parts),
             },
             sections={
                 "tokenized": {
@@ -264,9 +262,7 @@ class Tokenize(Step[TokenizeParams]):
                     # Megatron cannot map an empty .bin: a shard of no tokens (its
                     # file's texts all empty, no EOS) is committed but not listed.
                     "shards": sorted(
-                        part.result.entry.path.removesuffix(".bin")
-                        for part in parts
-                        if part.result.counts["tokens"]
+                        part.entry.path.removesuffix(".bin") for part in parts if part.counts.tokens
                     ),
                 }
             },
@@ -306,14 +302,24 @@ def _encoded(spec: TokenizePart) -> Iterator[tuple[np.ndarray, np.ndarray, np.nd
         yield ids, counts, sizes.astype(np.int64)
 
 
-def _shard_result(output: Location, index: int, lengths: np.ndarray, text_bytes: int) -> PartResult:
+@dataclass(frozen=True)
+class Tokens(Counts):
+    """The documents and tokens of a shard, or of all of them."""
+
+    documents: int = 0
+    tokens: int = 0
+
+
+def _shard_result(
+    output: Location, index: int, lengths: np.ndarray, text_bytes: int
+) -> PartResult[Tokens]:
     """A written shard's entries: the ``.bin`` counts its documents, the ``.idx`` none."""
     bin_name, idx_name = shard_names(index)
     documents, tokens = len(lengths), int(lengths.sum())
     return PartResult(
         FileEntry(bin_name, documents, storage.info(output.child(bin_name)).size),
         text_bytes,
-        {"documents": documents, "tokens": tokens},
+        Tokens(documents, tokens),
         files=(FileEntry(idx_name, 0, storage.info(output.child(idx_name)).size),),
     )
 
@@ -373,7 +379,7 @@ def gather_specs(
     ]
 
 
-def gather(spec: GatherPart) -> PartResult:
+def gather(spec: GatherPart) -> PartResult[Tokens]:
     """Read one shard's pieces of every staged file, permute its documents, write it."""
     dtype = np.dtype(spec.dtype).newbyteorder("<")
     ids: list[np.ndarray] = []
