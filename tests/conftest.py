@@ -17,6 +17,11 @@ os.environ.setdefault("RAY_DATA_DISABLE_PROGRESS_BARS", "1")
 # and from the Ray workers that inherit this environment: tests read them back.
 os.environ.setdefault("PREFECT_LOGGING_TO_API_BATCH_INTERVAL", "0.5")
 
+# Three tries of an S3 request, not six (AWS_MAX_ATTEMPTS, the SDKs' own setting, which
+# every process here and every Ray worker inherits): the throttling tests then wait out
+# the SDK's backoffs (1-13 s each) three times per call, not six.
+os.environ.setdefault("AWS_MAX_ATTEMPTS", "3")
+
 # Where tests ask for injected write faults (tests/write_faults.py); set before Ray starts
 # so that every Ray worker inherits it.
 FAULTS_DIR = Path(tempfile.mkdtemp(prefix="pipeline-faults-"))

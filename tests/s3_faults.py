@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.client
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -23,6 +24,7 @@ class FaultyS3Proxy:
         self.upstream = urlparse(upstream)
         self.rule: tuple[str, str, str, int] | None = None
         self.injected = 0
+        self.injected_at: list[float] = []  # when each failure was answered (monotonic)
         self._lock = threading.Lock()
         proxy = self
 
@@ -101,6 +103,7 @@ class FaultyS3Proxy:
             want_method, fragment, code, failures = self.rule
             if method == want_method and fragment in path and self.injected < failures:
                 self.injected += 1
+                self.injected_at.append(time.monotonic())
                 return code
             return None
 

@@ -34,8 +34,21 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# How often the AWS SDKs try a request before giving up (throttling, 5xx, resets).
+# How often the AWS SDKs try a request before giving up (throttling, 5xx, resets), unless
+# AWS_MAX_ATTEMPTS, the AWS SDKs' own setting, says otherwise where the request is made.
 S3_MAX_ATTEMPTS = 6
+
+
+def s3_max_attempts() -> int:
+    """``AWS_MAX_ATTEMPTS`` of this process's environment (a node's, on a cluster), else
+    :data:`S3_MAX_ATTEMPTS`; refused by name unless a whole number of at least 1."""
+    value = os.environ.get("AWS_MAX_ATTEMPTS", "").strip()
+    if not value:
+        return S3_MAX_ATTEMPTS
+    if not value.isdigit() or int(value) < 1:
+        raise InputError(f"AWS_MAX_ATTEMPTS must be a whole number of at least 1, got {value!r}")
+    return int(value)
+
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +115,7 @@ class S3Settings:
             "s3",
             region_name=region or self.region,
             endpoint_url=self.endpoint_url,
-            config=Config(retries={"mode": "standard", "max_attempts": S3_MAX_ATTEMPTS}),
+            config=Config(retries={"mode": "standard", "total_max_attempts": s3_max_attempts()}),
         )
 
 
@@ -160,7 +173,7 @@ def forget_credentials() -> None:
     them again (a rotated key, a block saved with new keys, a refreshed token)."""
     with _SESSIONS_LOCK:
         _SESSIONS.clear()
-    _s3_filesystem.cache_clear()
+    _s3_filesystem_with.cache_clear()
     _s3_client.cache_clear()
 
 
@@ -357,12 +370,16 @@ def _local_filesystem() -> pafs.FileSystem:
     return pafs.LocalFileSystem()
 
 
-@functools.lru_cache(maxsize=8)
 def _s3_filesystem(settings: S3Settings, credentials: Any) -> pafs.S3FileSystem:
+    return _s3_filesystem_with(settings, credentials, s3_max_attempts())
+
+
+@functools.lru_cache(maxsize=8)
+def _s3_filesystem_with(settings: S3Settings, credentials: Any, attempts: int) -> pafs.S3FileSystem:
     """pyarrow ignores ``AWS_ENDPOINT_URL`` and knows no credential refresh: both are
     passed in. Keyed by the credentials, so refreshed ones get a filesystem of their own."""
     options: dict[str, Any] = {
-        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=S3_MAX_ATTEMPTS)
+        "retry_strategy": pafs.AwsStandardS3RetryStrategy(max_attempts=attempts)
     }
     if settings.region:
         options["region"] = settings.region

@@ -231,9 +231,9 @@ def test_throttled_writes_are_retried_by_the_sdk(faulty_s3):
     ("failures", "stage_runs"),
     [
         # More than the SDK's attempts: Ray Data retries that part alone.
-        (storage.S3_MAX_ATTEMPTS + 2, 1),
+        (storage.s3_max_attempts() + 2, 1),
         # More than the SDK's attempts times the part's: Prefect retries the stage.
-        (storage.S3_MAX_ATTEMPTS * (PART_RETRIES + 1) + 2, 2),
+        (storage.s3_max_attempts() * (PART_RETRIES + 1) + 2, 2),
     ],
 )
 def test_throttling_beyond_the_sdk_retries_is_retried_by_the_part_then_the_stage(

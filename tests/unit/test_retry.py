@@ -75,3 +75,19 @@ def test_cause_chain_is_followed():
             raise RuntimeError("write failed") from inner
     except RuntimeError as outer:
         assert is_transient(outer)
+
+
+def test_s3_attempts_follow_aws_max_attempts_and_refuse_a_bad_one(monkeypatch):
+    from tasks.errors import InputError
+    from tasks.store import storage
+
+    monkeypatch.delenv("AWS_MAX_ATTEMPTS", raising=False)
+    assert storage.s3_max_attempts() == storage.S3_MAX_ATTEMPTS
+    monkeypatch.setenv("AWS_MAX_ATTEMPTS", "9")
+    assert storage.s3_max_attempts() == 9
+    client = storage.S3Settings(region="us-east-1").client()
+    assert client.meta.config.retries["total_max_attempts"] == 9  # the first try included
+    for bad in ("0", "three", "-2"):
+        monkeypatch.setenv("AWS_MAX_ATTEMPTS", bad)
+        with pytest.raises(InputError, match="AWS_MAX_ATTEMPTS"):
+            storage.s3_max_attempts()
