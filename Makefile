@@ -76,13 +76,13 @@ backfill: install
 # Everything the suite needs, Chromium for the UI tests included (tests/chromium.sh), and
 # the bench group: datatrove's filters and spaCy's tokenizer are the references the
 # filter kernel's unit tests compare with.
-# Two pytest workers, a test file each at a time: most of the suite waits on servers,
-# clusters and subprocesses, so two share the machine's cores well (each worker starts
-# its own Ray and Prefect server).
+# Three pytest workers, a test file each at a time: most of the suite waits on servers,
+# clusters and subprocesses, so three share two cores well (each worker starts its own
+# Ray and Prefect server).
 test: install
 	$(UV) sync --locked --group bench --python $(PYTHON)
 	@tests/chromium.sh
-	$(BIN)/pytest -n 2 --dist loadfile
+	$(BIN)/pytest -n 3 --dist loadfile
 
 # Starts its own Prefect server and Ray heads on loopback and stops them; see benchmarks/.
 bench: install

@@ -83,13 +83,17 @@ def test_two_readers_of_one_uri_do_not_block_each_other(uri, pool):
         assert writers(uri) == 0  # the write slot was only taken for a moment
     assert readers(uri) == 0
 
-    # Two runs at once: each enters, then waits inside for the other to be inside too.
-    both_in = threading.Barrier(2, timeout=20)
+    # Two runs at once: each enters, then waits inside for the other to be inside too,
+    # and neither leaves before both have counted (one leaving first made the other's
+    # count 1).
+    both_in, both_counted = threading.Barrier(2, timeout=20), threading.Barrier(2, timeout=20)
 
     def read() -> int:
         with exclusive.reading([uri], wait_seconds=10):
             both_in.wait()
-            return readers(uri)
+            seen = readers(uri)
+            both_counted.wait()
+            return seen
 
     assert [f.result(timeout=30) for f in [pool.submit(read), pool.submit(read)]] == [2, 2]
     assert readers(uri) == 0
