@@ -138,3 +138,73 @@ def test_known_difference_titles_lose_their_period():
     """spaCy's exception table keeps "Mr." whole; here it is "Mr" and "." (documented in
     tasks/steps/filter/words.py)."""
     assert Batch(pa.array(["Mr. Smith"])).words.values.to_pylist() == ["Mr", ".", "Smith"]
+
+
+# Pieces that exercise every rule: dots and ellipses, quotes and contractions, each
+# infix mark, prefixes and suffixes of several scripts, URLs, e-mail addresses,
+# initialisms, letters, digits and marks of other scripts, emoji, and whitespace that
+# is and is not Python's.
+_PIECES = [
+    "a", "B", "é", "e\u0301", "한", "中", "1", "٣", "²", "ǅ", "ß", "Ⅻ", "🙂", "\u200b",
+    ".", "..", "…", "'", "’", "n't", "N'T", "'s", "'re", "'LL", "'d", "-", "--", "---",
+    "—", "——", "–", "~", ":", "<", ">", "=", "/", ",", "+", "*", "^", "(", ")", "[", "]",
+    "{", "}", '"', "“", "”", "$", "€", "£", "%", "#", "&", "_", "!", "?", "¿", ";", "«",
+    "»", "「", "」", "§", "·", "。", "http://", "https://x.y/", "www.", "@", "a@b.c",
+    "U.S.", "e.g.", "i.E.", "and/or", "and", "or", "x", "y", " ", "\t", "\n", "\u00a0",
+    "\u3000", "\u2028", "\x1c",
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_the_compiled_split_is_the_regex_passes(seed):
+    """tasks/steps/filter/split.py against words.spacy_like, the same rules as RE2
+    passes: the same words, rows, characters, and hashes equal exactly for equal words."""
+    import random
+
+    import numpy as np
+    import pyarrow.compute as pc
+
+    from tasks.steps.filter import split
+    from tasks.steps.filter.batch import Split, split_whitespace
+    from tasks.steps.filter.words import spacy_like
+
+    rng = random.Random(seed)
+    texts = ["".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 25))) for _ in range(20_000)]
+    texts += [None, "", "   ", "x" * 5000 + ",y", "word " * 2000]
+    array = pa.array(texts, pa.string())
+    chunks = split_whitespace(pc.fill_null(array, ""))
+    pieces = split_whitespace(spacy_like(chunks.values))
+    expected = Split.of(
+        pieces.values,
+        chunks.row[pieces.row],
+        np.bincount(chunks.row[pieces.row], minlength=len(texts)),
+    )
+    values, row, count, chars, hashes = split.split(array)
+    assert values.to_pylist() == expected.values.to_pylist()
+    assert row.tolist() == expected.row.tolist()
+    assert count.tolist() == expected.count.tolist()
+    assert chars.tolist() == pc.utf8_length(values).to_pylist()
+    pairs = set(zip(values.to_pylist(), hashes.tolist(), strict=True))  # a hash per word
+    assert len(pairs) == len({word for word, _ in pairs}) == len({h for _, h in pairs})
+
+
+def test_the_compiled_split_reads_large_strings_and_slices():
+    from tasks.steps.filter import split
+
+    texts = pa.array(["skip me", "Hello, world... (U.S.) don't", None, "x-ray"], pa.large_string())
+    values, row, count, *_ = split.split(texts.slice(1))
+    assert values.to_pylist() == [
+        "Hello",
+        ",",
+        "world",
+        "...",
+        "(",
+        "U.S.",
+        ")",
+        "do",
+        "n't",
+        "x",
+        "-",
+        "ray",
+    ]
+    assert row.tolist() == [0] * 9 + [2] * 3 and count.tolist() == [9, 0, 3]

@@ -1,9 +1,8 @@
 """Views of a batch the rules share: words, lines and paragraphs split once per batch,
-word n-grams grouped by hash, and per-batch memos."""
+each word's hash (for :mod:`ngrams`), and per-batch memos."""
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Callable
 from functools import cached_property
 
@@ -13,7 +12,7 @@ import pyarrow.compute as pc
 
 from tasks.steps.filter import language as lid
 from tasks.steps.filter.charsets import SPLITLINES_PATTERN
-from tasks.steps.filter.words import spacy_like
+from tasks.steps.filter.split import split
 
 
 def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -28,6 +27,14 @@ class Split:
         self.row = as_numpy(pc.list_parent_indices(lists)).astype(np.int64)
         self.n_rows = n_rows
         self.count = as_numpy(pc.list_value_length(lists)).astype(np.int64)
+
+    @classmethod
+    def of(cls, values: pa.Array, row: np.ndarray, count: np.ndarray) -> Split:
+        """A split of values already flattened in row order, with their rows and the
+        count of each row."""
+        split = cls.__new__(cls)
+        split.values, split.row, split.n_rows, split.count = values, row, len(count), count
+        return split
 
     def per_row(self, weights: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         """Sum of ``weights`` (bool or numbers) over each row's values, optionally masked."""
@@ -120,16 +127,22 @@ class Batch:
         return self._count("\n")
 
     @cached_property
+    def _compiled(self) -> tuple[Split, np.ndarray, np.ndarray]:
+        """The default words (:mod:`split`), their characters and hashes."""
+        values, row, count, chars, hashes = split(self.text)
+        return Split.of(values, row, count), chars, hashes
+
+    @cached_property
     def words(self) -> Split:
         if self.split_words == "kiwi":
             return Split(lid.kiwi_words(self.text), self.n)
-        chunks = split_whitespace(self.text)
-        pieces = split_whitespace(spacy_like(chunks.values))
-        return _regroup(pieces.values, chunks.row[pieces.row], self.n)
+        return self._compiled[0]
 
     @cached_property
     def word_length(self) -> np.ndarray:
-        return as_numpy(pc.utf8_length(self.words.values)).astype(np.int64)
+        if self.split_words == "kiwi":
+            return as_numpy(pc.utf8_length(self.words.values)).astype(np.int64)
+        return self._compiled[1]
 
     @cached_property
     def splitlines(self) -> Split:
@@ -144,42 +157,19 @@ class Batch:
 
     @cached_property
     def word_hash(self) -> np.ndarray:
-        """Per flattened word: a 64-bit hash of (its row, the word)."""
+        """Per flattened word: a 64-bit hash, equal for equal words of a row."""
+        if self.split_words != "kiwi":
+            return self._compiled[2]
         values = self.words.values
         if len(values) == 0:
             return np.zeros(0, dtype=np.uint64)
         codes = as_numpy(pc.dictionary_encode(values).indices).astype(np.uint64)
         return _mix(codes ^ (self.words.row.astype(np.uint64) << np.uint64(32)))
 
-    def ngram_hash(self, n: int) -> tuple[np.ndarray, np.ndarray]:
-        """Hashes of the word n-grams starting at each flattened word (their row mixed
-        in), and which n-grams lie within one row.
-
-        Equal n-grams of a row hash equal; different ones collide with probability
-        about 2**-64 a pair, so a batch of a million n-grams has a ~3e-8 chance of one
-        collision anywhere, and only one inside a single row would change a verdict.
-        """
-        found = self._ngram_cache.get(n)
-        if found is None:
-            prev, _ = self.ngram_hash(n - 1)
-            words = self.word_hash
-            found = _mix(prev[:-1] * _PRIME + words[n - 1 :]) if len(prev) > 1 else prev[:0]
-            self._ngram_cache[n] = found
-        row = self.words.row
-        valid = row[: len(found)] == row[n - 1 : n - 1 + len(found)]
-        return found, valid
-
-    @cached_property
-    def _ngram_cache(self) -> dict[int, np.ndarray]:
-        return {1: self.word_hash}
-
     @cached_property
     def word_end(self) -> np.ndarray:
         """Characters of the words before each flattened word (and after the last)."""
         return np.concatenate([[0], np.cumsum(self.word_length)])
-
-
-_PRIME = np.uint64(0x100000001B3)
 
 
 def _mix(x: np.ndarray) -> np.ndarray:
@@ -189,40 +179,6 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
-
-
-@dataclasses.dataclass(frozen=True)
-class Grams:
-    """The valid n-grams of a batch grouped by hash: one unstable sort, no stable one.
-
-    ``pos``: their flattened positions; ``first``: per n-gram, whether no earlier
-    n-gram of its row is equal; ``multi``: whether another n-gram of its row is equal;
-    per group of equal n-grams, its ``count``, its earliest position ``start`` and its
-    row.
-    """
-
-    pos: np.ndarray
-    first: np.ndarray
-    multi: np.ndarray
-    count: np.ndarray
-    start: np.ndarray
-    row: np.ndarray
-
-
-def group_grams(b: Batch, n: int) -> Grams:
-    hashes, valid = b.ngram_hash(n)
-    pos = np.flatnonzero(valid)
-    keys = hashes[pos]
-    order = np.argsort(keys)
-    ordered = keys[order]
-    opens = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]]) if len(pos) else pos
-    start = np.minimum.reduceat(pos[order], opens) if len(pos) else pos
-    group = np.empty(len(pos), dtype=np.int64)
-    group[order] = np.cumsum(np.r_[True, ordered[1:] != ordered[:-1]])[: len(pos)] - 1
-    first = pos == start[group] if len(pos) else np.zeros(0, dtype=bool)
-    count = np.diff(np.r_[opens, len(pos)])
-    multi = count[group] > 1 if len(pos) else first
-    return Grams(pos, first, multi, count, start, b.words.row[start])
 
 
 Rule = Callable[[Batch], np.ndarray]

@@ -1,0 +1,526 @@
+"""Words as :mod:`tasks.steps.filter.words` splits them, in one compiled pass over a
+batch's UTF-8 bytes: each word's place in its text, its row, its characters and a
+64-bit hash of its bytes.
+
+The rules are those of :func:`words.spacy_like` (spaCy's prefixes, suffixes and infixes),
+applied to each whitespace-free chunk of a text as the RE2 passes there apply them: the
+prefix run, an initialism at the start of the rest, the suffix run found from the
+chunk's end, the infix passes over the core (each a leftmost, non-overlapping scan; the
+ones that consume a neighbour run twice), then spaCy's ``and/or``. Every word is a
+contiguous piece of its text, so a word is its byte span, and its text is copied once.
+
+Which characters are letters, digits, marks, prefixes, suffixes and whitespace is read
+from Arrow's own RE2 and whitespace split for every code point (:func:`flags`, once per
+process, about a second), so the two splitters agree wherever RE2's Unicode tables and
+Python's differ.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import numba
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from tasks.steps.filter import words
+from tasks.steps.text import string_buffers
+
+# Flag bits of a code point.
+L, N, M, LL, LU, PREFIX, SUFFIX, SPACE = 1, 2, 4, 8, 16, 32, 64, 128
+
+_DOT, _ELLIPSIS, _APOS, _RIGHT_QUOTE = 0x2E, 0x2026, 0x27, 0x2019
+_SPACE_CP = 0x20  # what an inserted space holds
+
+
+@functools.cache
+def flags() -> np.ndarray:
+    """Per code point (0 to 0x10FFFF), its flag bits, as Arrow's RE2 and whitespace
+    split see it (surrogates have none)."""
+    points = np.r_[0:0xD800, 0xE000:0x110000]
+    data = "".join(map(chr, points.tolist())).encode()
+    sizes = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000)
+    offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
+    chars = pa.StringArray.from_buffers(len(points), pa.py_buffer(offsets), pa.py_buffer(data))
+    out = np.zeros(0x110000, np.uint8)
+    for bit, pattern in (
+        (L, r"\p{L}"),
+        (N, r"\p{N}"),
+        (M, r"\p{M}"),
+        (LL, r"\p{Ll}"),
+        (LU, r"\p{Lu}"),
+        (PREFIX, f"[{words._PREFIX}]"),
+        (SUFFIX, f"[{words._SUFFIX}]"),
+    ):
+        found = pc.match_substring_regex(chars, f"^{pattern}$").to_numpy(zero_copy_only=False)
+        out[points[np.asarray(found, bool)]] |= bit
+    # Whitespace as Arrow's split on it (what the RE2 passes' chunks are cut by).
+    joined = pc.binary_join_element_wise("a", chars, "b", "")
+    pieces = np.asarray(pc.list_value_length(pc.utf8_split_whitespace(joined)))
+    out[points[pieces == 2]] |= SPACE
+    return out
+
+
+@numba.njit(cache=True, inline="always")
+def _is(table: np.ndarray, cp: int, bit: int) -> bool:
+    return cp >= 0 and (table[cp] & bit) != 0
+
+
+@numba.njit(cache=True, inline="always")
+def _contraction_at(cps: np.ndarray, j: int, end: int) -> int:
+    """The length of ``words._CONTRACTION`` matched at ``j`` (0: none)."""
+    if j + 3 <= end:
+        a, b, c = cps[j], cps[j + 1], cps[j + 2]
+        quote = b in (_APOS, _RIGHT_QUOTE)
+        if quote and ((a == 0x6E and c == 0x74) or (a == 0x4E and c == 0x54)):  # n't N'T
+            return 3
+    if j + 2 <= end and (cps[j] == _APOS or cps[j] == _RIGHT_QUOTE):
+        a = cps[j + 1]
+        if j + 3 <= end:
+            b = cps[j + 2]
+            if (a == 0x72 and b == 0x65) or (a == 0x52 and b == 0x45):  # re RE
+                return 3
+            if (a == 0x76 and b == 0x65) or (a == 0x56 and b == 0x45):  # ve VE
+                return 3
+            if (a == 0x6C and b == 0x6C) or (a == 0x4C and b == 0x4C):  # ll LL
+                return 3
+        if a in (0x73, 0x53, 0x6D, 0x4D, 0x64, 0x44):  # s S m M d D
+            return 2
+    return 0
+
+
+@numba.njit(cache=True, inline="always")
+def _contraction_before(cps: np.ndarray, e: int, start: int) -> int:
+    """The length of a contraction ending at ``e`` as the reversed suffix regex finds it
+    (its alternatives in their order), not reaching before ``start`` (0: none)."""
+    if e - 3 >= start:
+        a, b, c = cps[e - 3], cps[e - 2], cps[e - 1]
+        if (b in (_APOS, _RIGHT_QUOTE)) and (
+            (a == 0x6E and c == 0x74) or (a == 0x4E and c == 0x54)
+        ):
+            return 3
+    if e - 2 >= start:
+        last = cps[e - 1]
+        if last in (0x73, 0x53, 0x6D, 0x4D, 0x64, 0x44):  # s S m M d D
+            q = cps[e - 2]
+            if q in (_APOS, _RIGHT_QUOTE):
+                return 2
+            return 0
+        if e - 3 >= start:
+            pair_ok = (
+                (cps[e - 2] == 0x72 and last == 0x65)
+                or (cps[e - 2] == 0x52 and last == 0x45)
+                or (cps[e - 2] == 0x76 and last == 0x65)
+                or (cps[e - 2] == 0x56 and last == 0x45)
+                or (cps[e - 2] == 0x6C and last == 0x6C)
+                or (cps[e - 2] == 0x4C and last == 0x4C)
+            )
+            q = cps[e - 3]
+            if pair_ok and (q in (_APOS, _RIGHT_QUOTE)):
+                return 3
+    return 0
+
+
+@numba.njit(cache=True)
+def _pass(
+    cps: np.ndarray,
+    src: np.ndarray,
+    n: int,
+    kind: int,
+    table: np.ndarray,
+    out_cps: np.ndarray,
+    out_src: np.ndarray,
+) -> int:
+    """One infix pass of ``words._INFIXES`` (``kind`` 0 to 4) over ``cps[:n]``, spaces
+    inserted around what it matches (``src`` -1 for them); returns the new length."""
+    i = o = 0
+    while i < n:
+        c = cps[i]
+        matched = 0  # characters matched from i; the mark is cps[i + 1 : i + matched - 1]
+        if kind == 0:
+            run = 0
+            if c == _DOT and i + 1 < n and cps[i + 1] == _DOT:
+                run = 2
+                while i + run < n and cps[i + run] == _DOT:
+                    run += 1
+            elif c == _ELLIPSIS:
+                run = 1
+            if run:
+                out_cps[o] = _SPACE_CP
+                out_src[o] = -1
+                o += 1
+                for k in range(run):
+                    out_cps[o] = cps[i + k]
+                    out_src[o] = src[i + k]
+                    o += 1
+                out_cps[o] = _SPACE_CP
+                out_src[o] = -1
+                o += 1
+                i += run
+                continue
+        elif kind == 1:
+            if _is(table, c, L | N) and i + 2 < n:
+                # The marks in the regex's order: ---, --, ——, —, –, -, then one of ~:<>=/.
+                mark = cps[i + 1]
+                size = 0
+                if mark == 0x2D:
+                    size = 3 if i + 3 < n and cps[i + 2] == 0x2D and cps[i + 3] == 0x2D else 0
+                    if size and not (i + 4 < n and _is(table, cps[i + 4], L)):
+                        size = 0
+                    if not size and i + 2 < n and cps[i + 2] == 0x2D:
+                        size = 2 if i + 3 < n and _is(table, cps[i + 3], L) else 0
+                    if not size:
+                        size = 1
+                elif mark == 0x2014:
+                    two = i + 3 < n and cps[i + 2] == 0x2014 and _is(table, cps[i + 3], L)
+                    size = 2 if two else 1
+                elif mark == 0x2013 or mark in (0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F):
+                    size = 1
+                if size and i + 1 + size < n and _is(table, cps[i + 1 + size], L):
+                    matched = size + 2
+        elif kind == 2:
+            if i + 2 < n and _is(table, c, L) and cps[i + 1] == 0x2C and _is(table, cps[i + 2], L):
+                matched = 3
+        elif kind == 3:
+            if i + 2 < n and _is(table, c, N):
+                mark = cps[i + 1]
+                if mark == 0x2B or mark == 0x2D or mark == 0x2A or mark == 0x5E:  # + - * ^
+                    after = cps[i + 2]
+                    if _is(table, after, N) or after == 0x2D:
+                        matched = 3
+        else:
+            if (
+                i + 2 < n
+                and _is(table, c, LL)
+                and cps[i + 1] == _DOT
+                and _is(table, cps[i + 2], LU)
+            ):
+                matched = 3
+        if matched:
+            out_cps[o] = c
+            out_src[o] = src[i]
+            out_cps[o + 1] = _SPACE_CP
+            out_src[o + 1] = -1
+            o += 2
+            for k in range(1, matched - 1):
+                out_cps[o] = cps[i + k]
+                out_src[o] = src[i + k]
+                o += 1
+            out_cps[o] = _SPACE_CP
+            out_src[o] = -1
+            out_cps[o + 1] = cps[i + matched - 1]
+            out_src[o + 1] = src[i + matched - 1]
+            o += 2
+            i += matched
+        else:
+            out_cps[o] = c
+            out_src[o] = src[i]
+            o += 1
+            i += 1
+    return o
+
+
+@numba.njit(cache=True, inline="always")
+def _and_or(cps: np.ndarray, src: np.ndarray, n: int) -> int:
+    """spaCy's one exception: ``and / or`` back to ``and/or``; returns the new length."""
+    o = i = 0
+    while i < n:
+        if (
+            i + 8 <= n
+            and cps[i] == 0x61 and cps[i + 1] == 0x6E and cps[i + 2] == 0x64
+            and cps[i + 3] == _SPACE_CP and cps[i + 4] == 0x2F and cps[i + 5] == _SPACE_CP
+            and cps[i + 6] == 0x6F and cps[i + 7] == 0x72
+        ):  # fmt: skip
+            for k in (0, 1, 2, 4, 6, 7):
+                cps[o] = cps[i + k]
+                src[o] = src[i + k]
+                o += 1
+            i += 8
+        else:
+            cps[o] = cps[i]
+            src[o] = src[i]
+            o += 1
+            i += 1
+    return o
+
+
+@numba.njit(cache=True, inline="always")
+def _word_class(c: int) -> bool:  # RE2's \w: ASCII letters, digits and _
+    return (0x30 <= c <= 0x39) or (0x41 <= c <= 0x5A) or (0x61 <= c <= 0x7A) or c == 0x5F
+
+
+@numba.njit(cache=True, inline="always")
+def _is_url(cps: np.ndarray, n: int) -> bool:
+    """``words._URL`` over ``cps[:n]``: a scheme's ``://`` or ``www.`` then a non-space
+    character, or an e-mail address."""
+    if n == 0:
+        return False
+    c0 = cps[0]
+    if (0x41 <= c0 <= 0x5A) or (0x61 <= c0 <= 0x7A):
+        k = 1
+        while k < n:
+            c = cps[k]
+            if (_word_class(c) and c != 0x5F) or c == 0x2B or c == 0x2E or c == 0x2D:
+                k += 1
+            else:
+                break
+        scheme = k + 3 < n and cps[k] == 0x3A and cps[k + 1] == 0x2F and cps[k + 2] == 0x2F
+        if scheme and cps[k + 3] != _SPACE_CP:
+            return True
+    www = n > 4 and cps[0] == 0x77 and cps[1] == 0x77 and cps[2] == 0x77 and cps[3] == _DOT
+    if www and cps[4] != _SPACE_CP:
+        return True
+    at = 0
+    while at < n and (_word_class(cps[at]) or cps[at] in (0x2E, 0x2B, 0x2D)):
+        at += 1
+    if at == 0 or at >= n or cps[at] != 0x40:
+        return False
+    labels, size = 0, 0
+    for k in range(at + 1, n):
+        c = cps[k]
+        if _word_class(c) or c == 0x2D:
+            size += 1
+        elif c == _DOT and size > 0:
+            labels += 1
+            size = 0
+        else:
+            return False
+    return size > 0 and labels >= 1
+
+
+@numba.njit(cache=True, inline="always")
+def _emit(
+    begin: int, end: int, row: int, pos: np.ndarray, data: np.ndarray, found: np.ndarray, count: int
+) -> int:
+    """Record the word of code points ``begin`` to ``end`` (its bytes, row, characters,
+    hash: FNV-1a of its bytes, mixed) as word ``count``; returns the next count."""
+    first, last = pos[begin], pos[end]
+    h = np.uint64(0xCBF29CE484222325)
+    for k in range(first, last):
+        h = (h ^ np.uint64(data[k])) * np.uint64(0x100000001B3)
+    h ^= h >> np.uint64(30)
+    h *= np.uint64(0xBF58476D1CE4E5B9)
+    h ^= h >> np.uint64(27)
+    h *= np.uint64(0x94D049BB133111EB)
+    h ^= h >> np.uint64(31)
+    found[count, 0] = first
+    found[count, 1] = last
+    found[count, 2] = row
+    found[count, 3] = end - begin
+    found[count, 4] = np.int64(h)
+    return count + 1
+
+
+@numba.njit(cache=True, inline="always")
+def _chunk(
+    cps: np.ndarray,
+    pos: np.ndarray,
+    a: int,
+    b: int,
+    row: int,
+    data: np.ndarray,
+    table: np.ndarray,
+    found: np.ndarray,
+    count: int,
+    work: np.ndarray,
+    spare: np.ndarray,
+) -> int:
+    """The words of the whitespace-free chunk ``cps[a:b]``, as ``words.spacy_like``."""
+    plain = True
+    for k in range(a, b):
+        if not _is(table, cps[k], L | N | M):
+            plain = False
+            break
+    if plain:
+        return _emit(a, b, row, pos, data, found, count)
+    # The prefix run: runs of 2+ dots and prefix characters, each a word.
+    i = a
+    while i < b:
+        if cps[i] == _DOT and i + 1 < b and cps[i + 1] == _DOT:
+            j = i + 2
+            while j < b and cps[j] == _DOT:
+                j += 1
+            count = _emit(i, j, row, pos, data, found, count)
+            i = j
+        elif _is(table, cps[i], PREFIX):
+            count = _emit(i, i + 1, row, pos, data, found, count)
+            i += 1
+        else:
+            break
+    if i == b:
+        return count
+    # An initialism at the start of the rest (2+ of letter and period) is kept whole.
+    pairs, j = 0, i
+    while j + 1 < b and _is(table, cps[j], L) and cps[j + 1] == _DOT:
+        pairs += 1
+        j += 2
+    initialism = i + 2 * pairs if pairs >= 2 else -1
+    # The suffix run, from the end, not into the initialism.
+    stop = initialism if initialism >= 0 else i
+    e = b
+    while e > stop:
+        size = _contraction_before(cps, e, stop)
+        if size:
+            e -= size
+        elif cps[e - 1] == _DOT and e - 2 >= stop and cps[e - 2] == _DOT:
+            while e > stop and cps[e - 1] == _DOT:
+                e -= 1
+        elif _is(table, cps[e - 1], SUFFIX) or cps[e - 1] == _DOT:
+            e -= 1
+        else:
+            break
+    # The core, with the space the initialism gets after it, through the infix passes;
+    # a pass runs only where its mark is (a pass inserts spaces, never marks).
+    n = present = 0
+    for k in range(i, e):
+        if k == initialism:
+            work[0, n] = _SPACE_CP
+            work[1, n] = -1
+            n += 1
+        c = cps[k]
+        work[0, n] = c
+        work[1, n] = k
+        n += 1
+        if c == _DOT:
+            present |= 1 | 16
+        elif c == _ELLIPSIS:
+            present |= 1
+        elif c == 0x2C:
+            present |= 4
+        elif c == 0x2D:
+            present |= 2 | 8
+        elif c in (0x2013, 0x2014, 0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F):
+            present |= 2
+        elif c in (0x2B, 0x2A, 0x5E):
+            present |= 8
+    if initialism == e:
+        work[0, n] = _SPACE_CP
+        work[1, n] = -1
+        n += 1
+    current = work
+    if present and not _is_url(work[0], n):
+        other = spare
+        for kind, times in ((0, 1), (1, 2), (2, 1), (3, 2), (4, 1)):
+            if present & (1 << kind):
+                for _ in range(times):
+                    n = _pass(current[0], current[1], n, kind, table, other[0], other[1])
+                    current, other = other, current
+        n = _and_or(current[0], current[1], n)
+    # Words: runs of the text's own characters (inserted spaces cut them).
+    k = 0
+    while k < n:
+        if current[1, k] < 0:
+            k += 1
+            continue
+        first = current[1, k]
+        while k < n and current[1, k] >= 0:
+            k += 1
+        count = _emit(first, current[1, k - 1] + 1, row, pos, data, found, count)
+    # The suffix run, a word per unit: runs of 2+ dots, contractions, characters.
+    j = e
+    while j < b:
+        if cps[j] == _DOT and j + 1 < b and cps[j + 1] == _DOT:
+            stop = j + 2
+            while stop < b and cps[stop] == _DOT:
+                stop += 1
+        else:
+            size = _contraction_at(cps, j, b)
+            stop = j + (size if size else 1)
+        count = _emit(j, stop, row, pos, data, found, count)
+        j = stop
+    return count
+
+
+@numba.njit(cache=True)
+def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per word (rows in order): its first and end byte, row, characters and hash."""
+    rows = len(offsets) - 1
+    longest = 0
+    for r in range(rows):
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    cps = np.empty(longest + 1, np.int32)
+    pos = np.empty(longest + 1, np.int64)
+    # A core grows by at most 4 inserted spaces per character over its passes.
+    work = np.empty((2, 5 * longest + 8), np.int64)
+    spare = np.empty((2, 5 * longest + 8), np.int64)
+    found = np.empty((offsets[rows] - offsets[0] + 1, 5), np.int64)
+    count = 0
+    for r in range(rows):
+        # Decode the row's UTF-8 (valid: Arrow strings) into code points.
+        i, n = offsets[r], 0
+        end = offsets[r + 1]
+        while i < end:
+            byte = data[i]
+            pos[n] = i
+            if byte < 0x80:
+                cps[n] = byte
+                i += 1
+            elif byte < 0xE0:
+                cps[n] = ((byte & 0x1F) << 6) | (data[i + 1] & 0x3F)
+                i += 2
+            elif byte < 0xF0:
+                cps[n] = ((byte & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
+                i += 3
+            else:
+                cps[n] = (
+                    ((byte & 0x07) << 18)
+                    | ((data[i + 1] & 0x3F) << 12)
+                    | ((data[i + 2] & 0x3F) << 6)
+                    | (data[i + 3] & 0x3F)
+                )
+                i += 4
+            n += 1
+        pos[n] = end
+        k = 0
+        while k < n:
+            if _is(table, cps[k], SPACE):
+                k += 1
+                continue
+            start = k
+            while k < n and not _is(table, cps[k], SPACE):
+                k += 1
+            count = _chunk(
+                cps,
+                pos,
+                start,
+                k,
+                r,
+                data,
+                table,
+                found,
+                count,
+                work,
+                spare,
+            )
+    return found[:count]
+
+
+def split(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The words of each text (nulls: none): as strings, each word's row, each row's
+    word count, each word's characters, and each word's 64-bit hash (equal words hash
+    equal, anywhere)."""
+    texts = pc.fill_null(texts, "")
+    if isinstance(texts, pa.ChunkedArray):
+        texts = texts.combine_chunks()
+    data, offsets = string_buffers(texts)
+    found = _split(data, offsets.astype(np.int64), flags())
+    first, last = found[:, 0], found[:, 1]
+    sizes = last - first
+    word_offsets = np.concatenate([[0], np.cumsum(sizes)])
+    gather = np.repeat(first - word_offsets[:-1], sizes) + np.arange(word_offsets[-1])
+    values_data = data[gather] if len(gather) else np.zeros(0, np.uint8)
+    large = word_offsets[-1] >= 2**31
+    kind = pa.large_string() if large else pa.string()
+    values = pa.Array.from_buffers(
+        kind,
+        len(found),
+        [
+            None,
+            pa.py_buffer(word_offsets.astype(np.int64 if large else np.int32)),
+            pa.py_buffer(values_data),
+        ],
+    )
+    rows = found[:, 2]
+    counts = np.bincount(rows, minlength=len(texts)).astype(np.int64)
+    return values, rows, counts, found[:, 3], found[:, 4].view(np.uint64)

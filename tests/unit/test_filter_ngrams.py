@@ -1,0 +1,73 @@
+"""The repeated n-gram kernel (tasks/steps/filter/ngrams.py) against plain Python: Gopher's
+top n-gram (Counter.most_common, first seen wins a tie) and datatrove's greedy scan of
+duplicated n-grams, on rows of every size, empty ones and one far longer than the rest."""
+
+from __future__ import annotations
+
+import random
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from tasks.steps.filter import ngrams
+
+
+def top_reference(words: list[str], n: int) -> float:
+    if len(words) < n:
+        return float("nan")
+    grams = Counter(tuple(words[i : i + n]) for i in range(len(words) - n + 1))
+    gram, count = grams.most_common(1)[0]
+    return count * (sum(map(len, gram)) + n - 1)
+
+
+def duplicated_reference(words: list[str], n: int) -> float:
+    seen, total, at = set(), 0, 0
+    while at <= len(words) - n:
+        gram = tuple(words[at : at + n])
+        if gram in seen:
+            total += sum(map(len, gram))
+            at += n
+        else:
+            seen.add(gram)
+            at += 1
+    return total
+
+
+def kernel(rows: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+    """The kernel's inputs as a batch has them: a hash per (row, word), cumulated chars."""
+    codes: dict[tuple[int, str], int] = {}
+    hashes = [codes.setdefault((r, w), len(codes)) for r, row in enumerate(rows) for w in row]
+    lengths = [len(w) for row in rows for w in row]
+    starts = np.concatenate([[0], np.cumsum([len(row) for row in rows])]).astype(np.int64)
+    ends = np.concatenate([[0], np.cumsum(lengths)]).astype(np.float64)
+    # Any 64-bit values serve, equal for equal words of a row (mixed, as batch.py does).
+    mixed = np.array(hashes, np.uint64) * np.uint64(0x9E3779B97F4A7C15) + np.uint64(12345)
+    return ngrams.repetition(mixed, ends, starts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_the_kernel_is_the_plain_python_counts(seed):
+    rng = random.Random(seed)
+    vocabulary = ["a", "bb", "ccc", "dddd", "é", "한국어", "🙂", "e\u0301"]
+    rows: list[list[str]] = []
+    for _ in range(60):
+        length = rng.choice([0, 1, 2, 4, 5, 9, 10, 11, 30, 200])
+        kinds = rng.randint(1, len(vocabulary))  # few kinds: many repeats and ties
+        rows.append([rng.choice(vocabulary[:kinds]) for _ in range(length)])
+    # One row far longer than the rest, made of a repeated passage: the table grows.
+    passage = [rng.choice(vocabulary) for _ in range(40)]
+    rows.append(passage * 300 + [rng.choice(vocabulary) for _ in range(5000)])
+    top, duplicated = kernel(rows)
+    for r, words in enumerate(rows):
+        for j, n in enumerate(ngrams.TOP):
+            np.testing.assert_equal(top[j, r], top_reference(words, n), err_msg=f"top {n} {r}")
+        for j, n in enumerate(ngrams.DUPLICATED):
+            assert duplicated[j, r] == duplicated_reference(words, n), (n, r)
+
+
+def test_a_tie_goes_to_the_ngram_seen_first():
+    # "aa b" and "c d" both twice: "c d" reaches two first, "aa b" was seen first.
+    words = ["aa", "b", "c", "d", "c", "d", "aa", "b"]
+    top, _ = kernel([words])
+    assert top[0, 0] == top_reference(words, 2) == 2 * len("aa b")
