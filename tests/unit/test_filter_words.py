@@ -208,3 +208,20 @@ def test_the_compiled_split_reads_large_strings_and_slices():
         "ray",
     ]
     assert row.tolist() == [0] * 9 + [2] * 3 and count.tolist() == [9, 0, 3]
+
+
+def test_the_compiled_split_grows_its_space_for_many_words_and_long_chunks():
+    """More words than a quarter of the bytes, and a chunk long enough to outgrow the
+    initial work space, mid-batch: the same words as the regex passes."""
+    import pyarrow.compute as pc
+
+    from tasks.steps.filter import split
+    from tasks.steps.filter.batch import split_whitespace
+    from tasks.steps.filter.words import spacy_like
+
+    texts = pa.array(["ok", "a b " * 5000, "x-y," * 3000 + " end.", "(U.S.)" * 500, "fin"])
+    chunks = split_whitespace(texts)
+    pieces = split_whitespace(spacy_like(chunks.values))
+    values, row, *_ = split.split(texts)
+    assert values.to_pylist() == pieces.values.to_pylist()
+    assert row.tolist() == chunks.row[pieces.row].tolist()

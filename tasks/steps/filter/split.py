@@ -433,22 +433,25 @@ def _chunk(
 
 
 @numba.njit(cache=True)
-def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Per word (rows in order): its first and end byte, row, characters and hash."""
-    rows = len(offsets) - 1
-    longest = 0
-    for r in range(rows):
-        longest = max(longest, offsets[r + 1] - offsets[r])
-    cps = np.empty(longest + 1, np.int32)
-    pos = np.empty(longest + 1, np.int64)
-    # A core grows by at most 4 inserted spaces per character over its passes.
-    work = np.empty((2, 5 * longest + 8), np.int64)
-    spare = np.empty((2, 5 * longest + 8), np.int64)
-    found = np.empty((offsets[rows] - offsets[0] + 1, 5), np.int64)
-    count = 0
-    for r in range(rows):
+def _rows(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    table: np.ndarray,
+    cps: np.ndarray,
+    pos: np.ndarray,
+    found: np.ndarray,
+    work: np.ndarray,
+    spare: np.ndarray,
+    first_row: int,
+    count: int,
+) -> tuple[int, int, int, int]:
+    """The words of rows ``first_row`` on into ``found`` from word ``count``; returns the row and
+    word count reached, and, if it stopped early (a chunk outgrew ``found`` or the work
+    space), the rows ``found`` and the cells ``work`` need for it (else 0 and 0): the
+    caller grows them and goes on from that row."""
+    for r in range(first_row, len(offsets) - 1):
         # Decode the row's UTF-8 (valid: Arrow strings) into code points.
-        i, n = offsets[r], 0
+        i, n, first_word = offsets[r], 0, count
         end = offsets[r + 1]
         while i < end:
             byte = data[i]
@@ -480,20 +483,53 @@ def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarr
             start = k
             while k < n and not _is(table, cps[k], SPACE):
                 k += 1
-            count = _chunk(
-                cps,
-                pos,
-                start,
-                k,
-                r,
-                data,
-                table,
-                found,
-                count,
-                work,
-                spare,
-            )
+            # A chunk has at most a word per character, and its core at most 5 cells.
+            if count + (k - start) > found.shape[0] or 5 * (k - start) + 8 > work.shape[1]:
+                return r, first_word, count + (k - start), 5 * (k - start) + 8
+            count = _chunk(cps, pos, start, k, r, data, table, found, count, work, spare)
+    return len(offsets) - 1, count, 0, 0
+
+
+@numba.njit(cache=True)
+def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
+    """Per word (rows in order): its first and end byte, row, characters and hash.
+
+    Memory: the longest row's code points and their byte positions (12 bytes a
+    character), the words (40 bytes each), and work space for the longest chunk that is
+    not plain (80 bytes a character): never a multiple of the batch.
+    """
+    rows = len(offsets) - 1
+    longest = 0
+    for r in range(rows):
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    cps = np.empty(longest + 1, np.int32)
+    pos = np.empty(longest + 1, np.int64)
+    found = np.empty(((offsets[rows] - offsets[0]) // 4 + 16, 5), np.int64)
+    cells = 1024
+    r = count = 0
+    while r < rows:
+        work = np.empty((2, cells), np.int64)
+        spare = np.empty((2, cells), np.int64)
+        r, count, words, need = _rows(data, offsets, table, cps, pos, found, work, spare, r, count)
+        if words > found.shape[0]:
+            grown = np.empty((max(words, 2 * found.shape[0]), 5), np.int64)
+            grown[:count] = found[:count]
+            found = grown
+        cells = max(cells, 2 * need)
     return found[:count]
+
+
+@numba.njit(cache=True)
+def _copied(data: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The words' bytes, one after another, and their offsets."""
+    offsets = np.empty(len(found) + 1, np.int64)
+    offsets[0] = 0
+    for w in range(len(found)):
+        offsets[w + 1] = offsets[w] + found[w, 1] - found[w, 0]
+    out = np.empty(offsets[-1], np.uint8)
+    for w in range(len(found)):
+        out[offsets[w] : offsets[w + 1]] = data[found[w, 0] : found[w, 1]]
+    return offsets, out
 
 
 def split(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -505,22 +541,17 @@ def split(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray
         texts = texts.combine_chunks()
     data, offsets = string_buffers(texts)
     found = _split(data, offsets.astype(np.int64), flags())
-    first, last = found[:, 0], found[:, 1]
-    sizes = last - first
-    word_offsets = np.concatenate([[0], np.cumsum(sizes)])
-    gather = np.repeat(first - word_offsets[:-1], sizes) + np.arange(word_offsets[-1])
-    values_data = data[gather] if len(gather) else np.zeros(0, np.uint8)
+    word_offsets, values_data = _copied(data, found)
     large = word_offsets[-1] >= 2**31
-    kind = pa.large_string() if large else pa.string()
     values = pa.Array.from_buffers(
-        kind,
+        pa.large_string() if large else pa.string(),
         len(found),
         [
             None,
-            pa.py_buffer(word_offsets.astype(np.int64 if large else np.int32)),
+            pa.py_buffer(word_offsets if large else word_offsets.astype(np.int32)),
             pa.py_buffer(values_data),
         ],
     )
-    rows = found[:, 2]
+    rows = found[:, 2].copy()
     counts = np.bincount(rows, minlength=len(texts)).astype(np.int64)
-    return values, rows, counts, found[:, 3], found[:, 4].view(np.uint64)
+    return values, rows, counts, found[:, 3].copy(), found[:, 4].view(np.uint64).copy()
