@@ -213,7 +213,6 @@ def test_the_compiled_split_reads_large_strings_and_slices():
 def test_the_compiled_split_grows_its_space_for_many_words_and_long_chunks():
     """More words than a quarter of the bytes, and a chunk long enough to outgrow the
     initial work space, mid-batch: the same words as the regex passes."""
-    import pyarrow.compute as pc
 
     from tasks.steps.filter import split
     from tasks.steps.filter.batch import split_whitespace
