@@ -68,6 +68,17 @@ def _is(table: np.ndarray, cp: int, bit: int) -> bool:
 
 
 @numba.njit(cache=True, inline="always")
+def _dots_end(cps: np.ndarray, j: int, end: int) -> int:
+    """Where a run of 2 or more periods at ``j`` ends (``j`` if there is none)."""
+    if j + 1 >= end or cps[j] != _DOT or cps[j + 1] != _DOT:
+        return j
+    k = j + 2
+    while k < end and cps[k] == _DOT:
+        k += 1
+    return k
+
+
+@numba.njit(cache=True, inline="always")
 def _contraction_at(cps: np.ndarray, j: int, end: int) -> int:
     """The length of ``words._CONTRACTION`` matched at ``j`` (0: none)."""
     if j + 3 <= end:
@@ -139,12 +150,8 @@ def _pass(
         c = cps[i]
         matched = 0  # characters matched from i; the mark is cps[i + 1 : i + matched - 1]
         if kind == 0:
-            run = 0
-            if c == _DOT and i + 1 < n and cps[i + 1] == _DOT:
-                run = 2
-                while i + run < n and cps[i + run] == _DOT:
-                    run += 1
-            elif c == _ELLIPSIS:
+            run = _dots_end(cps, i, n) - i
+            if not run and c == _ELLIPSIS:
                 run = 1
             if run:
                 out_cps[o] = _SPACE_CP
@@ -337,10 +344,8 @@ def _chunk(
     # The prefix run: runs of 2+ dots and prefix characters, each a word.
     i = a
     while i < b:
-        if cps[i] == _DOT and i + 1 < b and cps[i + 1] == _DOT:
-            j = i + 2
-            while j < b and cps[j] == _DOT:
-                j += 1
+        j = _dots_end(cps, i, b)
+        if j > i:
             count = _emit(i, j, row, pos, data, found, count)
             i = j
         elif _is(table, cps[i], PREFIX):
@@ -420,11 +425,8 @@ def _chunk(
     # The suffix run, a word per unit: runs of 2+ dots, contractions, characters.
     j = e
     while j < b:
-        if cps[j] == _DOT and j + 1 < b and cps[j + 1] == _DOT:
-            stop = j + 2
-            while stop < b and cps[stop] == _DOT:
-                stop += 1
-        else:
+        stop = _dots_end(cps, j, b)
+        if stop == j:
             size = _contraction_at(cps, j, b)
             stop = j + (size if size else 1)
         count = _emit(j, stop, row, pos, data, found, count)
