@@ -158,7 +158,8 @@ _PIECES = [
 @pytest.mark.parametrize("seed", range(3))
 def test_the_compiled_split_is_the_regex_passes(seed):
     """tasks/steps/filter/split.py against words.spacy_like, the same rules as RE2
-    passes: the same words, rows, characters, and hashes equal exactly for equal words."""
+    passes: the same words, rows, characters, letters and non-symbol words as RE2 sees
+    them, and hashes equal exactly for equal words."""
     import random
 
     import numpy as np
@@ -166,6 +167,7 @@ def test_the_compiled_split_is_the_regex_passes(seed):
 
     from tasks.steps.filter import split
     from tasks.steps.filter.batch import Split, split_whitespace
+    from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
     from tasks.steps.filter.words import spacy_like
 
     rng = random.Random(seed)
@@ -179,11 +181,13 @@ def test_the_compiled_split_is_the_regex_passes(seed):
         chunks.row[pieces.row],
         np.bincount(chunks.row[pieces.row], minlength=len(texts)),
     )
-    values, row, count, chars, hashes = split.split(array)
+    values, row, count, chars, hashes, letter, non_symbol = split.split(array)
     assert values.to_pylist() == expected.values.to_pylist()
     assert row.tolist() == expected.row.tolist()
     assert count.tolist() == expected.count.tolist()
     assert chars.tolist() == pc.utf8_length(values).to_pylist()
+    assert letter.tolist() == pc.match_substring_regex(values, r"\p{L}").to_pylist()
+    assert non_symbol.tolist() == pc.match_substring_regex(values, NON_SYMBOL_PATTERN).to_pylist()
     pairs = set(zip(values.to_pylist(), hashes.tolist(), strict=True))  # a hash per word
     assert len(pairs) == len({word for word, _ in pairs}) == len({h for _, h in pairs})
 

@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.filter import language as lid
-from tasks.steps.filter.charsets import SPLITLINES_PATTERN
-from tasks.steps.filter.split import split
+from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN, SPLITLINES_PATTERN
+from tasks.steps.filter.split import Words, split
 
 
 def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -127,22 +127,37 @@ class Batch:
         return self._count("\n")
 
     @cached_property
-    def _compiled(self) -> tuple[Split, np.ndarray, np.ndarray]:
-        """The default words (:mod:`split`), their characters and hashes."""
-        values, row, count, chars, hashes = split(self.text)
-        return Split.of(values, row, count), chars, hashes
+    def _compiled(self) -> Words:
+        """The default words, with what :mod:`split` finds of each one."""
+        return split(self.text)
 
     @cached_property
     def words(self) -> Split:
         if self.split_words == "kiwi":
             return Split(lid.kiwi_words(self.text), self.n)
-        return self._compiled[0]
+        found = self._compiled
+        return Split.of(found.values, found.row, found.count)
 
     @cached_property
     def word_length(self) -> np.ndarray:
         if self.split_words == "kiwi":
             return as_numpy(pc.utf8_length(self.words.values)).astype(np.int64)
-        return self._compiled[1]
+        return self._compiled.chars
+
+    @cached_property
+    def word_has_letter(self) -> np.ndarray:
+        """Per flattened word: whether it has a letter (``\\p{L}``)."""
+        if self.split_words == "kiwi":
+            return as_numpy(pc.match_substring_regex(self.words.values, r"\p{L}"))
+        return self._compiled.letter
+
+    @cached_property
+    def word_non_symbol(self) -> np.ndarray:
+        """Per flattened word: whether it has a character that is not punctuation
+        (datatrove's non-symbol words)."""
+        if self.split_words == "kiwi":
+            return as_numpy(pc.match_substring_regex(self.words.values, NON_SYMBOL_PATTERN))
+        return self._compiled.non_symbol
 
     @cached_property
     def splitlines(self) -> Split:
@@ -159,7 +174,7 @@ class Batch:
     def word_hash(self) -> np.ndarray:
         """Per flattened word: a 64-bit hash, equal for equal words of a row."""
         if self.split_words != "kiwi":
-            return self._compiled[2]
+            return self._compiled.hashes
         values = self.words.values
         if len(values) == 0:
             return np.zeros(0, dtype=np.uint64)

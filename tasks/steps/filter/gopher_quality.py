@@ -22,15 +22,13 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.steps.filter.batch import Batch, Rule, above, as_numpy, below, first_seen, memo
-from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
+from tasks.steps.filter.batch import Batch, Rule, above, as_numpy, below, first_seen
 from tasks.steps.filter.options import GopherQuality
 
 
 def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
-    @memo
     def non_symbol(b: Batch) -> np.ndarray:
-        return as_numpy(pc.match_substring_regex(b.words.values, NON_SYMBOL_PATTERN))
+        return b.word_non_symbol
 
     def word_count(b: Batch) -> np.ndarray:
         n = b.words.per_row(non_symbol(b))
@@ -71,8 +69,7 @@ def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
         return above(lines.per_row(ellipsis), lines.count, o.max_ellipsis_lines_ratio)
 
     def alpha_words(b: Batch) -> np.ndarray:
-        alpha = as_numpy(pc.match_substring_regex(b.words.values, r"\p{L}"))
-        return below(b.words.per_row(alpha), b.words.count, o.min_alpha_words_ratio)
+        return below(b.words.per_row(b.word_has_letter), b.words.count, o.min_alpha_words_ratio)
 
     def stop_words(b: Batch) -> np.ndarray:
         stops = list(dict.fromkeys(o.stop_words))

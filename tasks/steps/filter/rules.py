@@ -93,7 +93,6 @@ import pyarrow.compute as pc
 from tasks.steps.filter import language as lid
 from tasks.steps.filter.batch import Batch, Rule, as_numpy
 from tasks.steps.filter.c4 import c4_rules, c4_text
-from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
 from tasks.steps.filter.fineweb import fineweb_rules
 from tasks.steps.filter.gopher_quality import gopher_quality_rules
 from tasks.steps.filter.gopher_repetition import gopher_repetition_rules
@@ -242,8 +241,7 @@ def _cut(data: memoryview, start: int, size: int) -> int:
 def _non_symbol_words(texts: pa.Array, words: str) -> np.ndarray:
     """Per text, its non-symbol words (gopher_quality's word count)."""
     batch = Batch(texts, words)
-    non_symbol = as_numpy(pc.match_substring_regex(batch.words.values, NON_SYMBOL_PATTERN))
-    return batch.words.per_row(non_symbol)
+    return batch.words.per_row(batch.word_non_symbol)
 
 
 def _long_document(texts: pa.Array, options: FilterOptions) -> Verdicts:

@@ -18,6 +18,7 @@ Python's differ.
 from __future__ import annotations
 
 import functools
+from typing import NamedTuple
 
 import numba
 import numpy as np
@@ -25,13 +26,15 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.filter import words
+from tasks.steps.filter.charsets import PUNCTUATION_PATTERN
 from tasks.steps.text import string_buffers
 
 # Flag bits of a code point.
-L, N, M, LL, LU, PREFIX, SUFFIX, SPACE = 1, 2, 4, 8, 16, 32, 64, 128
+L, N, M, LL, LU, PREFIX, SUFFIX, SPACE, PUNCT = 1, 2, 4, 8, 16, 32, 64, 128, 256
 
 _DOT, _ELLIPSIS, _APOS, _RIGHT_QUOTE = 0x2E, 0x2026, 0x27, 0x2019
 _SPACE_CP = 0x20  # what an inserted space holds
+LETTER, NON_SYMBOL = 1, 2  # what a word holds: a letter; a character not punctuation
 
 
 @functools.cache
@@ -43,7 +46,7 @@ def flags() -> np.ndarray:
     sizes = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
     chars = pa.StringArray.from_buffers(len(points), pa.py_buffer(offsets), pa.py_buffer(data))
-    out = np.zeros(0x110000, np.uint8)
+    out = np.zeros(0x110000, np.uint16)
     for bit, pattern in (
         (L, r"\p{L}"),
         (N, r"\p{N}"),
@@ -52,6 +55,7 @@ def flags() -> np.ndarray:
         (LU, r"\p{Lu}"),
         (PREFIX, f"[{words._PREFIX}]"),
         (SUFFIX, f"[{words._SUFFIX}]"),
+        (PUNCT, PUNCTUATION_PATTERN),
     ):
         found = pc.match_substring_regex(chars, f"^{pattern}$").to_numpy(zero_copy_only=False)
         out[points[np.asarray(found, bool)]] |= bit
@@ -298,10 +302,26 @@ def _is_url(cps: np.ndarray, n: int) -> bool:
 
 @numba.njit(cache=True, inline="always")
 def _emit(
-    begin: int, end: int, row: int, pos: np.ndarray, data: np.ndarray, found: np.ndarray, count: int
+    begin: int,
+    end: int,
+    row: int,
+    pos: np.ndarray,
+    data: np.ndarray,
+    found: np.ndarray,
+    count: int,
+    cps: np.ndarray,
+    table: np.ndarray,
 ) -> int:
     """Record the word of code points ``begin`` to ``end`` (its bytes, row, characters,
-    hash: FNV-1a of its bytes, mixed) as word ``count``; returns the next count."""
+    hash: FNV-1a of its bytes, mixed; whether it has a letter, and a character that is
+    not punctuation) as word ``count``; returns the next count."""
+    kinds = 0
+    for k in range(begin, end):
+        f = table[cps[k]]
+        if f & L:
+            kinds |= LETTER
+        if not f & PUNCT:
+            kinds |= NON_SYMBOL
     first, last = pos[begin], pos[end]
     h = np.uint64(0xCBF29CE484222325)
     for k in range(first, last):
@@ -316,6 +336,7 @@ def _emit(
     found[count, 2] = row
     found[count, 3] = end - begin
     found[count, 4] = np.int64(h)
+    found[count, 5] = kinds
     return count + 1
 
 
@@ -340,16 +361,16 @@ def _chunk(
             plain = False
             break
     if plain:
-        return _emit(a, b, row, pos, data, found, count)
+        return _emit(a, b, row, pos, data, found, count, cps, table)
     # The prefix run: runs of 2+ dots and prefix characters, each a word.
     i = a
     while i < b:
         j = _dots_end(cps, i, b)
         if j > i:
-            count = _emit(i, j, row, pos, data, found, count)
+            count = _emit(i, j, row, pos, data, found, count, cps, table)
             i = j
         elif _is(table, cps[i], PREFIX):
-            count = _emit(i, i + 1, row, pos, data, found, count)
+            count = _emit(i, i + 1, row, pos, data, found, count, cps, table)
             i += 1
         else:
             break
@@ -421,7 +442,7 @@ def _chunk(
         first = current[1, k]
         while k < n and current[1, k] >= 0:
             k += 1
-        count = _emit(first, current[1, k - 1] + 1, row, pos, data, found, count)
+        count = _emit(first, current[1, k - 1] + 1, row, pos, data, found, count, cps, table)
     # The suffix run, a word per unit: runs of 2+ dots, contractions, characters.
     j = e
     while j < b:
@@ -429,7 +450,7 @@ def _chunk(
         if stop == j:
             size = _contraction_at(cps, j, b)
             stop = j + (size if size else 1)
-        count = _emit(j, stop, row, pos, data, found, count)
+        count = _emit(j, stop, row, pos, data, found, count, cps, table)
         j = stop
     return count
 
@@ -506,7 +527,7 @@ def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarr
         longest = max(longest, offsets[r + 1] - offsets[r])
     cps = np.empty(longest + 1, np.int32)
     pos = np.empty(longest + 1, np.int64)
-    found = np.empty(((offsets[rows] - offsets[0]) // 4 + 16, 5), np.int64)
+    found = np.empty(((offsets[rows] - offsets[0]) // 4 + 16, 6), np.int64)
     cells = 1024
     r = count = 0
     while r < rows:
@@ -514,7 +535,7 @@ def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarr
         spare = np.empty((2, cells), np.int64)
         r, count, words, need = _rows(data, offsets, table, cps, pos, found, work, spare, r, count)
         if words > found.shape[0]:
-            grown = np.empty((max(words, 2 * found.shape[0]), 5), np.int64)
+            grown = np.empty((max(words, 2 * found.shape[0]), 6), np.int64)
             grown[:count] = found[:count]
             found = grown
         cells = max(cells, 2 * need)
@@ -534,10 +555,23 @@ def _copied(data: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return offsets, out
 
 
-def split(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """The words of each text (nulls: none): as strings, each word's row, each row's
-    word count, each word's characters, and each word's 64-bit hash (equal words hash
-    equal, anywhere)."""
+class Words(NamedTuple):
+    """A batch's words: as strings, each word's row, each row's word count, and per
+    word its characters, its 64-bit hash (equal words hash equal, anywhere), whether it
+    has a letter (``\\p{L}``) and whether it has a character that is not punctuation
+    (datatrove's non-symbol words)."""
+
+    values: pa.Array
+    row: np.ndarray
+    count: np.ndarray
+    chars: np.ndarray
+    hashes: np.ndarray
+    letter: np.ndarray
+    non_symbol: np.ndarray
+
+
+def split(texts: pa.Array) -> Words:
+    """The words of each text (nulls: none), as :class:`Words`."""
     texts = pc.fill_null(texts, "")
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
@@ -555,5 +589,12 @@ def split(texts: pa.Array) -> tuple[pa.Array, np.ndarray, np.ndarray, np.ndarray
         ],
     )
     rows = found[:, 2].copy()
-    counts = np.bincount(rows, minlength=len(texts)).astype(np.int64)
-    return values, rows, counts, found[:, 3].copy(), found[:, 4].view(np.uint64).copy()
+    return Words(
+        values,
+        rows,
+        np.bincount(rows, minlength=len(texts)).astype(np.int64),
+        found[:, 3].copy(),
+        found[:, 4].view(np.uint64).copy(),
+        (found[:, 5] & LETTER) != 0,
+        (found[:, 5] & NON_SYMBOL) != 0,
+    )
