@@ -71,3 +71,13 @@ def test_a_tie_goes_to_the_ngram_seen_first():
     words = ["aa", "b", "c", "d", "c", "d", "aa", "b"]
     top, _ = kernel([words])
     assert top[0, 0] == top_reference(words, 2) == 2 * len("aa b")
+
+
+def test_words_whose_hashes_differ_in_the_top_bit_only_make_different_ngrams():
+    """Was a defect: an n-gram's key summed its words' hashes times a prime, so (a, b)
+    and (a + 2**63, b + 2**63) had one key and counted as the same bigram."""
+    top = 1 << 63
+    hashes = np.array([1, 2, 1 | top, 2 | top], np.uint64)  # a b A B: four words
+    ends = np.arange(5, dtype=np.float64)  # one character each
+    found, _ = ngrams.repetition(hashes, ends, np.array([0, 4], np.int64))
+    assert found[0, 0] == 3  # every bigram once: "a b" is 3 characters

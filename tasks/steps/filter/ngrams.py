@@ -15,8 +15,8 @@ longest row's n-grams. :func:`repetition` gives, per row:
   word on, an n-gram seen before in the row adds its characters (without spaces) and
   the scan jumps n words; else it is remembered and the scan moves one word.
 
-n-grams compare by a hash of their word hashes: two different n-grams of one row
-collide with probability about 2**-64.
+n-grams compare by a hash of their word hashes (each mixed before it is combined): two
+different n-grams of one row collide with probability about 2**-64.
 """
 
 from __future__ import annotations
@@ -140,7 +140,11 @@ def repetition(
     counts = np.zeros(size, np.int64)
     firsts = np.zeros(size, np.int64)
     used = np.empty(size, np.int64)
-    grams = hashes.copy()
+    # Each word's hash mixed first: n-grams of words whose hashes differ by a pattern
+    # (say, in the top bit only) would otherwise sum to the same key.
+    grams = np.empty(total, np.uint64)
+    for at in range(total):
+        grams[at] = _mix(hashes[at])
     for n in range(2, DUPLICATED[-1] + 1):
         # Past a row's end a hash mixes in the next row's words: never read there.
         for at in range(total - n + 1):

@@ -518,8 +518,8 @@ def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarr
     """Per word (rows in order): its first and end byte, row, characters and hash.
 
     Memory: the longest row's code points and their byte positions (12 bytes a
-    character), the words (40 bytes each), and work space for the longest chunk that is
-    not plain (80 bytes a character): never a multiple of the batch.
+    character), the words (48 bytes each), and work space for the longest chunk that is
+    not plain (up to 60 bytes a character): never a multiple of the batch.
     """
     rows = len(offsets) - 1
     longest = 0
@@ -531,14 +531,16 @@ def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarr
     cells = 1024
     r = count = 0
     while r < rows:
-        work = np.empty((2, cells), np.int64)
-        spare = np.empty((2, cells), np.int64)
+        # Code points and their places in the row: int32 holds both (a row is at most
+        # 2**31 bytes, one string array's limit).
+        work = np.empty((2, cells), np.int32)
+        spare = np.empty((2, cells), np.int32)
         r, count, words, need = _rows(data, offsets, table, cps, pos, found, work, spare, r, count)
         if words > found.shape[0]:
             grown = np.empty((max(words, 2 * found.shape[0]), 6), np.int64)
             grown[:count] = found[:count]
             found = grown
-        cells = max(cells, 2 * need)
+        cells = max(cells, need + need // 2)
     return found[:count]
 
 
@@ -576,6 +578,8 @@ def split(texts: pa.Array) -> Words:
     if isinstance(texts, pa.ChunkedArray):
         texts = texts.combine_chunks()
     data, offsets = string_buffers(texts)
+    if len(offsets) > 1 and int(np.diff(offsets).max()) >= 2**31:
+        raise ValueError("a text of 2**31 bytes or more: split it first")
     found = _split(data, offsets.astype(np.int64), flags())
     word_offsets, values_data = _copied(data, found)
     large = word_offsets[-1] >= 2**31
