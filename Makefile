@@ -46,6 +46,7 @@ $(UV):
 install: .venv/.installed
 
 run: install
+	$(BIN)/python -m tasks.steps.kernels
 	@deployments/local.sh server
 	@deployments/local.sh ray
 	@deployments/local.sh pool
@@ -76,12 +77,15 @@ backfill: install
 # Everything the suite needs, Chromium for the UI tests included (tests/chromium.sh), and
 # the bench group: datatrove's filters and spaCy's tokenizer are the references the
 # filter kernel's unit tests compare with.
+# The Numba kernels are compiled into their cache first (tasks/steps/kernels.py), so the
+# suite's processes load them instead of compiling them side by side.
 # Three pytest workers, a test file each at a time: most of the suite waits on servers,
 # clusters and subprocesses, so three share two cores well (each worker starts its own
 # Ray and Prefect server).
 test: install
 	$(UV) sync --locked --group bench --python $(PYTHON)
 	@tests/chromium.sh
+	$(BIN)/python -m tasks.steps.kernels
 	$(BIN)/pytest -n 3 --dist loadfile
 
 # Starts its own Prefect server and Ray heads on loopback and stops them; see benchmarks/.

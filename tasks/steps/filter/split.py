@@ -71,7 +71,7 @@ def _is(table: np.ndarray, cp: int, bit: int) -> bool:
     return cp >= 0 and (table[cp] & bit) != 0
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _dots_end(cps: np.ndarray, j: int, end: int) -> int:
     """Where a run of 2 or more periods at ``j`` ends (``j`` if there is none)."""
     if j + 1 >= end or cps[j] != _DOT or cps[j + 1] != _DOT:
@@ -82,7 +82,7 @@ def _dots_end(cps: np.ndarray, j: int, end: int) -> int:
     return k
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _contraction_at(cps: np.ndarray, j: int, end: int) -> int:
     """The length of ``words._CONTRACTION`` matched at ``j`` (0: none)."""
     if j + 3 <= end:
@@ -105,7 +105,7 @@ def _contraction_at(cps: np.ndarray, j: int, end: int) -> int:
     return 0
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _contraction_before(cps: np.ndarray, e: int, start: int) -> int:
     """The length of a contraction ending at ``e`` as the reversed suffix regex finds it
     (its alternatives in their order), not reaching before ``start`` (0: none)."""
@@ -232,7 +232,7 @@ def _pass(
     return o
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _and_or(cps: np.ndarray, src: np.ndarray, n: int) -> int:
     """spaCy's one exception: ``and / or`` back to ``and/or``; returns the new length."""
     o = i = 0
@@ -256,12 +256,12 @@ def _and_or(cps: np.ndarray, src: np.ndarray, n: int) -> int:
     return o
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _word_class(c: int) -> bool:  # RE2's \w: ASCII letters, digits and _
     return (0x30 <= c <= 0x39) or (0x41 <= c <= 0x5A) or (0x61 <= c <= 0x7A) or c == 0x5F
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _is_url(cps: np.ndarray, n: int) -> bool:
     """``words._URL`` over ``cps[:n]``: a scheme's ``://`` or ``www.`` then a non-space
     character, or an e-mail address."""
@@ -340,7 +340,7 @@ def _emit(
     return count + 1
 
 
-@numba.njit(cache=True, inline="always")
+@numba.njit(cache=True)
 def _chunk(
     cps: np.ndarray,
     pos: np.ndarray,
@@ -513,31 +513,28 @@ def _rows(
     return len(offsets) - 1, count, 0, 0
 
 
-@numba.njit(cache=True)
 def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
-    """Per word (rows in order): its first and end byte, row, characters and hash.
+    """Per word (rows in order): its first and end byte, row, characters, hash and kind.
 
     Memory: the longest row's code points and their byte positions (12 bytes a
     character), the words (48 bytes each), and work space for the longest chunk that is
     not plain (up to 60 bytes a character): never a multiple of the batch.
     """
-    rows = len(offsets) - 1
-    longest = 0
-    for r in range(rows):
-        longest = max(longest, offsets[r + 1] - offsets[r])
+    longest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
     cps = np.empty(longest + 1, np.int32)
     pos = np.empty(longest + 1, np.int64)
-    found = np.empty(((offsets[rows] - offsets[0]) // 4 + 16, 6), np.int64)
-    cells = 1024
-    r = count = 0
-    while r < rows:
+    found = np.empty(((int(offsets[-1]) - int(offsets[0])) // 4 + 16, 6), np.int64)
+    cells, row, count = 1024, 0, 0
+    while row < len(offsets) - 1:
         # Code points and their places in the row: int32 holds both (a row is at most
         # 2**31 bytes, one string array's limit).
         work = np.empty((2, cells), np.int32)
         spare = np.empty((2, cells), np.int32)
-        r, count, words, need = _rows(data, offsets, table, cps, pos, found, work, spare, r, count)
-        if words > found.shape[0]:
-            grown = np.empty((max(words, 2 * found.shape[0]), 6), np.int64)
+        row, count, words, need = _rows(
+            data, offsets, table, cps, pos, found, work, spare, row, count
+        )
+        if words > len(found):
+            grown = np.empty((max(words, 2 * len(found)), 6), np.int64)
             grown[:count] = found[:count]
             found = grown
         cells = max(cells, need + need // 2)
