@@ -12,22 +12,22 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pyarrow as pa
 
 
 def compile_all() -> float:
     """Call every kernel once on a small input; returns the seconds it took."""
     from tasks.steps.dedup import sketch
-    from tasks.steps.filter import ngrams, split
+    from tasks.steps.filter.batch import Batch
+    from tasks.steps.filter.gopher_repetition import gopher_repetition_rules
+    from tasks.steps.filter.options import GopherRepetition
     from tasks.steps.preprocess.clean import clean_batch
 
     started = time.monotonic()
     texts = pa.array(["Hello, world... (U.S.) don't x-ray 안녕 세계", "a b a b a b", None])
-    words = split.split(texts)
-    starts = np.concatenate([[0], np.cumsum(words.count)]).astype(np.int64)
-    ends = np.concatenate([[0], np.cumsum(words.chars)]).astype(np.float64)
-    ngrams.repetition(words.hashes, ends, starts)
+    batch = Batch(texts)  # the repetition rules split words and count n-grams
+    for _, rule in gopher_repetition_rules(GopherRepetition()):
+        rule(batch)
     clean_batch(pa.table({"text": texts}))
     found = sketch.sketch(texts, bins=112, bands=14)
     sketch.similarity(found.tags[:1], found.tags[1:2])

@@ -127,37 +127,34 @@ class Batch:
         return self._count("\n")
 
     @cached_property
-    def _compiled(self) -> Words:
-        """The default words, with what :mod:`split` finds of each one."""
-        return split(self.text)
+    def _words(self) -> Words:
+        """The batch's words (Kiwi's morphemes, or :mod:`split`'s), with what is known
+        of each one."""
+        return kiwi_words(self.text) if self.split_words == "kiwi" else split(self.text)
 
     @cached_property
     def words(self) -> Split:
-        if self.split_words == "kiwi":
-            return Split(lid.kiwi_words(self.text), self.n)
-        found = self._compiled
-        return Split.of(found.values, found.row, found.count)
+        return Split.of(self._words.values, self._words.row, self._words.count)
 
-    @cached_property
+    @property
     def word_length(self) -> np.ndarray:
-        if self.split_words == "kiwi":
-            return as_numpy(pc.utf8_length(self.words.values)).astype(np.int64)
-        return self._compiled.chars
+        return self._words.chars
 
-    @cached_property
+    @property
     def word_has_letter(self) -> np.ndarray:
         """Per flattened word: whether it has a letter (``\\p{L}``)."""
-        if self.split_words == "kiwi":
-            return as_numpy(pc.match_substring_regex(self.words.values, r"\p{L}"))
-        return self._compiled.letter
+        return self._words.letter
 
-    @cached_property
+    @property
     def word_non_symbol(self) -> np.ndarray:
         """Per flattened word: whether it has a character that is not punctuation
         (datatrove's non-symbol words)."""
-        if self.split_words == "kiwi":
-            return as_numpy(pc.match_substring_regex(self.words.values, NON_SYMBOL_PATTERN))
-        return self._compiled.non_symbol
+        return self._words.non_symbol
+
+    @property
+    def word_hash(self) -> np.ndarray:
+        """Per flattened word: a 64-bit hash, equal for equal words."""
+        return self._words.hashes
 
     @cached_property
     def splitlines(self) -> Split:
@@ -171,29 +168,26 @@ class Batch:
         return pieces.only(keep)
 
     @cached_property
-    def word_hash(self) -> np.ndarray:
-        """Per flattened word: a 64-bit hash, equal for equal words of a row."""
-        if self.split_words != "kiwi":
-            return self._compiled.hashes
-        values = self.words.values
-        if len(values) == 0:
-            return np.zeros(0, dtype=np.uint64)
-        codes = as_numpy(pc.dictionary_encode(values).indices).astype(np.uint64)
-        return _mix(codes ^ (self.words.row.astype(np.uint64) << np.uint64(32)))
-
-    @cached_property
     def word_end(self) -> np.ndarray:
         """Characters of the words before each flattened word (and after the last)."""
         return np.concatenate([[0], np.cumsum(self.word_length)])
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64's finalizer: every input bit affects every output bit."""
-    x = x ^ (x >> np.uint64(30))
-    x = x * np.uint64(0xBF58476D1CE4E5B9)
-    x = x ^ (x >> np.uint64(27))
-    x = x * np.uint64(0x94D049BB133111EB)
-    return x ^ (x >> np.uint64(31))
+def kiwi_words(texts: pa.Array) -> Words:
+    """Korean words as FineWeb-2 splits them (Kiwi's morphemes), with what :mod:`split`
+    gives of each word, found here by RE2 and Arrow."""
+    lists = lid.kiwi_words(texts)
+    values = lists.flatten()
+    codes = as_numpy(pc.dictionary_encode(values).indices).astype(np.uint64)
+    return Words(
+        values,
+        as_numpy(pc.list_parent_indices(lists)).astype(np.int64),
+        as_numpy(pc.list_value_length(lists)).astype(np.int64),
+        as_numpy(pc.utf8_length(values)).astype(np.int64),
+        codes,  # equal words, equal codes: a hash for the n-gram rules
+        as_numpy(pc.match_substring_regex(values, r"\p{L}")).astype(bool),
+        as_numpy(pc.match_substring_regex(values, NON_SYMBOL_PATTERN)).astype(bool),
+    )
 
 
 Rule = Callable[[Batch], np.ndarray]

@@ -144,13 +144,15 @@ def _judged(
     code: np.ndarray,
     names: list[str],
     fired: dict[str, np.ndarray],
+    shown: dict[str, list[str]],
 ) -> Judged:
-    """A batch's counts: each row's ``code`` is the first rule it failed (-1: kept)."""
+    """A batch's counts: each row's ``code`` is the first rule it failed (-1: kept);
+    examples only for rules with fewer than ``EXAMPLE_ROWS`` already ``shown``."""
     rules, examples = {}, {}
     for at, name in enumerate(names):
         first = code == at
         rules[name] = Fired(int(first.sum()), int(sizes[first].sum()), int(fired[name].sum()))
-        rows = np.flatnonzero(first)[:EXAMPLE_ROWS]
+        rows = np.flatnonzero(first)[: EXAMPLE_ROWS - len(shown.get(name, ()))]
         examples[name] = [str(text[int(row)].as_py() or "")[:EXAMPLE_CHARS] for row in rows]
     languages = {}
     codes = pc.dictionary_encode(language)
@@ -222,9 +224,9 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
             code = np.full(table.num_rows, -1, dtype=np.int16)
             for at, name in enumerate(names):
                 code[verdicts.fired[name] & (code < 0)] = at
-            counted = (
-                counted + _judged(text, sizes, verdicts.language, code, names, verdicts.fired)
-            ).capped()
+            counted += _judged(
+                text, sizes, verdicts.language, code, names, verdicts.fired, counted.examples
+            )
             table = table.append_column(LANGUAGE_COLUMN, verdicts.language).append_column(
                 SCORE_COLUMN, verdicts.score
             )
