@@ -19,15 +19,14 @@ def compile_all() -> float:
     """Call every kernel once on a small input; returns the seconds it took."""
     from tasks.steps.dedup import sketch
     from tasks.steps.filter.batch import Batch
-    from tasks.steps.filter.gopher_repetition import gopher_repetition_rules
-    from tasks.steps.filter.options import GopherRepetition
+    from tasks.steps.filter.options import FilterOptions
+    from tasks.steps.filter.rules import evaluate
     from tasks.steps.preprocess.clean import clean_batch
 
     started = time.monotonic()
     texts = pa.array(["Hello, world... (U.S.) don't x-ray 안녕 세계", "a b a b a b", None])
-    batch = Batch(texts)  # the repetition rules split words and count n-grams
-    for _, rule in gopher_repetition_rules(GopherRepetition()):
-        rule(batch)
+    evaluate(texts, FilterOptions(language=None))  # every rule, on the compiled passes
+    _ = Batch(texts).words.values  # the words as strings, which the rules need no more
     clean_batch(pa.table({"text": texts}))
     found = sketch.sketch(texts, bins=112, bands=14)
     sketch.similarity(found.tags[:1], found.tags[1:2])

@@ -181,7 +181,9 @@ def test_the_compiled_split_is_the_regex_passes(seed):
         chunks.row[pieces.row],
         np.bincount(chunks.row[pieces.row], minlength=len(texts)),
     )
-    values, row, count, chars, hashes, letter, non_symbol = split.split(array)
+    found = split.split(array)
+    values, row, count, chars = found.values, found.row, found.count, found.chars
+    hashes, letter, non_symbol = found.hashes, found.letter, found.non_symbol
     assert values.to_pylist() == expected.values.to_pylist()
     assert row.tolist() == expected.row.tolist()
     assert count.tolist() == expected.count.tolist()
@@ -196,7 +198,8 @@ def test_the_compiled_split_reads_large_strings_and_slices():
     from tasks.steps.filter import split
 
     texts = pa.array(["skip me", "Hello, world... (U.S.) don't", None, "x-ray"], pa.large_string())
-    values, row, count, *_ = split.split(texts.slice(1))
+    found = split.split(texts.slice(1))
+    values, row, count = found.values, found.row, found.count
     assert values.to_pylist() == [
         "Hello",
         ",",
@@ -225,6 +228,7 @@ def test_the_compiled_split_grows_its_space_for_many_words_and_long_chunks():
     texts = pa.array(["ok", "a b " * 5000, "x-y," * 3000 + " end.", "(U.S.)" * 500, "fin"])
     chunks = split_whitespace(texts)
     pieces = split_whitespace(spacy_like(chunks.values))
-    values, row, *_ = split.split(texts)
+    found = split.split(texts)
+    values, row = found.values, found.row
     assert values.to_pylist() == pieces.values.to_pylist()
     assert row.tolist() == chunks.row[pieces.row].tolist()

@@ -7,13 +7,14 @@ import numba
 
 from tasks.steps import kernels
 from tasks.steps.dedup import sketch
-from tasks.steps.filter import ngrams, split
+from tasks.steps.filter import lines, ngrams, split
 from tasks.steps.preprocess import utf8
 
 # The compiled functions the steps' Python code calls (each compiles what it calls).
 ENTRY_POINTS = {
-    split: ("_rows", "_copied"),
+    split: ("_rows", "_copied", "_hashes"),
     ngrams: ("repetition",),
+    lines: ("_lines", "_repeated"),
     sketch: ("_sketch", "_stored", "_band_keys", "_densified", "_similarity"),
     utf8: ("_clean",),
 }

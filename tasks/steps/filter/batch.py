@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.filter import language as lid
-from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN, SPLITLINES_PATTERN
-from tasks.steps.filter.split import Words, split
+from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
+from tasks.steps.filter.lines import Lines, lines
+from tasks.steps.filter.split import Words, hashes, split
 
 
 def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -23,18 +24,26 @@ class Split:
     """A list array flattened: its values, each value's row, and per-row counts."""
 
     def __init__(self, lists: pa.Array, n_rows: int) -> None:
-        self.values = lists.flatten()
+        self._values: pa.Array | Callable[[], pa.Array] = lists.flatten()
         self.row = as_numpy(pc.list_parent_indices(lists)).astype(np.int64)
         self.n_rows = n_rows
         self.count = as_numpy(pc.list_value_length(lists)).astype(np.int64)
 
     @classmethod
-    def of(cls, values: pa.Array, row: np.ndarray, count: np.ndarray) -> Split:
-        """A split of values already flattened in row order, with their rows and the
-        count of each row."""
+    def of(
+        cls, values: pa.Array | Callable[[], pa.Array], row: np.ndarray, count: np.ndarray
+    ) -> Split:
+        """A split of values already flattened in row order (or what makes them, called
+        when they are first needed), with their rows and the count of each row."""
         split = cls.__new__(cls)
-        split.values, split.row, split.n_rows, split.count = values, row, len(count), count
+        split._values, split.row, split.n_rows, split.count = values, row, len(count), count
         return split
+
+    @property
+    def values(self) -> pa.Array:
+        if callable(self._values):
+            self._values = self._values()
+        return self._values
 
     def per_row(self, weights: np.ndarray, where: np.ndarray | None = None) -> np.ndarray:
         """Sum of ``weights`` (bool or numbers) over each row's values, optionally masked."""
@@ -134,7 +143,8 @@ class Batch:
 
     @cached_property
     def words(self) -> Split:
-        return Split.of(self._words.values, self._words.row, self._words.count)
+        words = self._words
+        return Split.of(lambda: words.values, words.row, words.count)
 
     @property
     def word_length(self) -> np.ndarray:
@@ -157,15 +167,13 @@ class Batch:
         return self._words.hashes
 
     @cached_property
-    def splitlines(self) -> Split:
-        """Lines as Python's ``str.splitlines``: a trailing empty piece is not a line."""
-        pieces = Split(pc.split_pattern_regex(self.text, SPLITLINES_PATTERN), self.n)
-        # Each row's last piece is empty exactly when the text ends with a line break
-        # (or is empty); splitlines yields no line for it.
-        ends = np.cumsum(pieces.count) - 1
-        keep = np.ones(len(pieces.values), dtype=bool)
-        keep[ends[as_numpy(pc.utf8_length(pieces.values))[ends] == 0]] = False
-        return pieces.only(keep)
+    def lines(self) -> Lines:
+        """Lines as Python's ``str.splitlines`` (a trailing empty piece is not a line)."""
+        return lines(self.text)
+
+    def per_line(self, weights: np.ndarray) -> np.ndarray:
+        """Sum of ``weights`` (bool or numbers, one per line) over each row's lines."""
+        return np.bincount(self.lines.row, weights=weights.astype(np.float64), minlength=self.n)
 
     @cached_property
     def word_end(self) -> np.ndarray:
@@ -178,15 +186,14 @@ def kiwi_words(texts: pa.Array) -> Words:
     gives of each word, found here by RE2 and Arrow."""
     lists = lid.kiwi_words(texts)
     values = lists.flatten()
-    codes = as_numpy(pc.dictionary_encode(values).indices).astype(np.uint64)
     return Words(
-        values,
         as_numpy(pc.list_parent_indices(lists)).astype(np.int64),
         as_numpy(pc.list_value_length(lists)).astype(np.int64),
         as_numpy(pc.utf8_length(values)).astype(np.int64),
-        codes,  # equal words, equal codes: a hash for the n-gram rules
+        hashes(values),
         as_numpy(pc.match_substring_regex(values, r"\p{L}")).astype(bool),
         as_numpy(pc.match_substring_regex(values, NON_SYMBOL_PATTERN)).astype(bool),
+        lambda: values,
     )
 
 

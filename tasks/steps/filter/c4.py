@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from tasks.steps.filter.batch import Batch, Rule, Split, as_numpy, row_lists, split_whitespace
+from tasks.steps.filter.batch import Batch, Rule, as_numpy, row_lists
 from tasks.steps.filter.charsets import CITATION_PATTERN, POLICY_PATTERN, SENTENCE_BREAK_PATTERN
 from tasks.steps.filter.options import C4
 
@@ -39,22 +39,22 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
     key = ("c4", o)
     if key in b.shared:
         return b.shared[key]
-    split = b.splitlines
-    line = pc.utf8_trim_whitespace(split.values)
-    words = split_whitespace(line)
+    found = b.lines
+    line = found.strings(stripped=True)
     long_word = np.zeros(len(line), dtype=bool)
     if o.max_word_length is not None:
-        too_long = as_numpy(pc.utf8_length(words.values)) > o.max_word_length
-        long_word = words.any_per_row(too_long)
+        long_word = found.longest > o.max_word_length
     if o.remove_citations:
-        line = pc.replace_substring_regex(line, pattern=CITATION_PATTERN, replacement="")
+        cited = as_numpy(pc.match_substring(line, "["))
+        if cited.any():
+            line = _replaced(line, cited, CITATION_PATTERN)
     eligible = ~long_word
     if o.filter_no_terminal_punct:
         ends = as_numpy(pc.match_substring_regex(line, r"[.?!\"']$"))
         dots = as_numpy(pc.ends_with(line, "..."))
         eligible &= ends & ~dots
     if o.min_words_per_line is not None:
-        eligible &= words.count >= o.min_words_per_line
+        eligible &= found.chunks >= o.min_words_per_line
     lower = pc.utf8_lower(line)
     lorem = as_numpy(pc.match_substring(lower, "lorem ipsum"))
     js = as_numpy(pc.match_substring(lower, "javascript")) if o.filter_javascript else None
@@ -64,14 +64,24 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
         kept &= ~js
     if o.filter_policy:
         kept &= ~as_numpy(pc.match_substring_regex(lower, POLICY_PATTERN))
-    found = {
-        "lorem": split.any_per_row(eligible & lorem),
-        "curly": split.any_per_row(eligible & curly & (~js if js is not None else True)),
+    result = {
+        "lorem": b.per_line(eligible & lorem) > 0,
+        "curly": b.per_line(eligible & curly & (~js if js is not None else True)) > 0,
         "line": line,
         "kept": kept,
     }
-    b.shared[key] = found
-    return found
+    b.shared[key] = result
+    return result
+
+
+def _replaced(line: pa.Array, where: np.ndarray, pattern: str) -> pa.Array:
+    """``line`` with ``pattern`` removed from the lines ``where`` is true (the others
+    cannot hold it)."""
+    rows = np.flatnonzero(where)
+    done = pc.replace_substring_regex(line.take(pa.array(rows)), pattern=pattern, replacement="")
+    index = np.arange(len(line))
+    index[rows] = len(line) + np.arange(len(rows))
+    return pa.concat_arrays([line, done.cast(line.type)]).take(pa.array(index))
 
 
 def c4_text(b: Batch, o: C4) -> pa.Array:
@@ -82,7 +92,7 @@ def c4_text(b: Batch, o: C4) -> pa.Array:
         found = _c4_lines(b, o)
         kept = found["kept"]
         line = found["line"]
-        lines = row_lists(line.filter(pa.array(kept)), b.splitlines.row[kept], b.n)
+        lines = row_lists(line.filter(pa.array(kept)), b.lines.row[kept], b.n)
         newline = pa.scalar("\n", line.type)
         b.shared[key] = pc.utf8_trim_whitespace(pc.binary_join(lines, newline))
     return b.shared[key]
@@ -91,7 +101,7 @@ def c4_text(b: Batch, o: C4) -> pa.Array:
 def c4_rules(o: C4) -> list[tuple[str, Rule]]:
     def sentences(b: Batch) -> np.ndarray:
         found = _c4_lines(b, o)
-        return _sentences_per_row(b.splitlines, found["line"], found["kept"])
+        return b.per_line(_sentences_of(found["line"], found["kept"]))
 
     rules: list[tuple[str, Rule]] = []
     if o.filter_lorem_ipsum:
@@ -113,8 +123,9 @@ def _sentences(lines: pa.Array) -> np.ndarray:
     return np.where(nonblank, 1 + breaks, 0)
 
 
-def _sentences_per_row(split: Split, line: pa.Array, kept: np.ndarray) -> np.ndarray:
+def _sentences_of(line: pa.Array, kept: np.ndarray) -> np.ndarray:
+    """Per line, its sentences if it is kept (else 0)."""
     counts = np.zeros(len(line))
     if kept.any():
         counts[kept] = _sentences(line.filter(pa.array(kept)))
-    return split.per_row(counts)
+    return counts

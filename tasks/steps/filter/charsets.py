@@ -59,8 +59,6 @@ C4_POLICY_PHRASES = (
 )
 
 # RE2 patterns (pyarrow.compute). RE2's \s and \d are ASCII, hence explicit classes.
-# Python's str.splitlines boundaries (\r\n first so it counts once).
-SPLITLINES_PATTERN = r"\r\n|[\n\r\x{B}\x{C}\x{1C}-\x{1E}\x{85}\x{2028}\x{2029}]"
 PUNCTUATION_PATTERN = _re2_class(PUNCTUATION_SET)
 NON_SYMBOL_PATTERN = _re2_class(PUNCTUATION_SET, negate=True)
 CITATION_PATTERN = r"\[\p{Nd}*\]|\[edit\]|\[citation needed\]"

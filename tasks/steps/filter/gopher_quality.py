@@ -20,10 +20,10 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
-from tasks.steps.filter.batch import Batch, Rule, above, as_numpy, below, first_seen
+from tasks.steps.filter.batch import Batch, Rule, above, below, first_seen
 from tasks.steps.filter.options import GopherQuality
+from tasks.steps.filter.split import hashes
 
 
 def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
@@ -57,28 +57,21 @@ def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
         return above(b._count("...") + b._count("…"), b.words.count, o.max_symbol_word_ratio)
 
     def bullet_lines(b: Batch) -> np.ndarray:
-        start = pc.utf8_ltrim_whitespace(b.splitlines.values)
-        bullet = as_numpy(pc.or_(pc.starts_with(start, "•"), pc.starts_with(start, "-")))
-        lines = b.splitlines
-        return above(lines.per_row(bullet), lines.count, o.max_bullet_lines_ratio)
+        return above(b.per_line(b.lines.bullet), b.lines.count, o.max_bullet_lines_ratio)
 
     def ellipsis_lines(b: Batch) -> np.ndarray:
-        end = pc.utf8_rtrim_whitespace(b.splitlines.values)
-        ellipsis = as_numpy(pc.or_(pc.ends_with(end, "..."), pc.ends_with(end, "…")))
-        lines = b.splitlines
-        return above(lines.per_row(ellipsis), lines.count, o.max_ellipsis_lines_ratio)
+        return above(b.per_line(b.lines.ellipsis), b.lines.count, o.max_ellipsis_lines_ratio)
 
     def alpha_words(b: Batch) -> np.ndarray:
         return below(b.words.per_row(b.word_has_letter), b.words.count, o.min_alpha_words_ratio)
 
     def stop_words(b: Batch) -> np.ndarray:
-        stops = list(dict.fromkeys(o.stop_words))
-        index = pc.index_in(b.words.values, value_set=pa.array(stops, pa.string()))
-        hit = as_numpy(pc.is_valid(index))
+        # Words are told by their 64-bit hashes (as the n-gram rules tell them).
+        stops = np.unique(hashes(pa.array(list(o.stop_words), pa.string())))
+        at = np.minimum(np.searchsorted(stops, b.word_hash), len(stops) - 1)
+        hit = stops[at] == b.word_hash if len(stops) else np.zeros(len(b.word_hash), bool)
         rows = b.words.row[hit]
-        keys = rows * max(len(stops), 1) + as_numpy(index.filter(pc.is_valid(index))).astype(
-            np.int64
-        )
+        keys = rows * max(len(stops), 1) + at[hit]
         distinct = np.bincount(rows[first_seen(keys)], minlength=b.n)
         return distinct < o.min_stop_words
 

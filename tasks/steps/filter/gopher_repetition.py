@@ -18,10 +18,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-import pyarrow.compute as pc
 
-from tasks.steps.filter import ngrams
-from tasks.steps.filter.batch import Batch, Rule, Split, above, duplicates, memo
+from tasks.steps.filter import lines, ngrams
+from tasks.steps.filter.batch import Batch, Rule, above, memo
 from tasks.steps.filter.options import GopherRepetition
 
 
@@ -41,12 +40,12 @@ def _repetition(b: Batch) -> dict[int, np.ndarray]:
 
 def gopher_repetition_rules(o: GopherRepetition) -> list[tuple[str, Rule]]:
     def paragraphs(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        split = Split(pc.split_pattern_regex(pc.utf8_trim_whitespace(b.text), r"\n{2,}"), b.n)
-        return (*duplicates(split.values, split.row, b.n), split.count)
+        count, repeats, chars = lines.repeated(b.text, breaks=2, strip=True)
+        return repeats, chars, count
 
-    def lines(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        split = Split(pc.split_pattern_regex(b.text, r"\n+"), b.n)
-        return (*duplicates(split.values, split.row, b.n), split.count)
+    def text_lines(b: Batch) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        count, repeats, chars = lines.repeated(b.text, breaks=1, strip=False)
+        return repeats, chars, count
 
     def fraction(part: Callable, limit: float) -> Rule:
         return lambda b: above(part(b)[0], part(b)[2], limit)
@@ -71,8 +70,8 @@ def gopher_repetition_rules(o: GopherRepetition) -> list[tuple[str, Rule]]:
     for name, part, unit, limit in (
         ("dup_para_frac", paragraphs, fraction, o.max_dup_para_frac),
         ("dup_para_char_frac", paragraphs, char_fraction, o.max_dup_para_char_frac),
-        ("dup_line_frac", lines, fraction, o.max_dup_line_frac),
-        ("dup_line_char_frac", lines, char_fraction, o.max_dup_line_char_frac),
+        ("dup_line_frac", text_lines, fraction, o.max_dup_line_frac),
+        ("dup_line_char_frac", text_lines, char_fraction, o.max_dup_line_char_frac),
     ):
         if limit is not None:
             rules.append((name, unit(memo(part), limit)))

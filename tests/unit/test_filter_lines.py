@@ -1,0 +1,71 @@
+"""The compiled lines and paragraphs (tasks/steps/filter/lines.py) against Python's own
+``str.splitlines``, ``str.strip``, ``str.split`` and ``re.split``, which datatrove's rules
+call."""
+
+from __future__ import annotations
+
+import random
+import re
+
+import pyarrow as pa
+import pytest
+
+from tasks.steps.filter import lines
+
+_PIECES = [
+    "a", "B", "word", "é", "e\u0301", "한국어는띄어쓰기없이", "中文", "🙂", "👍🏽", "1", " ", "  ",
+    "\t", "\n", "\n\n", "\n\n\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028",
+    "\u2029", "\u00a0", "\u3000", "•", "-", "- ", "...", "…", ". ", "x y z", "[1]", "{",
+]  # fmt: skip
+
+
+def _texts(seed: int, n: int = 20_000) -> list[str]:
+    rng = random.Random(seed)
+    texts = ["".join(rng.choice(_PIECES) for _ in range(rng.randint(0, 14))) for _ in range(n)]
+    long = "\n".join(
+        rng.choice(["same line", "other line", "한국어 줄", "🙂 …", ""]) for _ in range(40_000)
+    )
+    return [*texts, "", "\n", "a\n", "a\nb", "\n\n", " \n ", long, "x" * 200_000 + "\n" + "y"]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_lines_are_pythons_splitlines_with_what_the_rules_ask_of_them(seed):
+    texts = _texts(seed)
+    found = lines.lines(pa.array(texts, pa.string()))
+    expected = [(row, line) for row, text in enumerate(texts) for line in text.splitlines()]
+    assert found.row.tolist() == [row for row, _ in expected]
+    assert found.count.tolist() == [len(text.splitlines()) for text in texts]
+    plain = [line for _, line in expected]
+    assert found.strings().to_pylist() == plain
+    assert found.strings(stripped=True).to_pylist() == [line.strip() for line in plain]
+    assert found.chunks.tolist() == [len(line.split()) for line in plain]
+    assert found.longest.tolist() == [max(map(len, line.split()), default=0) for line in plain]
+    assert found.bullet.tolist() == [line.lstrip().startswith(("•", "-")) for line in plain]
+    assert found.ellipsis.tolist() == [line.rstrip().endswith(("...", "…")) for line in plain]
+
+
+@pytest.mark.parametrize(("breaks", "strip"), [(1, False), (2, True), (2, False), (3, True)])
+def test_repeated_pieces_are_re_split_and_an_earlier_equal_piece(breaks, strip):
+    texts = _texts(7, 5_000)
+    count, repeats, chars = lines.repeated(pa.array(texts, pa.string()), breaks, strip)
+    for row, text in enumerate(texts):
+        pieces = re.split(rf"\n{{{breaks},}}", text.strip() if strip else text)
+        seen: set[str] = set()
+        want_repeats = want_chars = 0
+        for piece in pieces:
+            if piece in seen:
+                want_repeats += 1
+                want_chars += len(piece)
+            seen.add(piece)
+        assert (count[row], repeats[row], chars[row]) == (len(pieces), want_repeats, want_chars)
+
+
+def test_lines_read_slices_and_large_strings():
+    texts = pa.array(["skip\nme", "a\r\nb\n\nb", "  • x …  "], pa.large_string()).slice(1)
+    found = lines.lines(texts)
+    assert found.strings().to_pylist() == ["a", "b", "", "b", "  • x …  "]
+    assert found.row.tolist() == [0, 0, 0, 0, 1]
+    assert found.bullet.tolist() == [False, False, False, False, True]
+    assert found.ellipsis.tolist() == [False, False, False, False, True]
+    # "a\r", "b", "b" and "  • x …  ": the second "b" repeats the first
+    assert [list(x) for x in lines.repeated(texts, 1, False)] == [[3, 1], [1, 0], [1, 0]]
