@@ -26,7 +26,8 @@ capped (memory), and one batch of 100,000-character texts through the kernel.
     python -m benchmarks.bench [--sizes-gb 2 4] [--seed-sizes-gb 0.5 1] [--size-gb 2]
         [--memory-gb 1 4] [--inputs-gb 1] [--dedup-gb 1 4] [--dedup-pairs 4000]
         [--dedup-duplicates 0.3] [--real-text-gb 0.5 2] [--filter-mb-datatrove 4 12]
-        [--filter-mb-ours 40 120] [--filter-memory-gb 1 4] [--filter-long-rows 1024]
+        [--filter-mb-ours 40 120] [--filter-mb-korean 1 3] [--filter-memory-gb 1 4]
+        [--filter-long-rows 1024]
         [--tokenize-mb 100 300]
         [--phases kernels marginal compare memory inputs fixed dedup-quality dedup
                   real-text filter tokenize]
@@ -696,7 +697,8 @@ def filter_scaling(
     args: argparse.Namespace, work: Path, env: dict[str, str], docs: list[tuple[str, str]]
 ) -> list[dict[str, Any]]:
     """The filter flow on the real documents at each size, files of ~100 MB, with the
-    object store capped and language identification off: peak memory and MB/s."""
+    object store capped and language identification off: peak memory and MB/s; then the
+    preprocess flow on the same files (the yardstick of the filter's speed)."""
     rows = []
     capped = int(args.object_store_gib * GIB)
     with ray_head(work, "filter", object_store_bytes=capped) as ray:
@@ -732,6 +734,21 @@ def filter_scaling(
                 }
             )
             shutil.rmtree(out)
+            # The yardstick of issue 35: the preprocess flow on the same files.
+            print(f"preprocess flow: the same {size:g} GB", flush=True)
+            side_args = {"input_uri": str(raw), "output_uri": str(out)}
+            result = run_side("flow-preprocess", side_args, ray_env, work, ray)
+            rows.append(
+                {
+                    "stage": "preprocess",
+                    "method": OURS,
+                    "size_gb": size,
+                    "text_bytes": written["text_bytes"],
+                    "rows": written["rows"],
+                    **result,
+                }
+            )
+            shutil.rmtree(out)
             shutil.rmtree(raw)
     return rows
 
@@ -755,6 +772,12 @@ def filter_phase(args: argparse.Namespace, work: Path, env: dict[str, str]) -> d
         "sides": sides,
         "agreement": agreement,
     }
+    korean = []
+    for mb in args.filter_mb_korean:
+        print(f"filter kernel, Korean: {mb:g} MB of konlpy's paragraphs", flush=True)
+        korean_args = {"bytes": int(mb * 1e6), "warmup_bytes": 200_000, "rows": FILTER_ROWS}
+        korean.append({"size_mb": mb, **run_side("filter-korean", korean_args, env, work, None)})
+    results["korean"] = korean
     if args.filter_long_rows:
         print(f"filter kernel: {args.filter_long_rows} texts of {LONG_CHARS} characters")
         long_args = {"rows": args.filter_long_rows, "chars": LONG_CHARS}
@@ -905,6 +928,13 @@ def main(argv: list[str] | None = None) -> None:
         nargs=2,
         default=[40.0, 120.0],
         help="MB of real documents our rules kernel judges",
+    )
+    parser.add_argument(
+        "--filter-mb-korean",
+        type=float,
+        nargs=2,
+        default=[1.0, 3.0],
+        help="MB of Korean paragraphs (konlpy's) the filter's defaults judge (Kiwi: slow)",
     )
     parser.add_argument(
         "--filter-memory-gb",

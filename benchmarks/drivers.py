@@ -124,6 +124,28 @@ def filter_ours(args: dict[str, Any]) -> dict[str, Any]:
     return run_ours(batches, warmup, Path(args["verdicts"]), args["per_filter"])
 
 
+def filter_korean(args: dict[str, Any]) -> dict[str, Any]:
+    """konlpy's Korean paragraphs, repeated to ``bytes``: preprocess's cleaning and the
+    filter's defaults over them on one core (benchmarks.filter_compare)."""
+    import pyarrow as pa
+
+    from benchmarks.filter_compare import korean_batches, time_stages
+
+    pa.set_cpu_count(1)
+    pa.set_io_thread_count(1)
+    time_stages(korean_batches(args["warmup_bytes"], args["rows"]))
+    batches = korean_batches(args["bytes"], args["rows"])
+    stages = time_stages(batches)
+    text_bytes = sum(
+        pa.compute.sum(pa.compute.binary_length(b.column("text"))).as_py() for b in batches
+    )
+    return {
+        "stages_seconds": stages,
+        "text_bytes": text_bytes,
+        "documents": sum(b.num_rows for b in batches),
+    }
+
+
 def filter_long(args: dict[str, Any]) -> dict[str, Any]:
     """One batch of ``rows`` real texts of ``chars`` characters each through our rules
     kernel: the peak resident memory it takes (benchmarks.filter_compare)."""
@@ -268,6 +290,7 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
         ["datatrove.pipeline.filters", "spacy", "benchmarks.filter_compare"],
     ),
     "filter-ours": (filter_ours, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
+    "filter-korean": (filter_korean, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
     "filter-long": (filter_long, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
     "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
     "kernels": (kernels, ["tasks.steps.generate.step", "tasks.steps.preprocess.step"]),

@@ -250,6 +250,7 @@ def run_ours(
             seconds[name] = time.perf_counter() - started
     chain = chain_options()
     chain_reasons = [our_chain_reasons(evaluate(b.column("text"), chain).reason) for b in batches]
+    stages = time_stages(batches)
     columns: dict[str, Any] = {"id": pa.concat_arrays([b.column("id") for b in batches])}
     columns["chain_reason"] = pa.array(
         [r for reasons in chain_reasons for r in reasons], pa.string()
@@ -270,8 +271,73 @@ def run_ours(
         "filter_seconds": filter_seconds,
         "cpu_seconds": cpu,
         "filters_seconds": seconds,
+        "stages_seconds": stages,
         **_sized(batches),
     }
+
+
+def time_stages(batches: list[pa.RecordBatch]) -> dict[str, float]:
+    """Seconds of the issue-35 stages over the batches: the preprocess step's work on a
+    batch (cleaning, its counts, writing Parquet), the four rule sets without language
+    identification (``four``), and the filter step's defaults (language identification
+    on, each language's rules)."""
+    from tasks.steps.filter.options import FilterOptions
+    from tasks.steps.filter.rules import evaluate
+    from tasks.steps.preprocess import counters
+    from tasks.steps.preprocess.clean import clean_batch
+
+    def preprocess(batch: pa.RecordBatch) -> None:
+        # The preprocess step's work on a batch it has read: clean, count, write Parquet
+        # (its default snappy compression; into memory, as the rules' side writes nothing).
+        out = clean_batch(pa.table({"text": batch.column("text")}))
+        counters.part_quality(out, "text")
+        pq.write_table(out, pa.BufferOutputStream(), compression="snappy")
+
+    work = {
+        "preprocess": preprocess,
+        "four": lambda batch: evaluate(batch.column("text"), options()),
+        "defaults": lambda batch: evaluate(batch.column("text"), FilterOptions()),
+    }
+    seconds = {}
+    for name, run in work.items():
+        started = time.perf_counter()
+        for batch in batches:
+            run(batch)
+        seconds[name] = time.perf_counter() - started
+    return seconds
+
+
+def korean_documents() -> list[tuple[str, str]]:
+    """(id, text) of Korean documents from konlpy's corpora, bills (kobill) and the
+    constitution (kolaw): each file in pieces of 12 lines, those of 200 characters or
+    more."""
+    from importlib import resources
+
+    docs = []
+    root = resources.files("konlpy").joinpath("data", "corpus")
+    for corpus in ("kobill", "kolaw"):
+        for name in sorted(root.joinpath(corpus).iterdir(), key=lambda p: p.name):
+            lines = name.read_text("utf-8").splitlines()
+            for at in range(0, len(lines), 12):
+                text = "\n".join(lines[at : at + 12]).strip()
+                if len(text) >= 200:
+                    docs.append((f"{corpus}:{name.name}:{at}", text))
+    return docs
+
+
+def korean_batches(total_bytes: int, rows: int) -> list[pa.RecordBatch]:
+    """Korean documents, repeated in order to ``total_bytes`` of text, in batches."""
+    docs = korean_documents()
+    texts, size, at = [], 0, 0
+    while size < total_bytes:
+        _, text = docs[at % len(docs)]
+        texts.append(text)
+        size += len(text.encode())
+        at += 1
+    return [
+        pa.record_batch({"text": pa.array(texts[i : i + rows], pa.string())})
+        for i in range(0, len(texts), rows)
+    ]
 
 
 def _sized(batches: Iterable[pa.RecordBatch]) -> dict[str, int]:

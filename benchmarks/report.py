@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,17 @@ DEDUP_VS_PREPROCESS = {"dedup exact": 0.8, "dedup near": 0.5}
 INDEX_BYTES_PER_ROW = 200
 # The filter step against datatrove's four filter classes on the same real documents:
 FILTER_AGREEMENT = 0.99  # per filter, of the documents both judged
+# Issue 35: marginal MB/s per CPU of a filter stage, as a share of preprocess's cleaning
+# on the same documents.
+FILTER_STAGES = {
+    "four": "four rule sets, language identification off",
+    "defaults": "defaults, language identification on",
+}
+FILTER_STAGE_TARGETS = (
+    ("english", "four", "1/3"),
+    ("english", "defaults", "1/5"),
+    ("korean", "defaults", "1/5"),
+)
 # FineWeb's chain (language, Gopher repetition, Gopher quality, C4, FineWeb) against
 # datatrove's: the same verdict and the same first failing rule.
 CHAIN_AGREEMENT = 0.99
@@ -544,7 +556,75 @@ def filter_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
                 ours >= FILTER_VS_DATATROVE * theirs,
             )
         )
-    verdicts += _memory_verdict("filter flow", phase.get("flow") or [])
+    verdicts += stage_verdicts(results)
+    flows = [r for r in phase.get("flow") or [] if r.get("stage", "filter") == "filter"]
+    verdicts += _memory_verdict("filter flow", flows)
+    return verdicts
+
+
+def stage_rates(results: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """Marginal MB/s per CPU of each timed stage (preprocess, the four rule sets, the
+    defaults), on English (our side's two sizes) and on Korean (its two sizes)."""
+    phase = results.get("filter") or {}
+    english = sorted(
+        (
+            r
+            for r in phase.get("sides") or []
+            if r["side"] == "filter-ours" and "stages_seconds" in r
+        ),
+        key=lambda r: r["text_bytes"],
+    )
+    korean = sorted(phase.get("korean") or [], key=lambda r: r["text_bytes"])
+    rates: dict[str, dict[str, float | None]] = {}
+    for language, runs in (("english", english), ("korean", korean)):
+        if len(runs) < 2:
+            continue
+        small, large = runs[0], runs[-1]
+        extra = large["text_bytes"] - small["text_bytes"]
+        rates[language] = {
+            stage: (extra / (seconds - small["stages_seconds"][stage]) / 1e6)
+            if seconds > small["stages_seconds"][stage]
+            else None
+            for stage, seconds in large["stages_seconds"].items()
+        }
+    return rates
+
+
+def stage_verdicts(results: dict[str, Any]) -> list[tuple[str, bool]]:
+    """Issue 35's targets: each stage's marginal MB/s per CPU (one process on one core)
+    against the preprocess flow's per CPU on the same files, when the flows ran (else
+    against the preprocess step's work in one process, on the same batches)."""
+    phase = results.get("filter") or {}
+    cpus = results["machine"]["cpus"]
+    flows = marginal_rates(phase.get("flow") or [])
+    yardstick = (flows.get(("preprocess", OURS)) or {}).get("mb_per_s")
+    verdicts = []
+    if yardstick:
+        yardstick /= cpus
+        filter_flow = (flows.get(("filter", OURS)) or {}).get("mb_per_s")
+        if filter_flow:
+            share = filter_flow / cpus / yardstick
+            verdicts.append(
+                (
+                    f"filter flow (four rule sets, language off): {filter_flow / cpus:.2f} MB/s "
+                    f"per CPU, {share:.2f} of the preprocess flow's {yardstick:.1f} on the "
+                    "same files (target 1/3)",
+                    share >= 1 / 3,
+                )
+            )
+    rates = stage_rates(results)
+    for language, stage, share in FILTER_STAGE_TARGETS:
+        ours = (rates.get(language) or {}).get(stage)
+        against = yardstick or (rates.get(language) or {}).get("preprocess")
+        what = "the preprocess flow's" if yardstick else "the preprocess step's work's"
+        if ours and against:
+            verdicts.append(
+                (
+                    f"filter kernel, {FILTER_STAGES[stage]}, {language}: {ours:.2f} MB/s per "
+                    f"CPU, {ours / against:.2f} of {what} {against:.1f} (target {share})",
+                    ours >= float(Fraction(share)) * against,
+                )
+            )
     return verdicts
 
 

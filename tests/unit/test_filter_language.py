@@ -338,3 +338,18 @@ def test_crlf_and_cr_twins_get_the_same_verdicts():
         # Korean has no C4: its text is not rewritten, line endings and all.
         if v.text is not None:
             assert v.text.to_pylist()[3:] == twins.to_pylist()[3:]
+
+
+def test_with_prefix_chars_the_model_reads_each_texts_start_only():
+    assert LanguageID().prefix_chars is None  # the whole text, as datatrove
+    texts, _ = labelled_set()
+    whole, _ = identify(pa.array(texts))
+    start, _ = identify(pa.array(texts), prefix=2000)
+    assert start.to_pylist() == whole.to_pylist()
+    # Only the start is read: English first, then far more Korean.
+    mixed = "The quick brown fox jumps over the lazy dog. " * 60 + "안녕하세요 반갑습니다. " * 2000
+    assert identify(pa.array([mixed]))[0].to_pylist() == ["ko"]
+    assert identify(pa.array([mixed]), prefix=2000)[0].to_pylist() == ["en"]
+    options = FilterOptions(language=LanguageID(prefix_chars=2000))
+    assert evaluate(pa.array([mixed]), options).language.to_pylist() == ["en"]
+    assert evaluate(pa.array([mixed]), FilterOptions()).language.to_pylist() == ["ko"]

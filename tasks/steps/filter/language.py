@@ -44,19 +44,26 @@ def _fasttext() -> Any:
 def _kiwi() -> Any:
     from kiwipiepy import Kiwi
 
-    return Kiwi(model_type="cong")
+    # One thread: a filter task holds one CPU (Kiwi's default starts one per core of the
+    # machine, in every task; its CPU time per text is the same either way).
+    return Kiwi(model_type="cong", num_workers=1)
 
 
-def top_languages(texts: pa.Array, k: int) -> list[tuple[list[str], list[float]]]:
-    """Per text, its ``k`` most likely languages (all with -1), most likely first, and
-    their probabilities (0..1).
+def top_languages(
+    texts: pa.Array, k: int, prefix: int | None = None
+) -> list[tuple[list[str], list[float]]]:
+    """Per text (its first ``prefix`` characters, if given), its ``k`` most likely
+    languages (all with -1), most likely first, and their probabilities (0..1).
 
     Newlines become spaces (the model reads one line); null texts are read as "".
     One call into the compiled model per text: fasttext-predict's batch call returns
     no probabilities.
     """
     model = _fasttext()
-    flat = pc.replace_substring(pc.fill_null(texts, ""), "\n", " ")
+    texts = pc.fill_null(texts, "")
+    if prefix is not None:
+        texts = pc.utf8_slice_codeunits(texts, 0, prefix)
+    flat = pc.replace_substring(texts, "\n", " ")
     found = []
     for text in flat.to_pylist():
         labels, scores = model.predict(text, k=k)
@@ -70,11 +77,12 @@ def top_languages(texts: pa.Array, k: int) -> list[tuple[list[str], list[float]]
     return found
 
 
-def identify(texts: pa.Array) -> tuple[pa.Array, np.ndarray]:
-    """Per text: the most likely language's code and its probability (0..1)."""
+def identify(texts: pa.Array, prefix: int | None = None) -> tuple[pa.Array, np.ndarray]:
+    """Per text (its first ``prefix`` characters, if given): the most likely language's
+    code and its probability (0..1)."""
     labels: list[str] = []
     scores = np.empty(len(texts), dtype=np.float32)
-    for i, ((label,), (score,)) in enumerate(top_languages(texts, 1)):
+    for i, ((label,), (score,)) in enumerate(top_languages(texts, 1, prefix)):
         labels.append(label)
         scores[i] = score
     return pa.array(labels, pa.string()), scores
