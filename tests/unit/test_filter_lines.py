@@ -15,7 +15,7 @@ from tasks.steps.filter import lines
 _PIECES = [
     "a", "B", "word", "é", "e\u0301", "한국어는띄어쓰기없이", "中文", "🙂", "👍🏽", "1", " ", "  ",
     "\t", "\n", "\n\n", "\n\n\n", "\r\n", "\r", "\x0b", "\x0c", "\x1c", "\x85", "\u2028",
-    "\u2029", "\u00a0", "\u3000", "•", "-", "- ", "...", "…", ". ", "x y z", "[1]", "{",
+    "\u2029", "\u00a0", "\u3000", "•", "-", "- ", "...", "…", ". ", "x y z", "[1]", "{", "#",
 ]  # fmt: skip
 
 
@@ -69,3 +69,49 @@ def test_lines_read_slices_and_large_strings():
     assert found.ellipsis.tolist() == [False, False, False, False, True]
     # "a\r", "b", "b" and "  • x …  ": the second "b" repeats the first
     assert [list(x) for x in lines.repeated(texts, 1, False)] == [[3, 1], [1, 0], [1, 0]]
+
+
+def test_marks_are_arrows_substring_counts():
+    import pyarrow.compute as pc
+
+    texts = pa.array([*_texts(3, 5_000), "....", ".....", "......", "…...", "##"], pa.string())
+    found = lines.marks(texts)
+    for name, pattern in (("hashes", "#"), ("dots", "..."), ("ellipses", "…"), ("breaks", "\n")):
+        assert getattr(found, name).tolist() == pc.count_substring(texts, pattern).to_pylist()
+    assert lines.holds(texts, 0x0D)
+    assert not lines.holds(pa.array(["a\nb", "\r"]).slice(0, 1), 0x0D)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_c4_marks_are_what_arrows_kernels_answer(seed):
+    from tasks.steps.filter.c4 import _arrow_marks
+
+    phrases = [
+        "Lorem Ipsum", "LOREM IPSUM", "lorem  ipsum", "JavaScript", "javascrip", "Terms of Use",
+        "privacy policy", "Cookie Policy", "uses cookies", "use of cookies", "use cookies",
+        "\u212aookie policy", "L\u0130", "[1]", "{", "}", ".", "?", "!", '"', "'", "...", "…",
+        "é", "한국", "🙂", " ", "x", "u", "c", "l",
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    texts = ["".join(rng.choice(phrases) for _ in range(rng.randint(0, 8))) for _ in range(20_000)]
+    found = lines.lines(pa.array(texts, pa.string()))
+    marks = lines.c4_marks(found)
+    folded = (marks & lines.FOLDED) != 0
+    assert folded.any() and not folded.all()
+    expected = _arrow_marks(found.strings(stripped=True))
+    for name, bit in (
+        ("ends", lines.END_PUNCT),
+        ("dots", lines.END_DOTS),
+        ("curly", lines.CURLY),
+        ("lorem", lines.LOREM),
+        ("js", lines.JAVASCRIPT),
+        ("policy", lines.POLICY),
+    ):
+        got = (marks & bit) != 0
+        if name in ("lorem", "js", "policy"):  # folded lines are Arrow's to answer
+            got, want = got[~folded], expected[name][~folded]
+        else:
+            want = expected[name]
+        assert got.tolist() == want.tolist(), name
+    cited = ["[" in line for line in found.strings(stripped=True).to_pylist()]
+    assert ((marks & lines.CITED) != 0).tolist() == cited

@@ -14,7 +14,7 @@ from tasks.steps.preprocess import utf8
 ENTRY_POINTS = {
     split: ("_rows", "_copied", "_hashes"),
     ngrams: ("repetition",),
-    lines: ("_lines", "_repeated"),
+    lines: ("_lines", "_repeated", "_marks", "_c4_marks"),
     sketch: ("_sketch", "_stored", "_band_keys", "_densified", "_similarity"),
     utf8: ("_clean",),
 }

@@ -12,7 +12,7 @@ import pyarrow.compute as pc
 
 from tasks.steps.filter import language as lid
 from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
-from tasks.steps.filter.lines import Lines, lines
+from tasks.steps.filter.lines import Lines, Marks, lines, marks
 from tasks.steps.filter.split import Words, hashes, split
 
 
@@ -124,16 +124,18 @@ class Batch:
         self.split_words = words
         self.shared: dict[object, object] = {}  # results several rules use (see memo)
 
-    def _count(self, pattern: str) -> np.ndarray:
-        return as_numpy(pc.count_substring(self.text, pattern)).astype(np.float64)
+    @cached_property
+    def marks(self) -> Marks:
+        """Per row: its ``#``, ``...``, ``…`` and line breaks, counted in one pass."""
+        return marks(self.text)
 
     @cached_property
     def length(self) -> np.ndarray:
         return as_numpy(pc.utf8_length(self.text)).astype(np.float64)
 
-    @cached_property
+    @property
     def newlines(self) -> np.ndarray:
-        return self._count("\n")
+        return self.marks.breaks
 
     @cached_property
     def _words(self) -> Words:

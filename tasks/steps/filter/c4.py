@@ -27,6 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from tasks.steps.filter import lines
 from tasks.steps.filter.batch import Batch, Rule, as_numpy, row_lists
 from tasks.steps.filter.charsets import CITATION_PATTERN, POLICY_PATTERN, SENTENCE_BREAK_PATTERN
 from tasks.steps.filter.options import C4
@@ -41,29 +42,42 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
         return b.shared[key]
     found = b.lines
     line = found.strings(stripped=True)
+    marks = lines.c4_marks(found)
     long_word = np.zeros(len(line), dtype=bool)
     if o.max_word_length is not None:
         long_word = found.longest > o.max_word_length
-    if o.remove_citations:
-        cited = as_numpy(pc.match_substring(line, "["))
-        if cited.any():
-            line = _replaced(line, cited, CITATION_PATTERN)
+    # The compiled marks answer for every line but those whose text the citations change
+    # and those with a character utf8_lower makes ASCII: Arrow answers for those.
+    cited = (marks & lines.CITED) != 0 if o.remove_citations else np.zeros(len(line), bool)
+    if cited.any():
+        line = _replaced(line, cited, CITATION_PATTERN)
+    answered = {
+        name: (marks & bit) != 0
+        for name, bit in (
+            ("ends", lines.END_PUNCT),
+            ("dots", lines.END_DOTS),
+            ("lorem", lines.LOREM),
+            ("js", lines.JAVASCRIPT),
+            ("curly", lines.CURLY),
+            ("policy", lines.POLICY),
+        )
+    }
+    redo = np.flatnonzero(cited | ((marks & lines.FOLDED) != 0))
+    if len(redo):
+        for name, values in _arrow_marks(line.take(pa.array(redo))).items():
+            answered[name][redo] = values
     eligible = ~long_word
     if o.filter_no_terminal_punct:
-        ends = as_numpy(pc.match_substring_regex(line, r"[.?!\"']$"))
-        dots = as_numpy(pc.ends_with(line, "..."))
-        eligible &= ends & ~dots
+        eligible &= answered["ends"] & ~answered["dots"]
     if o.min_words_per_line is not None:
         eligible &= found.chunks >= o.min_words_per_line
-    lower = pc.utf8_lower(line)
-    lorem = as_numpy(pc.match_substring(lower, "lorem ipsum"))
-    js = as_numpy(pc.match_substring(lower, "javascript")) if o.filter_javascript else None
-    curly = as_numpy(pc.match_substring(line, "{"))
+    lorem, curly = answered["lorem"], answered["curly"]
+    js = answered["js"] if o.filter_javascript else None
     kept = eligible.copy()
     if js is not None:
         kept &= ~js
     if o.filter_policy:
-        kept &= ~as_numpy(pc.match_substring_regex(lower, POLICY_PATTERN))
+        kept &= ~answered["policy"]
     result = {
         "lorem": b.per_line(eligible & lorem) > 0,
         "curly": b.per_line(eligible & curly & (~js if js is not None else True)) > 0,
@@ -72,6 +86,19 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
     }
     b.shared[key] = result
     return result
+
+
+def _arrow_marks(line: pa.Array) -> dict[str, np.ndarray]:
+    """What :func:`lines.c4_marks` answers, by Arrow's kernels on these lines."""
+    lower = pc.utf8_lower(line)
+    return {
+        "ends": as_numpy(pc.match_substring_regex(line, r"[.?!\"']$")),
+        "dots": as_numpy(pc.ends_with(line, "...")),
+        "lorem": as_numpy(pc.match_substring(lower, "lorem ipsum")),
+        "js": as_numpy(pc.match_substring(lower, "javascript")),
+        "curly": as_numpy(pc.match_substring(line, "{")),
+        "policy": as_numpy(pc.match_substring_regex(lower, POLICY_PATTERN)),
+    }
 
 
 def _replaced(line: pa.Array, where: np.ndarray, pattern: str) -> pa.Array:

@@ -51,10 +51,11 @@ def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
         return fired
 
     def hash_ratio(b: Batch) -> np.ndarray:
-        return above(b._count("#"), b.words.count, o.max_symbol_word_ratio)
+        return above(b.marks.hashes, b.words.count, o.max_symbol_word_ratio)
 
     def ellipsis_ratio(b: Batch) -> np.ndarray:
-        return above(b._count("...") + b._count("…"), b.words.count, o.max_symbol_word_ratio)
+        ellipses = b.marks.dots + b.marks.ellipses
+        return above(ellipses, b.words.count, o.max_symbol_word_ratio)
 
     def bullet_lines(b: Batch) -> np.ndarray:
         return above(b.per_line(b.lines.bullet), b.lines.count, o.max_bullet_lines_ratio)
@@ -68,10 +69,12 @@ def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
     def stop_words(b: Batch) -> np.ndarray:
         # Words are told by their 64-bit hashes (as the n-gram rules tell them).
         stops = np.unique(hashes(pa.array(list(o.stop_words), pa.string())))
-        at = np.minimum(np.searchsorted(stops, b.word_hash), len(stops) - 1)
-        hit = stops[at] == b.word_hash if len(stops) else np.zeros(len(b.word_hash), bool)
+        which = np.full(len(b.word_hash), -1, np.int64)
+        for index, stop in enumerate(stops):
+            which[b.word_hash == stop] = index
+        hit = which >= 0
         rows = b.words.row[hit]
-        keys = rows * max(len(stops), 1) + at[hit]
+        keys = rows * max(len(stops), 1) + which[hit]
         distinct = np.bincount(rows[first_seen(keys)], minlength=b.n)
         return distinct < o.min_stop_words
 

@@ -17,7 +17,8 @@ import numba
 import numpy as np
 import pyarrow as pa
 
-from tasks.steps.filter.split import SPACE, _copied, _hash, flags
+from tasks.steps.filter.charsets import C4_POLICY_PHRASES
+from tasks.steps.filter.split import LOWER_ASCII, SPACE, _copied, _hash, flags
 from tasks.steps.text import string_buffers
 
 BULLET, ELLIPSIS = 1, 2  # a line's flags: starts with • or -; ends with ... or …
@@ -177,6 +178,89 @@ def lines(texts: pa.Array) -> Lines:
     )
 
 
+# What C4 asks of a stripped line (:func:`c4_marks`).
+CITED, END_PUNCT, END_DOTS, CURLY, LOREM, JAVASCRIPT, POLICY, FOLDED = (1 << k for k in range(8))
+# Phrases looked for in the lower-cased line, and the mark each one sets.
+_PHRASES = (
+    (b"lorem ipsum", LOREM),
+    (b"javascript", JAVASCRIPT),
+    *((phrase.encode(), POLICY) for phrase in C4_POLICY_PHRASES),
+)
+
+
+def _phrase_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    phrases = np.zeros((len(_PHRASES), max(len(p) for p, _ in _PHRASES)), np.uint8)
+    sizes = np.array([len(p) for p, _ in _PHRASES], np.int64)
+    sets = np.array([mark for _, mark in _PHRASES], np.int64)
+    starting = np.zeros(256, np.int64)  # per first byte: the phrases that start with it
+    for k, (phrase, _) in enumerate(_PHRASES):
+        phrases[k, : len(phrase)] = np.frombuffer(phrase, np.uint8)
+        starting[phrase[0]] |= 1 << k
+    return phrases, sizes, sets, starting
+
+
+@numba.njit(cache=True)
+def _c4_marks(
+    data: np.ndarray,
+    spans: np.ndarray,
+    table: np.ndarray,
+    phrases: np.ndarray,
+    sizes: np.ndarray,
+    sets: np.ndarray,
+    starting: np.ndarray,
+) -> np.ndarray:
+    out = np.zeros(spans.shape[1], np.int64)
+    for line in range(spans.shape[1]):
+        a, b = spans[0, line], spans[1, line]
+        found = 0
+        if b > a:
+            last = data[b - 1]
+            if last in (0x2E, 0x3F, 0x21, 0x22, 0x27):  # . ? ! " '
+                found |= END_PUNCT
+            if b - a >= 3 and data[b - 3] == 0x2E and data[b - 2] == 0x2E and last == 0x2E:
+                found |= END_DOTS
+        i = a
+        while i < b:
+            byte = data[i]
+            if byte >= 0x80:
+                cp, size = _decode(data, i)
+                if table[cp] & LOWER_ASCII:
+                    found |= FOLDED
+                i += size
+                continue
+            if byte == 0x5B:
+                found |= CITED
+            elif byte == 0x7B:
+                found |= CURLY
+            low = byte | 0x20 if 0x41 <= byte <= 0x5A else byte
+            candidates = starting[low]
+            k = 0
+            while candidates:
+                if candidates & 1 and not found & sets[k] and i + sizes[k] <= b:
+                    j = 1
+                    while j < sizes[k]:
+                        c = data[i + j]
+                        if (c | 0x20 if 0x41 <= c <= 0x5A else c) != phrases[k, j]:
+                            break
+                        j += 1
+                    if j == sizes[k]:
+                        found |= sets[k]
+                candidates >>= 1
+                k += 1
+            i += 1
+        out[line] = found
+    return out
+
+
+def c4_marks(found: Lines) -> np.ndarray:
+    """Per line (stripped), C4's questions as bits: holds ``[`` (CITED), ends with one
+    of ``. ? ! " '`` (END_PUNCT) or ``...`` (END_DOTS), holds ``{`` (CURLY), and, lower
+    case, ``lorem ipsum`` (LOREM), ``javascript`` (JAVASCRIPT) or a policy phrase
+    (POLICY). FOLDED: the line holds a character that Arrow's ``utf8_lower`` makes
+    ASCII (the Kelvin sign makes a ``k``): those three are then Arrow's to answer."""
+    return _c4_marks(found.data, found.stripped, flags(), *_phrase_table())
+
+
 @numba.njit(cache=True)
 def _same(data: np.ndarray, a: int, b: int, size: int) -> bool:
     """Whether ``data[a:a + size]`` and ``data[b:b + size]`` are the same bytes."""
@@ -271,6 +355,54 @@ def _repeated(
         out[1, r] = repeats
         out[2, r] = chars
     return out
+
+
+@numba.njit(cache=True)
+def _marks(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
+    """Per text (columns): its ``#``, its ``...`` (counted left to right without
+    overlap, as Arrow's ``count_substring``), its ``…`` and its ``\\n``."""
+    out = np.zeros((4, len(offsets) - 1), np.float64)
+    for r in range(len(offsets) - 1):
+        i, end = offsets[r], offsets[r + 1]
+        hashes = dots = ellipses = breaks = 0
+        while i < end:
+            byte = data[i]
+            if byte == 0x23:
+                hashes += 1
+            elif byte == 0x0A:
+                breaks += 1
+            elif byte == 0x2E and i + 2 < end and data[i + 1] == 0x2E and data[i + 2] == 0x2E:
+                dots += 1
+                i += 3
+                continue
+            elif byte == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and data[i + 2] == 0xA6:
+                ellipses += 1
+            i += 1
+        out[0, r], out[1, r], out[2, r], out[3, r] = hashes, dots, ellipses, breaks
+    return out
+
+
+class Marks(NamedTuple):
+    """Per text: how many ``#``, ``...`` (without overlap), ``…`` and ``\\n`` it holds."""
+
+    hashes: np.ndarray
+    dots: np.ndarray
+    ellipses: np.ndarray
+    breaks: np.ndarray
+
+
+def marks(texts: pa.Array) -> Marks:
+    """The marks of each text (a string array without nulls), as :class:`Marks`."""
+    data, offsets = string_buffers(texts)
+    return Marks(*_marks(data, offsets.astype(np.int64)))
+
+
+def holds(texts: pa.Array, byte: int) -> bool:
+    """Whether any text holds this byte (an ASCII character)."""
+    data, offsets = string_buffers(texts)
+    if len(offsets) < 2:
+        return False
+    return bool((data[int(offsets[0]) : int(offsets[-1])] == byte).any())
 
 
 def repeated(texts: pa.Array, breaks: int, strip: bool) -> tuple[np.ndarray, ...]:

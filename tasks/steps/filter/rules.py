@@ -95,6 +95,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.filter import language as lid
+from tasks.steps.filter import lines
 from tasks.steps.filter.batch import Batch, Rule, as_numpy
 from tasks.steps.filter.c4 import c4_rules, c4_text
 from tasks.steps.filter.fineweb import fineweb_rules
@@ -284,7 +285,7 @@ def _unix_newlines_str(text: str) -> str:
 
 def _unix_newlines(texts: pa.Array) -> pa.Array:
     """The texts with ``\\r\\n`` and lone ``\\r`` as ``\\n`` (the same array if none has one)."""
-    if not pc.any(pc.match_substring(texts, "\r")).as_py():
+    if not lines.holds(texts, 0x0D):
         return texts
     return pc.replace_substring_regex(texts, pattern=r"\r\n?", replacement="\n")
 
