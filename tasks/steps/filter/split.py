@@ -144,95 +144,103 @@ def _contraction_before(cps: np.ndarray, e: int, start: int) -> int:
 
 
 @numba.njit(cache=True)
-def _pass(
-    cps: np.ndarray,
-    src: np.ndarray,
-    n: int,
-    kind: int,
-    table: np.ndarray,
-    out_cps: np.ndarray,
-    out_src: np.ndarray,
-) -> int:
-    """One infix pass of ``words._INFIXES`` (``kind`` 0 to 4) over ``cps[:n]``, spaces
-    inserted around what it matches (``src`` -1 for them); returns the new length."""
+def _pass(work: np.ndarray, now: int, n: int, kind: int, table: np.ndarray) -> int:
+    """One infix pass of ``words._INFIXES`` (``kind`` 0 to 4) over the first ``n`` code
+    points of ``work[now]`` into ``work[1 - now]``, spaces inserted around what it
+    matches (their place -1); returns the new length. (Indexed, not sliced: a view
+    made per call costs reference counting.)"""
     i = o = 0
+    nxt = 1 - now
     while i < n:
-        c = cps[i]
-        matched = 0  # characters matched from i; the mark is cps[i + 1 : i + matched - 1]
+        c = work[now, 0, i]
+        matched = 0  # characters matched from i; the mark is work[now, 0, i + 1 : i + matched - 1]
         if kind == 0:
-            run = _dots_end(cps, i, n) - i
+            run = _dots_end(work[now, 0], i, n) - i
             if not run and c == _ELLIPSIS:
                 run = 1
             if run:
-                out_cps[o] = _SPACE_CP
-                out_src[o] = -1
+                work[nxt, 0, o] = _SPACE_CP
+                work[nxt, 1, o] = -1
                 o += 1
                 for k in range(run):
-                    out_cps[o] = cps[i + k]
-                    out_src[o] = src[i + k]
+                    work[nxt, 0, o] = work[now, 0, i + k]
+                    work[nxt, 1, o] = work[now, 1, i + k]
                     o += 1
-                out_cps[o] = _SPACE_CP
-                out_src[o] = -1
+                work[nxt, 0, o] = _SPACE_CP
+                work[nxt, 1, o] = -1
                 o += 1
                 i += run
                 continue
         elif kind == 1:
             if _is(table, c, L | N) and i + 2 < n:
                 # The marks in the regex's order: ---, --, ——, —, –, -, then one of ~:<>=/.
-                mark = cps[i + 1]
+                mark = work[now, 0, i + 1]
                 size = 0
                 if mark == 0x2D:
-                    size = 3 if i + 3 < n and cps[i + 2] == 0x2D and cps[i + 3] == 0x2D else 0
-                    if size and not (i + 4 < n and _is(table, cps[i + 4], L)):
+                    size = (
+                        3
+                        if i + 3 < n and work[now, 0, i + 2] == 0x2D and work[now, 0, i + 3] == 0x2D
+                        else 0
+                    )
+                    if size and not (i + 4 < n and _is(table, work[now, 0, i + 4], L)):
                         size = 0
-                    if not size and i + 2 < n and cps[i + 2] == 0x2D:
-                        size = 2 if i + 3 < n and _is(table, cps[i + 3], L) else 0
+                    if not size and i + 2 < n and work[now, 0, i + 2] == 0x2D:
+                        size = 2 if i + 3 < n and _is(table, work[now, 0, i + 3], L) else 0
                     if not size:
                         size = 1
                 elif mark == 0x2014:
-                    two = i + 3 < n and cps[i + 2] == 0x2014 and _is(table, cps[i + 3], L)
+                    two = (
+                        i + 3 < n
+                        and work[now, 0, i + 2] == 0x2014
+                        and _is(table, work[now, 0, i + 3], L)
+                    )
                     size = 2 if two else 1
                 elif mark == 0x2013 or mark in (0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F):
                     size = 1
-                if size and i + 1 + size < n and _is(table, cps[i + 1 + size], L):
+                if size and i + 1 + size < n and _is(table, work[now, 0, i + 1 + size], L):
                     matched = size + 2
         elif kind == 2:
-            if i + 2 < n and _is(table, c, L) and cps[i + 1] == 0x2C and _is(table, cps[i + 2], L):
+            if (
+                i + 2 < n
+                and _is(table, c, L)
+                and work[now, 0, i + 1] == 0x2C
+                and _is(table, work[now, 0, i + 2], L)
+            ):
                 matched = 3
         elif kind == 3:
             if i + 2 < n and _is(table, c, N):
-                mark = cps[i + 1]
+                mark = work[now, 0, i + 1]
                 if mark == 0x2B or mark == 0x2D or mark == 0x2A or mark == 0x5E:  # + - * ^
-                    after = cps[i + 2]
+                    after = work[now, 0, i + 2]
                     if _is(table, after, N) or after == 0x2D:
                         matched = 3
         else:
             if (
                 i + 2 < n
                 and _is(table, c, LL)
-                and cps[i + 1] == _DOT
-                and _is(table, cps[i + 2], LU)
+                and work[now, 0, i + 1] == _DOT
+                and _is(table, work[now, 0, i + 2], LU)
             ):
                 matched = 3
         if matched:
-            out_cps[o] = c
-            out_src[o] = src[i]
-            out_cps[o + 1] = _SPACE_CP
-            out_src[o + 1] = -1
+            work[nxt, 0, o] = c
+            work[nxt, 1, o] = work[now, 1, i]
+            work[nxt, 0, o + 1] = _SPACE_CP
+            work[nxt, 1, o + 1] = -1
             o += 2
             for k in range(1, matched - 1):
-                out_cps[o] = cps[i + k]
-                out_src[o] = src[i + k]
+                work[nxt, 0, o] = work[now, 0, i + k]
+                work[nxt, 1, o] = work[now, 1, i + k]
                 o += 1
-            out_cps[o] = _SPACE_CP
-            out_src[o] = -1
-            out_cps[o + 1] = cps[i + matched - 1]
-            out_src[o + 1] = src[i + matched - 1]
+            work[nxt, 0, o] = _SPACE_CP
+            work[nxt, 1, o] = -1
+            work[nxt, 0, o + 1] = work[now, 0, i + matched - 1]
+            work[nxt, 1, o + 1] = work[now, 1, i + matched - 1]
             o += 2
             i += matched
         else:
-            out_cps[o] = c
-            out_src[o] = src[i]
+            work[nxt, 0, o] = c
+            work[nxt, 1, o] = work[now, 1, i]
             o += 1
             i += 1
     return o
@@ -443,15 +451,7 @@ def _chunk(
         for kind, times in ((0, 1), (1, 2), (2, 1), (3, 2), (4, 1)):
             if present & (1 << kind):
                 for _ in range(times):
-                    n = _pass(
-                        work[now, 0],
-                        work[now, 1],
-                        n,
-                        kind,
-                        table,
-                        work[1 - now, 0],
-                        work[1 - now, 1],
-                    )
+                    n = _pass(work, now, n, kind, table)
                     now = 1 - now
         n = _and_or(work[now, 0], work[now, 1], n)
     # Words: runs of the text's own characters (inserted spaces cut them).
@@ -550,7 +550,9 @@ def _rows(
             # A chunk has at most a word per character, and its core at most 5 cells.
             if count + (k - start) > found.shape[1] or 5 * (k - start) + 8 > work.shape[2]:
                 return r, first_word, count + (k - start), 5 * (k - start) + 8
-            if simple:  # (a chunk of prefix characters only: a word each)
+            if k - start == 1:  # one character is one word, whatever it is
+                count = _emit(start, k, r, pos, data, found, count, cps, table)
+            elif simple:  # (prefix characters only: a word each)
                 core = k if core < 0 else core
                 end_core = k if end_core < 0 else end_core
                 for q in range(start, core):
