@@ -29,7 +29,7 @@ import pyarrow.compute as pc
 
 from tasks.steps.filter import lines
 from tasks.steps.filter.batch import Batch, Rule, as_numpy, row_lists
-from tasks.steps.filter.charsets import CITATION_PATTERN, POLICY_PATTERN, SENTENCE_BREAK_PATTERN
+from tasks.steps.filter.charsets import CITATION_PATTERN, SENTENCE_BREAK_PATTERN
 from tasks.steps.filter.options import C4
 
 
@@ -42,15 +42,20 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
         return b.shared[key]
     found = b.lines
     line = found.strings(stripped=True)
-    marks = lines.c4_marks(found)
+    marks = lines.c4_marks(found.data, found.stripped)
     long_word = np.zeros(len(line), dtype=bool)
     if o.max_word_length is not None:
         long_word = found.longest > o.max_word_length
-    # The compiled marks answer for every line but those whose text the citations change
-    # and those with a character utf8_lower makes ASCII: Arrow answers for those.
-    cited = (marks & lines.CITED) != 0 if o.remove_citations else np.zeros(len(line), bool)
-    if cited.any():
-        line = _replaced(line, cited, CITATION_PATTERN)
+    if o.remove_citations:
+        cited = np.flatnonzero(marks & lines.CITED)
+        if len(cited):
+            # Only a line with a [ can hold a citation: those are asked again once
+            # their citations are removed.
+            done = pc.replace_substring_regex(
+                line.take(pa.array(cited)), pattern=CITATION_PATTERN, replacement=""
+            )
+            marks[cited] = lines.c4_marks_of(done)
+            line = _replaced(line, cited, done)
     answered = {
         name: (marks & bit) != 0
         for name, bit in (
@@ -62,10 +67,6 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
             ("policy", lines.POLICY),
         )
     }
-    redo = np.flatnonzero(cited | ((marks & lines.FOLDED) != 0))
-    if len(redo):
-        for name, values in _arrow_marks(line.take(pa.array(redo))).items():
-            answered[name][redo] = values
     eligible = ~long_word
     if o.filter_no_terminal_punct:
         eligible &= answered["ends"] & ~answered["dots"]
@@ -88,27 +89,11 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
     return result
 
 
-def _arrow_marks(line: pa.Array) -> dict[str, np.ndarray]:
-    """What :func:`lines.c4_marks` answers, by Arrow's kernels on these lines."""
-    lower = pc.utf8_lower(line)
-    return {
-        "ends": as_numpy(pc.match_substring_regex(line, r"[.?!\"']$")),
-        "dots": as_numpy(pc.ends_with(line, "...")),
-        "lorem": as_numpy(pc.match_substring(lower, "lorem ipsum")),
-        "js": as_numpy(pc.match_substring(lower, "javascript")),
-        "curly": as_numpy(pc.match_substring(line, "{")),
-        "policy": as_numpy(pc.match_substring_regex(lower, POLICY_PATTERN)),
-    }
-
-
-def _replaced(line: pa.Array, where: np.ndarray, pattern: str) -> pa.Array:
-    """``line`` with ``pattern`` removed from the lines ``where`` is true (the others
-    cannot hold it)."""
-    rows = np.flatnonzero(where)
-    done = pc.replace_substring_regex(line.take(pa.array(rows)), pattern=pattern, replacement="")
+def _replaced(line: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
+    """``line`` with its ``rows`` replaced by ``values``."""
     index = np.arange(len(line))
     index[rows] = len(line) + np.arange(len(rows))
-    return pa.concat_arrays([line, done.cast(line.type)]).take(pa.array(index))
+    return pa.concat_arrays([line, values.cast(line.type)]).take(pa.array(index))
 
 
 def c4_text(b: Batch, o: C4) -> pa.Array:

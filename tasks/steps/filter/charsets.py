@@ -62,7 +62,6 @@ C4_POLICY_PHRASES = (
 PUNCTUATION_PATTERN = _re2_class(PUNCTUATION_SET)
 NON_SYMBOL_PATTERN = _re2_class(PUNCTUATION_SET, negate=True)
 CITATION_PATTERN = r"\[\p{Nd}*\]|\[edit\]|\[citation needed\]"
-POLICY_PATTERN = "|".join(C4_POLICY_PHRASES)
 # A sentence ends at a terminal mark followed by punctuation/blanks, at least one blank,
 # then a non-punctuation character (spaCy: the next non-punctuation token).
 SENTENCE_BREAK_PATTERN = _re2_class(TERMINAL_PUNCTUATION) + r"[\p{P}\s]*\s[^\p{P}\s]"

@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.steps.filter.charsets import C4_POLICY_PHRASES
-from tasks.steps.filter.split import LOWER_ASCII, SPACE, _copied, _hash, flags
+from tasks.steps.filter.split import SPACE, _copied, _hash, flags
 from tasks.steps.text import string_buffers
 
 BULLET, ELLIPSIS = 1, 2  # a line's flags: starts with • or -; ends with ... or …
@@ -34,13 +34,13 @@ def _decode(data: np.ndarray, i: int) -> tuple[int, int]:
         return ((byte & 0x1F) << 6) | (data[i + 1] & 0x3F), 2
     if byte < 0xF0:
         return ((byte & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F), 3
-    return (
+    cp = (
         ((byte & 0x07) << 18)
         | ((data[i + 1] & 0x3F) << 12)
         | ((data[i + 2] & 0x3F) << 6)
-        | (data[i + 3] & 0x3F),
-        4,
+        | (data[i + 3] & 0x3F)
     )
+    return min(cp, 0x10FFFF), 4  # (only bytes that are not UTF-8 go past: kept in the table)
 
 
 @numba.njit(cache=True, inline="always")
@@ -59,16 +59,26 @@ def _breaks_line(cp: int) -> bool:
 
 
 @numba.njit(cache=True)
-def _lines(data: np.ndarray, offsets: np.ndarray, table: np.ndarray, out: np.ndarray) -> int:
-    """Each text's lines into ``out`` (one column a line; rows: text, start, end,
-    stripped start, stripped end, chunks, longest chunk's characters, flags) while they
-    fit; returns how many there are."""
+def _lines(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    table: np.ndarray,
+    row: np.ndarray,
+    spans: np.ndarray,
+    chunks: np.ndarray,
+    longest: np.ndarray,
+    marks: np.ndarray,
+) -> int:
+    """Each text's lines (per line: its text, its start and end, stripped start and end,
+    whitespace chunks, longest chunk's characters, BULLET and ELLIPSIS) into the arrays,
+    when they have room for them (``row`` empty: only counted); returns how many."""
     count = 0
+    fill = len(row) > 0
     for r in range(len(offsets) - 1):
         i, end = offsets[r], offsets[r + 1]
         while i < end:
             start, first, last = i, -1, -1
-            chunks = longest = run = 0
+            words = most = run = 0
             first_cp = 0
             broke = False
             while i < end:
@@ -76,13 +86,16 @@ def _lines(data: np.ndarray, offsets: np.ndarray, table: np.ndarray, out: np.nda
                 if _breaks_line(cp):
                     broke = True
                     break
+                if not fill:
+                    i += size
+                    continue
                 if table[cp] & SPACE:
                     run = 0
                 else:
                     if run == 0:
-                        chunks += 1
+                        words += 1
                     run += 1
-                    longest = max(longest, run)
+                    most = max(most, run)
                     if first < 0:
                         first, first_cp = i, cp
                     last = i + size
@@ -90,37 +103,26 @@ def _lines(data: np.ndarray, offsets: np.ndarray, table: np.ndarray, out: np.nda
             stop = i
             if broke:
                 i += 2 if data[i] == 0x0D and i + 1 < end and data[i + 1] == 0x0A else size
-            if count < out.shape[1]:
+            if fill:
                 flag = 0
                 if first_cp == 0x2022 or first_cp == 0x2D:
                     flag |= BULLET
-                if (
-                    last - first >= 3
-                    and first >= 0
-                    and (
-                        (
-                            data[last - 3] == 0x2E
-                            and data[last - 2] == 0x2E
-                            and data[last - 1] == 0x2E
-                        )
-                        or (
-                            data[last - 3] == 0xE2
-                            and data[last - 2] == 0x80
-                            and data[last - 1] == 0xA6
-                        )
-                    )
-                ):
-                    flag |= ELLIPSIS
+                if last - first >= 3 and first >= 0:
+                    a, b, c = data[last - 3], data[last - 2], data[last - 1]
+                    if (a == 0x2E and b == 0x2E and c == 0x2E) or (
+                        a == 0xE2 and b == 0x80 and c == 0xA6
+                    ):
+                        flag |= ELLIPSIS
                 if first < 0:
                     first = last = start
-                out[0, count] = r
-                out[1, count] = start
-                out[2, count] = stop
-                out[3, count] = first
-                out[4, count] = last
-                out[5, count] = chunks
-                out[6, count] = longest
-                out[7, count] = flag
+                row[count] = r
+                spans[0, count] = start
+                spans[1, count] = stop
+                spans[2, count] = first
+                spans[3, count] = last
+                chunks[count] = words
+                longest[count] = most
+                marks[count] = flag
             count += 1
     return count
 
@@ -129,26 +131,40 @@ class Lines(NamedTuple):
     """A batch's lines (``str.splitlines``): per line its text's row, its byte span and
     stripped span, its whitespace-separated chunks, the longest one's characters, and
     whether it starts with a bullet (``•``, ``-``) or ends with an ellipsis (``...``,
-    ``…``) once stripped; per text its number of lines."""
+    ``…``) once stripped; per text its number of lines. About 41 bytes a line."""
 
     row: np.ndarray
-    spans: np.ndarray  # (2, lines): start and end byte
-    stripped: np.ndarray  # (2, lines)
+    spans: np.ndarray  # (4, lines): start and end byte, stripped start and end
     chunks: np.ndarray
     longest: np.ndarray
-    bullet: np.ndarray
-    ellipsis: np.ndarray
+    marks: np.ndarray  # BULLET, ELLIPSIS
     count: np.ndarray
     data: np.ndarray
 
+    @property
+    def stripped(self) -> np.ndarray:
+        return self.spans[2:]
+
+    @property
+    def bullet(self) -> np.ndarray:
+        return (self.marks & BULLET) != 0
+
+    @property
+    def ellipsis(self) -> np.ndarray:
+        return (self.marks & ELLIPSIS) != 0
+
     def strings(self, stripped: bool = False) -> pa.Array:
         """The lines as a string array (stripped, or as they are)."""
-        offsets, values = _copied(self.data, self.stripped if stripped else self.spans)
-        return pa.Array.from_buffers(
-            pa.large_string() if offsets[-1] >= 2**31 else pa.string(),
-            len(self.row),
-            [None, pa.py_buffer(_narrowed(offsets)), pa.py_buffer(values)],
-        )
+        return _strings(self.data, self.spans[2:] if stripped else self.spans[:2])
+
+
+def _strings(data: np.ndarray, spans: np.ndarray) -> pa.Array:
+    offsets, values = _copied(data, spans)
+    return pa.Array.from_buffers(
+        pa.large_string() if offsets[-1] >= 2**31 else pa.string(),
+        spans.shape[1],
+        [None, pa.py_buffer(_narrowed(offsets)), pa.py_buffer(values)],
+    )
 
 
 def _narrowed(offsets: np.ndarray) -> np.ndarray:
@@ -156,36 +172,28 @@ def _narrowed(offsets: np.ndarray) -> np.ndarray:
 
 
 def lines(texts: pa.Array) -> Lines:
-    """The lines of each text (a string array without nulls), as :class:`Lines`."""
+    """The lines of each text (a string array without nulls), as :class:`Lines`: counted
+    first, then found into arrays of that size."""
     data, offsets = string_buffers(texts)
     offsets = offsets.astype(np.int64)
-    out = np.empty((8, len(texts) + (int(offsets[-1]) - int(offsets[0])) // 16), np.int64)
-    n = _lines(data, offsets, flags(), out)
-    if n > out.shape[1]:
-        out = np.empty((8, n), np.int64)
-        _lines(data, offsets, flags(), out)
-    out = out[:, :n]
-    return Lines(
-        out[0],
-        out[1:3],
-        out[3:5],
-        out[5],
-        out[6],
-        (out[7] & BULLET) != 0,
-        (out[7] & ELLIPSIS) != 0,
-        np.bincount(out[0], minlength=len(texts)),
-        data,
-    )
+    table, none = flags(), np.empty(0, np.int64)
+    n = _lines(data, offsets, table, none, np.empty((4, 0), np.int64), none, none, none)
+    row, spans = np.empty(n, np.int64), np.empty((4, n), np.int64)
+    chunks, longest = np.empty(n, np.int32), np.empty(n, np.int32)
+    marks = np.empty(n, np.uint8)
+    _lines(data, offsets, table, row, spans, chunks, longest, marks)
+    return Lines(row, spans, chunks, longest, marks, np.bincount(row, minlength=len(texts)), data)
 
 
 # What C4 asks of a stripped line (:func:`c4_marks`).
-CITED, END_PUNCT, END_DOTS, CURLY, LOREM, JAVASCRIPT, POLICY, FOLDED = (1 << k for k in range(8))
+CITED, END_PUNCT, END_DOTS, CURLY, LOREM, JAVASCRIPT, POLICY = (1 << k for k in range(7))
 # Phrases looked for in the lower-cased line, and the mark each one sets.
 _PHRASES = (
     (b"lorem ipsum", LOREM),
     (b"javascript", JAVASCRIPT),
     *((phrase.encode(), POLICY) for phrase in C4_POLICY_PHRASES),
 )
+_KELVIN = 0x212A  # the one character str.lower() makes an ASCII letter that can end one
 
 
 def _phrase_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -200,16 +208,26 @@ def _phrase_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
 
 
 @numba.njit(cache=True)
+def _folded(data: np.ndarray, i: int) -> tuple[int, int]:
+    """The byte ``str.lower()`` makes of the character at ``i`` where that is ASCII
+    (else 0xFF, which no phrase holds), and the character's size."""
+    byte = data[i]
+    if byte < 0x80:
+        return (byte | 0x20 if 0x41 <= byte <= 0x5A else byte), 1
+    cp, size = _decode(data, i)
+    return (0x6B if cp == _KELVIN else 0xFF), size
+
+
+@numba.njit(cache=True)
 def _c4_marks(
     data: np.ndarray,
     spans: np.ndarray,
-    table: np.ndarray,
     phrases: np.ndarray,
     sizes: np.ndarray,
     sets: np.ndarray,
     starting: np.ndarray,
 ) -> np.ndarray:
-    out = np.zeros(spans.shape[1], np.int64)
+    out = np.zeros(spans.shape[1], np.uint8)
     for line in range(spans.shape[1]):
         a, b = spans[0, line], spans[1, line]
         found = 0
@@ -221,44 +239,44 @@ def _c4_marks(
                 found |= END_DOTS
         i = a
         while i < b:
-            byte = data[i]
-            if byte >= 0x80:
-                cp, size = _decode(data, i)
-                if table[cp] & LOWER_ASCII:
-                    found |= FOLDED
-                i += size
-                continue
-            if byte == 0x5B:
+            low, size = _folded(data, i)
+            if low == 0x5B:
                 found |= CITED
-            elif byte == 0x7B:
+            elif low == 0x7B:
                 found |= CURLY
-            low = byte | 0x20 if 0x41 <= byte <= 0x5A else byte
-            candidates = starting[low]
+            candidates = starting[low] if low < 0x80 else 0
             k = 0
             while candidates:
-                if candidates & 1 and not found & sets[k] and i + sizes[k] <= b:
-                    j = 1
-                    while j < sizes[k]:
-                        c = data[i + j]
-                        if (c | 0x20 if 0x41 <= c <= 0x5A else c) != phrases[k, j]:
+                if candidates & 1 and not found & sets[k]:
+                    j, at = 1, i + size
+                    while j < sizes[k] and at < b:
+                        c, step = _folded(data, at)
+                        if c != phrases[k, j]:
                             break
                         j += 1
+                        at += step
                     if j == sizes[k]:
                         found |= sets[k]
                 candidates >>= 1
                 k += 1
-            i += 1
+            i += size
         out[line] = found
     return out
 
 
-def c4_marks(found: Lines) -> np.ndarray:
-    """Per line (stripped), C4's questions as bits: holds ``[`` (CITED), ends with one
-    of ``. ? ! " '`` (END_PUNCT) or ``...`` (END_DOTS), holds ``{`` (CURLY), and, lower
-    case, ``lorem ipsum`` (LOREM), ``javascript`` (JAVASCRIPT) or a policy phrase
-    (POLICY). FOLDED: the line holds a character that Arrow's ``utf8_lower`` makes
-    ASCII (the Kelvin sign makes a ``k``): those three are then Arrow's to answer."""
-    return _c4_marks(found.data, found.stripped, flags(), *_phrase_table())
+def c4_marks(data: np.ndarray, spans: np.ndarray) -> np.ndarray:
+    """Per stripped line (``data[spans[0]:spans[1]]``), C4's questions as bits: holds
+    ``[`` (CITED), ends with one of ``. ? ! " '`` (END_PUNCT) or ``...`` (END_DOTS),
+    holds ``{`` (CURLY), and, lower-cased as ``str.lower()`` does (as datatrove), holds
+    ``lorem ipsum`` (LOREM), ``javascript`` (JAVASCRIPT) or a policy phrase (POLICY)."""
+    return _c4_marks(data, spans, *_phrase_table())
+
+
+def c4_marks_of(strings: pa.Array) -> np.ndarray:
+    """:func:`c4_marks` of each string of an array (stripped lines, without nulls)."""
+    data, offsets = string_buffers(strings)
+    offsets = offsets.astype(np.int64)
+    return c4_marks(data, np.stack([offsets[:-1], offsets[1:]]))
 
 
 @numba.njit(cache=True)

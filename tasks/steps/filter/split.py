@@ -32,7 +32,6 @@ from tasks.steps.text import string_buffers
 
 # Flag bits of a code point.
 L, N, M, LL, LU, PREFIX, SUFFIX, SPACE, PUNCT = 1, 2, 4, 8, 16, 32, 64, 128, 256
-LOWER_ASCII = 512  # not ASCII, but Arrow's utf8_lower makes it ASCII (the Kelvin sign)
 
 _DOT, _ELLIPSIS, _APOS, _RIGHT_QUOTE = 0x2E, 0x2026, 0x27, 0x2019
 _SPACE_CP = 0x20  # what an inserted space holds
@@ -61,9 +60,6 @@ def flags() -> np.ndarray:
     ):
         found = pc.match_substring_regex(chars, f"^{pattern}$").to_numpy(zero_copy_only=False)
         out[points[np.asarray(found, bool)]] |= bit
-    lower = pc.utf8_lower(chars)
-    to_ascii = pc.match_substring_regex(lower, r"[\x00-\x7F]").to_numpy(zero_copy_only=False)
-    out[points[np.asarray(to_ascii, bool) & (points >= 0x80)]] |= LOWER_ASCII
     # Whitespace as Arrow's split on it (what the RE2 passes' chunks are cut by).
     joined = pc.binary_join_element_wise("a", chars, "b", "")
     pieces = np.asarray(pc.list_value_length(pc.utf8_split_whitespace(joined)))
@@ -509,12 +505,13 @@ def _rows(
                 cps[n] = ((byte & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
                 i += 3
             else:
-                cps[n] = (
+                cp = (
                     ((byte & 0x07) << 18)
                     | ((data[i + 1] & 0x3F) << 12)
                     | ((data[i + 2] & 0x3F) << 6)
                     | (data[i + 3] & 0x3F)
                 )
+                cps[n] = min(cp, 0x10FFFF)  # (only bytes that are not UTF-8 go past)
                 i += 4
             n += 1
         pos[n] = end
