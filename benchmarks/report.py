@@ -797,6 +797,8 @@ def filter_markdown(results: dict[str, Any]) -> list[str]:
         lines += ["", "Some disagreements (document: datatrove's verdict, our rules that fired):"]
         lines += examples
     flow = phase.get("flow") or []
+    yardstick = [r for r in flow if r.get("stage") == "preprocess"]
+    flow = [r for r in flow if r.get("stage", "filter") == "filter"]
     if flow:
         cpus = results["machine"]["cpus"]
         rate = marginal_rates(flow).get(("filter", OURS), {}).get("mb_per_s")
@@ -814,6 +816,32 @@ def filter_markdown(results: dict[str, Any]) -> list[str]:
                 f"{r['spilled_bytes_total'] / 2**20:.0f} MiB | "
                 f"{f'{rate / cpus:.2f}' if rate else '-'} |"
             )
+    if yardstick:
+        cpus = results["machine"]["cpus"]
+        rate = marginal_rates(yardstick).get(("preprocess", OURS), {}).get("mb_per_s")
+        sizes = ", ".join(
+            f"{r['size_gb']:g} GB in {r['seconds']:.1f} s"
+            for r in sorted(yardstick, key=lambda r: r["size_gb"])
+        )
+        lines += [
+            "",
+            f"The preprocess flow on the same files (issue 35's yardstick): {sizes}, "
+            f"{f'{rate / cpus:.2f}' if rate else '-'} MB/s of text per CPU marginal.",
+        ]
+    stages = stage_rates(results)
+    if stages:
+        lines += [
+            "",
+            "| one core, marginal MB/s of text | preprocess's work on a batch | four rule sets, "
+            "language off | defaults, language on |",
+            "|---|---:|---:|---:|",
+        ]
+        for language, rates in stages.items():
+            cells = " | ".join(
+                f"{rates[s]:.2f}" if rates.get(s) else "-"
+                for s in ("preprocess", "four", "defaults")
+            )
+            lines.append(f"| {language} | {cells} |")
     long = phase.get("long")
     if long:
         extra = long["peak_rss_bytes"] - long["rss_before_bytes"]

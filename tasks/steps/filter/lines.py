@@ -70,10 +70,9 @@ def _lines(
     marks: np.ndarray,
 ) -> int:
     """Each text's lines (per line: its text, its start and end, stripped start and end,
-    whitespace chunks, longest chunk's characters, BULLET and ELLIPSIS) into the arrays,
-    when they have room for them (``row`` empty: only counted); returns how many."""
+    whitespace chunks, longest chunk's characters, BULLET and ELLIPSIS) into the arrays
+    (as many as :func:`_count` counts); returns how many."""
     count = 0
-    fill = len(row) > 0
     for r in range(len(offsets) - 1):
         i, end = offsets[r], offsets[r + 1]
         while i < end:
@@ -86,9 +85,6 @@ def _lines(
                 if _breaks_line(cp):
                     broke = True
                     break
-                if not fill:
-                    i += size
-                    continue
                 if table[cp] & SPACE:
                     run = 0
                 else:
@@ -103,26 +99,25 @@ def _lines(
             stop = i
             if broke:
                 i += 2 if data[i] == 0x0D and i + 1 < end and data[i + 1] == 0x0A else size
-            if fill:
-                flag = 0
-                if first_cp == 0x2022 or first_cp == 0x2D:
-                    flag |= BULLET
-                if last - first >= 3 and first >= 0:
-                    a, b, c = data[last - 3], data[last - 2], data[last - 1]
-                    if (a == 0x2E and b == 0x2E and c == 0x2E) or (
-                        a == 0xE2 and b == 0x80 and c == 0xA6
-                    ):
-                        flag |= ELLIPSIS
-                if first < 0:
-                    first = last = start
-                row[count] = r
-                spans[0, count] = start
-                spans[1, count] = stop
-                spans[2, count] = first
-                spans[3, count] = last
-                chunks[count] = words
-                longest[count] = most
-                marks[count] = flag
+            flag = 0
+            if first_cp == 0x2022 or first_cp == 0x2D:
+                flag |= BULLET
+            if last - first >= 3 and first >= 0:
+                a, b, c = data[last - 3], data[last - 2], data[last - 1]
+                if (a == 0x2E and b == 0x2E and c == 0x2E) or (
+                    a == 0xE2 and b == 0x80 and c == 0xA6
+                ):
+                    flag |= ELLIPSIS
+            if first < 0:
+                first = last = start
+            row[count] = r
+            spans[0, count] = start
+            spans[1, count] = stop
+            spans[2, count] = first
+            spans[3, count] = last
+            chunks[count] = words
+            longest[count] = most
+            marks[count] = flag
             count += 1
     return count
 
@@ -171,13 +166,46 @@ def _narrowed(offsets: np.ndarray) -> np.ndarray:
     return offsets if offsets[-1] >= 2**31 else offsets.astype(np.int32)
 
 
+@numba.njit(cache=True)
+def _count(data: np.ndarray, offsets: np.ndarray) -> int:
+    """How many lines the texts have (``str.splitlines``), from their bytes alone."""
+    count = 0
+    for r in range(len(offsets) - 1):
+        a, b = offsets[r], offsets[r + 1]
+        i = a
+        while i < b:
+            byte = data[i]
+            if (0x0A <= byte <= 0x0D) or (0x1C <= byte <= 0x1E):
+                count += 1
+                if byte == 0x0D and i + 1 < b and data[i + 1] == 0x0A:
+                    i += 1
+            elif byte == 0xC2 and i + 1 < b and data[i + 1] == 0x85:
+                count += 1
+            elif byte == 0xE2 and i + 2 < b and data[i + 1] == 0x80:
+                count += data[i + 2] == 0xA8 or data[i + 2] == 0xA9
+            i += 1
+        # The last piece is a line unless it is empty.
+        if b > a:
+            last = data[b - 1]
+            ends = (0x0A <= last <= 0x0D) or (0x1C <= last <= 0x1E)
+            ends |= b - a >= 2 and data[b - 2] == 0xC2 and last == 0x85
+            ends |= (
+                b - a >= 3
+                and data[b - 3] == 0xE2
+                and data[b - 2] == 0x80
+                and (last == 0xA8 or last == 0xA9)
+            )
+            count += not ends
+    return count
+
+
 def lines(texts: pa.Array) -> Lines:
     """The lines of each text (a string array without nulls), as :class:`Lines`: counted
     first, then found into arrays of that size."""
     data, offsets = string_buffers(texts)
     offsets = offsets.astype(np.int64)
-    table, none = flags(), np.empty(0, np.int64)
-    n = _lines(data, offsets, table, none, np.empty((4, 0), np.int64), none, none, none)
+    table = flags()
+    n = _count(data, offsets)
     row, spans = np.empty(n, np.int64), np.empty((4, n), np.int64)
     chunks, longest = np.empty(n, np.int32), np.empty(n, np.int32)
     marks = np.empty(n, np.uint8)
@@ -196,18 +224,21 @@ _PHRASES = (
 _KELVIN = 0x212A  # the one character str.lower() makes an ASCII letter that can end one
 
 
-def _phrase_table() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def _phrase_table() -> tuple[np.ndarray, ...]:
     phrases = np.zeros((len(_PHRASES), max(len(p) for p, _ in _PHRASES)), np.uint8)
     sizes = np.array([len(p) for p, _ in _PHRASES], np.int64)
     sets = np.array([mark for _, mark in _PHRASES], np.int64)
     starting = np.zeros(256, np.int64)  # per first byte: the phrases that start with it
+    # Per first two bytes of a phrase, its third's low 6 bits as a bit of a mask.
+    triples = np.zeros((128, 128), np.int64)
     for k, (phrase, _) in enumerate(_PHRASES):
         phrases[k, : len(phrase)] = np.frombuffer(phrase, np.uint8)
         starting[phrase[0]] |= 1 << k
-    return phrases, sizes, sets, starting
+        triples[phrase[0], phrase[1]] |= 1 << (phrase[2] & 63)
+    return phrases, sizes, sets, starting, triples
 
 
-@numba.njit(cache=True)
+@numba.njit(cache=True, inline="always")
 def _folded(data: np.ndarray, i: int) -> tuple[int, int]:
     """The byte ``str.lower()`` makes of the character at ``i`` where that is ASCII
     (else 0xFF, which no phrase holds), and the character's size."""
@@ -226,6 +257,7 @@ def _c4_marks(
     sizes: np.ndarray,
     sets: np.ndarray,
     starting: np.ndarray,
+    triples: np.ndarray,
 ) -> np.ndarray:
     out = np.zeros(spans.shape[1], np.uint8)
     for line in range(spans.shape[1]):
@@ -239,29 +271,61 @@ def _c4_marks(
                 found |= END_DOTS
         i = a
         while i < b:
-            low, size = _folded(data, i)
-            if low == 0x5B:
+            byte = data[i]
+            if byte >= 0x80:  # no phrase starts with a character that is not ASCII
+                i += 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
+                continue
+            if byte == 0x5B:
                 found |= CITED
-            elif low == 0x7B:
+            elif byte == 0x7B:
                 found |= CURLY
-            candidates = starting[low] if low < 0x80 else 0
-            k = 0
-            while candidates:
-                if candidates & 1 and not found & sets[k]:
-                    j, at = 1, i + size
-                    while j < sizes[k] and at < b:
-                        c, step = _folded(data, at)
-                        if c != phrases[k, j]:
-                            break
-                        j += 1
-                        at += step
-                    if j == sizes[k]:
-                        found |= sets[k]
-                candidates >>= 1
-                k += 1
-            i += size
+            low = byte | 0x20 if 0x41 <= byte <= 0x5A else byte
+            candidates = starting[low]
+            if candidates and i + 2 < b:
+                # Most letters start no phrase with the two after them ("co" is common,
+                # "coo" is not): only then are the phrases compared.
+                second, third = data[i + 1], data[i + 2]
+                if second < 0x80 and third < 0x80:
+                    second = second | 0x20 if 0x41 <= second <= 0x5A else second
+                    third = third | 0x20 if 0x41 <= third <= 0x5A else third
+                    if not triples[low, second] & (1 << (third & 63)):
+                        candidates = 0
+            if candidates:
+                found = _phrases_at(data, i + 1, b, candidates, found, phrases, sizes, sets)
+            i += 1
         out[line] = found
     return out
+
+
+@numba.njit(cache=True)
+def _phrases_at(
+    data: np.ndarray,
+    i: int,
+    b: int,
+    candidates: int,
+    found: int,
+    phrases: np.ndarray,
+    sizes: np.ndarray,
+    sets: np.ndarray,
+) -> int:
+    """``found`` with the marks of the ``candidates`` phrases whose rest (all but the
+    first byte) is at ``data[i:b]`` once lower-cased. (Apart from the scan: kept in it,
+    it made the scan of every other byte 4x slower.)"""
+    k = 0
+    while candidates:
+        if candidates & 1 and not found & sets[k]:
+            j, at = 1, i
+            while j < sizes[k] and at < b:
+                c, step = _folded(data, at)
+                if c != phrases[k, j]:
+                    break
+                j += 1
+                at += step
+            if j == sizes[k]:
+                found |= sets[k]
+        candidates >>= 1
+        k += 1
+    return found
 
 
 def c4_marks(data: np.ndarray, spans: np.ndarray) -> np.ndarray:
