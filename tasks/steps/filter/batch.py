@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from tasks.steps.filter import language as lid
 from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
 from tasks.steps.filter.lines import Lines, Marks, lines, marks
-from tasks.steps.filter.split import Words, hashes, split
+from tasks.steps.filter.split import Words, hashes, row_totals, split
 
 
 def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -148,20 +148,14 @@ class Batch:
         words = self._words
         return Split.of(lambda: words.values, words.row, words.count)
 
+    @cached_property
+    def word_totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per row: its words with a letter, its non-symbol words and their characters."""
+        return row_totals(self._words, self.n)
+
     @property
     def word_length(self) -> np.ndarray:
         return self._words.chars
-
-    @property
-    def word_has_letter(self) -> np.ndarray:
-        """Per flattened word: whether it has a letter (``\\p{L}``)."""
-        return self._words.letter
-
-    @property
-    def word_non_symbol(self) -> np.ndarray:
-        """Per flattened word: whether it has a character that is not punctuation
-        (datatrove's non-symbol words)."""
-        return self._words.non_symbol
 
     @property
     def word_hash(self) -> np.ndarray:

@@ -27,11 +27,8 @@ from tasks.steps.filter.split import hashes
 
 
 def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
-    def non_symbol(b: Batch) -> np.ndarray:
-        return b.word_non_symbol
-
     def word_count(b: Batch) -> np.ndarray:
-        n = b.words.per_row(non_symbol(b))
+        _, n, _ = b.word_totals
         fired = np.zeros(b.n, dtype=bool)
         if o.min_doc_words is not None:
             fired |= n < o.min_doc_words
@@ -40,9 +37,7 @@ def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
         return fired
 
     def mean_word_length(b: Batch) -> np.ndarray:
-        mask = non_symbol(b)
-        n = b.words.per_row(mask)
-        total = b.words.per_row(b.word_length, mask)
+        _, n, total = b.word_totals
         fired = np.zeros(b.n, dtype=bool)
         if o.min_avg_word_length is not None:
             fired |= below(total, n, o.min_avg_word_length)
@@ -64,7 +59,8 @@ def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
         return above(b.per_line(b.lines.ellipsis), b.lines.count, o.max_ellipsis_lines_ratio)
 
     def alpha_words(b: Batch) -> np.ndarray:
-        return below(b.words.per_row(b.word_has_letter), b.words.count, o.min_alpha_words_ratio)
+        letters, _, _ = b.word_totals
+        return below(letters, b.words.count, o.min_alpha_words_ratio)
 
     def stop_words(b: Batch) -> np.ndarray:
         # Words are told by their 64-bit hashes (as the n-gram rules tell them).

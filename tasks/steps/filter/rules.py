@@ -246,7 +246,7 @@ def _cut(data: memoryview, start: int, size: int) -> int:
 def _non_symbol_words(texts: pa.Array, words: str) -> np.ndarray:
     """Per text, its non-symbol words (gopher_quality's word count)."""
     batch = Batch(texts, words)
-    return batch.words.per_row(batch.word_non_symbol)
+    return batch.word_totals[1]
 
 
 def _long_document(texts: pa.Array, options: FilterOptions) -> Verdicts:

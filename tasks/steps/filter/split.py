@@ -656,6 +656,26 @@ def split(texts: pa.Array) -> Words:
 
 
 @numba.njit(cache=True)
+def _row_totals(
+    row: np.ndarray, letter: np.ndarray, non_symbol: np.ndarray, chars: np.ndarray, rows: int
+) -> np.ndarray:
+    out = np.zeros((3, rows), np.float64)
+    for w in range(len(row)):
+        r = row[w]
+        out[0, r] += letter[w]
+        if non_symbol[w]:
+            out[1, r] += 1
+            out[2, r] += chars[w]
+    return out
+
+
+def row_totals(words: Words, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per row: its words with a letter, its non-symbol words and their characters."""
+    found = _row_totals(words.row, words.letter, words.non_symbol, words.chars, rows)
+    return found[0], found[1], found[2]
+
+
+@numba.njit(cache=True)
 def _hashes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     out = np.empty(len(offsets) - 1, np.uint64)
     for i in range(len(out)):
