@@ -3,7 +3,7 @@ each word's hash (for :mod:`ngrams`), and per-batch memos."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import cached_property
 
 import numpy as np
@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 from tasks.steps.filter import language as lid
 from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
 from tasks.steps.filter.lines import Lines, Marks, lines, marks
-from tasks.steps.filter.split import Words, hashes, row_totals, split
+from tasks.steps.filter.split import Words, distinct_of, hashes, row_totals, split
 
 
 def as_numpy(array: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -147,6 +147,10 @@ class Batch:
     def words(self) -> Split:
         words = self._words
         return Split.of(lambda: words.values, words.row, words.count)
+
+    def distinct_words(self, wanted: Sequence[str]) -> np.ndarray:
+        """Per row: how many distinct words of ``wanted`` it has."""
+        return distinct_of(self._words, list(wanted), self.n)
 
     @cached_property
     def word_totals(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -19,11 +19,9 @@ stop_words         fewer than ``min_stop_words`` (2) distinct words of ``stop_wo
 from __future__ import annotations
 
 import numpy as np
-import pyarrow as pa
 
-from tasks.steps.filter.batch import Batch, Rule, above, below, first_seen
+from tasks.steps.filter.batch import Batch, Rule, above, below
 from tasks.steps.filter.options import GopherQuality
-from tasks.steps.filter.split import hashes
 
 
 def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
@@ -64,15 +62,7 @@ def gopher_quality_rules(o: GopherQuality) -> list[tuple[str, Rule]]:
 
     def stop_words(b: Batch) -> np.ndarray:
         # Words are told by their 64-bit hashes (as the n-gram rules tell them).
-        stops = np.unique(hashes(pa.array(list(o.stop_words), pa.string())))
-        which = np.full(len(b.word_hash), -1, np.int64)
-        for index, stop in enumerate(stops):
-            which[b.word_hash == stop] = index
-        hit = which >= 0
-        rows = b.words.row[hit]
-        keys = rows * max(len(stops), 1) + which[hit]
-        distinct = np.bincount(rows[first_seen(keys)], minlength=b.n)
-        return distinct < o.min_stop_words
+        return b.distinct_words(o.stop_words) < o.min_stop_words
 
     rules: list[tuple[str, Rule | None]] = [
         ("word_count", word_count if (o.min_doc_words, o.max_doc_words) != (None, None) else None),

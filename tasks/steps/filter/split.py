@@ -669,6 +669,25 @@ def _row_totals(
     return out
 
 
+@numba.njit(cache=True)
+def _distinct_of(row: np.ndarray, hashes: np.ndarray, wanted: np.ndarray, rows: int) -> np.ndarray:
+    seen = np.zeros((rows, len(wanted)), np.bool_)
+    out = np.zeros(rows, np.int64)
+    for w in range(len(row)):
+        at = np.searchsorted(wanted, hashes[w])
+        if at < len(wanted) and wanted[at] == hashes[w] and not seen[row[w], at]:
+            seen[row[w], at] = True
+            out[row[w]] += 1
+    return out
+
+
+def distinct_of(words: Words, wanted: list[str], rows: int) -> np.ndarray:
+    """Per row: how many distinct words of ``wanted`` it has (told by hash)."""
+    return _distinct_of(
+        words.row, words.hashes, np.unique(hashes(pa.array(wanted, pa.string()))), rows
+    )
+
+
 def row_totals(words: Words, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per row: its words with a letter, its non-symbol words and their characters."""
     found = _row_totals(words.row, words.letter, words.non_symbol, words.chars, rows)
