@@ -915,27 +915,14 @@ def main(argv: list[str] | None = None) -> None:
         default=0.3,
         help="share of the dedup flow's input rows that copy earlier rows (half exact, half near)",
     )
-    parser.add_argument(
-        "--filter-mb-datatrove",
-        type=float,
-        nargs=2,
-        default=[4.0, 12.0],
-        help="MB of real documents datatrove's filter classes judge (slow: < 1 MB/s)",
-    )
-    parser.add_argument(
-        "--filter-mb-ours",
-        type=float,
-        nargs=2,
-        default=[40.0, 120.0],
-        help="MB of real documents our rules kernel judges",
-    )
-    parser.add_argument(
-        "--filter-mb-korean",
-        type=float,
-        nargs=2,
-        default=[1.0, 3.0],
-        help="MB of Korean paragraphs (konlpy's) the filter's defaults judge (Kiwi: slow)",
-    )
+    for flag, sizes, what in (
+        ("datatrove", [4.0, 12.0], "real documents datatrove's filter classes judge (slow)"),
+        ("ours", [40.0, 120.0], "real documents our rules kernel judges"),
+        ("korean", [1.0, 3.0], "konlpy's Korean the filter's defaults judge (Kiwi: slow)"),
+    ):
+        parser.add_argument(
+            f"--filter-mb-{flag}", type=float, nargs=2, default=sizes, help=f"MB of {what}"
+        )
     parser.add_argument(
         "--filter-memory-gb",
         type=float,

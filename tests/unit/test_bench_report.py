@@ -428,6 +428,74 @@ def test_fineweb_chain_agreement_is_reported_beside_the_per_filter_agreement():
     assert "chain" not in "\n".join(report.filter_markdown(old))
 
 
+def test_issue_35s_stage_targets_are_shares_of_the_preprocess_flow_per_cpu():
+    r = filter_results()
+
+    def side(mb: float, four: float, defaults: float) -> dict:
+        stages = {"preprocess": mb / 100, "four": four, "defaults": defaults}
+        run = {"filter_seconds": four, "cpu_seconds": four, "filters_seconds": {}}
+        return run | {"side": "filter-ours", "text_bytes": int(mb * 1e6), "stages_seconds": stages}
+
+    # English: 80 MB more in 2 s more (40 MB/s), defaults 80 MB in 20 s (4 MB/s).
+    r["filter"]["sides"] = [side(40, 1.0, 10.0), side(120, 3.0, 30.0)]
+    r["filter"]["korean"] = [
+        {"text_bytes": 1_000_000, "stages_seconds": {"preprocess": 0.01, "defaults": 5.0}},
+        {"text_bytes": 3_000_000, "stages_seconds": {"preprocess": 0.03, "defaults": 15.0}},
+    ]
+    flows = [("filter", 1.0, 100.0), ("filter", 4.0, 250.0), ("preprocess", 1.0, 20.0)]
+    flows.append(("preprocess", 4.0, 35.0))  # 3 GB in 15 s: 200 MB/s, 100 per CPU
+    r["filter"]["flow"] = [
+        {"stage": stage, "method": report.OURS, "size_gb": gb, "seconds": seconds}
+        | {"text_bytes": int(gb * GB), "peak_memory_bytes": 2**30}
+        | {"kept": 1, "rejected": 1, "spilled_bytes_total": 0}
+        for stage, gb, seconds in flows
+    ]
+    verdicts = dict(report.filter_verdicts(r))
+    assert (
+        verdicts[
+            "filter flow (four rule sets, language off): 10.00 MB/s per CPU, 0.10 of the "
+            "preprocess flow's 100.0 on the same files (target 1/3)"
+        ]
+        is False
+    )
+    assert (
+        verdicts[
+            "filter kernel, four rule sets, language identification off, english: 40.00 MB/s "
+            "per CPU, 0.40 of the preprocess flow's 100.0 (target 1/3)"
+        ]
+        is True
+    )
+    assert (
+        verdicts[
+            "filter kernel, defaults, language identification on, english: 4.00 MB/s per CPU, "
+            "0.04 of the preprocess flow's 100.0 (target 1/5)"
+        ]
+        is False
+    )
+    assert (
+        verdicts[
+            "filter kernel, defaults, language identification on, korean: 0.20 MB/s per CPU, "
+            "0.00 of the preprocess flow's 100.0 (target 1/5)"
+        ]
+        is False
+    )
+    # The memory target is the filter flow's alone.
+    assert "filter flow memory: peak 1.00x at 4 GB vs 1 GB (limit 1.2x)" in verdicts
+    table = "\n".join(report.filter_markdown(r))
+    assert "| english | 100.00 | 40.00 | 4.00 |" in table
+    assert "| korean | 100.00 | - | 0.20 |" in table
+    assert "100.00 MB/s of text per CPU marginal" in table
+    # Without the flows, the yardstick is preprocess's work in the same process.
+    r["filter"]["flow"] = []
+    assert (
+        dict(report.filter_verdicts(r))[
+            "filter kernel, defaults, language identification on, english: 4.00 MB/s per CPU, "
+            "0.04 of the preprocess step's work's 100.0 (target 1/5)"
+        ]
+        is False
+    )
+
+
 def test_tokenize_marginal_rate_per_cpu_against_the_library():
     def run(side, mb, seconds, tokens, cpus=2):
         return {"side": side, "size_mb": mb, "seconds": seconds, "tokens": tokens, "cpus": cpus}
