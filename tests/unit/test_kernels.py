@@ -12,7 +12,7 @@ from tasks.steps.preprocess import utf8
 
 # The compiled functions the steps' Python code calls (each compiles what it calls).
 ENTRY_POINTS = {
-    split: ("_rows", "_copied", "_hashes", "_row_totals", "_distinct_of"),
+    split: ("_rows", "copied", "_hashes", "_row_totals", "_distinct_of"),
     ngrams: ("repetition",),
     lines: ("_lines", "_repeated", "_marks", "_c4_marks"),
     sketch: ("_sketch", "_stored", "_band_keys", "_densified", "_similarity"),

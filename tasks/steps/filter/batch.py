@@ -52,9 +52,6 @@ class Split:
             w = w * where
         return np.bincount(self.row, weights=w, minlength=self.n_rows)
 
-    def any_per_row(self, mask: np.ndarray) -> np.ndarray:
-        return self.per_row(mask) > 0
-
     def only(self, keep: np.ndarray) -> Split:
         """The same split with only the values where ``keep`` is true."""
         return _regroup(self.values.filter(pa.array(keep)), self.row[keep], self.n_rows)
@@ -66,6 +63,17 @@ def row_lists(values: pa.Array, row: np.ndarray, n_rows: int) -> pa.Array:
     if offsets[-1] < 2**31:
         return pa.ListArray.from_arrays(pa.array(offsets, pa.int32()), values)
     return pa.LargeListArray.from_arrays(pa.array(offsets, pa.int64()), values)
+
+
+def replaced(values: pa.Array, parts: list[tuple[np.ndarray, pa.Array]]) -> pa.Array:
+    """``values`` with, for each part, its rows replaced by its values (in their order)."""
+    index = np.arange(len(values))
+    pieces, at = [values], len(values)
+    for rows, new in parts:
+        index[rows] = np.arange(at, at + len(rows))
+        pieces.append(new.cast(values.type))
+        at += len(rows)
+    return pa.concat_arrays(pieces).take(pa.array(index))
 
 
 def _regroup(values: pa.Array, row: np.ndarray, n_rows: int) -> Split:

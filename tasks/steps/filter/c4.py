@@ -28,7 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.filter import lines
-from tasks.steps.filter.batch import Batch, Rule, as_numpy, row_lists
+from tasks.steps.filter.batch import Batch, Rule, as_numpy, replaced, row_lists
 from tasks.steps.filter.charsets import CITATION_PATTERN, SENTENCE_BREAK_PATTERN
 from tasks.steps.filter.options import C4
 
@@ -55,7 +55,7 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
                 line.take(pa.array(cited)), pattern=CITATION_PATTERN, replacement=""
             )
             marks[cited] = lines.c4_marks_of(done)
-            line = _replaced(line, cited, done)
+            line = replaced(line, [(cited, done)])
     answered = {
         name: (marks & bit) != 0
         for name, bit in (
@@ -87,13 +87,6 @@ def _c4_lines(b: Batch, o: C4) -> dict[str, object]:
     }
     b.shared[key] = result
     return result
-
-
-def _replaced(line: pa.Array, rows: np.ndarray, values: pa.Array) -> pa.Array:
-    """``line`` with its ``rows`` replaced by ``values``."""
-    index = np.arange(len(line))
-    index[rows] = len(line) + np.arange(len(rows))
-    return pa.concat_arrays([line, values.cast(line.type)]).take(pa.array(index))
 
 
 def c4_text(b: Batch, o: C4) -> pa.Array:

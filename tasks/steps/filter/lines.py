@@ -20,29 +20,10 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.steps.filter.charsets import C4_POLICY_PHRASES
-from tasks.steps.filter.split import SPACE, _copied, _hash, flags
+from tasks.steps.filter.split import SPACE, decode, flags, hash_bytes, span_strings
 from tasks.steps.text import string_buffers
 
 BULLET, ELLIPSIS = 1, 2  # a line's flags: starts with • or -; ends with ... or …
-
-
-@numba.njit(cache=True, inline="always")
-def _decode(data: np.ndarray, i: int) -> tuple[int, int]:
-    """The code point at byte ``i`` of valid UTF-8 and its size in bytes."""
-    byte = data[i]
-    if byte < 0x80:
-        return byte, 1
-    if byte < 0xE0:
-        return ((byte & 0x1F) << 6) | (data[i + 1] & 0x3F), 2
-    if byte < 0xF0:
-        return ((byte & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F), 3
-    cp = (
-        ((byte & 0x07) << 18)
-        | ((data[i + 1] & 0x3F) << 12)
-        | ((data[i + 2] & 0x3F) << 6)
-        | (data[i + 3] & 0x3F)
-    )
-    return min(cp, 0x10FFFF), 4  # (only bytes that are not UTF-8 go past: kept in the table)
 
 
 @numba.njit(cache=True, inline="always")
@@ -83,7 +64,7 @@ def _lines(
             first_cp = 0
             broke = False
             while i < end:
-                cp, size = _decode(data, i)
+                cp, size = decode(data, i)
                 if _breaks_line(cp):
                     broke = True
                     break
@@ -152,20 +133,7 @@ class Lines(NamedTuple):
 
     def strings(self, stripped: bool = False) -> pa.Array:
         """The lines as a string array (stripped, or as they are)."""
-        return _strings(self.data, self.spans[2:] if stripped else self.spans[:2])
-
-
-def _strings(data: np.ndarray, spans: np.ndarray) -> pa.Array:
-    offsets, values = _copied(data, spans)
-    return pa.Array.from_buffers(
-        pa.large_string() if offsets[-1] >= 2**31 else pa.string(),
-        spans.shape[1],
-        [None, pa.py_buffer(_narrowed(offsets)), pa.py_buffer(values)],
-    )
-
-
-def _narrowed(offsets: np.ndarray) -> np.ndarray:
-    return offsets if offsets[-1] >= 2**31 else offsets.astype(np.int32)
+        return span_strings(self.data, self.spans[2:] if stripped else self.spans[:2])
 
 
 @numba.njit(cache=True)
@@ -247,7 +215,7 @@ def _folded(data: np.ndarray, i: int) -> tuple[int, int]:
     byte = data[i]
     if byte < 0x80:
         return (byte | 0x20 if 0x41 <= byte <= 0x5A else byte), 1
-    cp, size = _decode(data, i)
+    cp, size = decode(data, i)
     return (0x6B if cp == _KELVIN else 0xFF), size
 
 
@@ -390,7 +358,7 @@ def _repeated(
         a, b = offsets[r], offsets[r + 1]
         if strip:
             while a < b:
-                cp, size = _decode(data, a)
+                cp, size = decode(data, a)
                 if not table[cp] & SPACE:
                     break
                 a += size
@@ -398,7 +366,7 @@ def _repeated(
                 k = b - 1
                 while data[k] & 0xC0 == 0x80:
                     k -= 1
-                cp, _ = _decode(data, k)
+                cp, _ = decode(data, k)
                 if not table[cp] & SPACE:
                     break
                 b = k
@@ -417,7 +385,7 @@ def _repeated(
         repeats = chars = 0.0
         for p in range(pieces):
             first, last = bounds[2 * p], bounds[2 * p + 1]
-            h = _hash(data, first, last)
+            h = hash_bytes(data, first, last)
             keys[p] = h
             at = np.int64(h & np.uint64(size - 1))
             seen = False

@@ -31,7 +31,8 @@ _PRIME = np.uint64(0x100000001B3)
 
 
 @numba.njit(cache=True, inline="always")
-def _mix(x: np.uint64) -> np.uint64:
+def mix(x: np.uint64) -> np.uint64:
+    """splitmix64's finaliser: every bit of ``x`` moves every bit of the result."""
     x ^= x >> np.uint64(30)
     x *= np.uint64(0xBF58476D1CE4E5B9)
     x ^= x >> np.uint64(27)
@@ -144,11 +145,11 @@ def repetition(
     # (say, in the top bit only) would otherwise sum to the same key.
     grams = np.empty(total, np.uint64)
     for at in range(total):
-        grams[at] = _mix(hashes[at])
+        grams[at] = mix(hashes[at])
     for n in range(2, DUPLICATED[-1] + 1):
         # Past a row's end a hash mixes in the next row's words: never read there.
         for at in range(total - n + 1):
-            grams[at] = _mix(grams[at] * _PRIME + hashes[at + n - 1]) | np.uint64(1)
+            grams[at] = mix(grams[at] * _PRIME + hashes[at + n - 1]) | np.uint64(1)
         if n <= TOP[-1]:
             _top(grams, ends, starts, n, keys, counts, firsts, used, top[n - TOP[0]])
         else:

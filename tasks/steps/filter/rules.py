@@ -96,7 +96,7 @@ import pyarrow.compute as pc
 
 from tasks.steps.filter import language as lid
 from tasks.steps.filter import lines
-from tasks.steps.filter.batch import Batch, Rule, as_numpy
+from tasks.steps.filter.batch import Batch, Rule, as_numpy, replaced
 from tasks.steps.filter.c4 import c4_rules, c4_text
 from tasks.steps.filter.fineweb import fineweb_rules
 from tasks.steps.filter.gopher_quality import gopher_quality_rules
@@ -370,13 +370,7 @@ def _judge(texts: pa.Array, options: FilterOptions) -> Verdicts:
             fired[name][rows] = np.asarray(rule(target), dtype=bool)
     text = None
     if rewritten:
-        index = np.arange(n)
-        parts, at = [texts], n
-        for rows, values in rewritten:
-            index[rows] = np.arange(at, at + len(rows))
-            parts.append(values.cast(texts.type))
-            at += len(rows)
-        text = pa.concat_arrays(parts).take(pa.array(index))
+        text = replaced(texts, rewritten)
     return Verdicts(_first_failing(names, fired, n), fired, language, score, text)
 
 

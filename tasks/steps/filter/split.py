@@ -28,6 +28,7 @@ import pyarrow.compute as pc
 
 from tasks.steps.filter import words
 from tasks.steps.filter.charsets import PUNCTUATION_PATTERN
+from tasks.steps.filter.ngrams import mix
 from tasks.steps.text import string_buffers
 
 # Flag bits of a code point.
@@ -311,17 +312,33 @@ def _is_url(cps: np.ndarray, n: int) -> bool:
 
 
 @numba.njit(cache=True, inline="always")
-def _hash(data: np.ndarray, first: int, last: int) -> np.uint64:
-    """FNV-1a of ``data[first:last]``, mixed (splitmix64's finaliser)."""
+def hash_bytes(data: np.ndarray, first: int, last: int) -> np.uint64:
+    """FNV-1a of ``data[first:last]``, mixed (:func:`ngrams.mix`)."""
     h = np.uint64(0xCBF29CE484222325)
     for k in range(first, last):
         h = (h ^ np.uint64(data[k])) * np.uint64(0x100000001B3)
-    h ^= h >> np.uint64(30)
-    h *= np.uint64(0xBF58476D1CE4E5B9)
-    h ^= h >> np.uint64(27)
-    h *= np.uint64(0x94D049BB133111EB)
-    h ^= h >> np.uint64(31)
-    return h
+    return mix(h)
+
+
+@numba.njit(cache=True, inline="always")
+def decode(data: np.ndarray, i: int) -> tuple[int, int]:
+    """The code point at byte ``i`` of valid UTF-8 and its size in bytes (a code point
+    past U+10FFFF, only from bytes that are not UTF-8, is read as U+10FFFF: the flag
+    table ends there)."""
+    byte = data[i]
+    if byte < 0x80:
+        return byte, 1
+    if byte < 0xE0:
+        return ((byte & 0x1F) << 6) | (data[i + 1] & 0x3F), 2
+    if byte < 0xF0:
+        return ((byte & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F), 3
+    cp = (
+        ((byte & 0x07) << 18)
+        | ((data[i + 1] & 0x3F) << 12)
+        | ((data[i + 2] & 0x3F) << 6)
+        | (data[i + 3] & 0x3F)
+    )
+    return min(cp, 0x10FFFF), 4
 
 
 @numba.njit(cache=True, inline="always")
@@ -347,7 +364,7 @@ def _emit(
         if not f & PUNCT:
             kinds |= NON_SYMBOL
     first, last = pos[begin], pos[end]
-    h = _hash(data, first, last)
+    h = hash_bytes(data, first, last)
     found[0, count] = first
     found[1, count] = last
     found[2, count] = row
@@ -370,14 +387,8 @@ def _chunk(
     count: int,
     work: np.ndarray,
 ) -> int:
-    """The words of the whitespace-free chunk ``cps[a:b]``, as ``words.spacy_like``."""
-    plain = True
-    for k in range(a, b):
-        if not _is(table, cps[k], L | N | M):
-            plain = False
-            break
-    if plain:
-        return _emit(a, b, row, pos, data, found, count, cps, table)
+    """The words of the whitespace-free chunk ``cps[a:b]``, as ``words.spacy_like``
+    (:func:`_rows` splits the plain chunks itself)."""
     # The prefix run: runs of 2+ dots and prefix characters, each a word.
     i = a
     while i < b:
@@ -493,26 +504,9 @@ def _rows(
         i, n, first_word = offsets[r], 0, count
         end = offsets[r + 1]
         while i < end:
-            byte = data[i]
             pos[n] = i
-            if byte < 0x80:
-                cps[n] = byte
-                i += 1
-            elif byte < 0xE0:
-                cps[n] = ((byte & 0x1F) << 6) | (data[i + 1] & 0x3F)
-                i += 2
-            elif byte < 0xF0:
-                cps[n] = ((byte & 0x0F) << 12) | ((data[i + 1] & 0x3F) << 6) | (data[i + 2] & 0x3F)
-                i += 3
-            else:
-                cp = (
-                    ((byte & 0x07) << 18)
-                    | ((data[i + 1] & 0x3F) << 12)
-                    | ((data[i + 2] & 0x3F) << 6)
-                    | (data[i + 3] & 0x3F)
-                )
-                cps[n] = min(cp, 0x10FFFF)  # (only bytes that are not UTF-8 go past)
-                i += 4
+            cps[n], size = decode(data, i)
+            i += size
             n += 1
         pos[n] = end
         k = 0
@@ -590,7 +584,7 @@ def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarr
 
 
 @numba.njit(cache=True)
-def _copied(data: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def copied(data: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The bytes of the words ``found[0]`` to ``found[1]``, one after another, and their
     offsets."""
     offsets = np.empty(found.shape[1] + 1, np.int64)
@@ -603,13 +597,13 @@ def _copied(data: np.ndarray, found: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return offsets, out
 
 
-def _strings(data: np.ndarray, found: np.ndarray) -> pa.Array:
-    """The words of ``found`` as a string array (large if over 2 GiB)."""
-    offsets, values = _copied(data, found)
+def span_strings(data: np.ndarray, spans: np.ndarray) -> pa.Array:
+    """The spans ``data[spans[0]:spans[1]]`` as a string array (large if over 2 GiB)."""
+    offsets, values = copied(data, spans)
     large = offsets[-1] >= 2**31
     return pa.Array.from_buffers(
         pa.large_string() if large else pa.string(),
-        found.shape[1],
+        spans.shape[1],
         [None, pa.py_buffer(offsets if large else offsets.astype(np.int32)), pa.py_buffer(values)],
     )
 
@@ -651,7 +645,7 @@ def split(texts: pa.Array) -> Words:
         found[4].view(np.uint64),
         (found[5] & LETTER) != 0,
         (found[5] & NON_SYMBOL) != 0,
-        lambda: _strings(data, found[:2]),
+        lambda: span_strings(data, found[:2]),
     )
 
 
@@ -698,7 +692,7 @@ def row_totals(words: Words, rows: int) -> tuple[np.ndarray, np.ndarray, np.ndar
 def _hashes(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     out = np.empty(len(offsets) - 1, np.uint64)
     for i in range(len(out)):
-        out[i] = _hash(data, offsets[i], offsets[i + 1])
+        out[i] = hash_bytes(data, offsets[i], offsets[i + 1])
     return out
 
 
