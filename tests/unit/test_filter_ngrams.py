@@ -66,6 +66,32 @@ def test_the_kernel_is_the_plain_python_counts(seed):
             assert duplicated[j, r] == duplicated_reference(words, n), (n, r)
 
 
+@pytest.mark.parametrize("seed", range(3))
+def test_prose_like_rows_where_few_ngrams_repeat(seed):
+    """Many kinds of words (Zipf-like), with passages copied within a row: the kernel asks
+    about an n-gram only where the (n-1)-gram repeats, and that set shrinks to a few words
+    here. Copies overlap, abut and end a row."""
+    rng = random.Random(seed)
+    vocabulary = [f"w{i}" * (1 + i % 3) for i in range(500)]
+    weights = [1 / (i + 1) for i in range(len(vocabulary))]
+    rows: list[list[str]] = []
+    for _ in range(40):
+        row = rng.choices(vocabulary, weights, k=rng.choice([3, 12, 80, 400]))
+        for _ in range(rng.randint(0, 4)):
+            size = rng.randint(1, 14)
+            source = rng.randrange(len(row))
+            piece = row[source : source + size]
+            at = rng.choice([len(row), source + rng.randint(0, size), rng.randrange(len(row))])
+            row[at:at] = piece
+        rows.append(row)
+    top, duplicated = kernel(rows)
+    for r, words in enumerate(rows):
+        for j, n in enumerate(ngrams.TOP):
+            np.testing.assert_equal(top[j, r], top_reference(words, n), err_msg=f"top {n} {r}")
+        for j, n in enumerate(ngrams.DUPLICATED):
+            assert duplicated[j, r] == duplicated_reference(words, n), (n, r)
+
+
 def test_a_tie_goes_to_the_ngram_seen_first():
     # "aa b" and "c d" both twice: "c d" reaches two first, "aa b" was seen first.
     words = ["aa", "b", "c", "d", "c", "d", "aa", "b"]

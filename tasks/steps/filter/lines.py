@@ -20,7 +20,8 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.steps.filter.charsets import C4_POLICY_PHRASES
-from tasks.steps.filter.split import SPACE, decode, flags, hash_bytes, span_strings
+from tasks.steps.filter.ngrams import mix
+from tasks.steps.filter.split import SPACE, decode, flags, span_strings
 from tasks.steps.text import string_buffers
 
 BULLET, ELLIPSIS = 1, 2  # a line's flags: starts with • or -; ends with ... or …
@@ -324,27 +325,45 @@ def _same(data: np.ndarray, a: int, b: int, size: int) -> bool:
 
 @numba.njit(cache=True)
 def _pieces(data: np.ndarray, a: int, b: int, breaks: int, bounds: np.ndarray) -> int:
-    """The pieces of ``data[a:b]`` split on runs of at least ``breaks`` ``\\n``: their
-    number, and where each starts and ends into ``bounds`` (if it has room)."""
+    """The pieces of ``data[a:b]`` split on runs of at least ``breaks`` ``\\n``: where
+    each starts and ends into ``bounds`` (room for a piece per ``\\n``, and one);
+    returns how many."""
     pieces, i, start = 0, a, a
     while i < b:
         if data[i] == 0x0A:
-            j = i
+            j = i + 1
             while j < b and data[j] == 0x0A:
                 j += 1
             if j - i >= breaks:
-                if len(bounds):
-                    bounds[2 * pieces] = start
-                    bounds[2 * pieces + 1] = i
+                bounds[2 * pieces] = start
+                bounds[2 * pieces + 1] = i
                 pieces += 1
                 start = j
             i = j
         else:
             i += 1
-    if len(bounds):
-        bounds[2 * pieces] = start
-        bounds[2 * pieces + 1] = b
+    bounds[2 * pieces] = start
+    bounds[2 * pieces + 1] = b
     return pieces + 1
+
+
+@numba.njit(cache=True, inline="always")
+def _hash_piece(data: np.ndarray, first: int, last: int) -> np.uint64:
+    """A 64-bit hash of ``data[first:last]``, eight bytes a step (equal pieces are then
+    compared byte by byte: this only has to be fast and spread)."""
+    h = np.uint64(last - first) * np.uint64(0x9E3779B97F4A7C15)
+    k = first
+    while k + 8 <= last:
+        word = np.uint64(0)
+        for j in range(8):
+            word |= np.uint64(data[k + j]) << np.uint64(8 * j)
+        h = (h ^ word) * np.uint64(0x100000001B3)
+        h ^= h >> np.uint64(29)
+        k += 8
+    word = np.uint64(0)
+    for j in range(last - k):
+        word |= np.uint64(data[k + j]) << np.uint64(8 * j)
+    return mix(h ^ word)
 
 
 @numba.njit(cache=True)
@@ -354,6 +373,7 @@ def _repeated(
     """Per text (rows of the result): its pieces, split on runs of at least ``breaks``
     ``\\n``; those equal to an earlier piece of the text; their characters."""
     out = np.zeros((3, len(offsets) - 1), np.float64)
+    bounds = np.empty(0, np.int64)
     for r in range(len(offsets) - 1):
         a, b = offsets[r], offsets[r + 1]
         if strip:
@@ -371,11 +391,13 @@ def _repeated(
                     break
                 b = k
         # Piece p is bounds[2p] to bounds[2p + 1] (where the run of breaks after it
-        # starts). Counted first: an array grown in the loop costs Numba reference
-        # counting on every pass.
-        pieces = _pieces(data, a, b, breaks, np.empty(0, np.int64))
-        bounds = np.empty(2 * pieces, np.int64)
-        _pieces(data, a, b, breaks, bounds)
+        # starts): at most a piece per \n, and one, counted by a loop that vectorises.
+        most = 1
+        for k in range(a, b):
+            most += data[k] == 0x0A
+        if 2 * most > len(bounds):
+            bounds = np.empty(4 * most, np.int64)
+        pieces = _pieces(data, a, b, breaks, bounds)
         # An open-addressing table of the pieces seen, by hash, compared byte by byte.
         size = 1
         while size < 2 * pieces:
@@ -385,7 +407,7 @@ def _repeated(
         repeats = chars = 0.0
         for p in range(pieces):
             first, last = bounds[2 * p], bounds[2 * p + 1]
-            h = hash_bytes(data, first, last)
+            h = _hash_piece(data, first, last)
             keys[p] = h
             at = np.int64(h & np.uint64(size - 1))
             seen = False

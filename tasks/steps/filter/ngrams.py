@@ -49,77 +49,56 @@ def _capacity(longest: int) -> int:
 
 
 @numba.njit(cache=True)
-def _top(
-    grams: np.ndarray,
-    ends: np.ndarray,
-    starts: np.ndarray,
-    n: int,
-    keys: np.ndarray,
-    counts: np.ndarray,
-    firsts: np.ndarray,
-    used: np.ndarray,
-    out: np.ndarray,
+def _count(
+    grams: np.ndarray, m: int, keys: np.ndarray, counts: np.ndarray, slots: np.ndarray
 ) -> None:
-    """Row by row, the top n-gram's characters times its count (``grams[at]``: the hash
-    of the n-gram starting at word ``at``)."""
+    """Count the first ``m`` hashes of ``grams`` into the (empty) table ``keys`` (of a
+    power of two slots); ``slots[k]`` is where the k-th went."""
     mask = len(keys) - 1
-    for r in range(len(starts) - 1):
-        lo, hi = starts[r], starts[r + 1]
-        if hi - lo < n:
-            continue
-        filled = 0
-        best_count, best_first = 0, 0
-        for at in range(lo, hi - n + 1):
-            h = grams[at]
-            slot = np.int64(h & np.uint64(mask))
-            while keys[slot] != _EMPTY and keys[slot] != h:
-                slot = (slot + 1) & mask
-            if keys[slot] == _EMPTY:
-                keys[slot] = h
-                counts[slot] = 0
-                firsts[slot] = at
-                used[filled] = slot
-                filled += 1
-            counts[slot] += 1
-            c, f = counts[slot], firsts[slot]
-            if c > best_count or (c == best_count and f < best_first):
-                best_count, best_first = c, f
-        out[r] = best_count * (ends[best_first + n] - ends[best_first] + (n - 1))
-        for k in range(filled):
-            keys[used[k]] = _EMPTY
+    for k in range(m):
+        h = grams[k]
+        slot = np.int64(h & np.uint64(mask))
+        while keys[slot] != _EMPTY and keys[slot] != h:
+            slot = (slot + 1) & mask
+        if keys[slot] == _EMPTY:
+            keys[slot] = h
+            counts[slot] = 0
+        counts[slot] += 1
+        slots[k] = slot
 
 
 @numba.njit(cache=True)
 def _duplicated(
     grams: np.ndarray,
-    ends: np.ndarray,
-    starts: np.ndarray,
+    at: np.ndarray,
+    m: int,
     n: int,
+    ends: np.ndarray,
     keys: np.ndarray,
     used: np.ndarray,
-    out: np.ndarray,
-) -> None:
-    """Row by row, the characters datatrove's greedy scan counts as duplicated."""
+) -> float:
+    """datatrove's greedy scan, over the n-grams at words ``at[:m]`` (ascending) only: the
+    row's other n-grams occur once, so the scan would remember them and move one word,
+    and no later n-gram can match them."""
     mask = len(keys) - 1
-    for r in range(len(starts) - 1):
-        lo, hi = starts[r], starts[r + 1]
-        filled, total, at = 0, 0.0, lo
-        while at <= hi - n:
-            h = grams[at]
-            slot = np.int64(h & np.uint64(mask))
-            while keys[slot] != _EMPTY and keys[slot] != h:
-                slot = (slot + 1) & mask
-            if keys[slot] == h:
-                total += ends[at + n] - ends[at]
-                at += n
-            else:
-                keys[slot] = h
-                used[filled] = slot
-                filled += 1
-                at += 1
-        out[r] = total
-        for k in range(filled):
-            keys[used[k]] = _EMPTY
+    total, free, filled = 0.0, 0, 0
+    for k in range(m):
+        if at[k] < free:  # inside a repeat the scan jumped over
+            continue
+        h = grams[k]
+        slot = np.int64(h & np.uint64(mask))
+        while keys[slot] != _EMPTY and keys[slot] != h:
+            slot = (slot + 1) & mask
+        if keys[slot] == h:
+            total += ends[at[k] + n] - ends[at[k]]
+            free = at[k] + n
+        else:
+            keys[slot] = h
+            used[filled] = slot
+            filled += 1
+    for k in range(filled):
+        keys[used[k]] = _EMPTY
+    return total
 
 
 @numba.njit(cache=True)
@@ -128,9 +107,13 @@ def repetition(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per n of :data:`TOP` and row, the top n-gram's characters times its count (NaN
     where the row has fewer than n words); per n of :data:`DUPLICATED` and row, the
-    characters of duplicated n-grams. The n-grams' hashes are built one word at a time
-    (the n-gram at a word from the (n-1)-gram there), one pass over the words per n."""
-    rows, total = len(starts) - 1, len(hashes)
+    characters of duplicated n-grams.
+
+    Row by row, n from 2 up: an n-gram can only repeat where the (n-1)-gram it starts
+    with repeats, so each n hashes, counts and scans only the words whose (n-1)-gram
+    repeated (all words for n = 2). In prose that set shrinks fast, and n = 5 to 10 cost
+    little. An n-gram's hash is built from the (n-1)-gram's at the same word."""
+    rows = len(starts) - 1
     top = np.full((len(TOP), rows), np.nan)
     duplicated = np.zeros((len(DUPLICATED), rows))
     longest = 0
@@ -139,19 +122,46 @@ def repetition(
     size = _capacity(longest)
     keys = np.zeros(size, np.uint64)
     counts = np.zeros(size, np.int64)
-    firsts = np.zeros(size, np.int64)
-    used = np.empty(size, np.int64)
-    # Each word's hash mixed first: n-grams of words whose hashes differ by a pattern
-    # (say, in the top bit only) would otherwise sum to the same key.
-    grams = np.empty(total, np.uint64)
-    for at in range(total):
-        grams[at] = mix(hashes[at])
-    for n in range(2, DUPLICATED[-1] + 1):
-        # Past a row's end a hash mixes in the next row's words: never read there.
-        for at in range(total - n + 1):
-            grams[at] = mix(grams[at] * _PRIME + hashes[at + n - 1]) | np.uint64(1)
-        if n <= TOP[-1]:
-            _top(grams, ends, starts, n, keys, counts, firsts, used, top[n - TOP[0]])
-        else:
-            _duplicated(grams, ends, starts, n, keys, used, duplicated[n - DUPLICATED[0]])
+    slots = np.empty(longest, np.int64)
+    at = np.empty(longest, np.int64)  # the words whose n-grams are still asked about
+    grams = np.empty(longest, np.uint64)  # and their n-grams' hashes
+    for r in range(rows):
+        lo, hi = starts[r], starts[r + 1]
+        m = hi - lo
+        for k in range(m):
+            at[k] = lo + k
+            # Mixed first: words whose hashes differ by a pattern (say, in the top bit
+            # only) would otherwise make n-grams of one key.
+            grams[k] = mix(hashes[lo + k])
+        for n in range(2, DUPLICATED[-1] + 1):
+            kept = 0
+            for k in range(m):
+                if at[k] + n > hi:  # ascending: so are the rest
+                    break
+                at[kept] = at[k]
+                grams[kept] = mix(grams[k] * _PRIME + hashes[at[k] + n - 1]) | np.uint64(1)
+                kept += 1
+            # A table for these n-grams alone: a short row's stays in cache.
+            table = keys[: _capacity(kept)]
+            _count(grams, kept, table, counts, slots)
+            # If every n-gram occurs once, the top one is the first (Counter's tie rule).
+            best_count, best = 1, lo
+            m = 0
+            for k in range(kept):
+                c = counts[slots[k]]
+                if c > 1:
+                    if c > best_count:  # ascending words: the first seen wins a tie
+                        best_count, best = c, at[k]
+                    at[m] = at[k]
+                    grams[m] = grams[k]
+                    m += 1
+            for k in range(kept):
+                table[slots[k]] = _EMPTY
+            if n <= TOP[-1]:
+                if hi - lo >= n:
+                    top[n - TOP[0], r] = best_count * (ends[best + n] - ends[best] + (n - 1))
+            else:
+                duplicated[n - DUPLICATED[0], r] = _duplicated(
+                    grams, at, m, n, ends, keys[: _capacity(m)], slots
+                )
     return top, duplicated

@@ -423,30 +423,35 @@ def _chunk(
             e -= 1
         else:
             break
-    # The core, with the space the initialism gets after it, through the infix passes;
-    # a pass runs only where its mark is (a pass inserts spaces, never marks).
+    # The core, with the space the initialism gets after it, through the infix passes.
+    # A pass runs only where the core has what it matches: its mark between the kinds
+    # of character it needs, told from the core's own neighbours (a pass only inserts
+    # spaces, so it never makes a match for a later one).
     n = present = 0
+    before = back = _SPACE_CP  # the two code points before this one in the core
     for k in range(i, e):
         if k == initialism:
             work[0, 0, n] = _SPACE_CP
             work[0, 1, n] = -1
             n += 1
+            before, back = _SPACE_CP, before
         c = cps[k]
         work[0, 0, n] = c
         work[0, 1, n] = k
         n += 1
-        if c == _DOT:
-            present |= 1 | 16
-        elif c == _ELLIPSIS:
-            present |= 1
-        elif c == 0x2C:
-            present |= 4
-        elif c == 0x2D:
-            present |= 2 | 8
-        elif c in (0x2013, 0x2014, 0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F):
-            present |= 2
-        elif c in (0x2B, 0x2A, 0x5E):
-            present |= 8
+        if c == _ELLIPSIS or (c == _DOT and before == _DOT):
+            present |= 1  # ..., …
+        if c in (0x2D, 0x2013, 0x2014, 0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F):
+            if _is(table, before, L | N):
+                present |= 2  # a-, a—, a~, a:, a<, a>, a=, a/ (what follows: the pass)
+        if before == 0x2C and _is(table, c, L) and _is(table, back, L):
+            present |= 4  # a,b
+        if before in (0x2B, 0x2D, 0x2A, 0x5E) and _is(table, back, N):
+            if c == 0x2D or _is(table, c, N):
+                present |= 8  # 1+2, 1-2, 1*-
+        if before == _DOT and _is(table, c, LU) and _is(table, back, LL):
+            present |= 16  # a.B
+        before, back = c, before
     if initialism == e:
         work[0, 0, n] = _SPACE_CP
         work[0, 1, n] = -1
@@ -458,8 +463,10 @@ def _chunk(
         for kind, times in ((0, 1), (1, 2), (2, 1), (3, 2), (4, 1)):
             if present & (1 << kind):
                 for _ in range(times):
-                    n = _pass(work, now, n, kind, table)
-                    now = 1 - now
+                    done = _pass(work, now, n, kind, table)
+                    if done == n:  # no match (a match inserts spaces): nor a second time
+                        break
+                    n, now = done, 1 - now
         n = _and_or(work[now, 0], work[now, 1], n)
     # Words: runs of the text's own characters (inserted spaces cut them).
     k = 0
@@ -665,12 +672,27 @@ def _row_totals(
 
 @numba.njit(cache=True)
 def _distinct_of(row: np.ndarray, hashes: np.ndarray, wanted: np.ndarray, rows: int) -> np.ndarray:
+    # The wanted hashes in an open-addressing table (index + 1; 0 is free), 1/4 full:
+    # a word not wanted, most of them, costs one probe.
+    size = 16
+    while size < 4 * len(wanted):
+        size *= 2
+    slots = np.zeros(size, np.int64)
+    for k in range(len(wanted)):
+        at = np.int64(wanted[k] & np.uint64(size - 1))
+        while slots[at]:
+            at = (at + 1) & (size - 1)
+        slots[at] = k + 1
     seen = np.zeros((rows, len(wanted)), np.bool_)
     out = np.zeros(rows, np.int64)
     for w in range(len(row)):
-        at = np.searchsorted(wanted, hashes[w])
-        if at < len(wanted) and wanted[at] == hashes[w] and not seen[row[w], at]:
-            seen[row[w], at] = True
+        h = hashes[w]
+        at = np.int64(h & np.uint64(size - 1))
+        while slots[at] and wanted[slots[at] - 1] != h:
+            at = (at + 1) & (size - 1)
+        k = slots[at] - 1
+        if k >= 0 and not seen[row[w], k]:
+            seen[row[w], k] = True
             out[row[w]] += 1
     return out
 
