@@ -117,3 +117,37 @@ def test_c4_marks_are_pythons_answers(seed):
     # folding stands on it.
     becomes_ascii = {cp for cp in range(0x80, 0x110000) if chr(cp).lower()[:1].isascii()}
     assert becomes_ascii == {0x130, 0x212A}
+
+
+def test_chunk_counts_are_pythons_split():
+    texts = _texts(5, 10_000)
+    assert lines.chunk_counts(pa.array(texts, pa.string())).tolist() == [
+        len(text.split()) for text in texts
+    ]
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_sentences_are_the_break_pattern_after_dot_runs(seed):
+    """The compiled count against what C4's sentences were: RE2 (Arrow) replacing runs of
+    2+ dots by one "…", then counting SENTENCE_BREAK_PATTERN, plus 1 for a line with a
+    character outside RE2's \\s. The pieces hold terminals of other scripts, punctuation
+    that is no terminal, RE2's blanks and the ones it does not count (\\v, NBSP)."""
+    import pyarrow.compute as pc
+
+    from tasks.steps.filter.charsets import SENTENCE_BREAK_PATTERN
+
+    pieces = [
+        "a", "Word", "1", "한", "é", " ", "  ", "\t", "\n", "\r", "\x0b", "\x0c", "\u00a0",
+        ".", "..", "...", "?", "!", "。", "।", "؟", "…", ",", '"', "'", ")", "(", "-", "«",
+        "»", "¿", "#", "$", "+", "🙂", "\u0301",
+    ]  # fmt: skip
+    rng = random.Random(seed)
+    texts = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 12))) for _ in range(20_000)]
+    texts += ["", " ", "A. B", "A.. B", "A .B", "A! . B", "A. . .", "A.\u00a0B", "A.\x0bB"]
+    array = pa.array(texts, pa.string())
+    dotted = pc.replace_substring_regex(array, pattern=r"\.\.+", replacement="…")
+    breaks = pc.count_substring_regex(dotted, SENTENCE_BREAK_PATTERN).to_pylist()
+    nonblank = pc.match_substring_regex(array, r"[^\s]").to_pylist()
+    want = [1 + b if n else 0 for b, n in zip(breaks, nonblank, strict=True)]
+    assert lines.sentences(array).tolist() == want
+    assert sum(b > 0 for b in breaks) > 1_000 and max(breaks) >= 2  # the pieces make breaks

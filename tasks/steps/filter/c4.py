@@ -28,8 +28,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.filter import lines
-from tasks.steps.filter.batch import Batch, Rule, as_numpy, replaced, row_lists
-from tasks.steps.filter.charsets import CITATION_PATTERN, SENTENCE_BREAK_PATTERN
+from tasks.steps.filter.batch import Batch, Rule, replaced, row_lists
+from tasks.steps.filter.charsets import CITATION_PATTERN
 from tasks.steps.filter.options import C4
 
 
@@ -119,18 +119,9 @@ def c4_rules(o: C4) -> list[tuple[str, Rule]]:
     return rules
 
 
-def _sentences(lines: pa.Array) -> np.ndarray:
-    """Approximate spaCy sentencizer counts for C4 lines (see the module docstring)."""
-    # Dot runs are one token in spaCy and no sentence end: make them a non-terminal mark.
-    lines = pc.replace_substring_regex(lines, pattern=r"\.\.+", replacement="…")
-    breaks = as_numpy(pc.count_substring_regex(lines, SENTENCE_BREAK_PATTERN))
-    nonblank = as_numpy(pc.match_substring_regex(lines, r"[^\s]"))
-    return np.where(nonblank, 1 + breaks, 0)
-
-
 def _sentences_of(line: pa.Array, kept: np.ndarray) -> np.ndarray:
     """Per line, its sentences if it is kept (else 0)."""
     counts = np.zeros(len(line))
     if kept.any():
-        counts[kept] = _sentences(line.filter(pa.array(kept)))
+        counts[kept] = lines.sentences(line.filter(pa.array(kept)))
     return counts

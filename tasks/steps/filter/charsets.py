@@ -61,7 +61,8 @@ C4_POLICY_PHRASES = (
 # RE2 patterns (pyarrow.compute). RE2's \s and \d are ASCII, hence explicit classes.
 PUNCTUATION_PATTERN = _re2_class(PUNCTUATION_SET)
 NON_SYMBOL_PATTERN = _re2_class(PUNCTUATION_SET, negate=True)
+TERMINAL_PATTERN = _re2_class(TERMINAL_PUNCTUATION)
 CITATION_PATTERN = r"\[\p{Nd}*\]|\[edit\]|\[citation needed\]"
 # A sentence ends at a terminal mark followed by punctuation/blanks, at least one blank,
 # then a non-punctuation character (spaCy: the next non-punctuation token).
-SENTENCE_BREAK_PATTERN = _re2_class(TERMINAL_PUNCTUATION) + r"[\p{P}\s]*\s[^\p{P}\s]"
+SENTENCE_BREAK_PATTERN = TERMINAL_PATTERN + r"[\p{P}\s]*\s[^\p{P}\s]"

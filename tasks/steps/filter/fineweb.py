@@ -27,9 +27,9 @@ from tasks.steps.filter.batch import (
     below,
     duplicates,
     memo,
-    split_whitespace,
 )
 from tasks.steps.filter.charsets import TERMINAL_PUNCTUATION
+from tasks.steps.filter.lines import chunk_counts
 from tasks.steps.filter.options import FineWeb
 
 
@@ -79,7 +79,7 @@ def fineweb_rules(o: FineWeb) -> list[tuple[str, Rule]]:
         # Not split into words yet (C4's text): every whitespace-separated chunk holds a
         # word at least, so only the rows where the chunks leave the ratio above the
         # limit are split.
-        chunks = split_whitespace(b.text).count.astype(np.float64)
+        chunks = chunk_counts(b.text)
         fired = above(b.newlines, chunks, o.new_line_ratio)
         rows = np.flatnonzero(fired)
         if len(rows):

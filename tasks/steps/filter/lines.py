@@ -21,7 +21,14 @@ import pyarrow as pa
 
 from tasks.steps.filter.charsets import C4_POLICY_PHRASES
 from tasks.steps.filter.ngrams import mix
-from tasks.steps.filter.split import SPACE, decode, flags, span_strings
+from tasks.steps.filter.split import (
+    SPACE,
+    TERMINAL,
+    UNICODE_P,
+    decode,
+    flags,
+    span_strings,
+)
 from tasks.steps.text import string_buffers
 
 BULLET, ELLIPSIS = 1, 2  # a line's flags: starts with • or -; ends with ... or …
@@ -485,3 +492,75 @@ def repeated(texts: pa.Array, breaks: int, strip: bool) -> tuple[np.ndarray, ...
     data, offsets = string_buffers(texts)
     found = _repeated(data, offsets.astype(np.int64), flags(), breaks, strip)
     return found[0], found[1], found[2]
+
+
+@numba.njit(cache=True)
+def _chunk_counts(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(offsets) - 1, np.float64)
+    for r in range(len(offsets) - 1):
+        i, end = offsets[r], offsets[r + 1]
+        chunks, inside = 0, False
+        while i < end:
+            cp, size = decode(data, i)
+            i += size
+            space = (table[cp] & SPACE) != 0
+            chunks += not space and not inside
+            inside = not space
+        out[r] = chunks
+    return out
+
+
+def chunk_counts(texts: pa.Array) -> np.ndarray:
+    """Per text (a string array without nulls): its whitespace-separated chunks, as
+    ``len(text.split())``."""
+    data, offsets = string_buffers(texts)
+    return _chunk_counts(data, offsets.astype(np.int64), flags())
+
+
+@numba.njit(cache=True, inline="always")
+def _re2_blank(cp: int) -> bool:  # RE2's \s: [\t\n\f\r ]
+    return cp == 0x20 or cp == 0x09 or cp == 0x0A or cp == 0x0C or cp == 0x0D
+
+
+@numba.njit(cache=True)
+def _sentences(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
+    out = np.zeros(len(offsets) - 1, np.float64)
+    for r in range(len(offsets) - 1):
+        i, end = offsets[r], offsets[r + 1]
+        breaks, nonblank = 0, False
+        while i < end:
+            if data[i] == 0x2E and i + 1 < end and data[i + 1] == 0x2E:
+                while i < end and data[i] == 0x2E:  # a run of dots: no terminal
+                    i += 1
+                nonblank = True
+                continue
+            cp, size = decode(data, i)
+            i += size
+            if not _re2_blank(cp):
+                nonblank = True
+            if not table[cp] & TERMINAL:
+                continue
+            # The run of punctuation and blanks after a terminal: a break if it ends in
+            # a blank and something else follows (the regex takes that too). If not,
+            # no terminal inside the run makes one either.
+            last_blank = False
+            while i < end:
+                cp, size = decode(data, i)
+                if not (table[cp] & UNICODE_P or _re2_blank(cp)):
+                    break
+                last_blank = _re2_blank(cp)
+                i += size
+            if i < end and last_blank:
+                breaks += 1
+                i += size
+        out[r] = 1 + breaks if nonblank else 0
+    return out
+
+
+def sentences(strings: pa.Array) -> np.ndarray:
+    """Per string (C4's kept lines, without nulls): 1 if it holds a character that is not
+    RE2's ``\\s``, plus its sentence breaks: the matches of
+    ``charsets.SENTENCE_BREAK_PATTERN`` once runs of 2+ dots are one ``…`` (spaCy takes
+    a dot run for one token that ends no sentence)."""
+    data, offsets = string_buffers(strings)
+    return _sentences(data, offsets.astype(np.int64), flags())

@@ -27,12 +27,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from tasks.steps.filter import words
-from tasks.steps.filter.charsets import PUNCTUATION_PATTERN
+from tasks.steps.filter.charsets import PUNCTUATION_PATTERN, TERMINAL_PATTERN
 from tasks.steps.filter.ngrams import mix
 from tasks.steps.text import string_buffers
 
-# Flag bits of a code point.
+# Flag bits of a code point (PUNCT: datatrove's punctuation; UNICODE_P: RE2's \p{P};
+# TERMINAL: datatrove's sentence terminals).
 L, N, M, LL, LU, PREFIX, SUFFIX, SPACE, PUNCT = 1, 2, 4, 8, 16, 32, 64, 128, 256
+UNICODE_P, TERMINAL = 512, 1024
 
 _DOT, _ELLIPSIS, _APOS, _RIGHT_QUOTE = 0x2E, 0x2026, 0x27, 0x2019
 _SPACE_CP = 0x20  # what an inserted space holds
@@ -58,6 +60,8 @@ def flags() -> np.ndarray:
         (PREFIX, f"[{words._PREFIX}]"),
         (SUFFIX, f"[{words._SUFFIX}]"),
         (PUNCT, PUNCTUATION_PATTERN),
+        (UNICODE_P, r"\p{P}"),
+        (TERMINAL, TERMINAL_PATTERN),
     ):
         found = pc.match_substring_regex(chars, f"^{pattern}$").to_numpy(zero_copy_only=False)
         out[points[np.asarray(found, bool)]] |= bit
@@ -342,6 +346,23 @@ def decode(data: np.ndarray, i: int) -> tuple[int, int]:
 
 
 @numba.njit(cache=True, inline="always")
+def _record(
+    first: int, last: int, row: int, chars: int, kinds: int, data: np.ndarray,
+    found: np.ndarray, count: int,
+) -> int:  # fmt: skip
+    """Record the word of bytes ``first`` to ``last`` (its row, characters, hash: FNV-1a
+    of its bytes, mixed; its LETTER and NON_SYMBOL ``kinds``) as word ``count``; returns
+    the next count."""
+    found[0, count] = first
+    found[1, count] = last
+    found[2, count] = row
+    found[3, count] = chars
+    found[4, count] = np.int64(hash_bytes(data, first, last))
+    found[5, count] = kinds
+    return count + 1
+
+
+@numba.njit(cache=True, inline="always")
 def _emit(
     begin: int,
     end: int,
@@ -353,9 +374,8 @@ def _emit(
     cps: np.ndarray,
     table: np.ndarray,
 ) -> int:
-    """Record the word of code points ``begin`` to ``end`` (its bytes, row, characters,
-    hash: FNV-1a of its bytes, mixed; whether it has a letter, and a character that is
-    not punctuation) as word ``count``; returns the next count."""
+    """:func:`_record` the word of code points ``begin`` to ``end``: whether it has a
+    letter, and a character that is not punctuation, read from the table."""
     kinds = 0
     for k in range(begin, end):
         f = table[cps[k]]
@@ -363,15 +383,7 @@ def _emit(
             kinds |= LETTER
         if not f & PUNCT:
             kinds |= NON_SYMBOL
-    first, last = pos[begin], pos[end]
-    h = hash_bytes(data, first, last)
-    found[0, count] = first
-    found[1, count] = last
-    found[2, count] = row
-    found[3, count] = end - begin
-    found[4, count] = np.int64(h)
-    found[5, count] = kinds
-    return count + 1
+    return _record(pos[begin], pos[end], row, end - begin, kinds, data, found, count)
 
 
 @numba.njit(cache=True)
@@ -441,14 +453,14 @@ def _chunk(
         n += 1
         if c == _ELLIPSIS or (c == _DOT and before == _DOT):
             present |= 1  # ..., …
-        if c in (0x2D, 0x2013, 0x2014, 0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F):
-            if _is(table, before, L | N):
-                present |= 2  # a-, a—, a~, a:, a<, a>, a=, a/ (what follows: the pass)
+        infix = c in (0x2D, 0x2013, 0x2014, 0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F)
+        if infix and _is(table, before, L | N):
+            present |= 2  # a-, a—, a~, a:, a<, a>, a=, a/ (what follows: the pass)
         if before == 0x2C and _is(table, c, L) and _is(table, back, L):
             present |= 4  # a,b
-        if before in (0x2B, 0x2D, 0x2A, 0x5E) and _is(table, back, N):
-            if c == 0x2D or _is(table, c, N):
-                present |= 8  # 1+2, 1-2, 1*-
+        operator = before in (0x2B, 0x2D, 0x2A, 0x5E) and _is(table, back, N)
+        if operator and (c == 0x2D or _is(table, c, N)):
+            present |= 8  # 1+2, 1-2, 1*-
         if before == _DOT and _is(table, c, LU) and _is(table, back, LL):
             present |= 16  # a.B
         before, back = c, before
@@ -527,13 +539,14 @@ def _rows(
             # initialism can form; only a run of dots in the suffixes would be one word.
             start = k
             core = end_core = -1
-            simple = True
+            simple, letters = True, 0
             while k < n:
                 c = cps[k]
                 f = table[c]
                 if f & SPACE:
                     break
                 if f & (L | N | M):
+                    letters |= f & L
                     if core < 0:
                         core = k
                     elif end_core >= 0:
@@ -555,8 +568,10 @@ def _rows(
                 end_core = k if end_core < 0 else end_core
                 for q in range(start, core):
                     count = _emit(q, q + 1, r, pos, data, found, count, cps, table)
-                if core < end_core:
-                    count = _emit(core, end_core, r, pos, data, found, count, cps, table)
+                if core < end_core:  # letters, digits and marks: none is punctuation
+                    kinds = NON_SYMBOL | (LETTER if letters else 0)
+                    first, last = pos[core], pos[end_core]
+                    count = _record(first, last, r, end_core - core, kinds, data, found, count)
                 for q in range(end_core, k):
                     count = _emit(q, q + 1, r, pos, data, found, count, cps, table)
             else:
