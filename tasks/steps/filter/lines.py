@@ -63,6 +63,11 @@ def _lines(
     """Each text's lines (per line: its text, its start and end, stripped start and end,
     whitespace chunks, longest chunk's characters, BULLET and ELLIPSIS) into the arrays
     (as many as :func:`_count` counts); returns how many."""
+    # Per ASCII byte: 2 breaks a line, 1 is whitespace, 0 neither (most bytes are
+    # ASCII: they skip the decoding and the tests).
+    ascii = np.zeros(128, np.uint8)
+    for cp in range(128):
+        ascii[cp] = 2 if _breaks_line(cp) else 1 if table[cp] & SPACE else 0
     count = 0
     for r in range(len(offsets) - 1):
         i, end = offsets[r], offsets[r + 1]
@@ -72,21 +77,27 @@ def _lines(
             first_cp = 0
             broke = False
             while i < end:
-                cp, size = decode(data, i)
-                if _breaks_line(cp):
+                cp = data[i]
+                if cp < 0x80:
+                    size, kind = 1, ascii[cp]
+                else:
+                    cp, size = decode(data, i)
+                    kind = 2 if _breaks_line(cp) else 1 if table[cp] & SPACE else 0
+                if kind == 2:
                     broke = True
                     break
-                if table[cp] & SPACE:
+                if kind:
+                    most = max(most, run)
                     run = 0
                 else:
                     if run == 0:
                         words += 1
                     run += 1
-                    most = max(most, run)
                     if first < 0:
                         first, first_cp = i, cp
                     last = i + size
                 i += size
+            most = max(most, run)
             stop = i
             if broke:
                 i += 2 if data[i] == 0x0D and i + 1 < end and data[i + 1] == 0x0A else size
@@ -150,18 +161,18 @@ def _count(data: np.ndarray, offsets: np.ndarray) -> int:
     count = 0
     for r in range(len(offsets) - 1):
         a, b = offsets[r], offsets[r + 1]
-        i = a
-        while i < b:
-            byte = data[i]
-            if (0x0A <= byte <= 0x0D) or (0x1C <= byte <= 0x1E):
-                count += 1
-                if byte == 0x0D and i + 1 < b and data[i + 1] == 0x0A:
-                    i += 1
-            elif byte == 0xC2 and i + 1 < b and data[i + 1] == 0x85:
-                count += 1
-            elif byte == 0xE2 and i + 2 < b and data[i + 1] == 0x80:
-                count += data[i + 2] == 0xA8 or data[i + 2] == 0xA9
-            i += 1
+        # Branch-free sums over a view of the text, which vectorise: a break per
+        # \n \v \f \r \x1c-\x1e, NEL, LS and PS, and \r\n as one.
+        text = data[a:b]
+        for i in range(len(text)):
+            byte = text[i]
+            count += ((byte >= 0x0A) & (byte <= 0x0D)) | ((byte >= 0x1C) & (byte <= 0x1E))
+        for i in range(len(text) - 1):
+            count += (text[i] == 0xC2) & (text[i + 1] == 0x85)
+            count -= (text[i] == 0x0D) & (text[i + 1] == 0x0A)
+        for i in range(len(text) - 2):
+            separator = (text[i + 2] == 0xA8) | (text[i + 2] == 0xA9)
+            count += (text[i] == 0xE2) & (text[i + 1] == 0x80) & separator
         # The last piece is a line unless it is empty.
         if b > a:
             last = data[b - 1]
@@ -398,10 +409,12 @@ def _repeated(
                     break
                 b = k
         # Piece p is bounds[2p] to bounds[2p + 1] (where the run of breaks after it
-        # starts): at most a piece per \n, and one, counted by a loop that vectorises.
+        # starts): at most a piece per \n, and one, counted over a view of the text
+        # (a loop over a view vectorises; over offsets into the buffer, not).
+        text = data[a:b]
         most = 1
-        for k in range(a, b):
-            most += data[k] == 0x0A
+        for k in range(len(text)):
+            most += text[k] == 0x0A
         if 2 * most > len(bounds):
             bounds = np.empty(4 * most, np.int64)
         pieces = _pieces(data, a, b, breaks, bounds)
@@ -428,8 +441,9 @@ def _repeated(
                 at = (at + 1) & (size - 1)
             if seen:
                 repeats += 1
-                for k in range(first, last):
-                    chars += (data[k] & 0xC0) != 0x80
+                piece = data[first:last]
+                for k in range(len(piece)):
+                    chars += (piece[k] & 0xC0) != 0x80
             else:
                 slots[at] = p
         out[0, r] = pieces
@@ -444,21 +458,30 @@ def _marks(data: np.ndarray, offsets: np.ndarray) -> np.ndarray:
     overlap, as Arrow's ``count_substring``), its ``…`` and its ``\\n``."""
     out = np.zeros((4, len(offsets) - 1), np.float64)
     for r in range(len(offsets) - 1):
-        i, end = offsets[r], offsets[r + 1]
-        hashes = dots = ellipses = breaks = 0
-        while i < end:
-            byte = data[i]
-            if byte == 0x23:
-                hashes += 1
-            elif byte == 0x0A:
-                breaks += 1
-            elif byte == 0x2E and i + 2 < end and data[i + 1] == 0x2E and data[i + 2] == 0x2E:
-                dots += 1
-                i += 3
-                continue
-            elif byte == 0xE2 and i + 2 < end and data[i + 1] == 0x80 and data[i + 2] == 0xA6:
-                ellipses += 1
-            i += 1
+        a, end = offsets[r], offsets[r + 1]
+        # Sums without branches over a view of the text (LLVM vectorises those, not
+        # loops over offsets into the whole buffer). Where no run of dots is longer
+        # than three, each "..." is one; only a text with a longer run is walked.
+        text = data[a:end]
+        hashes = breaks = ellipses = dots = longer = 0
+        for i in range(len(text)):
+            hashes += text[i] == 0x23
+        for i in range(len(text)):
+            breaks += text[i] == 0x0A
+        for i in range(len(text) - 2):
+            ellipses += (text[i] == 0xE2) & (text[i + 1] == 0x80) & (text[i + 2] == 0xA6)
+        for i in range(len(text) - 2):
+            dots += (text[i] == 0x2E) & (text[i + 1] == 0x2E) & (text[i + 2] == 0x2E)
+        for i in range(len(text) - 3):
+            longer += (text[i] == 0x2E) & (text[i + 3] == 0x2E)
+        if dots and longer:
+            dots, i = 0, 0
+            while i + 2 < len(text):
+                if text[i] == 0x2E and text[i + 1] == 0x2E and text[i + 2] == 0x2E:
+                    dots += 1
+                    i += 3
+                else:
+                    i += 1
         out[0, r], out[1, r], out[2, r], out[3, r] = hashes, dots, ellipses, breaks
     return out
 
