@@ -145,13 +145,14 @@ def _contraction_before(cps: np.ndarray, e: int, start: int) -> int:
 
 
 @numba.njit(cache=True)
-def _pass(work: np.ndarray, now: int, n: int, kind: int, table: np.ndarray) -> int:
+def _pass(work: np.ndarray, now: int, n: int, kind: int, table: np.ndarray) -> tuple[int, bool]:
     """One infix pass of ``words._INFIXES`` (``kind`` 0 to 4) over the first ``n`` code
     points of ``work[now]`` into ``work[1 - now]``, spaces inserted around what it
-    matches (their place -1); returns the new length. (Indexed, not sliced: a view
-    made per call costs reference counting.)"""
+    matches (their place -1); returns the new length, and whether a second pass could
+    match more. (Indexed, not sliced: a view made per call costs reference counting.)"""
     i = o = 0
     nxt = 1 - now
+    again = False
     while i < n:
         c = work[now, 0, i]
         matched = 0  # characters matched from i; the mark is work[now, 0, i + 1 : i + matched - 1]
@@ -239,12 +240,20 @@ def _pass(work: np.ndarray, now: int, n: int, kind: int, table: np.ndarray) -> i
             work[nxt, 1, o + 1] = work[now, 1, i + matched - 1]
             o += 2
             i += matched
+            # A second pass (kinds 1 and 3) can only match where a match's last
+            # character starts one: before one of the kind's marks.
+            if i < n and not again:
+                mark = work[now, 0, i]
+                if kind == 1:
+                    again = mark in (0x2D, 0x2013, 0x2014, 0x7E, 0x3A, 0x3C, 0x3E, 0x3D, 0x2F)
+                else:
+                    again = mark in (0x2B, 0x2D, 0x2A, 0x5E)
         else:
             work[nxt, 0, o] = c
             work[nxt, 1, o] = work[now, 1, i]
             o += 1
             i += 1
-    return o
+    return o, again
 
 
 @numba.njit(cache=True)
@@ -475,10 +484,12 @@ def _chunk(
         for kind, times in ((0, 1), (1, 2), (2, 1), (3, 2), (4, 1)):
             if present & (1 << kind):
                 for _ in range(times):
-                    done = _pass(work, now, n, kind, table)
+                    done, again = _pass(work, now, n, kind, table)
                     if done == n:  # no match (a match inserts spaces): nor a second time
                         break
                     n, now = done, 1 - now
+                    if not again:
+                        break
         n = _and_or(work[now, 0], work[now, 1], n)
     # Words: runs of the text's own characters (inserted spaces cut them).
     k = 0
@@ -502,6 +513,33 @@ def _chunk(
     return count
 
 
+@numba.njit(cache=True, inline="always")
+def _at(data: np.ndarray, i: int) -> tuple[int, int]:
+    """:func:`decode` with ASCII first (most bytes)."""
+    byte = data[i]
+    if byte < 0x80:
+        return np.int64(byte), 1
+    return decode(data, i)
+
+
+@numba.njit(cache=True, inline="always")
+def _kinds(f: int) -> int:
+    """What a word of one character of flags ``f`` holds: LETTER, NON_SYMBOL."""
+    return (LETTER if f & L else 0) | (0 if f & PUNCT else NON_SYMBOL)
+
+
+@numba.njit(cache=True)
+def _each(
+    data: np.ndarray, a: int, b: int, row: int, table: np.ndarray, found: np.ndarray, count: int
+) -> int:
+    """Record each character of bytes ``a`` to ``b`` as a word."""
+    while a < b:
+        c, size = _at(data, a)
+        count = _record(a, a + size, row, 1, _kinds(table[c]), data, found, count)
+        a += size
+    return count
+
+
 @numba.njit(cache=True)
 def _rows(
     data: np.ndarray,
@@ -519,63 +557,66 @@ def _rows(
     space), the rows ``found`` and the cells ``work`` need for it (else 0 and 0): the
     caller grows them and goes on from that row."""
     for r in range(first_row, len(offsets) - 1):
-        # Decode the row's UTF-8 (valid: Arrow strings) into code points.
-        i, n, first_word = offsets[r], 0, count
-        end = offsets[r + 1]
+        i, end, first_word = offsets[r], offsets[r + 1], count
         while i < end:
-            pos[n] = i
-            cps[n], size = decode(data, i)
-            i += size
-            n += 1
-        pos[n] = end
-        k = 0
-        while k < n:
-            if _is(table, cps[k], SPACE):
-                k += 1
+            c, size = _at(data, i)
+            if _is(table, c, SPACE):
+                i += size
                 continue
             # Most chunks are letters, digits and marks between prefix and suffix
             # characters: "word", "(word", "word.)", "##". Those are split here, as the
-            # rules would: such a core has no infix mark, and no contraction or
-            # initialism can form; only a run of dots in the suffixes would be one word.
-            start = k
+            # rules would, from the bytes as they are scanned: such a core has no infix
+            # mark, and no contraction or initialism can form; only a run of dots in
+            # the suffixes would be one word. (Byte places: core, end_core.)
+            start, chars, before = i, 0, -1
             core = end_core = -1
-            simple, letters = True, 0
-            while k < n:
-                c = cps[k]
+            core_at = end_at = 0  # their characters from the chunk's start
+            simple, letters, flags_first = True, 0, table[c]
+            while i < end:
+                c, size = _at(data, i)
                 f = table[c]
                 if f & SPACE:
                     break
                 if f & (L | N | M):
                     letters |= f & L
                     if core < 0:
-                        core = k
+                        core, core_at = i, chars
                     elif end_core >= 0:
                         simple = False
                 elif core < 0:
                     simple &= (f & PREFIX) != 0
                 else:
                     if end_core < 0:
-                        end_core = k
-                    simple &= (f & SUFFIX) != 0 or (c == _DOT and cps[k - 1] != _DOT)
-                k += 1
+                        end_core, end_at = i, chars
+                    simple &= (f & SUFFIX) != 0 or (c == _DOT and before != _DOT)
+                before = c
+                chars += 1
+                i += size
             # A chunk has at most a word per character, and its core at most 5 cells.
-            if count + (k - start) > found.shape[1] or 5 * (k - start) + 8 > work.shape[2]:
-                return r, first_word, count + (k - start), 5 * (k - start) + 8
-            if k - start == 1:  # one character is one word, whatever it is
-                count = _emit(start, k, r, pos, data, found, count, cps, table)
+            if count + chars > found.shape[1] or 5 * chars + 8 > work.shape[2]:
+                return r, first_word, count + chars, 5 * chars + 8
+            if chars == 1:  # one character is one word, whatever it is
+                count = _record(start, i, r, 1, _kinds(flags_first), data, found, count)
             elif simple:  # (prefix characters only: a word each)
-                core = k if core < 0 else core
-                end_core = k if end_core < 0 else end_core
-                for q in range(start, core):
-                    count = _emit(q, q + 1, r, pos, data, found, count, cps, table)
+                if core < 0:
+                    core, core_at = i, chars
+                if end_core < 0:
+                    end_core, end_at = i, chars
+                count = _each(data, start, core, r, table, found, count)
                 if core < end_core:  # letters, digits and marks: none is punctuation
                     kinds = NON_SYMBOL | (LETTER if letters else 0)
-                    first, last = pos[core], pos[end_core]
-                    count = _record(first, last, r, end_core - core, kinds, data, found, count)
-                for q in range(end_core, k):
-                    count = _emit(q, q + 1, r, pos, data, found, count, cps, table)
+                    count = _record(core, end_core, r, end_at - core_at, kinds, data, found, count)
+                count = _each(data, end_core, i, r, table, found, count)
             else:
-                count = _chunk(cps, pos, start, k, r, data, table, found, count, work)
+                # The rules, over the chunk's code points and their byte places.
+                at, n = start, 0
+                while at < i:
+                    pos[n] = at
+                    cps[n], size = decode(data, at)
+                    at += size
+                    n += 1
+                pos[n] = i
+                count = _chunk(cps, pos, 0, n, r, data, table, found, count, work)
     return len(offsets) - 1, count, 0, 0
 
 
