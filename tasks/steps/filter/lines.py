@@ -13,6 +13,7 @@ Python's string methods or Arrow's kernels.
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import numba
@@ -20,13 +21,13 @@ import numpy as np
 import pyarrow as pa
 
 from tasks.steps.filter.charsets import C4_POLICY_PHRASES
-from tasks.steps.filter.ngrams import mix
 from tasks.steps.filter.split import (
     SPACE,
     TERMINAL,
     UNICODE_P,
     decode,
     flags,
+    hash_bytes,
     span_strings,
 )
 from tasks.steps.text import string_buffers
@@ -213,18 +214,33 @@ _PHRASES = (
 _KELVIN = 0x212A  # the one character str.lower() makes an ASCII letter that can end one
 
 
+def _window(chars: bytes) -> int:
+    """The 32-bit window :func:`_c4_marks` holds after these four (lower-case) bytes."""
+    return int.from_bytes(chars[:4], "big")
+
+
+def _bucket(window: int) -> int:
+    """Where a window falls in the 4096 bits of the phrase filter (as the kernel has it)."""
+    return ((window * 0x9E3779B1) & 0xFFFFFFFF) >> 20
+
+
+@functools.cache
 def _phrase_table() -> tuple[np.ndarray, ...]:
     phrases = np.zeros((len(_PHRASES), max(len(p) for p, _ in _PHRASES)), np.uint8)
     sizes = np.array([len(p) for p, _ in _PHRASES], np.int64)
     sets = np.array([mark for _, mark in _PHRASES], np.int64)
     starting = np.zeros(256, np.int64)  # per first byte: the phrases that start with it
-    # Per first two bytes of a phrase, its third's low 6 bits as a bit of a mask.
-    triples = np.zeros((128, 128), np.int64)
+    # A bit per bucket of a phrase's first four bytes: a window outside them is no
+    # phrase's start (1 in about 600 windows falls in one of the few set buckets).
+    buckets = np.zeros(4096, np.bool_)
     for k, (phrase, _) in enumerate(_PHRASES):
         phrases[k, : len(phrase)] = np.frombuffer(phrase, np.uint8)
         starting[phrase[0]] |= 1 << k
-        triples[phrase[0], phrase[1]] |= 1 << (phrase[2] & 63)
-    return phrases, sizes, sets, starting, triples
+        buckets[_bucket(_window(phrase))] = True
+    # What str.lower() makes of each ASCII byte (bytes past ASCII: 0xFF, in no phrase).
+    lower = np.full(256, 0xFF, np.uint8)
+    lower[:128] = np.frombuffer(bytes(range(128)).lower(), np.uint8)
+    return phrases, sizes, sets, starting, buckets, lower
 
 
 @numba.njit(cache=True, inline="always")
@@ -246,7 +262,8 @@ def _c4_marks(
     sizes: np.ndarray,
     sets: np.ndarray,
     starting: np.ndarray,
-    triples: np.ndarray,
+    buckets: np.ndarray,
+    lower: np.ndarray,
 ) -> np.ndarray:
     out = np.zeros(spans.shape[1], np.uint8)
     for line in range(spans.shape[1]):
@@ -258,30 +275,33 @@ def _c4_marks(
                 found |= END_PUNCT
             if b - a >= 3 and data[b - 3] == 0x2E and data[b - 2] == 0x2E and last == 0x2E:
                 found |= END_DOTS
+        # The last four characters lower-cased (``window``), and where the first of
+        # them starts (``back``): a phrase can start only where they are one's first
+        # four. Every phrase starts with ASCII, and none has a character that
+        # lower-cases to ASCII but the Kelvin sign's k.
+        # (A window that falls in a phrase's bucket only has its bytes compared: a
+        # call at any place finds only what is there.)
+        window = np.uint64(0xFFFFFFFF)
+        back0 = back1 = back2 = back3 = a
         i = a
         while i < b:
             byte = data[i]
-            if byte >= 0x80:  # no phrase starts with a character that is not ASCII
-                i += 2 if byte < 0xE0 else 3 if byte < 0xF0 else 4
-                continue
-            if byte == 0x5B:
-                found |= CITED
-            elif byte == 0x7B:
-                found |= CURLY
-            low = byte | 0x20 if 0x41 <= byte <= 0x5A else byte
-            candidates = starting[low]
-            if candidates and i + 2 < b:
-                # Most letters start no phrase with the two after them ("co" is common,
-                # "coo" is not): only then are the phrases compared.
-                second, third = data[i + 1], data[i + 2]
-                if second < 0x80 and third < 0x80:
-                    second = second | 0x20 if 0x41 <= second <= 0x5A else second
-                    third = third | 0x20 if 0x41 <= third <= 0x5A else third
-                    if not triples[low, second] & (1 << (third & 63)):
-                        candidates = 0
-            if candidates:
-                found = _phrases_at(data, i + 1, b, candidates, found, phrases, sizes, sets)
-            i += 1
+            if byte < 0x80:
+                low, size = lower[byte], 1
+                if byte == 0x5B:
+                    found |= CITED
+                elif byte == 0x7B:
+                    found |= CURLY
+            else:
+                low, size = _folded(data, i)
+            window = ((window << np.uint64(8)) | np.uint64(low)) & np.uint64(0xFFFFFFFF)
+            back0, back1, back2, back3 = back1, back2, back3, i
+            mixed = (window * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)
+            if buckets[mixed >> np.uint64(20)]:
+                candidates = starting[lower[data[back0]]]
+                if candidates:
+                    found = _phrases_at(data, back0 + 1, b, candidates, found, phrases, sizes, sets)
+            i += size
         out[line] = found
     return out
 
@@ -365,25 +385,6 @@ def _pieces(data: np.ndarray, a: int, b: int, breaks: int, bounds: np.ndarray) -
     return pieces + 1
 
 
-@numba.njit(cache=True, inline="always")
-def _hash_piece(data: np.ndarray, first: int, last: int) -> np.uint64:
-    """A 64-bit hash of ``data[first:last]``, eight bytes a step (equal pieces are then
-    compared byte by byte: this only has to be fast and spread)."""
-    h = np.uint64(last - first) * np.uint64(0x9E3779B97F4A7C15)
-    k = first
-    while k + 8 <= last:
-        word = np.uint64(0)
-        for j in range(8):
-            word |= np.uint64(data[k + j]) << np.uint64(8 * j)
-        h = (h ^ word) * np.uint64(0x100000001B3)
-        h ^= h >> np.uint64(29)
-        k += 8
-    word = np.uint64(0)
-    for j in range(last - k):
-        word |= np.uint64(data[k + j]) << np.uint64(8 * j)
-    return mix(h ^ word)
-
-
 @numba.njit(cache=True)
 def _repeated(
     data: np.ndarray, offsets: np.ndarray, table: np.ndarray, breaks: int, strip: bool
@@ -427,7 +428,7 @@ def _repeated(
         repeats = chars = 0.0
         for p in range(pieces):
             first, last = bounds[2 * p], bounds[2 * p + 1]
-            h = _hash_piece(data, first, last)
+            h = hash_bytes(data, first, last)
             keys[p] = h
             at = np.int64(h & np.uint64(size - 1))
             seen = False
