@@ -27,7 +27,7 @@ capped (memory), and one batch of 100,000-character texts through the kernel.
         [--memory-gb 1 4] [--inputs-gb 1] [--dedup-gb 1 4] [--dedup-pairs 4000]
         [--dedup-duplicates 0.3] [--real-text-gb 0.5 2] [--filter-mb-datatrove 4 12]
         [--filter-mb-ours 40 120] [--filter-mb-korean 1 3] [--filter-memory-gb 1 4]
-        [--filter-long-rows 1024]
+        [--filter-long-rows 1024] [--decontaminate-items 1000000]
         [--tokenize-mb 100 300]
         [--phases kernels marginal compare memory inputs fixed dedup-quality dedup
                   real-text filter tokenize]
@@ -782,6 +782,10 @@ def filter_phase(args: argparse.Namespace, work: Path, env: dict[str, str]) -> d
         print(f"filter kernel: {args.filter_long_rows} texts of {LONG_CHARS} characters")
         long_args = {"rows": args.filter_long_rows, "chars": LONG_CHARS}
         results["long"] = run_side("filter-long", long_args, env, work, None)
+    if args.decontaminate_items:
+        print(f"decontamination index: {args.decontaminate_items:,} items", flush=True)
+        index_args = {"items": args.decontaminate_items}
+        results["index"] = run_side("decontaminate-index", index_args, env, work, None)
     results["flow"] = filter_scaling(args, work, env, docs) if args.filter_memory_gb else []
     return results
 
@@ -935,6 +939,12 @@ def main(argv: list[str] | None = None) -> None:
         type=int,
         default=FILTER_ROWS,
         help=f"texts of {LONG_CHARS} characters in one kernel batch (0 skips)",
+    )
+    parser.add_argument(
+        "--decontaminate-items",
+        type=int,
+        default=1_000_000,
+        help="evaluation items whose decontamination index is built and measured (0 skips)",
     )
     parser.add_argument(
         "--tokenize-mb",

@@ -146,6 +146,14 @@ def filter_korean(args: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def decontaminate_index(args: dict[str, Any]) -> dict[str, Any]:
+    """The decontamination index of ``items`` evaluation-like items: its bytes and the
+    peak memory of building it (benchmarks.filter_compare)."""
+    from benchmarks.filter_compare import index_memory
+
+    return index_memory(args["items"])
+
+
 def filter_long(args: dict[str, Any]) -> dict[str, Any]:
     """One batch of ``rows`` real texts of ``chars`` characters each through our rules
     kernel: the peak resident memory it takes (benchmarks.filter_compare)."""
@@ -292,6 +300,10 @@ SIDES: dict[str, tuple[Side, list[str]]] = {
     "filter-ours": (filter_ours, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
     "filter-korean": (filter_korean, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
     "filter-long": (filter_long, ["tasks.steps.filter.rules", "benchmarks.filter_compare"]),
+    "decontaminate-index": (
+        decontaminate_index,
+        ["tasks.steps.filter.decontaminate", "benchmarks.filter_compare"],
+    ),
     "dedup-quality": (dedup_quality, ["ray", "ray.data", "benchmarks.dedup_quality"]),
     "kernels": (kernels, ["tasks.steps.generate.step", "tasks.steps.preprocess.step"]),
     "floor-flow": (floor_flow, ["benchmarks.floor"]),

@@ -276,11 +276,63 @@ def run_ours(
     }
 
 
+# Evaluation items the decontamination stage looks documents up against (issue 37).
+DECONTAMINATION_ITEMS = 10_000
+
+
+def benchmark_items(count: int, words: int = 40, seed: int = 0) -> pa.Array:
+    """``count`` evaluation-like items of ``words`` words drawn at random from the words
+    of the real documents: an index of their size that documents rarely match, so a
+    document is read to its end (the slowest case)."""
+    import random
+
+    from benchmarks.real_docs import documents
+
+    vocabulary = sorted({w for _, text in documents() for w in text.split()})
+    rng = random.Random(seed)
+    return pa.array([" ".join(rng.choices(vocabulary, k=words)) for _ in range(count)])
+
+
+def decontamination_index(count: int, ngram: int = 13) -> Any:
+    """The n-gram index of :func:`benchmark_items` (``count`` items, one benchmark)."""
+    from tasks.steps.filter import decontaminate
+
+    keys = decontaminate.ngram_keys(benchmark_items(count), ngram)
+    return decontaminate.build(["bench"], [np.unique(keys)], ngram)
+
+
+def index_memory(count: int) -> dict[str, Any]:
+    """The index of ``count`` items: its n-grams and bytes, and the peak resident memory
+    above the items in memory while it is built (high-water mark reset once they are)."""
+    import gc
+
+    from tasks.steps.filter import decontaminate
+
+    items = benchmark_items(count)
+    decontaminate.ngram_keys(items.slice(0, 1), 13)  # warm: the character table
+    gc.collect()
+    before = _status("VmRSS")
+    Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
+    started = time.perf_counter()
+    index = decontaminate.build(["bench"], [np.unique(decontaminate.ngram_keys(items, 13))], 13)
+    seconds = time.perf_counter() - started
+    return {
+        "items": count,
+        "item_bytes": int(pc.sum(pc.binary_length(items)).as_py()),
+        "ngrams": len(index.keys),
+        "index_bytes": index.nbytes,
+        "rss_before_bytes": before,
+        "peak_rss_bytes": _status("VmHWM"),
+        "seconds": seconds,
+    }
+
+
 def time_stages(batches: list[pa.RecordBatch]) -> dict[str, float]:
     """Seconds of the issue-35 stages over the batches: the preprocess step's work on a
-    batch (cleaning, its counts, writing Parquet) and the filter step's defaults
-    (language identification on, each language's rules). The four rule sets with
-    language identification off are :func:`run_ours`'s first pass."""
+    batch (cleaning, its counts, writing Parquet), the filter step's defaults (language
+    identification on, each language's rules) and decontamination against
+    ``DECONTAMINATION_ITEMS`` items (issue 37). The four rule sets with language
+    identification off are :func:`run_ours`'s first pass."""
     from tasks.steps.filter.options import FilterOptions
     from tasks.steps.filter.rules import evaluate
     from tasks.steps.preprocess import counters
@@ -293,9 +345,11 @@ def time_stages(batches: list[pa.RecordBatch]) -> dict[str, float]:
         counters.part_quality(out, "text")
         pq.write_table(out, pa.BufferOutputStream(), compression="snappy")
 
+    index = decontamination_index(DECONTAMINATION_ITEMS)
     work = {
         "preprocess": preprocess,
         "defaults": lambda batch: evaluate(batch.column("text"), FilterOptions()),
+        "decontaminate": lambda batch: index.matches(batch.column("text")),
     }
     seconds = {}
     for name, run in work.items():

@@ -43,11 +43,13 @@ FILTER_AGREEMENT = 0.99  # per filter, of the documents both judged
 FILTER_STAGES = {
     "four": "four rule sets, language identification off",
     "defaults": "defaults, language identification on",
+    "decontaminate": "decontamination against 10,000 items",
 }
 FILTER_STAGE_TARGETS = (
     ("english", "four", "1/3"),
     ("english", "defaults", "1/5"),
     ("korean", "defaults", "1/5"),
+    ("english", "decontaminate", "1/2"),  # issue 37
 )
 # FineWeb's chain (language, Gopher repetition, Gopher quality, C4, FineWeb) against
 # datatrove's: the same verdict and the same first failing rule.
@@ -833,15 +835,26 @@ def filter_markdown(results: dict[str, Any]) -> list[str]:
         lines += [
             "",
             "| one core, marginal MB/s of text | preprocess's work on a batch | four rule sets, "
-            "language off | defaults, language on |",
-            "|---|---:|---:|---:|",
+            "language off | defaults, language on | decontamination, 10,000 items |",
+            "|---|---:|---:|---:|---:|",
         ]
         for language, rates in stages.items():
             cells = " | ".join(
                 f"{rates[s]:.2f}" if rates.get(s) else "-"
-                for s in ("preprocess", "four", "defaults")
+                for s in ("preprocess", "four", "defaults", "decontaminate")
             )
             lines.append(f"| {language} | {cells} |")
+    index = phase.get("index")
+    if index:
+        extra = index["peak_rss_bytes"] - index["rss_before_bytes"]
+        lines += [
+            "",
+            f"Decontamination index: {index['items']:,} items of {index['item_bytes'] / 1e6:.0f} "
+            f"MB, {index['ngrams']:,} distinct 13-grams, {index['index_bytes'] / GIB:.2f} GiB "
+            f"in memory ({index['index_bytes'] / max(index['ngrams'], 1):.1f} bytes an "
+            f"n-gram); building it took {index['seconds']:.1f} s and {extra / GIB:.2f} GiB "
+            "above the items at its peak.",
+        ]
     long = phase.get("long")
     if long:
         extra = long["peak_rss_bytes"] - long["rss_before_bytes"]

@@ -47,7 +47,8 @@ def filter_documents(
     is (the raw text: cleaning strips the punctuation and line structure they measure).
     A rejected row goes to the dataset beside the output named as it is plus -rejected
     (filtered-rejected/dt=D for filtered/dt=D) with all its columns and filter_reason,
-    the first rule it failed; the manifest counts, per rule, the rows and
+    the first rule it failed (with url or decontaminate on, filter_detail too: the
+    blocked domain or the shared n-gram); the manifest counts, per rule, the rows and
     bytes it removed and the rows it fails.
 
     Args:
@@ -56,9 +57,11 @@ def filter_documents(
         output_uri: Where the kept rows go (not inside the input).
         text_column: The column the rules judge.
         filters: Language identification (language), the four rule sets (gopher_quality,
-            gopher_repetition, c4, fineweb) and PII redaction (pii), each its settings
-            or null to turn it off; {} is its defaults (datatrove's for English,
-            FineWeb-2's for Korean rows in language_rules). Default: all on but pii.
+            gopher_repetition, c4, fineweb), PII redaction (pii), a URL blocklist (url)
+            and decontamination against evaluation sets (decontaminate), each its
+            settings or null to turn it off; {} is its defaults (datatrove's for English,
+            FineWeb-2's for Korean rows in language_rules). Default: all on but pii, url
+            and decontaminate.
         input_format: parquet, json, or auto to tell by the file names.
         compression: Parquet codec of the output files.
         batch_size: Rows judged at a time.
@@ -114,7 +117,8 @@ class FilterStep(options_of(filter_documents)):
         return input_bytes  # every row written once, kept or rejected
 
     def reads(self) -> set[str]:
-        return {self.text_column}
+        url = self.filters.url
+        return {self.text_column} | ({url.url_column} if url is not None else set())
 
     def adds(self) -> set[str]:
         return {LANGUAGE_COLUMN, SCORE_COLUMN}

@@ -18,6 +18,7 @@ import pyarrow as pa
 def compile_all() -> float:
     """Call every kernel once on a small input; returns the seconds it took."""
     from tasks.steps.dedup import sketch
+    from tasks.steps.filter import decontaminate, lines
     from tasks.steps.filter.batch import Batch
     from tasks.steps.filter.options import FilterOptions
     from tasks.steps.filter.rules import evaluate
@@ -27,6 +28,11 @@ def compile_all() -> float:
     texts = pa.array(["Hello, world... (U.S.) don't x-ray 안녕 세계", "a b a b a b", None])
     evaluate(texts, FilterOptions(language=None))  # every rule, on the compiled passes
     _ = Batch(texts).words.values  # the words as strings, which the rules need no more
+    filled = pa.array(["One sentence. Two here!", "a b a b a b", ""])
+    lines.sentences(filled)  # C4's kept lines (the texts above keep none)
+    lines.chunk_counts(filled)  # FineWeb's chunks of C4's text
+    index = decontaminate.build(["x"], [decontaminate.ngram_keys(filled, 2)], 2)
+    index.matches(texts)
     clean_batch(pa.table({"text": texts}))
     found = sketch.sketch(texts, bins=112, bands=14)
     sketch.similarity(found.tags[:1], found.tags[1:2])

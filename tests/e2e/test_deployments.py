@@ -364,6 +364,12 @@ def test_the_server_refuses_bad_parameters_by_name_and_the_run_form_documents_th
         ("pipeline/default", 'steps=[{"sort": {}}]', "'sort'"),  # no such step
         ("pipeline/default", 'steps=[{"dedup": {"mode": "fuzzy"}}]', "steps[0].dedup.mode"),
         ("pipeline/default", 'steps=[{"filter": {"filters": {"c4": {"x": 1}}}}]', "'x'"),
+        (
+            "filter/default",
+            'filters={"decontaminate": {"ngram": 0, "benchmarks": '
+            '[{"name": "mmlu", "uri": "mmlu.jsonl", "columns": ["question"]}]}}',
+            "ngram",
+        ),
         ("tokenize/default", "batch_size=1", "tokenizer"),  # it asks for a tokenizer
         ("tokenize/default", "tokenizer=", "tokenizer"),
     ]

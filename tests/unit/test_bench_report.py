@@ -433,6 +433,7 @@ def test_issue_35s_stage_targets_are_shares_of_the_preprocess_flow_per_cpu():
 
     def side(mb: float, four: float, defaults: float) -> dict:
         stages = {"preprocess": mb / 100, "four": four, "defaults": defaults}
+        stages["decontaminate"] = mb / 60  # 60 MB/s: 0.60 of the yardstick
         run = {"filter_seconds": four, "cpu_seconds": four, "filters_seconds": {}}
         return run | {"side": "filter-ours", "text_bytes": int(mb * 1e6), "stages_seconds": stages}
 
@@ -479,12 +480,33 @@ def test_issue_35s_stage_targets_are_shares_of_the_preprocess_flow_per_cpu():
         ]
         is False
     )
+    assert (
+        verdicts[
+            "filter kernel, decontamination against 10,000 items, english: 60.00 MB/s per "
+            "CPU, 0.60 of the preprocess flow's 100.0 (target 1/2)"
+        ]
+        is True
+    )
     # The memory target is the filter flow's alone.
     assert "filter flow memory: peak 1.00x at 4 GB vs 1 GB (limit 1.2x)" in verdicts
     table = "\n".join(report.filter_markdown(r))
-    assert "| english | 100.00 | 40.00 | 4.00 |" in table
-    assert "| korean | 100.00 | - | 0.20 |" in table
+    assert "| english | 100.00 | 40.00 | 4.00 | 60.00 |" in table
+    assert "| korean | 100.00 | - | 0.20 | - |" in table
     assert "100.00 MB/s of text per CPU marginal" in table
+    r["filter"]["index"] = {
+        "items": 1_000_000,
+        "item_bytes": 300_000_000,
+        "ngrams": 28_000_000,
+        "index_bytes": 2**28,
+        "rss_before_bytes": 2**30,
+        "peak_rss_bytes": 2**31,
+        "seconds": 30.0,
+    }
+    assert (
+        "Decontamination index: 1,000,000 items of 300 MB, 28,000,000 distinct 13-grams, "
+        "0.25 GiB in memory (9.6 bytes an n-gram); building it took 30.0 s and 1.00 GiB "
+        "above the items at its peak."
+    ) in "\n".join(report.filter_markdown(r))
     # Without the flows, the yardstick is preprocess's work in the same process.
     r["filter"]["flow"] = []
     assert (

@@ -7,14 +7,15 @@ import numba
 
 from tasks.steps import kernels
 from tasks.steps.dedup import sketch
-from tasks.steps.filter import lines, ngrams, split
+from tasks.steps.filter import decontaminate, lines, ngrams, split
 from tasks.steps.preprocess import utf8
 
 # The compiled functions the steps' Python code calls (each compiles what it calls).
 ENTRY_POINTS = {
     split: ("_rows", "copied", "_hashes", "_row_totals", "_distinct_of"),
     ngrams: ("repetition",),
-    lines: ("_lines", "_repeated", "_marks", "_c4_marks"),
+    lines: ("_count", "_lines", "_repeated", "_marks", "_c4_marks", "_chunk_counts", "_sentences"),
+    decontaminate: ("_words", "_ngram_keys", "_first_matches"),
     sketch: ("_sketch", "_stored", "_band_keys", "_densified", "_similarity"),
     utf8: ("_clean",),
 }

@@ -191,6 +191,73 @@ class LanguageID(BaseModel):
     )
 
 
+class Benchmark(BaseModel):
+    """An evaluation set documents must not share an n-gram with."""
+
+    model_config = _MODEL
+
+    name: Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_]*$")] = Field(
+        description="its rule is decontaminate.<name> (lower case, digits and _)"
+    )
+    uri: Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="its items: a JSON Lines or Parquet file, folder or glob, local or s3://"
+    )
+    columns: tuple[Annotated[str, StringConstraints(min_length=1)], ...] = Field(
+        min_length=1,
+        description="the columns joined with a space into one item (question, answer, "
+        "choices; a list column's values are joined too)",
+    )
+
+
+class Decontaminate(BaseModel):
+    """Reject documents sharing a word n-gram with an evaluation set (GPT-3's test)."""
+
+    model_config = _MODEL
+
+    benchmarks: tuple[Benchmark, ...] = Field(
+        min_length=1, description="the evaluation sets; an n-gram of two counts for the first"
+    )
+    ngram: int = Field(
+        13,
+        ge=1,
+        le=1000,
+        description="words in an n-gram (13 as in GPT-3's report), after lower-casing, "
+        "removing punctuation and symbols and splitting on whitespace",
+    )
+
+    @field_validator("benchmarks")
+    @classmethod
+    def _distinct_names(cls, given: tuple[Benchmark, ...]) -> tuple[Benchmark, ...]:
+        names = [b.name for b in given]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"benchmark names must differ: {', '.join(twice)} given twice")
+        return given
+
+
+class URLBlocklist(BaseModel):
+    """Reject documents whose URL's host is a blocked domain or under one."""
+
+    model_config = _MODEL
+
+    block_domains: tuple[str, ...] | Annotated[str, StringConstraints(min_length=1)] = Field(
+        description="the blocked domains (blocked.com also blocks www.blocked.com), or the "
+        "URI of a text file (local or s3://) with one a line; # starts a comment"
+    )
+    url_column: Annotated[str, StringConstraints(min_length=1)] = Field(
+        "url", description="the column holding each document's URL"
+    )
+
+    @field_validator("block_domains")
+    @classmethod
+    def _domains(cls, given: tuple[str, ...] | str) -> tuple[str, ...] | str:
+        if isinstance(given, str):
+            return given  # a file's URI, read when the step starts
+        from tasks.steps.filter.urls import domain
+
+        return tuple(domain(name, "block_domains") for name in given)
+
+
 KOREAN_STOP_WORDS = (
     "의", "다", "이", "는", "에", "을", "한", "년", "하", "은", "를",
     "했", "고", "에서", "가", "있", "으로", "인", "월", "로", "되",
@@ -245,6 +312,14 @@ class FilterOptions(RuleSets):
 
     language: LanguageID | None = LanguageID()
     pii: PII | None = None
+    url: URLBlocklist | None = Field(
+        None, description="reject rows whose URL's host is blocked (url.blocked_domain)"
+    )
+    decontaminate: Decontaminate | None = Field(
+        None,
+        description="reject rows sharing a word n-gram with an evaluation set "
+        "(decontaminate.<benchmark>)",
+    )
     assume_language: LanguageCode = Field(
         "en", description="the language of every row when language identification is off"
     )

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field
 
 from tasks.errors import InputError
 from tasks.steps import reading
-from tasks.steps.filter import pii
+from tasks.steps.filter import decontaminate, pii, urls
 from tasks.steps.filter.options import FilterOptions
 from tasks.steps.filter.rules import evaluate, rule_names
 from tasks.steps.preprocess.clean import CLEANED_COLUMN, clean_array
@@ -34,8 +35,14 @@ from tasks.store.storage import Location
 
 REJECTED = "rejected"  # the companion of rejected rows
 REASON_COLUMN = "filter_reason"
+# What a rejected row matched, where its rule says (the n-gram, the blocked domain).
+DETAIL_COLUMN = "filter_detail"
 LANGUAGE_COLUMN, SCORE_COLUMN = "language", "language_score"
-ADDED_COLUMNS = (LANGUAGE_COLUMN, SCORE_COLUMN, REASON_COLUMN)
+ADDED_COLUMNS = (LANGUAGE_COLUMN, SCORE_COLUMN, REASON_COLUMN, DETAIL_COLUMN)
+URL_RULE = "url.blocked_domain"
+# The blocklist and the n-gram index, made once per run and read by every part from the
+# run's staging folders (removed before the commit).
+BLOCKLIST, INDEX = "_blocklist", "_decontaminate"
 # The rejected rows a run shows per rule, and how much of each text.
 EXAMPLE_ROWS, EXAMPLE_CHARS = 3, 200
 
@@ -68,6 +75,22 @@ class FilterPart:
     batch_size: int
     rejected: Location  # the companion's folder
     cleaned_from_text: bool  # cleaned_text is there, made from text_column
+    blocklist: Location | None = None  # the run's blocked domains (url on)
+    ngram_index: Location | None = None  # the run's n-gram index (decontaminate on)
+    digest: str = ""  # of the blocklist and the index: what a worker may reuse
+
+
+def all_rule_names(filters: FilterOptions) -> list[str]:
+    """Every rule the step reports, in verdict order: the URL first (as datatrove's
+    FineWeb pipeline), then language and the quality rules, then decontamination."""
+    url = [URL_RULE] if filters.url is not None else []
+    benchmarks = filters.decontaminate.benchmarks if filters.decontaminate is not None else ()
+    return url + rule_names(filters) + [f"decontaminate.{b.name}" for b in benchmarks]
+
+
+def detailed(filters: FilterOptions) -> bool:
+    """Whether rejected rows say what they matched (``DETAIL_COLUMN``)."""
+    return filters.url is not None or filters.decontaminate is not None
 
 
 def output_schema(schema: pa.Schema) -> pa.Schema:
@@ -77,9 +100,11 @@ def output_schema(schema: pa.Schema) -> pa.Schema:
     )
 
 
-def rejected_schema(schema: pa.Schema) -> pa.Schema:
-    """The kept rows' columns plus the first rule each rejected row failed."""
-    return output_schema(schema).append(pa.field(REASON_COLUMN, pa.string()))
+def rejected_schema(schema: pa.Schema, detail: bool = False) -> pa.Schema:
+    """The kept rows' columns plus the first rule each rejected row failed (and, with
+    ``detail``, what it matched there)."""
+    out = output_schema(schema).append(pa.field(REASON_COLUMN, pa.string()))
+    return out.append(pa.field(DETAIL_COLUMN, pa.string())) if detail else out
 
 
 def check_input_columns(schema: pa.Schema, where: str, text_column: str) -> None:
@@ -122,11 +147,12 @@ class Judged(Counts):
     languages: dict[str, Tally] = field(default_factory=dict)
     examples: dict[str, list[str]] = field(default_factory=dict)
     pii: dict[str, int] = field(default_factory=dict)
+    urls_without_host: int = 0  # kept: the blocklist cannot judge them
 
     @classmethod
     def zero(cls, filters: FilterOptions) -> Judged:
         """Every rule and PII kind these options run, at 0."""
-        names = rule_names(filters)
+        names = all_rule_names(filters)
         return cls(
             {name: Fired() for name in names}, {}, {name: [] for name in names}, pii_counts(filters)
         )
@@ -201,15 +227,60 @@ def _redacted(table: pa.Table, spec: FilterPart, found: dict[str, int]) -> pa.Ta
     return _with_text(table, text, spec)
 
 
+# What a worker process read from a run's staging (location -> digest, value): the
+# blocklist and the index are read once per process, not once per part.
+_STAGED: dict[str, tuple[str, Any]] = {}
+
+
+def _staged(loc: Location, digest: str, load: Any) -> Any:
+    """``load(table)`` of the staged file at ``loc``, read once per worker process for
+    this ``digest`` (a later run's file at the same place has another)."""
+    kept = _STAGED.get(loc.uri)
+    if kept is None or kept[0] != digest:
+        with storage.explained(loc, "read"), loc.fs.open_input_file(loc.path) as handle:
+            value = load(pq.read_table(handle))
+        while len(_STAGED) >= 2:  # the blocklist and the index of the run at hand
+            _STAGED.pop(next(iter(_STAGED)))
+        _STAGED[loc.uri] = kept = (digest, value)
+    return kept[1]
+
+
+def _more_rules(
+    spec: FilterPart, table: pa.Table, text: pa.Array
+) -> tuple[dict[str, np.ndarray], list[str | None], int]:
+    """The URL and decontamination rules' masks on a batch, what each row matched (the
+    blocked domain, else the n-gram), and its rows without a host."""
+    fired: dict[str, np.ndarray] = {}
+    detail: list[str | None] = [None] * table.num_rows
+    without = 0
+    f = spec.filters
+    if f.decontaminate is not None and spec.ngram_index is not None:
+        index = _staged(spec.ngram_index, spec.digest, decontaminate.from_table)
+        owner, grams = index.matches(text)
+        for at, benchmark in enumerate(f.decontaminate.benchmarks):
+            fired[f"decontaminate.{benchmark.name}"] = owner == at
+        detail = grams
+    if f.url is not None and spec.blocklist is not None:
+        domains = _staged(spec.blocklist, spec.digest, urls.from_table)
+        column = table.column(f.url.url_column)
+        values = column.cast(pa.string()) if not pa.types.is_null(column.type) else column
+        blocked, matched, without = urls.judge(values, domains)
+        fired[URL_RULE] = blocked
+        # The URL comes first in the verdict: its detail wins.
+        detail = [m if m is not None else d for m, d in zip(matched, detail, strict=True)]
+    return fired, detail, without
+
+
 def write_filtered_part(spec: FilterPart) -> PartResult:
     """Judge one input file's rows; kept ones into the part, the rest into the
     ``rejected`` companion's part of the same name, in one read of the file: memory is
     a batch and the two writers' pending row groups, whatever the file's size."""
-    names = rule_names(spec.filters)
+    names = all_rule_names(spec.filters)
     counted = Judged.zero(spec.filters)
     redacted = pii_counts(spec.filters)
     text_bytes = 0
     reasons = pa.array(names, pa.string())
+    detail_on = detailed(spec.filters)
 
     def kept(aside: part_files.PartWriter) -> Iterator[pa.Table]:
         nonlocal text_bytes, counted
@@ -221,19 +292,24 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
             sizes = np.asarray(pc.fill_null(pc.binary_length(text), 0), dtype=np.int64)
             text_bytes += int(sizes.sum())
             verdicts = evaluate(text, spec.filters)
+            more, detail, without = _more_rules(spec, table, text)
+            fired = {**verdicts.fired, **more}
             code = np.full(table.num_rows, -1, dtype=np.int16)
             for at, name in enumerate(names):
-                code[verdicts.fired[name] & (code < 0)] = at
-            counted += _judged(
-                text, sizes, verdicts.language, code, names, verdicts.fired, counted.examples
-            )
+                code[fired[name] & (code < 0)] = at
+            counted += _judged(text, sizes, verdicts.language, code, names, fired, counted.examples)
+            counted += Judged(urls_without_host=without)
             table = table.append_column(LANGUAGE_COLUMN, verdicts.language).append_column(
                 SCORE_COLUMN, verdicts.score
             )
             out = code >= 0
             if out.any():  # as judged: the input's text (PII redacted)
                 why = pc.take(reasons, pa.array(code[out], pa.int32()))
-                aside.write(table.filter(pa.array(out)).append_column(REASON_COLUMN, why))
+                rejected = table.filter(pa.array(out)).append_column(REASON_COLUMN, why)
+                if detail_on:
+                    what = [_detail(names[code[r]], detail[r]) for r in np.flatnonzero(out)]
+                    rejected = rejected.append_column(DETAIL_COLUMN, pa.array(what, pa.string()))
+                aside.write(rejected)
             passed = table.filter(pa.array(~out))
             if spec.filters.keep_rewritten_text and verdicts.text is not None:
                 passed = _with_text(passed, verdicts.text.filter(pa.array(~out)), spec)
@@ -242,7 +318,7 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
     storage.make_dirs(spec.rejected)
     # Always written, empty or not: the companion has one part per part of the output.
     with part_files.PartWriter(
-        spec.rejected, spec.index, rejected_schema(spec.schema), spec.compression
+        spec.rejected, spec.index, rejected_schema(spec.schema, detail_on), spec.compression
     ) as aside:
         target = output_schema(spec.schema)
         entry = part_files.write_part(
@@ -255,6 +331,18 @@ def write_filtered_part(spec: FilterPart) -> PartResult:
     )
 
 
+def _detail(reason: str, matched: str | None) -> str | None:
+    """What a rejected row's rule matched, for the rules that say (else null)."""
+    return matched if reason == URL_RULE or reason.startswith("decontaminate.") else None
+
+
+def _stage(folder: Location, table: pa.Table, hashes: bool = False) -> Location:
+    """``table`` as the one part of a staging folder; its location."""
+    storage.make_dirs(folder)
+    part_files.write_part(folder, 0, [table], table.schema, "none", hashes=hashes)
+    return folder.child(dataset.part_name(0))
+
+
 def cleaned_from(input_root: Location) -> str:
     """The column ``cleaned_text`` was made from in a dataset at ``input_root``: as its
     preprocess manifest says, or preprocess's default for any other input."""
@@ -264,9 +352,22 @@ def cleaned_from(input_root: Location) -> str:
     return "text"
 
 
+def _check_url_column(schema: pa.Schema, where: str, column: str) -> None:
+    """Refuse, by name, a URL column that is missing or does not hold strings."""
+    if column not in schema.names:
+        raise InputError(
+            f"{where}: no {column!r} column for filters.url (columns: "
+            f"{', '.join(schema.names)}); set filters.url.url_column to the column of URLs"
+        )
+    kind = schema.field(column).type
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+        raise InputError(f"{where}: filters.url.url_column {column!r} holds {kind}, not strings")
+
+
 class Filter(Step[FilterParams, None]):
     name = "filter"
     companions = (REJECTED,)
+    staging_folders = (BLOCKLIST, INDEX)
 
     def prepare(self) -> int:
         p = self.params
@@ -282,12 +383,31 @@ class Filter(Step[FilterParams, None]):
         self.cleaned_from_text = (
             CLEANED_COLUMN in self.schema.names and cleaned_from(found.root) == p.text_column
         )
+        # The URL column first, then the lists: a missing column fails before any read.
+        f = p.filters
+        self.domains: frozenset[str] | None = None
+        self.index: decontaminate.Index | None = None
+        self.staged: dict[str, Any] = {}
+        if f.url is not None:
+            _check_url_column(self.schema, f"input {found.uri}", f.url.url_column)
+            self.domains, self.staged["url"] = urls.blocklist(f.url.block_domains, self.run.s3)
+        if f.decontaminate is not None:
+            self.index, self.staged["decontaminate"] = decontaminate.index_of(
+                f.decontaminate, self.run.s3
+            )
         # Every row is written once, kept or rejected (plus its reason).
         ratio = inputs.COMPRESSED_JSON_RATIO
         return sum(f.size_bytes * (ratio if inputs.codec_of(f.uri) else 1) for f in found.files)
 
     def plan(self) -> Plan[None]:
         p = self.params
+        blocklist = ngram_index = None
+        if self.domains is not None:
+            blocklist = _stage(self.run.output.child(BLOCKLIST), urls.as_table(self.domains))
+        if self.index is not None:
+            table = decontaminate.as_table(self.index)
+            ngram_index = _stage(self.run.output.child(INDEX), table, hashes=True)
+        digest = "+".join(str(v.get("sha256", "")) for v in self.staged.values())
         specs = [
             FilterPart(
                 self.run.output,
@@ -301,17 +421,20 @@ class Filter(Step[FilterParams, None]):
                 p.batch_size,
                 self.run.companion(REJECTED),
                 self.cleaned_from_text,
+                blocklist,
+                ngram_index,
+                digest,
             )
             for i, f in enumerate(self.found.files)
         ]
-        companions = {REJECTED: rejected_schema(self.schema)}
+        companions = {REJECTED: rejected_schema(self.schema, detailed(p.filters))}
         return Plan(specs, output_schema(self.schema), self.rows, companions)
 
     write_part = staticmethod(write_filtered_part)
 
     def finish(self, state: None, parts: list[PartResult[Judged]]) -> Record:
         p, found = self.params, self.found
-        names = rule_names(p.filters)
+        names = all_rule_names(p.filters)
         judged = total((part.counts for part in parts), Judged.zero(p.filters))
         languages = {lang: dataclasses.asdict(t) for lang, t in judged.languages.items()}
         rejected = sum(part.companions[REJECTED].num_rows for part in parts)
@@ -335,6 +458,16 @@ class Filter(Step[FilterParams, None]):
                     },
                     "pii_redacted": judged.pii,
                     "examples": judged.capped().examples,
+                    **(
+                        {"url": {**self.staged["url"], "without_host": judged.urls_without_host}}
+                        if "url" in self.staged
+                        else {}
+                    ),
+                    **(
+                        {"decontaminate": self.staged["decontaminate"]}
+                        if "decontaminate" in self.staged
+                        else {}
+                    ),
                 }
             },
         )
