@@ -33,6 +33,11 @@ def test_the_pipeline_runs_the_filter_between_preprocess_and_dedup(tmp_path):
     with pytest.raises(InputError, match=r"steps\[2\] \(filter\) reads column\(s\) text"):
         pipeline(str(bucket / "x"), num_rows=10, num_files=1, steps=without_text)
     assert not (bucket / "x").exists()
+    # The URL blocklist reads a URL column the generated rows do not have: refused alike.
+    with_urls = [{"preprocess": {}}, {"filter": {"filters": {"url": {"block_domains": ["a.com"]}}}}]
+    with pytest.raises(InputError, match=r"steps\[2\] \(filter\) reads column\(s\) url"):
+        pipeline(str(bucket / "y"), num_rows=10, num_files=1, steps=with_urls)
+    assert not (bucket / "y").exists()
 
 
 def test_the_pipeline_reads_a_corpus_for_the_runs_date(tmp_path):
