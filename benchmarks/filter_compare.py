@@ -297,7 +297,7 @@ def decontamination_index(count: int, ngram: int = 13) -> Any:
     """The n-gram index of :func:`benchmark_items` (``count`` items, one benchmark)."""
     from tasks.steps.filter import decontaminate
 
-    keys = decontaminate.ngram_keys(benchmark_items(count), ngram)
+    keys, _ = decontaminate.ngram_keys(benchmark_items(count), ngram)
     return decontaminate.build(["bench"], [np.unique(keys)], ngram)
 
 
@@ -314,7 +314,7 @@ def index_memory(count: int) -> dict[str, Any]:
     before = _status("VmRSS")
     Path("/proc/self/clear_refs").write_text("5")  # VmHWM := VmRSS
     started = time.perf_counter()
-    index = decontaminate.build(["bench"], [np.unique(decontaminate.ngram_keys(items, 13))], 13)
+    index = decontaminate.build(["bench"], [np.unique(decontaminate.ngram_keys(items, 13)[0])], 13)
     seconds = time.perf_counter() - started
     return {
         "items": count,

@@ -31,7 +31,7 @@ def compile_all() -> float:
     filled = pa.array(["One sentence. Two here!", "a b a b a b", ""])
     lines.sentences(filled)  # C4's kept lines (the texts above keep none)
     lines.chunk_counts(filled)  # FineWeb's chunks of C4's text
-    index = decontaminate.build(["x"], [decontaminate.ngram_keys(filled, 2)], 2)
+    index = decontaminate.build(["x"], [decontaminate.ngram_keys(filled, 2)[0]], 2)
     index.matches(texts)
     clean_batch(pa.table({"text": texts}))
     found = sketch.sketch(texts, bins=112, bands=14)

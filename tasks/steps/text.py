@@ -24,7 +24,8 @@ def string_buffers(text: pa.Array) -> tuple[np.ndarray, np.ndarray]:
     return (np.zeros(0, np.uint8) if data is None else np.frombuffer(data, np.uint8)), offsets
 
 
-def _is_text_type(kind: pa.DataType) -> bool:
+def is_text_type(kind: pa.DataType) -> bool:
+    """Whether a column of this type holds text the steps read (strings of any layout)."""
     if pa.types.is_dictionary(kind):
         return kind.value_type in STRING_TYPES
     return kind in STRING_TYPES or pa.types.is_string_view(kind) or pa.types.is_null(kind)
@@ -38,7 +39,7 @@ def check_text_column(schema: pa.Schema, where: str, text_column: str = "text") 
             " set text_column to the column that holds the text"
         )
     kind = schema.field(text_column).type
-    if not _is_text_type(kind):
+    if not is_text_type(kind):
         raise InputError(f"{where}: column {text_column!r} has type {kind}, expected a string type")
 
 

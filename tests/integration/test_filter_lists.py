@@ -120,6 +120,22 @@ def test_a_missing_url_column_is_refused_by_name_before_anything_is_written(tmp_
     assert not (tmp_path / "out").exists()
 
 
+def test_a_benchmark_where_the_run_writes_is_refused_before_anything_is_written(tmp_path):
+    """An earlier run's kept (or rejected) rows as the benchmark: a rerun would judge by
+    what the run before it wrote."""
+    _corpus(tmp_path / "in")
+    filter_documents(
+        str(tmp_path / "in"), str(tmp_path / "out"), filters=FilterOptions(language=None)
+    )
+    before = tree_digest(tmp_path)
+    for uri in (tmp_path / "out", tmp_path / "out-rejected", tmp_path / "out" / "*.parquet"):
+        benchmark = {"name": "own", "uri": str(uri), "columns": ["text"]}
+        filters = FilterOptions(language=None, decontaminate={"benchmarks": [benchmark]})
+        with pytest.raises(InputError, match=r"benchmark own .* overlaps .* which this run writes"):
+            filter_documents(str(tmp_path / "in"), str(tmp_path / "out"), filters=filters)
+    assert tree_digest(tmp_path) == before
+
+
 def test_benchmarks_and_a_blocklist_on_s3(aws_env, tmp_path):  # noqa: F811
     s3 = client()
     bucket = unique("lists")

@@ -22,6 +22,13 @@ DOMAINS = frozenset({"blocked.com", "ads.example.org", "xn--bcher-kva.de"})
         ("https://bücher.de/", "xn--bcher-kva.de"),
         ("http://[::1]/", "::1"),
         ("  https://padded.org  ", "padded.org"),
+        ("http://blocked.com\\@x.org/", "blocked.com"),  # "\\" is "/" to a browser
+        ("http:\\\\blocked.com\\x", "blocked.com"),
+        ("http://blocked%2Ecom/", "blocked.com"),
+        ("\ufeffhttp://blocked.com/", "blocked.com"),
+        ("http://blocked.com\u3002/", "blocked.com"),
+        ("http://evil.org@blocked.com/", "blocked.com"),
+        ("http://blocked.com@evil.org/", "evil.org"),
         ("blocked.com/page", None),  # no scheme: no host
         ("mailto:someone@blocked.com", None),
         ("http://[::1", None),  # does not parse
@@ -87,3 +94,14 @@ def test_the_options_refuse_a_bad_domain_by_name():
     with pytest.raises(ValidationError, match="block_domains"):
         URLBlocklist(block_domains=["ok.com", "http://no.com"])
     assert URLBlocklist(block_domains=["OK.com"]).block_domains == ("ok.com",)
+
+
+def test_a_blocklist_that_cannot_be_read_says_what_the_string_is(tmp_path):
+    with pytest.raises(InputError, match=r"filters\.url\.block_domains: cannot read .*a list is"):
+        urls.blocklist("blocked.com", None)
+    (tmp_path / "list.txt").write_bytes(b"\xef\xbb\xbfblocked.com\r\n\xff\n")
+    with pytest.raises(InputError, match="not UTF-8"):
+        urls.blocklist(str(tmp_path / "list.txt"), None)
+    (tmp_path / "list.txt").write_bytes(b"\xef\xbb\xbfblocked.com\r\n")
+    domains, said = urls.blocklist(str(tmp_path / "list.txt"), None)
+    assert domains == {"blocked.com"} and said["domains"] == 1

@@ -15,7 +15,7 @@ ENTRY_POINTS = {
     split: ("_rows", "copied", "_hashes", "_row_totals", "_distinct_of"),
     ngrams: ("repetition",),
     lines: ("_count", "_lines", "_repeated", "_marks", "_c4_marks", "_chunk_counts", "_sentences"),
-    decontaminate: ("_words", "_ngram_keys", "_first_matches"),
+    decontaminate: ("_row_words", "_ngram_keys", "_matches"),
     sketch: ("_sketch", "_stored", "_band_keys", "_densified", "_similarity"),
     utf8: ("_clean",),
 }

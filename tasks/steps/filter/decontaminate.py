@@ -45,8 +45,8 @@ from tasks.steps import reading
 from tasks.steps.filter.ngrams import mix
 from tasks.steps.filter.split import SPACE, UNICODE_P, decode, flags
 from tasks.steps.text import string_buffers
-from tasks.store import inputs
-from tasks.store.storage import S3Settings
+from tasks.store import inputs, storage
+from tasks.store.storage import Location, S3Settings
 
 if TYPE_CHECKING:
     from tasks.steps.filter.options import Benchmark, Decontaminate
@@ -59,72 +59,93 @@ MAX_DIRECTORY_BITS = 22
 
 @functools.cache
 def _table() -> tuple[np.ndarray, np.ndarray]:
-    """Per code point: its class (removed, separates, else a word's) and its lower case
-    (Arrow's ``utf8_lower``, where that is one character)."""
+    """Per code point: its class (removed, separates, else a word's) and what it folds
+    to: its compatibility decomposition without combining marks (``é`` and ``e`` plus
+    U+0301 both ``e``, fullwidth ``Ａ`` ``A``), lower-cased, where that is one
+    character (else its lower case, where that is one, else itself)."""
     table = flags()
     points = np.r_[0:0xD800, 0xE000:0x110000]
     data = "".join(map(chr, points.tolist())).encode()
     sizes = 1 + (points >= 0x80) + (points >= 0x800) + (points >= 0x10000)
     offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.int32)
     chars = pa.StringArray.from_buffers(len(points), pa.py_buffer(offsets), pa.py_buffer(data))
-    symbol = np.asarray(pc.match_substring_regex(chars, r"^\p{S}$"), bool)
+
+    def matching(pattern: str) -> np.ndarray:
+        return points[np.asarray(pc.match_substring_regex(chars, f"^{pattern}$"), bool)]
+
     kind = np.zeros(0x110000, np.uint8)
-    kind[points[symbol]] = _REMOVED
+    # Symbols, marks (diacritics, once decomposed) and format characters (zero-width
+    # space, soft hyphen, joiners) go; punctuation too.
+    for pattern in (r"\p{S}", r"\p{M}", r"\p{Cf}"):
+        kind[matching(pattern)] = _REMOVED
     kind[(table & UNICODE_P) != 0] = _REMOVED
     kind[(table & SPACE) != 0] = _SEPARATES
-    lowered = pc.utf8_lower(chars)
-    changed = np.flatnonzero(~np.asarray(pc.equal(lowered, chars), bool))
+    folded = pc.utf8_lower(pc.utf8_normalize(chars, "NFKD"))
+    folded = pc.replace_substring_regex(folded, r"\p{M}", "")
     lower = np.arange(0x110000, dtype=np.int32)
-    for at, low in zip(changed.tolist(), lowered.take(changed).to_pylist(), strict=True):
-        if len(low) == 1:  # (a few lower-case to two characters: kept as they are)
-            lower[points[at]] = ord(low)
+    changed = np.flatnonzero(~np.asarray(pc.equal(folded, chars), bool))
+    alone = pc.utf8_lower(chars)
+    for at, fold, low in zip(
+        changed.tolist(),
+        folded.take(changed).to_pylist(),
+        alone.take(changed).to_pylist(),
+        strict=True,
+    ):
+        one = fold if len(fold) == 1 else low if len(low) == 1 else None
+        if one is not None:
+            lower[points[at]] = ord(one)
     return kind, lower
 
 
+@numba.njit(cache=True, inline="always")
+def _next_word(
+    data: np.ndarray, i: int, b: int, kind: np.ndarray, lower: np.ndarray
+) -> tuple[np.uint64, int, int, int]:
+    """The next word at or after byte ``i`` (before ``b``): its hash (FNV-1a of its
+    folded code points without the removed ones, mixed), first and end byte (-1: none
+    left), and where the search goes on."""
+    h, first, last = np.uint64(0xCBF29CE484222325), -1, -1
+    while i < b:
+        byte = data[i]
+        if byte < 0x80:
+            cp, size = np.int64(byte), 1
+        else:
+            cp, size = decode(data, i)
+        what = kind[cp]
+        if what == 0:
+            h = (h ^ np.uint64(lower[cp])) * _PRIME
+            if first < 0:
+                first = i
+            last = i + size
+        elif what == _SEPARATES and first >= 0:
+            return mix(h), first, last, i + size
+        i += size
+    return mix(h), first, last, i
+
+
 @numba.njit(cache=True)
-def _words(
-    data: np.ndarray, offsets: np.ndarray, kind: np.ndarray, lower: np.ndarray
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The normalised words of each text: per word, its hash (FNV-1a of its lower-cased
-    code points without the removed ones, mixed) and its first and end byte; per text,
-    where its words start (``starts``, one more than texts)."""
-    most = 1
-    for r in range(len(offsets) - 1):
-        most += (offsets[r + 1] - offsets[r] + 1) // 2  # a word, then a separator
-    hashes = np.empty(most, np.uint64)
-    spans = np.empty((2, most), np.int64)
-    starts = np.empty(len(offsets), np.int64)
-    count = 0
-    for r in range(len(offsets) - 1):
-        starts[r] = count
-        i, end = offsets[r], offsets[r + 1]
-        h, first, last = np.uint64(0xCBF29CE484222325), -1, -1
-        while i <= end:
-            if i < end:
-                byte = data[i]
-                if byte < 0x80:
-                    cp, size = np.int64(byte), 1
-                else:
-                    cp, size = decode(data, i)
-                what = kind[cp]
-            else:
-                what, size = _SEPARATES, 1  # the text's end ends its last word
-            if what == _SEPARATES:
-                if first >= 0:
-                    hashes[count] = mix(h)
-                    spans[0, count] = first
-                    spans[1, count] = last
-                    count += 1
-                h, first = np.uint64(0xCBF29CE484222325), -1
-            elif what == 0:
-                c = lower[cp]
-                h = (h ^ np.uint64(c)) * _PRIME
-                if first < 0:
-                    first = i
-                last = i + size
-            i += size
-    starts[len(offsets) - 1] = count
-    return hashes[:count], spans[:, :count], starts
+def _row_words(
+    data: np.ndarray,
+    a: int,
+    b: int,
+    kind: np.ndarray,
+    lower: np.ndarray,
+    hashes: np.ndarray,
+    spans: np.ndarray,
+    count: int,
+) -> int:
+    """The words of bytes ``a`` to ``b`` from word ``count`` on: each one's hash, first
+    and end byte (:func:`_next_word`). Returns the count reached (the arrays hold a
+    word per two bytes, and one)."""
+    i = a
+    while True:
+        h, first, last, i = _next_word(data, i, b, kind, lower)
+        if first < 0:
+            return count
+        hashes[count] = h
+        spans[0, count] = first
+        spans[1, count] = last
+        count += 1
 
 
 @numba.njit(cache=True)
@@ -136,110 +157,183 @@ def _power(n: int) -> np.uint64:
 
 
 @numba.njit(cache=True)
-def _ngram_keys(hashes: np.ndarray, starts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Every n-gram's key (a polynomial of its words' hashes, mixed) and its text's row."""
+def _ngram_keys(
+    data: np.ndarray, offsets: np.ndarray, kind: np.ndarray, lower: np.ndarray, n: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every n-gram's key (a polynomial of its words' hashes, mixed) of each text, and
+    each text's words."""
+    longest = 0
+    for r in range(len(offsets) - 1):
+        longest = max(longest, offsets[r + 1] - offsets[r])
+    hashes = np.empty(longest // 2 + 1, np.uint64)
+    spans = np.empty((2, longest // 2 + 1), np.int64)
+    words = np.zeros(len(offsets) - 1, np.int64)
     total = 0
-    for r in range(len(starts) - 1):
-        total += max(starts[r + 1] - starts[r] - n + 1, 0)
+    for r in range(len(offsets) - 1):
+        words[r] = _row_words(data, offsets[r], offsets[r + 1], kind, lower, hashes, spans, 0)
+        total += max(words[r] - n + 1, 0)
     keys = np.empty(total, np.uint64)
-    rows = np.empty(total, np.int64)
     top = _power(n - 1)
     k = 0
-    for r in range(len(starts) - 1):
+    for r in range(len(offsets) - 1):
+        _row_words(data, offsets[r], offsets[r + 1], kind, lower, hashes, spans, 0)
         rolling = np.uint64(0)
-        for w in range(starts[r], starts[r + 1]):
-            if w - starts[r] >= n:
+        for w in range(words[r]):
+            if w >= n:
                 rolling -= hashes[w - n] * top
             rolling = rolling * _BASE + hashes[w]
-            if w - starts[r] >= n - 1:
+            if w >= n - 1:
                 keys[k] = mix(rolling)
-                rows[k] = r
                 k += 1
-    return keys, rows
+    return keys, words
+
+
+@numba.njit(cache=True, inline="always")
+def _owners_of(
+    key: np.uint64, keys: np.ndarray, owners: np.ndarray, directory: np.ndarray, shift: int
+) -> np.uint64:
+    """The benchmarks (bits) that hold the n-gram ``key`` (0: none)."""
+    bucket = np.int64(key >> np.uint64(shift))
+    lo, hi = directory[bucket], directory[bucket + 1]
+    end = hi
+    while lo < hi:  # a binary search in the bucket
+        mid = (lo + hi) // 2
+        if keys[mid] < key:
+            lo = mid + 1
+        else:
+            hi = mid
+    if lo < end and keys[lo] == key:
+        return np.uint64(owners[lo])
+    return np.uint64(0)
 
 
 @numba.njit(cache=True)
-def _first_matches(
-    hashes: np.ndarray,
+def _row_matches(
+    data: np.ndarray,
+    a: int,
+    b: int,
+    kind: np.ndarray,
+    lower: np.ndarray,
+    n: int,
+    keys: np.ndarray,
+    owners: np.ndarray,
+    directory: np.ndarray,
+    shift: int,
+    ring: np.ndarray,
     starts: np.ndarray,
+    want: np.uint64,
+) -> tuple[np.uint64, np.uint64, int, int]:
+    """The n-grams of bytes ``a`` to ``b`` looked up as the words stream by (the last n
+    words' hashes in ``ring``, their first bytes in ``starts``, the oldest at ``head``):
+    the benchmarks any of them is in, and the benchmarks, first and end byte of the
+    first that is in one (with ``want``: the first in one of those; the scan stops)."""
+    top = _power(n - 1)
+    rolling, found, first_bits = np.uint64(0), np.uint64(0), np.uint64(0)
+    first_at = first_end = -1
+    count = head = 0
+    i = a
+    while True:
+        word, first, last, i = _next_word(data, i, b, kind, lower)
+        if first < 0:
+            break
+        if count >= n:
+            rolling -= ring[head] * top
+        rolling = rolling * _BASE + word
+        ring[head] = word
+        starts[head] = first
+        head = head + 1 if head + 1 < n else 0
+        count += 1
+        if count >= n:
+            bits = _owners_of(mix(rolling), keys, owners, directory, shift)
+            if bits and (not want or bits & want):
+                if not found:
+                    first_bits = bits
+                    first_at, first_end = starts[head], last
+                found |= bits
+                if want:
+                    break
+    return found, first_bits, first_at, first_end
+
+
+@numba.njit(cache=True)
+def _matches(
+    data: np.ndarray,
+    offsets: np.ndarray,
+    kind: np.ndarray,
+    lower: np.ndarray,
     n: int,
     keys: np.ndarray,
     owners: np.ndarray,
     directory: np.ndarray,
     shift: int,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Per text: the benchmark of its first n-gram in the index (-1: none) and the word
-    that n-gram starts at."""
-    rows = len(starts) - 1
-    owner = np.full(rows, -1, np.int64)
-    at = np.full(rows, -1, np.int64)
-    top = _power(n - 1)
+    """Per text: the benchmarks (bits) any of its n-grams is in, and the first and end
+    byte of its first n-gram in the lowest of them. Memory: the last n words."""
+    rows = len(offsets) - 1
+    found = np.zeros(rows, np.uint64)
+    spans = np.full((2, rows), -1, np.int64)
+    ring, starts = np.empty(n, np.uint64), np.empty(n, np.int64)
     for r in range(rows):
-        rolling = np.uint64(0)
-        for w in range(starts[r], starts[r + 1]):
-            if w - starts[r] >= n:
-                rolling -= hashes[w - n] * top
-            rolling = rolling * _BASE + hashes[w]
-            if w - starts[r] < n - 1:
-                continue
-            key = mix(rolling)
-            bucket = np.int64(key >> np.uint64(shift))
-            lo, hi = directory[bucket], directory[bucket + 1]
-            while lo < hi:  # a binary search in the bucket
-                mid = (lo + hi) // 2
-                if keys[mid] < key:
-                    lo = mid + 1
-                else:
-                    hi = mid
-            if lo < directory[bucket + 1] and keys[lo] == key:
-                owner[r] = owners[lo]
-                at[r] = w - n + 1
-                break
-    return owner, at
+        a, b = offsets[r], offsets[r + 1]
+        bits, first_bits, at, end = _row_matches(
+            data, a, b, kind, lower, n, keys, owners, directory, shift, ring, starts, np.uint64(0)
+        )
+        if bits:
+            lowest = bits & (~bits + np.uint64(1))
+            if not first_bits & lowest:  # a later n-gram is the lowest's: find its first
+                _, _, at, end = _row_matches(
+                    data, a, b, kind, lower, n, keys, owners, directory, shift, ring, starts,
+                    lowest,
+                )  # fmt: skip
+            found[r], spans[0, r], spans[1, r] = bits, at, end
+    return found, spans
 
 
-def words(texts: pa.Array) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """:func:`_words` of a string array (nulls: no words)."""
+def _strings(texts: pa.Array | pa.ChunkedArray) -> pa.Array:
     texts = pc.fill_null(texts, "")
-    if isinstance(texts, pa.ChunkedArray):
-        texts = texts.combine_chunks()
-    data, offsets = string_buffers(texts)
-    kind, lower = _table()
-    return _words(data, offsets.astype(np.int64), kind, lower)
+    return texts.combine_chunks() if isinstance(texts, pa.ChunkedArray) else texts
 
 
 def normalised(text: str) -> str:
-    """A text as the n-grams see it: its words, lower-cased, without punctuation and
-    symbols, one space apart."""
-    array = pa.array([text], pa.string())
-    _, spans, _ = words(array)
+    """A text as the n-grams see it: its words folded (lower case, no diacritics), with
+    no punctuation, symbols or format characters, one space apart."""
+    data = np.frombuffer(text.encode(), np.uint8)
     kind, lower = _table()
+    hashes = np.empty(len(data) // 2 + 1, np.uint64)
+    spans = np.empty((2, len(data) // 2 + 1), np.int64)
+    count = _row_words(data, 0, len(data), kind, lower, hashes, spans, 0)
     out = []
-    for first, last in spans.T.tolist():
-        chars = text.encode()[first:last].decode()
+    for first, last in spans[:, :count].T.tolist():
+        chars = bytes(data[first:last]).decode()
         out.append("".join(chr(lower[ord(c)]) for c in chars if kind[ord(c)] == 0))
     return " ".join(out)
 
 
+def _owner_type(benchmarks: int) -> type:
+    """The narrowest unsigned integer with a bit per benchmark."""
+    for kind in (np.uint8, np.uint16, np.uint32, np.uint64):
+        if benchmarks <= np.iinfo(kind).bits:
+            return kind
+    raise ValueError(f"at most 64 benchmarks, got {benchmarks}")
+
+
 @dataclass(frozen=True)
 class Index:
-    """The n-grams of the benchmarks: sorted keys, each one's benchmark (its position in
-    ``names``), and a directory of the keys' top bits for the lookups."""
+    """The n-grams of the benchmarks: sorted keys, each one's benchmarks (a bit per
+    position in ``names``), and a directory of the keys' top bits for the lookups."""
 
     names: tuple[str, ...]
     ngram: int
     keys: np.ndarray  # uint64, sorted, distinct
-    owners: np.ndarray  # uint16
+    owners: np.ndarray  # the narrowest unsigned integers with a bit per benchmark
 
     @functools.cached_property
     def _directory(self) -> tuple[np.ndarray, int]:
         bits = int(min(max(np.ceil(np.log2(max(len(self.keys), 2))), 1), MAX_DIRECTORY_BITS))
         shift = 64 - bits
-        edges = np.arange(2**bits + 1, dtype=np.uint64)
+        edges = np.arange(2**bits, dtype=np.uint64)
         # Bucket b holds the keys whose top bits are b: [b << shift, (b + 1) << shift).
-        bounds = np.searchsorted(
-            self.keys, np.left_shift(edges[:-1], np.uint64(shift)), side="left"
-        )
+        bounds = np.searchsorted(self.keys, np.left_shift(edges, np.uint64(shift)), side="left")
         directory = np.concatenate([bounds, [len(self.keys)]]).astype(np.int64)
         return directory, shift
 
@@ -249,47 +343,44 @@ class Index:
         return self.keys.nbytes + self.owners.nbytes + self._directory[0].nbytes
 
     def matches(self, texts: pa.Array | pa.ChunkedArray) -> tuple[np.ndarray, list[str | None]]:
-        """Per text: the benchmark (position in ``names``) of its first n-gram in the
-        index, -1 for none, and that n-gram's words normalised (None for none)."""
-        texts = pc.fill_null(texts, "")
-        if isinstance(texts, pa.ChunkedArray):
-            texts = texts.combine_chunks()
-        hashes, spans, starts = words(texts)
+        """Per text: the benchmarks (bits by position in ``names``) any of its n-grams
+        is in, and the first n-gram of the first of them, normalised (None: none)."""
+        texts = _strings(texts)
+        data, offsets = string_buffers(texts)
+        kind, lower = _table()
         directory, shift = self._directory
-        owner, at = _first_matches(
-            hashes, starts, self.ngram, self.keys, self.owners.astype(np.int64), directory, shift
-        )
-        found: list[str | None] = [None] * len(owner)
-        if (owner >= 0).any():
-            data, _ = string_buffers(texts)
-            for row in np.flatnonzero(owner >= 0).tolist():
-                first = int(spans[0, at[row]])
-                last = int(spans[1, at[row] + self.ngram - 1])
-                found[row] = normalised(bytes(data[first:last]).decode())
-        return owner, found
+        found, spans = _matches(
+            data, offsets.astype(np.int64), kind, lower, self.ngram, self.keys, self.owners,
+            directory, shift,
+        )  # fmt: skip
+        grams: list[str | None] = [None] * len(found)
+        for row in np.flatnonzero(found).tolist():
+            first, last = int(spans[0, row]), int(spans[1, row])
+            grams[row] = normalised(bytes(data[first:last]).decode())
+        return found, grams
 
 
-def ngram_keys(texts: pa.Array, n: int) -> np.ndarray:
-    """The keys of every n-gram of these texts (with repeats)."""
-    hashes, _, starts = words(texts)
-    keys, _ = _ngram_keys(hashes, starts, n)
-    return keys
+def ngram_keys(texts: pa.Array | pa.ChunkedArray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """The keys of every n-gram of these texts (with repeats), and each text's words."""
+    data, offsets = string_buffers(_strings(texts))
+    kind, lower = _table()
+    return _ngram_keys(data, offsets.astype(np.int64), kind, lower, n)
 
 
 def build(names: list[str], keys_per_benchmark: list[np.ndarray], n: int) -> Index:
-    """The index of these benchmarks' n-gram keys: each distinct key once, owned by the
-    first benchmark that holds it."""
+    """The index of these benchmarks' n-gram keys: each distinct key once, with a bit
+    for every benchmark that holds it."""
+    kind = _owner_type(len(names))
     keys = np.concatenate([np.zeros(0, np.uint64), *keys_per_benchmark])
     owners = np.concatenate(
-        [np.zeros(0, np.uint16)]
-        + [np.full(len(k), at, np.uint16) for at, k in enumerate(keys_per_benchmark)]
+        [np.zeros(0, kind)]
+        + [np.full(len(k), 1 << at, kind) for at, k in enumerate(keys_per_benchmark)]
     )
-    # Sorted by key, then owner: the first of each key is its first benchmark.
-    order = np.lexsort((owners, keys))
+    order = np.argsort(keys, kind="stable")
     keys, owners = keys[order], owners[order]
-    first = np.ones(len(keys), bool)
-    first[1:] = keys[1:] != keys[:-1]
-    return Index(tuple(names), n, keys[first], owners[first])
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.zeros(0, int)
+    merged = np.bitwise_or.reduceat(owners, starts) if len(keys) else owners
+    return Index(tuple(names), n, keys[starts], merged.astype(kind))
 
 
 def digest(index: Index) -> str:
@@ -301,24 +392,29 @@ def digest(index: Index) -> str:
 
 
 def _column_text(column: pa.ChunkedArray, where: str) -> pa.Array:
-    """A column of a benchmark as text: strings as they are, a list's values joined by a
-    space, numbers and the like as Arrow writes them; nulls as empty."""
+    """A column of a benchmark as text: strings as they are, a list's values (nulls
+    left out) joined by a space, numbers and the like as Arrow writes them; nulls empty."""
     column = column.combine_chunks() if column.num_chunks else pa.array([], column.type)
     kind = column.type
-    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
-        column = pc.binary_join(column.cast(pa.list_(pa.string())), " ")
-    elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        try:
+    try:
+        if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+            values = pc.fill_null(column.values.cast(pa.string()), "")
+            column = pc.binary_join(type(column).from_arrays(column.offsets, values), " ")
+        elif not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
             column = column.cast(pa.string())
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            raise InputError(f"{where} holds {kind}, which is not text") from None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise InputError(f"{where} holds {kind}, which is not text") from None
     return pc.fill_null(column, "")
 
 
 def items(benchmark: Benchmark, s3: S3Settings | None) -> Iterator[tuple[str, pa.Array]]:
     """A benchmark's items, a batch at a time, with the file each came from: each row's
     ``columns`` joined by a space."""
-    found = inputs.discover(benchmark.uri, "auto", s3)
+    where = f"filters.decontaminate benchmark {benchmark.name}"
+    try:
+        found = inputs.discover(benchmark.uri, benchmark.input_format, s3)
+    except InputError as exc:
+        raise InputError(f"{where}: {exc}") from None
     for file in found.files:
         inspected = reading.inspect_input(reading.InputSpec(file.loc, found.format))
         if not inspected.num_rows:
@@ -326,16 +422,22 @@ def items(benchmark: Benchmark, s3: S3Settings | None) -> Iterator[tuple[str, pa
         missing = [c for c in benchmark.columns if c not in inspected.schema.names]
         if missing:
             raise InputError(
-                f"benchmark {benchmark.name}: {file.loc.uri} has no column "
-                f"{', '.join(map(repr, missing))} (columns: {', '.join(inspected.schema.names)})"
+                f"{where}: {file.loc.uri} has no column {', '.join(map(repr, missing))} "
+                f"(columns: {', '.join(inspected.schema.names)})"
             )
         for table in reading.iter_slice(found.format, file.loc, 8192, inspected.schema):
             parts = [
-                _column_text(table.column(c), f"benchmark {benchmark.name}: column {c!r}")
+                _column_text(table.column(c), f"{where}: column {c!r} of {file.loc.uri}")
                 for c in benchmark.columns
             ]
             joined = parts[0] if len(parts) == 1 else pc.binary_join_element_wise(*parts, " ")
             yield file.loc.uri, joined
+
+
+def roots(options: Decontaminate, s3: S3Settings | None) -> list[Location]:
+    """Where each benchmark is read from (for the step's check that none is in its
+    output)."""
+    return [storage.resolve(storage.split_glob(b.uri)[0], s3) for b in options.benchmarks]
 
 
 def index_of(options: Decontaminate, s3: S3Settings | None) -> tuple[Index, dict]:
@@ -347,14 +449,19 @@ def index_of(options: Decontaminate, s3: S3Settings | None) -> tuple[Index, dict
         keys, files, count, short = [], set(), 0, 0
         for uri, texts in items(benchmark, s3):
             files.add(uri)
-            hashes, _, starts = words(texts)
-            found, _ = _ngram_keys(hashes, starts, options.ngram)
+            found, words = ngram_keys(texts, options.ngram)
             keys.append(np.unique(found))
             count += len(texts)
-            short += int((np.diff(starts) < options.ngram).sum())
+            short += int((words < options.ngram).sum())
+        where = f"filters.decontaminate benchmark {benchmark.name} ({benchmark.uri})"
         if not count:
-            raise InputError(f"benchmark {benchmark.name}: {benchmark.uri} has no items")
-        distinct = np.unique(np.concatenate(keys)) if keys else np.zeros(0, np.uint64)
+            raise InputError(f"{where} has no items")
+        distinct = np.unique(np.concatenate(keys))
+        if not len(distinct):
+            raise InputError(
+                f"{where}: none of its {count} items has {options.ngram} words, so nothing "
+                "can match it; lower ngram or check its columns"
+            )
         per_benchmark.append(distinct)
         described.append(
             {
@@ -389,5 +496,5 @@ def from_table(table: pa.Table) -> Index:
     meta = table.schema.metadata
     names = tuple(meta[b"names"].decode().split("\n"))
     keys = np.asarray(table.column("key").combine_chunks()).astype(np.uint64)
-    owners = np.asarray(table.column("owner").combine_chunks()).astype(np.uint16)
+    owners = np.asarray(table.column("owner").combine_chunks()).astype(_owner_type(len(names)))
     return Index(names, int(meta[b"ngram"]), keys, owners)

@@ -207,6 +207,9 @@ class Benchmark(BaseModel):
         description="the columns joined with a space into one item (question, answer, "
         "choices; a list column's values are joined too)",
     )
+    input_format: Literal["auto", "parquet", "json"] = Field(
+        "auto", description="parquet, json, or auto to tell by the file names"
+    )
 
 
 class Decontaminate(BaseModel):
@@ -215,14 +218,18 @@ class Decontaminate(BaseModel):
     model_config = _MODEL
 
     benchmarks: tuple[Benchmark, ...] = Field(
-        min_length=1, description="the evaluation sets; an n-gram of two counts for the first"
+        min_length=1,
+        max_length=64,
+        description="the evaluation sets (at most 64); a row sharing n-grams with several "
+        "is rejected as the first's and fires each one's rule",
     )
     ngram: int = Field(
         13,
         ge=1,
         le=1000,
         description="words in an n-gram (13 as in GPT-3's report), after lower-casing, "
-        "removing punctuation and symbols and splitting on whitespace",
+        "folding diacritics, removing punctuation, symbols and format characters and "
+        "splitting on whitespace",
     )
 
     @field_validator("benchmarks")

@@ -29,7 +29,7 @@ from tasks.steps.filter.options import FilterOptions
 from tasks.steps.filter.rules import evaluate, rule_names
 from tasks.steps.preprocess.clean import CLEANED_COLUMN, clean_array
 from tasks.steps.skeleton import Counts, PartResult, Plan, Record, ReportTable, Step, total
-from tasks.steps.text import check_text_column, text_as_string
+from tasks.steps.text import check_text_column, is_text_type, text_as_string
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.storage import Location
 
@@ -256,15 +256,15 @@ def _more_rules(
     f = spec.filters
     if f.decontaminate is not None and spec.ngram_index is not None:
         index = _staged(spec.ngram_index, spec.digest, decontaminate.from_table)
-        owner, grams = index.matches(text)
+        found, grams = index.matches(text)
         for at, benchmark in enumerate(f.decontaminate.benchmarks):
-            fired[f"decontaminate.{benchmark.name}"] = owner == at
+            fired[f"decontaminate.{benchmark.name}"] = (found & np.uint64(1 << at)) != 0
         detail = grams
     if f.url is not None and spec.blocklist is not None:
         domains = _staged(spec.blocklist, spec.digest, urls.from_table)
-        column = table.column(f.url.url_column)
-        values = column.cast(pa.string()) if not pa.types.is_null(column.type) else column
-        blocked, matched, without = urls.judge(values, domains)
+        blocked, matched, without = urls.judge(
+            text_as_string(table.column(f.url.url_column)), domains
+        )
         fired[URL_RULE] = blocked
         # The URL comes first in the verdict: its detail wins.
         detail = [m if m is not None else d for m, d in zip(matched, detail, strict=True)]
@@ -360,8 +360,19 @@ def _check_url_column(schema: pa.Schema, where: str, column: str) -> None:
             f"{', '.join(schema.names)}); set filters.url.url_column to the column of URLs"
         )
     kind = schema.field(column).type
-    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind) or pa.types.is_null(kind)):
+    if not is_text_type(kind):
         raise InputError(f"{where}: filters.url.url_column {column!r} holds {kind}, not strings")
+
+
+def _check_apart(read: Location, where: str, run: Any) -> None:
+    """Refuse a list read from where this run writes (its output, its companions): a
+    rerun would read what the run before wrote there."""
+    for written in (run.output, *(run.companion(name) for name in run.companions)):
+        if read.contains(written) or written.contains(read):
+            raise InputError(
+                f"{where} {read.uri} overlaps {written.uri}, which this run writes: "
+                "keep the lists apart from the step's output"
+            )
 
 
 class Filter(Step[FilterParams, None]):
@@ -390,8 +401,17 @@ class Filter(Step[FilterParams, None]):
         self.staged: dict[str, Any] = {}
         if f.url is not None:
             _check_url_column(self.schema, f"input {found.uri}", f.url.url_column)
+            if isinstance(f.url.block_domains, str):
+                where = storage.resolve(f.url.block_domains, self.run.s3)
+                _check_apart(where, "filters.url.block_domains", self.run)
             self.domains, self.staged["url"] = urls.blocklist(f.url.block_domains, self.run.s3)
         if f.decontaminate is not None:
+            for benchmark, root in zip(
+                f.decontaminate.benchmarks,
+                decontaminate.roots(f.decontaminate, self.run.s3),
+                strict=True,
+            ):
+                _check_apart(root, f"filters.decontaminate benchmark {benchmark.name}", self.run)
             self.index, self.staged["decontaminate"] = decontaminate.index_of(
                 f.decontaminate, self.run.s3
             )

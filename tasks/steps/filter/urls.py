@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import numpy as np
 import pyarrow as pa
@@ -50,17 +50,27 @@ def read_domains(text: str, where: str) -> frozenset[str]:
     return frozenset(found)
 
 
+# Full stops IDNA reads as "." (ideographic, fullwidth, halfwidth).
+_DOTS = str.maketrans({"\u3002": ".", "\uff0e": ".", "\uff61": "."})
+# Schemes whose URLs a browser reads with "\\" as "/" (the WHATWG URL standard).
+_SPECIAL = ("http", "https", "ws", "wss", "ftp")
+
+
 def host(url: str | None) -> str | None:
-    """The URL's host, lower-cased, without a trailing dot (None: it has none)."""
+    """The URL's host as a browser finds it, lower-cased, percent-decoded, IDN as
+    punycode, without a trailing dot (None: it has none)."""
     if not url:
         return None
+    url = url.strip().lstrip("\ufeff").strip()
+    if url.split(":", 1)[0].lower() in _SPECIAL:
+        url = url.replace("\\", "/")
     try:
-        found = urlsplit(url.strip()).hostname
+        found = urlsplit(url).hostname
     except ValueError:
         return None
     if not found:
         return None
-    found = found.rstrip(".")
+    found = unquote(found).translate(_DOTS).lower().rstrip(".")
     if not found.isascii():
         try:
             found = found.encode("idna").decode("ascii")
@@ -102,10 +112,16 @@ def blocklist(given: tuple[str, ...] | str, s3: S3Settings | None) -> tuple[froz
     and what the manifest records of them: where they came from, how many, a digest."""
     if isinstance(given, str):
         loc = storage.resolve(given, s3)
-        with storage.explained(loc, "read"):
-            raw = storage.read_bytes(loc)
         try:
-            text = raw.decode("utf-8")
+            with storage.explained(loc, "read"):
+                raw = storage.read_bytes(loc)
+        except OSError as exc:
+            raise InputError(
+                f"filters.url.block_domains: cannot read {loc.uri} ({exc}); a string is the "
+                "URI of a file of domains, a list is the domains themselves"
+            ) from None
+        try:
+            text = raw.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise InputError(f"filters.url.block_domains {loc.uri}: not UTF-8 ({exc})") from None
         domains = read_domains(text, f"filters.url.block_domains {loc.uri}")
