@@ -5,26 +5,32 @@ training documents sharing a 13-word n-gram with a benchmark item, and datatrove
 (``NGramsDecontFilter``) and dolma do the same. Here:
 
 Normalisation
-    Text is lower-cased (Unicode's simple case mapping, one character for one), its
-    punctuation and symbols (``\\p{P}``, ``\\p{S}``) are removed, and what whitespace
-    separates is a word: "Don't stop-now!" is the words ``dont stopnow``. Items and
-    documents go through the same compiled pass, so they meet on equal terms.
+    Each character folds to its compatibility decomposition without combining marks,
+    lower-cased, where that is one character (``É``, ``e`` plus U+0301 and fullwidth
+    ``Ｅ`` are all ``e``); punctuation, symbols, marks and format characters (``\\p{P}``,
+    ``\\p{S}``, ``\\p{M}``, ``\\p{Cf}``: a soft hyphen, a zero-width space) are removed;
+    what whitespace separates is a word. "Don't stop-now!" is ``dont stopnow``. Items
+    and documents go through the same compiled pass, so they meet on equal terms.
+    Scripts written without spaces (Chinese, Japanese, Thai) have one word per run of
+    letters: a sentence is a word, so their items rarely reach 13 words.
 Items
     A benchmark is a JSON Lines or Parquet file, folder or glob (local or S3); each row's
-    ``columns`` are joined with a space into one item, so an n-gram may span a question
-    and its answer. An item of fewer than ``ngram`` words has no n-gram: it cannot match
-    (the index counts such items).
+    ``columns`` are joined with a space into one item (a list column's values too), so
+    an n-gram may span a question and its answer. An item of fewer than ``ngram`` words
+    has no n-gram and cannot match (the index counts such items).
 Index
-    Each distinct n-gram is a 64-bit hash (of its words' hashes) with the first benchmark,
-    in the order given, that holds it: 10 bytes an n-gram, sorted, plus a directory of
-    its top bits (8 bytes a bucket, at most 2**22). It is built once per run, written to
-    the run's staging folder as Parquet and read by each part from there (the route any
-    node of a cluster has); each worker process keeps the last one it read.
+    Each distinct n-gram is a 64-bit hash of its words' hashes (a polynomial), with a
+    bit for each benchmark that holds it (at most 64 benchmarks; a byte each for up to
+    8), sorted, plus a directory of its top bits (8 bytes a bucket, at most 2**22): 9
+    bytes an n-gram and the directory. It is built once per run, written to the run's
+    staging folder as Parquet and read by each part from there (the route any node of a
+    cluster has); each worker process keeps the last one it read.
 Matching
-    A document's n-grams are hashed as its words stream by and looked up in the index;
-    the first that matches rejects the document with ``decontaminate.<benchmark>``, and
-    its words, normalised, are recorded with the row. Two different n-grams share a hash
-    with probability about 2**-64 per pair.
+    A document's n-grams are hashed as its words stream by (memory: the last n words)
+    and looked up in the index. Every benchmark one of them is in fires; the document
+    is rejected as the first of those in the order given, and the first n-gram it
+    shares with that one, normalised, is recorded with the row. Two different n-grams
+    share a hash with probability about 2**-64 per pair.
 """
 
 from __future__ import annotations
@@ -275,17 +281,18 @@ def _matches(
     ring, starts = np.empty(n, np.uint64), np.empty(n, np.int64)
     for r in range(rows):
         a, b = offsets[r], offsets[r + 1]
-        bits, first_bits, at, end = _row_matches(
-            data, a, b, kind, lower, n, keys, owners, directory, shift, ring, starts, np.uint64(0)
-        )
-        if bits:
-            lowest = bits & (~bits + np.uint64(1))
-            if not first_bits & lowest:  # a later n-gram is the lowest's: find its first
-                _, _, at, end = _row_matches(
-                    data, a, b, kind, lower, n, keys, owners, directory, shift, ring, starts,
-                    lowest,
-                )  # fmt: skip
-            found[r], spans[0, r], spans[1, r] = bits, at, end
+        want = np.uint64(0)  # first: every benchmark, and the first n-gram of any
+        while True:
+            bits, first_bits, at, end = _row_matches(
+                data, a, b, kind, lower, n, keys, owners, directory, shift, ring, starts, want
+            )
+            if not want:
+                found[r] = bits
+            lowest = found[r] & (~found[r] + np.uint64(1))
+            if first_bits & lowest or not found[r]:
+                break
+            want = lowest  # a later n-gram is the lowest's: scan again for its first
+        spans[0, r], spans[1, r] = at, end
     return found, spans
 
 

@@ -28,7 +28,7 @@ from tasks.steps.filter import decontaminate, pii, urls
 from tasks.steps.filter.options import FilterOptions
 from tasks.steps.filter.rules import evaluate, rule_names
 from tasks.steps.preprocess.clean import CLEANED_COLUMN, clean_array
-from tasks.steps.skeleton import Counts, PartResult, Plan, Record, ReportTable, Step, total
+from tasks.steps.skeleton import Counts, PartResult, Plan, Record, ReportTable, Run, Step, total
 from tasks.steps.text import check_text_column, is_text_type, text_as_string
 from tasks.store import dataset, inputs, part_files, storage
 from tasks.store.storage import Location
@@ -364,7 +364,7 @@ def _check_url_column(schema: pa.Schema, where: str, column: str) -> None:
         raise InputError(f"{where}: filters.url.url_column {column!r} holds {kind}, not strings")
 
 
-def _check_apart(read: Location, where: str, run: Any) -> None:
+def _check_apart(read: Location, where: str, run: Run) -> None:
     """Refuse a list read from where this run writes (its output, its companions): a
     rerun would read what the run before wrote there."""
     for written in (run.output, *(run.companion(name) for name in run.companions)):
@@ -373,6 +373,29 @@ def _check_apart(read: Location, where: str, run: Any) -> None:
                 f"{where} {read.uri} overlaps {written.uri}, which this run writes: "
                 "keep the lists apart from the step's output"
             )
+
+
+def _lists(
+    filters: FilterOptions, schema: pa.Schema, source: str, run: Run
+) -> tuple[frozenset[str] | None, decontaminate.Index | None, dict[str, Any]]:
+    """The run's blocked domains and n-gram index (None where off), read before anything
+    is written, and what the manifest records of them. The URL column is checked first,
+    so that a missing one fails before any list is read."""
+    domains = index = None
+    staged: dict[str, Any] = {}
+    if filters.url is not None:
+        _check_url_column(schema, f"input {source}", filters.url.url_column)
+        if isinstance(filters.url.block_domains, str):
+            where = storage.resolve(filters.url.block_domains, run.s3)
+            _check_apart(where, "filters.url.block_domains", run)
+        domains, staged["url"] = urls.blocklist(filters.url.block_domains, run.s3)
+    chosen = filters.decontaminate
+    if chosen is not None:
+        roots = decontaminate.roots(chosen, run.s3)
+        for benchmark, root in zip(chosen.benchmarks, roots, strict=True):
+            _check_apart(root, f"filters.decontaminate benchmark {benchmark.name}", run)
+        index, staged["decontaminate"] = decontaminate.index_of(chosen, run.s3)
+    return domains, index, staged
 
 
 class Filter(Step[FilterParams, None]):
@@ -394,30 +417,12 @@ class Filter(Step[FilterParams, None]):
         self.cleaned_from_text = (
             CLEANED_COLUMN in self.schema.names and cleaned_from(found.root) == p.text_column
         )
-        # The URL column first, then the lists: a missing column fails before any read.
-        f = p.filters
-        self.domains: frozenset[str] | None = None
-        self.index: decontaminate.Index | None = None
-        self.staged: dict[str, Any] = {}
-        if f.url is not None:
-            _check_url_column(self.schema, f"input {found.uri}", f.url.url_column)
-            if isinstance(f.url.block_domains, str):
-                where = storage.resolve(f.url.block_domains, self.run.s3)
-                _check_apart(where, "filters.url.block_domains", self.run)
-            self.domains, self.staged["url"] = urls.blocklist(f.url.block_domains, self.run.s3)
-        if f.decontaminate is not None:
-            for benchmark, root in zip(
-                f.decontaminate.benchmarks,
-                decontaminate.roots(f.decontaminate, self.run.s3),
-                strict=True,
-            ):
-                _check_apart(root, f"filters.decontaminate benchmark {benchmark.name}", self.run)
-            self.index, self.staged["decontaminate"] = decontaminate.index_of(
-                f.decontaminate, self.run.s3
-            )
-        # Every row is written once, kept or rejected (plus its reason).
+        self.domains, self.index, self.staged = _lists(p.filters, self.schema, found.uri, self.run)
+        # Every row is written once, kept or rejected (plus its reason); the lists staged.
         ratio = inputs.COMPRESSED_JSON_RATIO
-        return sum(f.size_bytes * (ratio if inputs.codec_of(f.uri) else 1) for f in found.files)
+        rows = sum(f.size_bytes * (ratio if inputs.codec_of(f.uri) else 1) for f in found.files)
+        lists = self.index.nbytes if self.index is not None else 0
+        return rows + lists + sum(len(d) + 1 for d in self.domains or ())
 
     def plan(self) -> Plan[None]:
         p = self.params

@@ -3,10 +3,12 @@ subdomains (datatrove's ``URLFilter``, dolma's blocklist taggers).
 
 A domain blocks itself and every name under it: ``blocked.com`` blocks
 ``blocked.com`` and ``www.blocked.com``, not ``notblocked.com``. Domains and hosts are
-compared lower-cased, without a trailing dot. A host is what ``urllib.parse.urlsplit``
-finds after ``scheme://``: a URL without one (``example.com/page``, ``mailto:``), an
-empty or null URL, or one that does not parse (``http://[::1``) has no host; such rows
-are counted and kept.
+compared lower-cased, IDN as punycode (Python's IDNA 2003 codec: ``ß`` is ``ss``),
+without a trailing dot. A host is what a browser finds after ``scheme://``
+(``urllib.parse.urlsplit``, with ``\\`` read as ``/`` in web URLs, percent escapes and
+ideographic full stops decoded): a URL without one (``example.com/page``, ``mailto:``),
+an empty or null URL, or one that does not parse (``http://[::1``) has no host; such
+rows are counted and kept.
 """
 
 from __future__ import annotations
