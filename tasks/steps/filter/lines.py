@@ -5,10 +5,12 @@ rules ask of a line: where it is, where it is once stripped, its whitespace-sepa
 chunks and the longest one, and whether it starts with a bullet or ends with an
 ellipsis; :func:`c4_marks`, what C4 asks of a stripped line. :func:`repeated` splits
 each text on runs of line breaks (as ``re.split``) and counts the pieces that repeat an
-earlier piece of the same text; :func:`marks` counts the marks Gopher's ratios count.
-Whitespace is what Arrow's whitespace split and trim take for it (``split.flags``, the
-same as Python's ``str.isspace`` for every code point). The tests compare each with
-Python's string methods or Arrow's kernels.
+earlier piece of the same text; :func:`marks` counts the marks Gopher's ratios count;
+:func:`sentences` counts C4's sentences of a kept line and :func:`chunk_counts` a text's
+whitespace-separated chunks (FineWeb's words of C4's text). Whitespace is what Arrow's
+whitespace split and trim take for it (``split.flags``, the same as Python's
+``str.isspace`` for every code point). The tests compare each with Python's string
+methods, Python's ``re`` or Arrow's kernels.
 """
 
 from __future__ import annotations
