@@ -169,6 +169,7 @@ def test_benchmarks_and_a_blocklist_on_s3(aws_env, tmp_path):  # noqa: F811
     assert {i for i, why in reasons.items() if why == "url.blocked_domain"} == set(range(1, 24, 6))
     assert {i for i, why in reasons.items() if why == "decontaminate.moon"} == set(range(3, 24, 6))
     out = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix="out/")["Contents"]}
-    assert not any(key.startswith(("out/_blocklist", "out/_decontaminate")) for key in out)
     manifest = json.loads(s3.get_object(Bucket=bucket, Key="out/_manifest.json")["Body"].read())
+    # Only the parts and the manifest: the staged lists are gone.
+    assert out == {"out/_manifest.json", *(f"out/{f['path']}" for f in manifest["files"])}
     assert manifest["filters"]["kept"] + manifest["filters"]["rejected"] == len(rows)

@@ -634,9 +634,10 @@ def _rows(
 def _split(data: np.ndarray, offsets: np.ndarray, table: np.ndarray) -> np.ndarray:
     """Per word (rows in order): its first and end byte, row, characters, hash and kind.
 
-    Memory: the longest row's code points and their byte positions (12 bytes a
-    character), the words (48 bytes each), and work space for the longest chunk that is
-    not plain (up to 60 bytes a character): never a multiple of the batch.
+    Memory: room for a chunk's code points and their byte positions (12 bytes a
+    character, sized to the longest row: only a chunk the rules take apart is decoded
+    there), the words (48 bytes each), and work space for the longest such chunk (up to
+    60 bytes a character): never a multiple of the batch.
     """
     longest = int(np.diff(offsets).max()) if len(offsets) > 1 else 0
     cps = np.empty(longest + 1, np.int32)
