@@ -155,6 +155,18 @@ _PIECES = [
 ]  # fmt: skip
 
 
+def split_whitespace(texts: pa.Array):
+    """Python's ``str.split()`` with Arrow (its kernel also yields empty pieces at the
+    ends): the chunks the regex passes split, as a :class:`batch.Split`."""
+    import pyarrow.compute as pc
+
+    from tasks.steps.filter.batch import Split, as_numpy
+
+    split = Split(pc.utf8_split_whitespace(texts), len(texts))
+    nonempty = as_numpy(pc.utf8_length(split.values)) > 0
+    return split if nonempty.all() else split.only(nonempty)
+
+
 @pytest.mark.parametrize("seed", range(3))
 def test_the_compiled_split_is_the_regex_passes(seed):
     """tasks/steps/filter/split.py against words.spacy_like, the same rules as RE2
@@ -166,7 +178,7 @@ def test_the_compiled_split_is_the_regex_passes(seed):
     import pyarrow.compute as pc
 
     from tasks.steps.filter import split
-    from tasks.steps.filter.batch import Split, split_whitespace
+    from tasks.steps.filter.batch import Split
     from tasks.steps.filter.charsets import NON_SYMBOL_PATTERN
     from tasks.steps.filter.words import spacy_like
 
@@ -222,7 +234,6 @@ def test_the_compiled_split_grows_its_space_for_many_words_and_long_chunks():
     initial work space, mid-batch: the same words as the regex passes."""
 
     from tasks.steps.filter import split
-    from tasks.steps.filter.batch import split_whitespace
     from tasks.steps.filter.words import spacy_like
 
     texts = pa.array(["ok", "a b " * 5000, "x-y," * 3000 + " end.", "(U.S.)" * 500, "fin"])

@@ -81,13 +81,6 @@ def _regroup(values: pa.Array, row: np.ndarray, n_rows: int) -> Split:
     return Split(row_lists(values, row, n_rows), n_rows)
 
 
-def split_whitespace(texts: pa.Array) -> Split:
-    """Python's ``str.split()``: Arrow's kernel also yields empty pieces at the ends."""
-    split = Split(pc.utf8_split_whitespace(texts), len(texts))
-    nonempty = as_numpy(pc.utf8_length(split.values)) > 0
-    return split if nonempty.all() else split.only(nonempty)
-
-
 def first_seen(keys: np.ndarray) -> np.ndarray:
     """True where ``keys[i]`` occurs for the first time (in order)."""
     first = np.zeros(len(keys), dtype=bool)
